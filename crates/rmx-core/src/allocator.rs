@@ -1,0 +1,233 @@
+//! A caching allocator for array buffers, and the memory API built on it
+//! (`get_active_memory`, `get_peak_memory`, `set_cache_limit`, ... as in MLX).
+//! Freed buffers go to a size-keyed cache so a loop of large ops does not page-fault
+//! on every call; the cache is bounded by the cache limit.
+
+use parking_lot::Mutex;
+use std::alloc::{alloc, dealloc, Layout};
+use std::collections::BTreeMap;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const ALIGN: usize = 64;
+
+/// A block of host memory owned by one array buffer. Returned to the cache on drop.
+pub struct Buffer {
+    ptr: NonNull<u8>,
+    nbytes: usize,
+    capacity: usize,
+}
+
+// The buffer is plain memory; synchronisation of writes is the scheduler's job
+// (a buffer is written only by the op that produces it, before anyone else sees it).
+unsafe impl Send for Buffer {}
+unsafe impl Sync for Buffer {}
+
+impl Buffer {
+    /// Uninitialised memory of `nbytes` bytes, 64-byte aligned.
+    pub fn new(nbytes: usize) -> crate::Result<Buffer> {
+        ALLOCATOR.allocate(nbytes)
+    }
+
+    pub fn zeroed(nbytes: usize) -> crate::Result<Buffer> {
+        let b = Buffer::new(nbytes)?;
+        unsafe { std::ptr::write_bytes(b.ptr.as_ptr(), 0, nbytes) };
+        Ok(b)
+    }
+
+    pub fn nbytes(&self) -> usize {
+        self.nbytes
+    }
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+    /// Raw mutable pointer; callers must be the buffer's only writer.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.nbytes) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        ALLOCATOR.free(self.ptr, self.capacity);
+    }
+}
+
+struct Cache {
+    free: BTreeMap<usize, Vec<NonNull<u8>>>,
+    bytes: usize,
+}
+
+unsafe impl Send for Cache {}
+
+struct CachingAllocator {
+    cache: Mutex<Cache>,
+    active: AtomicUsize,
+    peak: AtomicUsize,
+    cache_limit: AtomicUsize,
+    memory_limit: AtomicUsize,
+}
+
+static ALLOCATOR: CachingAllocator = CachingAllocator {
+    cache: Mutex::new(Cache {
+        free: BTreeMap::new(),
+        bytes: 0,
+    }),
+    active: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+    cache_limit: AtomicUsize::new(usize::MAX),
+    memory_limit: AtomicUsize::new(usize::MAX),
+};
+
+fn size_class(nbytes: usize) -> usize {
+    if nbytes <= 4096 {
+        nbytes.next_power_of_two().max(ALIGN)
+    } else {
+        nbytes.div_ceil(4096) * 4096
+    }
+}
+
+impl CachingAllocator {
+    fn allocate(&self, nbytes: usize) -> crate::Result<Buffer> {
+        if nbytes == 0 {
+            return Ok(Buffer {
+                ptr: NonNull::new(ALIGN as *mut u8).unwrap(),
+                nbytes: 0,
+                capacity: 0,
+            });
+        }
+        let capacity = size_class(nbytes);
+        let reused = {
+            let mut cache = self.cache.lock();
+            // Reuse a cached block of the same class, or a larger one up to 2x for big sizes.
+            let upper = if capacity > 4096 {
+                capacity * 2
+            } else {
+                capacity + 1
+            };
+            let key = cache.free.range(capacity..upper).next().map(|(k, _)| *k);
+            key.and_then(|k| {
+                let list = cache.free.get_mut(&k)?;
+                let p = list.pop();
+                if list.is_empty() {
+                    cache.free.remove(&k);
+                }
+                cache.bytes -= k;
+                p.map(|p| (p, k))
+            })
+        };
+        let (ptr, capacity) = match reused {
+            Some(found) => found,
+            None => {
+                let limit = self.memory_limit.load(Ordering::Relaxed);
+                if self.active.load(Ordering::Relaxed) + capacity > limit {
+                    self.clear_cache();
+                }
+                let layout = Layout::from_size_align(capacity, ALIGN).map_err(|_| {
+                    crate::runtime_err!("[malloc] Unable to allocate {nbytes} bytes.")
+                })?;
+                let p = unsafe { alloc(layout) };
+                let p = NonNull::new(p).ok_or_else(|| {
+                    crate::runtime_err!("[malloc] Unable to allocate {nbytes} bytes.")
+                })?;
+                (p, capacity)
+            }
+        };
+        let now = self.active.fetch_add(capacity, Ordering::Relaxed) + capacity;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        Ok(Buffer {
+            ptr,
+            nbytes,
+            capacity,
+        })
+    }
+
+    fn free(&self, ptr: NonNull<u8>, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        self.active.fetch_sub(capacity, Ordering::Relaxed);
+        let limit = self.cache_limit.load(Ordering::Relaxed);
+        let mut cache = self.cache.lock();
+        if cache.bytes + capacity <= limit {
+            cache.bytes += capacity;
+            cache.free.entry(capacity).or_default().push(ptr);
+        } else {
+            drop(cache);
+            unsafe {
+                dealloc(
+                    ptr.as_ptr(),
+                    Layout::from_size_align_unchecked(capacity, ALIGN),
+                )
+            };
+        }
+    }
+
+    fn clear_cache(&self) {
+        let mut cache = self.cache.lock();
+        let blocks = std::mem::take(&mut cache.free);
+        cache.bytes = 0;
+        drop(cache);
+        for (cap, ptrs) in blocks {
+            for p in ptrs {
+                unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
+            }
+        }
+    }
+
+    fn trim_cache_to(&self, limit: usize) {
+        let mut cache = self.cache.lock();
+        while cache.bytes > limit {
+            let Some((&cap, _)) = cache.free.iter().next_back() else {
+                break;
+            };
+            let list = cache.free.get_mut(&cap).unwrap();
+            let p = list.pop().unwrap();
+            if list.is_empty() {
+                cache.free.remove(&cap);
+            }
+            cache.bytes -= cap;
+            unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
+        }
+    }
+}
+
+/// Bytes held by live arrays.
+pub fn get_active_memory() -> usize {
+    ALLOCATOR.active.load(Ordering::Relaxed)
+}
+/// The largest `get_active_memory()` seen since start or the last `reset_peak_memory()`.
+pub fn get_peak_memory() -> usize {
+    ALLOCATOR.peak.load(Ordering::Relaxed)
+}
+pub fn reset_peak_memory() {
+    ALLOCATOR
+        .peak
+        .store(ALLOCATOR.active.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+/// Bytes kept in the cache for reuse.
+pub fn get_cache_memory() -> usize {
+    ALLOCATOR.cache.lock().bytes
+}
+/// Sets the cache limit and returns the previous one.
+pub fn set_cache_limit(limit: usize) -> usize {
+    let old = ALLOCATOR.cache_limit.swap(limit, Ordering::Relaxed);
+    ALLOCATOR.trim_cache_to(limit);
+    old
+}
+/// Sets the memory limit (a guideline: past it the cache is released first) and returns the previous one.
+pub fn set_memory_limit(limit: usize) -> usize {
+    ALLOCATOR.memory_limit.swap(limit, Ordering::Relaxed)
+}
+pub fn get_memory_limit() -> usize {
+    ALLOCATOR.memory_limit.load(Ordering::Relaxed)
+}
+pub fn get_cache_limit() -> usize {
+    ALLOCATOR.cache_limit.load(Ordering::Relaxed)
+}
+pub fn clear_cache() {
+    ALLOCATOR.clear_cache();
+}

@@ -1,0 +1,106 @@
+//! The CPU backend: kernels for each family of the `Backend` trait, threaded with rayon.
+
+mod binary;
+mod copy;
+mod indexing;
+pub mod loops;
+pub mod math;
+mod matmul;
+mod reduce;
+mod softmax;
+mod unary;
+
+use crate::array::ArrayData;
+use crate::backend::{ArgReduceOp, Backend, BinaryOp, ReduceOp, ScatterMode, UnaryOp};
+use crate::dtype::Dtype;
+use crate::element::Scalar;
+use crate::error::Result;
+
+pub struct CpuBackend;
+
+/// Direct access to the CPU copy kernel for host-side conversions.
+pub struct CpuBackendCopy;
+impl CpuBackendCopy {
+    pub fn copy(x: &ArrayData) -> Result<ArrayData> {
+        copy::copy(x)
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn unary(&self, op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> {
+        unary::unary(op, x, out_dtype)
+    }
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &ArrayData,
+        b: &ArrayData,
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        binary::binary(op, a, b, out_dtype)
+    }
+    fn select(&self, cond: &ArrayData, a: &ArrayData, b: &ArrayData) -> Result<ArrayData> {
+        copy::select(cond, a, b)
+    }
+    fn cast(&self, x: &ArrayData, dtype: Dtype) -> Result<ArrayData> {
+        copy::cast(x, dtype)
+    }
+    fn copy(&self, x: &ArrayData) -> Result<ArrayData> {
+        copy::copy(x)
+    }
+    fn copy_into(&self, src: &ArrayData, dst: &ArrayData) -> Result<()> {
+        copy::copy_into(src, dst)
+    }
+    fn fill(&self, value: Scalar, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {
+        copy::fill(value, dtype, shape)
+    }
+    fn arange(&self, start: f64, step: f64, dtype: Dtype, n: usize) -> Result<ArrayData> {
+        copy::arange(start, step, dtype, n)
+    }
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        x: &ArrayData,
+        axes: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        reduce::reduce(op, x, axes, out_dtype)
+    }
+    fn arg_reduce(&self, op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayData> {
+        reduce::arg_reduce(op, x, axis)
+    }
+    fn matmul(&self, a: &ArrayData, b: &ArrayData) -> Result<ArrayData> {
+        matmul::matmul(a, b)
+    }
+    fn check_indices(&self, indices: &ArrayData, size: usize, axis: usize) -> Result<ArrayData> {
+        let v = indexing::checked_indices("index", indices, size, axis)?;
+        ArrayData::from_slice(&v, &indices.shape)
+    }
+    fn take(&self, x: &ArrayData, indices: &ArrayData, axis: usize) -> Result<ArrayData> {
+        indexing::take(x, indices, axis)
+    }
+    fn take_along_axis(
+        &self,
+        x: &ArrayData,
+        indices: &ArrayData,
+        axis: usize,
+    ) -> Result<ArrayData> {
+        indexing::take_along_axis(x, indices, axis)
+    }
+    fn scatter_along_axis(
+        &self,
+        mode: ScatterMode,
+        x: &ArrayData,
+        indices: &ArrayData,
+        updates: &ArrayData,
+        axis: usize,
+    ) -> Result<ArrayData> {
+        indexing::scatter_along_axis(mode, x, indices, updates, axis)
+    }
+    fn softmax(&self, x: &ArrayData) -> Result<ArrayData> {
+        softmax::softmax(x)
+    }
+}

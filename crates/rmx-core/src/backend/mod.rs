@@ -1,0 +1,199 @@
+//! The narrow interface between primitives and devices. A backend implements a small
+//! set of kernel families (elementwise, reduce, copy, matmul, gather/scatter, ...); every
+//! primitive evaluates through them, so a new device implements this trait and nothing else.
+//! See docs/ARCHITECTURE.md for how a GPU backend with device-resident buffers plugs in.
+
+pub mod cpu;
+
+use crate::array::ArrayData;
+use crate::device::{Device, DeviceType};
+use crate::dtype::Dtype;
+use crate::element::Scalar;
+use crate::error::Result;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Abs,
+    Negative,
+    Sign,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Reciprocal,
+    Exp,
+    Expm1,
+    Log,
+    Log1p,
+    Log2,
+    Log10,
+    Sin,
+    Cos,
+    Tan,
+    Arcsin,
+    Arccos,
+    Arctan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Arcsinh,
+    Arccosh,
+    Arctanh,
+    Floor,
+    Ceil,
+    Round,
+    Erf,
+    Erfinv,
+    Sigmoid,
+    LogicalNot,
+    BitwiseInvert,
+    Real,
+    Imag,
+    Conjugate,
+    IsNan,
+    IsInf,
+    IsPosInf,
+    IsNegInf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Power,
+    Maximum,
+    Minimum,
+    Remainder,
+    FloorDivide,
+    Arctan2,
+    LogAddExp,
+    Equal,
+    NotEqual,
+    Less,
+    LessEqual,
+    Greater,
+    GreaterEqual,
+    /// Equality that also treats NaN == NaN (array_equal with equal_nan).
+    NanEqual,
+    LogicalAnd,
+    LogicalOr,
+    BitwiseAnd,
+    BitwiseOr,
+    BitwiseXor,
+    LeftShift,
+    RightShift,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        use BinaryOp::*;
+        matches!(
+            self,
+            Equal
+                | NotEqual
+                | Less
+                | LessEqual
+                | Greater
+                | GreaterEqual
+                | NanEqual
+                | LogicalAnd
+                | LogicalOr
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Prod,
+    Max,
+    Min,
+    All,
+    Any,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgReduceOp {
+    ArgMax,
+    ArgMin,
+}
+
+/// How scatter combines updates with the existing values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScatterMode {
+    Set,
+    Add,
+    Prod,
+    Max,
+    Min,
+}
+
+/// The kernel families a device provides. Inputs are strided views; outputs are fresh
+/// row-contiguous arrays unless stated. Binary/select inputs arrive already broadcast
+/// (zero strides) to the output shape and cast to one dtype.
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn unary(&self, op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData>;
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &ArrayData,
+        b: &ArrayData,
+        out_dtype: Dtype,
+    ) -> Result<ArrayData>;
+    /// `cond ? a : b` elementwise.
+    fn select(&self, cond: &ArrayData, a: &ArrayData, b: &ArrayData) -> Result<ArrayData>;
+    /// Converts to `dtype` with C-cast semantics.
+    fn cast(&self, x: &ArrayData, dtype: Dtype) -> Result<ArrayData>;
+    /// A row-contiguous copy of a view.
+    fn copy(&self, x: &ArrayData) -> Result<ArrayData>;
+    /// Writes `src` into `dst`, a same-shaped view into a buffer the caller owns.
+    fn copy_into(&self, src: &ArrayData, dst: &ArrayData) -> Result<()>;
+    fn fill(&self, value: Scalar, dtype: Dtype, shape: &[usize]) -> Result<ArrayData>;
+    /// `start + i * step` for i in 0..n.
+    fn arange(&self, start: f64, step: f64, dtype: Dtype, n: usize) -> Result<ArrayData>;
+    /// Reduces over `axes`; the output keeps those axes with size 1.
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        x: &ArrayData,
+        axes: &[usize],
+        out_dtype: Dtype,
+    ) -> Result<ArrayData>;
+    /// Index of the max/min along `axis` (kept with size 1), as uint32.
+    fn arg_reduce(&self, op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayData>;
+    /// Batched matrix product of `[..., M, K]` and `[..., K, N]` with equal batch shapes.
+    fn matmul(&self, a: &ArrayData, b: &ArrayData) -> Result<ArrayData>;
+    /// Indices wrapped (negatives count from the end) and checked against `size`, as int64;
+    /// any index out of range is an `IndexError`.
+    fn check_indices(&self, indices: &ArrayData, size: usize, axis: usize) -> Result<ArrayData>;
+    /// `x` taken at `indices` (any integer dtype, bounds-checked, negative wraps) along `axis`;
+    /// output shape is `x.shape[..axis] + indices.shape + x.shape[axis+1..]`.
+    fn take(&self, x: &ArrayData, indices: &ArrayData, axis: usize) -> Result<ArrayData>;
+    /// `x` taken at `indices` along `axis`, where `indices` has `x`'s shape except along `axis`.
+    fn take_along_axis(&self, x: &ArrayData, indices: &ArrayData, axis: usize)
+        -> Result<ArrayData>;
+    /// A copy of `x` with `updates` combined in at `indices` along `axis`
+    /// (indices and updates have the same shape, equal to x's except along `axis`).
+    fn scatter_along_axis(
+        &self,
+        mode: ScatterMode,
+        x: &ArrayData,
+        indices: &ArrayData,
+        updates: &ArrayData,
+        axis: usize,
+    ) -> Result<ArrayData>;
+    /// Softmax over the last axis (computed in f32 for half types, or the input type if `precise` is false... always accurate here).
+    fn softmax(&self, x: &ArrayData) -> Result<ArrayData>;
+}
+
+/// The backend that runs ops placed on `device`.
+pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
+    match device.kind {
+        DeviceType::Cpu => Ok(&cpu::CpuBackend),
+        DeviceType::Gpu => Err(crate::value_err!(
+            "Cannot get gpu stream without gpu backend."
+        )),
+    }
+}

@@ -1,0 +1,16 @@
+//! The public op API, named as in `mlx.core`. Each op checks its arguments, applies
+//! MLX's dtype and shape rules and records a graph node; nothing is computed here.
+
+pub mod creation;
+pub mod elementwise;
+pub mod indexing;
+pub mod linalg;
+pub mod reduce;
+pub mod shape;
+
+pub use creation::*;
+pub use elementwise::*;
+pub use indexing::*;
+pub use linalg::*;
+pub use reduce::*;
+pub use shape::*;

@@ -1,0 +1,136 @@
+//! Elementwise primitives: `Unary`, `Binary`, `Select`, `AsType`, `BitCast`.
+//! Inputs of `Binary` and `Select` are already broadcast and cast by the op layer.
+
+use super::one;
+use crate::array::ArrayData;
+use crate::backend::{Backend, BinaryOp, UnaryOp};
+use crate::dtype::Dtype;
+use crate::error::Result;
+use crate::primitive::{OutputSpec, Primitive};
+use crate::shape::row_strides;
+
+#[derive(Debug, PartialEq)]
+pub struct Unary {
+    pub op: UnaryOp,
+}
+
+impl Primitive for Unary {
+    fn name(&self) -> &'static str {
+        "Unary"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(b.unary(self.op, &inputs[0], out[0].dtype)?)
+    }
+    crate::primitive_common!();
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Binary {
+    pub op: BinaryOp,
+}
+
+impl Primitive for Binary {
+    fn name(&self) -> &'static str {
+        "Binary"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(b.binary(self.op, &inputs[0], &inputs[1], out[0].dtype)?)
+    }
+    crate::primitive_common!();
+}
+
+/// `where(cond, a, b)`.
+#[derive(Debug, PartialEq)]
+pub struct Select;
+
+impl Primitive for Select {
+    fn name(&self) -> &'static str {
+        "Select"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(b.select(&inputs[0], &inputs[1], &inputs[2])?)
+    }
+    crate::primitive_common!();
+}
+
+/// Value conversion to another dtype.
+#[derive(Debug, PartialEq)]
+pub struct AsType {
+    pub dtype: Dtype,
+}
+
+impl Primitive for AsType {
+    fn name(&self) -> &'static str {
+        "AsType"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(b.cast(&inputs[0], self.dtype)?)
+    }
+    crate::primitive_common!();
+}
+
+/// Reinterprets the bytes of the (contiguous) input as another dtype (`view`).
+#[derive(Debug, PartialEq)]
+pub struct BitCast {
+    pub dtype: Dtype,
+}
+
+impl Primitive for BitCast {
+    fn name(&self) -> &'static str {
+        "BitCast"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let x = if x.is_row_contiguous() {
+            x.clone()
+        } else {
+            b.copy(x)?
+        };
+        let byte_offset = x.offset * x.dtype.size();
+        let new_size = self.dtype.size();
+        if byte_offset % new_size != 0 {
+            let c = b.copy(&x)?;
+            return one(c.view_as(self.dtype, &out[0].shape, 0));
+        }
+        one(x.view_as(self.dtype, &out[0].shape, byte_offset / new_size))
+    }
+    crate::primitive_common!();
+}
+
+impl ArrayData {
+    /// The same bytes seen as `dtype` with a row-major `shape`, starting at element `offset` of `dtype`.
+    pub fn view_as(&self, dtype: Dtype, shape: &[usize], offset: usize) -> ArrayData {
+        ArrayData {
+            buffer: self.buffer.clone(),
+            dtype,
+            shape: shape.into(),
+            strides: row_strides(shape),
+            offset,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! One type per graph operation. Each file holds a family of primitives with their
+//! evaluation (through the backend's kernel families) and, as they are written, their
+//! derivative and vectorisation rules.
+
+pub mod creation;
+pub mod elementwise;
+pub mod indexing;
+pub mod linalg;
+pub mod reduce;
+pub mod structure;
+pub mod views;
+
+use crate::array::ArrayData;
+use crate::error::Result;
+
+/// The single result of a one-output primitive.
+pub(crate) fn one(d: ArrayData) -> Result<Vec<ArrayData>> {
+    Ok(vec![d])
+}

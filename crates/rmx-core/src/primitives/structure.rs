@@ -1,0 +1,157 @@
+//! Primitives that assemble new buffers from pieces: `Copy` (contiguous), `Concatenate`,
+//! `Pad`, `SliceUpdate`.
+
+use super::one;
+use crate::array::ArrayData;
+use crate::backend::Backend;
+use crate::element::Scalar;
+use crate::error::Result;
+use crate::primitive::{OutputSpec, Primitive};
+use crate::shape::Strides;
+
+/// A row-contiguous copy.
+#[derive(Debug, PartialEq)]
+pub struct Copy;
+
+impl Primitive for Copy {
+    fn name(&self) -> &'static str {
+        "Copy"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(b.copy(&inputs[0])?)
+    }
+    crate::primitive_common!();
+}
+
+/// A view of `dst` covering `[start, start + shape)` along each axis with `step`.
+fn region(dst: &ArrayData, start: &[usize], step: &[isize], shape: &[usize]) -> ArrayData {
+    let mut offset = dst.offset as isize;
+    let mut strides = Strides::new();
+    for i in 0..dst.ndim() {
+        offset += start[i] as isize * dst.strides[i];
+        strides.push(dst.strides[i] * step[i]);
+    }
+    dst.view(shape.into(), strides, offset as usize)
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Concatenate {
+    pub axis: usize,
+}
+
+impl Primitive for Concatenate {
+    fn name(&self) -> &'static str {
+        "Concatenate"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let o = ArrayData::alloc(out[0].dtype, &out[0].shape)?;
+        let nd = o.ndim();
+        let mut start = vec![0usize; nd];
+        for x in inputs {
+            let dst = region(&o, &start, &vec![1; nd], &x.shape);
+            b.copy_into(x, &dst)?;
+            start[self.axis] += x.shape[self.axis];
+        }
+        one(o)
+    }
+    crate::primitive_common!();
+}
+
+/// Constant or edge padding: inputs `[x]`, `low[i]` elements before each axis.
+#[derive(Debug, PartialEq)]
+pub struct Pad {
+    pub low: Vec<usize>,
+    pub value: Scalar,
+    pub edge: bool,
+}
+
+impl Primitive for Pad {
+    fn name(&self) -> &'static str {
+        "Pad"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let o = b.fill(self.value, out[0].dtype, &out[0].shape)?;
+        let nd = o.ndim();
+        if x.numel() > 0 {
+            let dst = region(&o, &self.low, &vec![1; nd], &x.shape);
+            b.copy_into(x, &dst)?;
+        }
+        if self.edge && x.numel() > 0 {
+            // Fill each axis' low/high bands from the nearest edge slice, axis by axis,
+            // so corners pick up values already replicated along earlier axes.
+            for ax in 0..nd {
+                let full = &out[0].shape;
+                let (lo, n) = (self.low[ax], x.shape[ax]);
+                let hi = full[ax] - lo - n;
+                let mut shape: Vec<usize> = full.to_vec();
+                shape[ax] = 1;
+                let mut src_start = vec![0usize; nd];
+                src_start[ax] = lo;
+                let src_lo = region(&o, &src_start, &vec![1; nd], &shape);
+                src_start[ax] = lo + n - 1;
+                let src_hi = region(&o, &src_start, &vec![1; nd], &shape);
+                let mut band = shape.clone();
+                for (count, src, at) in [(lo, &src_lo, 0usize), (hi, &src_hi, lo + n)] {
+                    if count == 0 {
+                        continue;
+                    }
+                    band[ax] = count;
+                    let mut bs = src.strides.clone();
+                    bs[ax] = 0;
+                    let src_b = src.view(band.clone().into(), bs, src.offset);
+                    let mut dst_start = vec![0usize; nd];
+                    dst_start[ax] = at;
+                    let dst = region(&o, &dst_start, &vec![1; nd], &band);
+                    let tmp = b.copy(&src_b)?;
+                    b.copy_into(&tmp, &dst)?;
+                }
+            }
+        }
+        one(o)
+    }
+    crate::primitive_common!();
+}
+
+/// A copy of `x` with a strided region replaced by `update`: inputs `[x, update]`.
+#[derive(Debug, PartialEq)]
+pub struct SliceUpdate {
+    pub start: Vec<usize>,
+    pub step: Vec<isize>,
+}
+
+impl Primitive for SliceUpdate {
+    fn name(&self) -> &'static str {
+        "SliceUpdate"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let o = b.copy(&inputs[0])?;
+        let upd = &inputs[1];
+        if upd.numel() > 0 {
+            let dst = region(&o, &self.start, &self.step, &upd.shape);
+            b.copy_into(upd, &dst)?;
+        }
+        one(o)
+    }
+    crate::primitive_common!();
+}

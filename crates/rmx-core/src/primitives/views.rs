@@ -1,0 +1,252 @@
+//! Primitives whose result shares the input's buffer through new strides:
+//! `Reshape`, `Transpose`, `Slice`, `Broadcast`, `AsStrided`. No data moves
+//! (except `Reshape` of a layout that cannot be re-strided, which copies first).
+
+use super::one;
+use crate::array::ArrayData;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::primitive::{OutputSpec, Primitive};
+use crate::shape::{row_strides, Shape, Strides};
+
+#[derive(Debug, PartialEq)]
+pub struct Reshape;
+
+impl Primitive for Reshape {
+    fn name(&self) -> &'static str {
+        "Reshape"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let shape = &out[0].shape;
+        if let Some(strides) = reshape_strides(&x.shape, &x.strides, shape) {
+            return one(x.view(shape.clone(), strides, x.offset));
+        }
+        let c = b.copy(x)?;
+        one(c.view(shape.clone(), row_strides(shape), 0))
+    }
+    crate::primitive_common!();
+}
+
+/// Strides for viewing a strided layout under a new shape without copying, if possible
+/// (NumPy's attempt_nocopy_reshape: each group of merged dims must be contiguous).
+pub fn reshape_strides(
+    old_shape: &[usize],
+    old_strides: &[isize],
+    new_shape: &[usize],
+) -> Option<Strides> {
+    if crate::shape::is_row_contiguous(old_shape, old_strides) {
+        return Some(row_strides(new_shape));
+    }
+    let old: Vec<(usize, isize)> = old_shape
+        .iter()
+        .zip(old_strides)
+        .filter(|(d, _)| **d != 1)
+        .map(|(d, s)| (*d, *s))
+        .collect();
+    let mut new_strides: Strides = Strides::from_elem(0, new_shape.len());
+    let (mut oi, mut ni) = (0usize, 0usize);
+    let new_nz: Vec<usize> = (0..new_shape.len())
+        .filter(|&i| new_shape[i] != 1)
+        .collect();
+    while oi < old.len() && ni < new_nz.len() {
+        let (oj_start, nj_start) = (oi, ni);
+        let mut np = new_shape[new_nz[ni]];
+        let mut op = old[oi].0;
+        while np != op {
+            if np < op {
+                ni += 1;
+                if ni >= new_nz.len() {
+                    return None;
+                }
+                np *= new_shape[new_nz[ni]];
+            } else {
+                oi += 1;
+                if oi >= old.len() {
+                    return None;
+                }
+                op *= old[oi].0;
+            }
+        }
+        // old dims oj_start..=oi must be contiguous with each other
+        for k in oj_start..oi {
+            if old[k].1 != old[k + 1].1 * old[k + 1].0 as isize {
+                return None;
+            }
+        }
+        // assign new strides from the innermost old stride outward
+        let mut st = old[oi].1;
+        for k in (nj_start..=ni).rev() {
+            new_strides[new_nz[k]] = st;
+            st *= new_shape[new_nz[k]] as isize;
+        }
+        oi += 1;
+        ni += 1;
+    }
+    if oi != old.len() || ni != new_nz.len() {
+        return None;
+    }
+    Some(new_strides)
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Transpose {
+    pub perm: Vec<usize>,
+}
+
+impl Primitive for Transpose {
+    fn name(&self) -> &'static str {
+        "Transpose"
+    }
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let shape: Shape = self.perm.iter().map(|&p| x.shape[p]).collect();
+        let strides: Strides = self.perm.iter().map(|&p| x.strides[p]).collect();
+        one(x.view(shape, strides, x.offset))
+    }
+    crate::primitive_common!();
+}
+
+/// Strided slice: `start[i] + k * step[i]` for the output's extent along each axis.
+#[derive(Debug, PartialEq)]
+pub struct Slice {
+    pub start: Vec<usize>,
+    pub step: Vec<isize>,
+}
+
+impl Primitive for Slice {
+    fn name(&self) -> &'static str {
+        "Slice"
+    }
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let shape = &out[0].shape;
+        if shape.iter().any(|&d| d == 0) {
+            return one(x.view(shape.clone(), row_strides(shape), x.offset));
+        }
+        let mut offset = x.offset as isize;
+        let mut strides = Strides::new();
+        for i in 0..x.ndim() {
+            offset += self.start[i] as isize * x.strides[i];
+            strides.push(x.strides[i] * self.step[i]);
+        }
+        one(x.view(shape.clone(), strides, offset as usize))
+    }
+    crate::primitive_common!();
+}
+
+/// Broadcast to a larger shape: new and size-1 dims get stride 0.
+#[derive(Debug, PartialEq)]
+pub struct Broadcast;
+
+impl Primitive for Broadcast {
+    fn name(&self) -> &'static str {
+        "Broadcast"
+    }
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let shape = &out[0].shape;
+        let lead = shape.len() - x.ndim();
+        let strides: Strides = (0..shape.len())
+            .map(|i| {
+                if i < lead || x.shape[i - lead] == 1 && shape[i] != 1 {
+                    0
+                } else {
+                    x.strides[i - lead]
+                }
+            })
+            .collect();
+        one(x.view(shape.clone(), strides, x.offset))
+    }
+    crate::primitive_common!();
+}
+
+/// A view with explicit strides and offset over the input's row-major elements.
+#[derive(Debug, PartialEq)]
+pub struct AsStrided {
+    pub strides: Vec<isize>,
+    pub offset: usize,
+}
+
+impl Primitive for AsStrided {
+    fn name(&self) -> &'static str {
+        "AsStrided"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let x = &inputs[0];
+        let x = if x.is_row_contiguous() {
+            x.clone()
+        } else {
+            b.copy(x)?
+        };
+        let n = x.numel() as isize;
+        // Bounds-check the whole view against the input's elements.
+        let shape = &out[0].shape;
+        if shape.iter().all(|&d| d > 0) {
+            let (mut lo, mut hi) = (self.offset as isize, self.offset as isize);
+            for (d, s) in shape.iter().zip(&self.strides) {
+                let span = (*d as isize - 1) * s;
+                if span < 0 {
+                    lo += span
+                } else {
+                    hi += span
+                }
+            }
+            if lo < 0 || hi >= n {
+                return Err(crate::index_err!(
+                    "[as_strided] The view reaches elements [{lo}, {hi}] outside the input of {n} elements."
+                ));
+            }
+        }
+        one(x.view(
+            shape.clone(),
+            self.strides.iter().copied().collect(),
+            x.offset + self.offset,
+        ))
+    }
+    crate::primitive_common!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_without_copy_when_groups_are_contiguous() {
+        // transpose of (2,3) -> strides (1,2) shape (3,2): reshape to (6,) needs a copy
+        assert!(reshape_strides(&[3, 2], &[1, 3], &[6]).is_none());
+        // a column slice (4,3) of a (4,6) array: merging rows is impossible, splitting cols is fine
+        assert!(reshape_strides(&[4, 3], &[6, 1], &[12]).is_none());
+        assert_eq!(
+            reshape_strides(&[4, 3], &[6, 1], &[2, 2, 3])
+                .unwrap()
+                .as_slice(),
+            &[12, 6, 1]
+        );
+    }
+}

@@ -1,0 +1,645 @@
+//! The `rmx.core.array` class: properties, operators and methods, each forwarding to
+//! `rmx_core::ops` (the same functions the module exposes).
+
+use crate::args;
+use crate::convert::{scalar_to_py, to_array, to_list, to_numpy, to_operand};
+use crate::dtype::PyDtype;
+use crate::errors::PyResultExt;
+use crate::indexing;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rmx_core::backend::ScatterMode;
+use rmx_core::{ops, Array, Dtype, Scalar};
+
+type Any<'py> = Bound<'py, PyAny>;
+
+#[pyclass(name = "array", module = "rmx.core", subclass)]
+#[derive(Clone)]
+pub struct PyArray {
+    pub inner: Array,
+}
+
+impl From<Array> for PyArray {
+    fn from(inner: Array) -> Self {
+        PyArray { inner }
+    }
+}
+
+fn binop(
+    a: &Array,
+    other: &Any<'_>,
+    f: fn(&Array, &Array) -> rmx_core::Result<Array>,
+) -> PyResult<PyArray> {
+    let b = to_operand(other, a.dtype())?;
+    Ok(f(a, &b).py()?.into())
+}
+
+fn rbinop(
+    a: &Array,
+    other: &Any<'_>,
+    f: fn(&Array, &Array) -> rmx_core::Result<Array>,
+) -> PyResult<PyArray> {
+    let b = to_operand(other, a.dtype())?;
+    Ok(f(&b, a).py()?.into())
+}
+
+/// Python's `x op y` for comparisons with a non-array operand that cannot convert returns NotImplemented.
+fn operand_or_none(a: &Array, other: &Any<'_>) -> Option<Array> {
+    to_operand(other, a.dtype()).ok()
+}
+
+fn shape_args(args_: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
+    if args_.len() == 1 {
+        return args::shape(&args_.get_item(0)?);
+    }
+    args_.extract::<Vec<i64>>()
+}
+
+#[pymethods]
+impl PyArray {
+    #[new]
+    #[pyo3(signature = (val, dtype = None))]
+    fn new(val: &Any<'_>, dtype: Option<&Any<'_>>) -> PyResult<Self> {
+        let d = args::dtype(dtype)?;
+        Ok(to_array(val, d)?.into())
+    }
+
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.shape())
+    }
+    #[getter]
+    fn dtype(&self) -> PyDtype {
+        PyDtype(self.inner.dtype())
+    }
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.ndim()
+    }
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.inner.nbytes()
+    }
+    #[getter]
+    fn itemsize(&self) -> usize {
+        self.inner.itemsize()
+    }
+    #[getter(T)]
+    fn t(&self) -> PyResult<PyArray> {
+        Ok(ops::transpose(&self.inner, None).py()?.into())
+    }
+    #[getter]
+    fn real(&self) -> PyResult<PyArray> {
+        Ok(ops::real(&self.inner).py()?.into())
+    }
+    #[getter]
+    fn imag(&self) -> PyResult<PyArray> {
+        Ok(ops::imag(&self.inner).py()?.into())
+    }
+    #[getter]
+    fn at(&self) -> ArrayAt {
+        ArrayAt {
+            array: self.inner.clone(),
+        }
+    }
+
+    fn item(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let s = py.allow_threads(|| self.inner.item()).py()?;
+        scalar_to_py(py, s)
+    }
+    fn tolist(&self, py: Python<'_>) -> PyResult<PyObject> {
+        to_list(py, &self.inner)
+    }
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__(
+        &self,
+        py: Python<'_>,
+        dtype: Option<&Any<'_>>,
+        copy: Option<bool>,
+    ) -> PyResult<PyObject> {
+        let _ = copy;
+        to_numpy(py, &self.inner, dtype)
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        py.allow_threads(|| rmx_core::format::repr(&self.inner))
+            .py()
+    }
+    fn __str__(&self, py: Python<'_>) -> PyResult<String> {
+        self.__repr__(py)
+    }
+    fn __len__(&self) -> PyResult<usize> {
+        if self.inner.ndim() == 0 {
+            return Err(PyTypeError::new_err("len() 0-dimensional array."));
+        }
+        Ok(self.inner.shape()[0])
+    }
+    fn __iter__(slf: PyRef<'_, Self>) -> PyResult<ArrayIter> {
+        if slf.inner.ndim() == 0 {
+            return Err(PyTypeError::new_err("iteration over a 0-d array"));
+        }
+        Ok(ArrayIter {
+            array: slf.inner.clone(),
+            pos: 0,
+        })
+    }
+    fn __hash__(&self) -> isize {
+        self.inner.id() as isize
+    }
+    fn __bool__(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.scalar(py)?.as_bool())
+    }
+    fn __int__(&self, py: Python<'_>) -> PyResult<i64> {
+        Ok(self.scalar(py)?.as_i64())
+    }
+    fn __float__(&self, py: Python<'_>) -> PyResult<f64> {
+        Ok(self.scalar(py)?.as_f64())
+    }
+    fn __index__(&self, py: Python<'_>) -> PyResult<i64> {
+        if !self.inner.dtype().is_integer() {
+            return Err(PyTypeError::new_err(
+                "only integer arrays can be used as an index",
+            ));
+        }
+        Ok(self.scalar(py)?.as_i64())
+    }
+    fn __copy__(&self) -> PyResult<PyArray> {
+        Ok(ops::copy(&self.inner).py()?.into())
+    }
+    fn __deepcopy__(&self, _memo: &Any<'_>) -> PyResult<PyArray> {
+        self.__copy__()
+    }
+    fn __getstate__(&self, py: Python<'_>) -> PyResult<(Vec<usize>, String, PyObject)> {
+        let bytes = py.allow_threads(|| self.inner.to_bytes()).py()?;
+        Ok((
+            self.inner.shape().to_vec(),
+            self.inner.dtype().name().to_string(),
+            pyo3::types::PyBytes::new(py, &bytes).into_any().unbind(),
+        ))
+    }
+    fn __setstate__(&mut self, state: (Vec<usize>, String, Vec<u8>)) -> PyResult<()> {
+        let dtype = Dtype::from_name(&state.1)
+            .ok_or_else(|| PyValueError::new_err("unknown dtype in pickle"))?;
+        let data = rmx_core::ArrayData::from_bytes(&state.2, dtype, &state.0).py()?;
+        self.inner = Array::from_data(data);
+        Ok(())
+    }
+    fn __getnewargs__(&self) -> (i32,) {
+        (0,)
+    }
+
+    fn __getitem__(&self, key: &Any<'_>) -> PyResult<PyArray> {
+        let idx = indexing::parse(key)?;
+        Ok(ops::index(&self.inner, &idx).py()?.into())
+    }
+    fn __setitem__(&mut self, key: &Any<'_>, value: &Any<'_>) -> PyResult<()> {
+        let idx = indexing::parse(key)?;
+        let v = to_operand(value, self.inner.dtype())?;
+        self.inner = ops::index_update(&self.inner, &idx, &v, ScatterMode::Set).py()?;
+        Ok(())
+    }
+
+    // arithmetic operators
+    fn __add__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::add)
+    }
+    fn __radd__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::add)
+    }
+    fn __sub__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::subtract)
+    }
+    fn __rsub__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::subtract)
+    }
+    fn __mul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::multiply)
+    }
+    fn __rmul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::multiply)
+    }
+    fn __truediv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::divide)
+    }
+    fn __rtruediv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::divide)
+    }
+    fn __floordiv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::floor_divide)
+    }
+    fn __rfloordiv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::floor_divide)
+    }
+    fn __mod__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::remainder)
+    }
+    fn __rmod__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::remainder)
+    }
+    fn __pow__(&self, o: &Any<'_>, _m: Option<&Any<'_>>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::power)
+    }
+    fn __rpow__(&self, o: &Any<'_>, _m: Option<&Any<'_>>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::power)
+    }
+    fn __matmul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::matmul)
+    }
+    fn __rmatmul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::matmul)
+    }
+    fn __and__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::bitwise_and)
+    }
+    fn __rand__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::bitwise_and)
+    }
+    fn __or__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::bitwise_or)
+    }
+    fn __ror__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::bitwise_or)
+    }
+    fn __xor__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::bitwise_xor)
+    }
+    fn __rxor__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::bitwise_xor)
+    }
+    fn __lshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::left_shift)
+    }
+    fn __rlshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::left_shift)
+    }
+    fn __rshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        binop(&self.inner, o, ops::right_shift)
+    }
+    fn __rrshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
+        rbinop(&self.inner, o, ops::right_shift)
+    }
+
+    fn __iadd__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::add)?.inner;
+        Ok(())
+    }
+    fn __isub__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::subtract)?.inner;
+        Ok(())
+    }
+    fn __imul__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::multiply)?.inner;
+        Ok(())
+    }
+    fn __itruediv__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::divide)?.inner;
+        Ok(())
+    }
+    fn __ifloordiv__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::floor_divide)?.inner;
+        Ok(())
+    }
+    fn __imod__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::remainder)?.inner;
+        Ok(())
+    }
+    fn __ipow__(&mut self, o: &Any<'_>, _m: Option<&Any<'_>>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::power)?.inner;
+        Ok(())
+    }
+    fn __imatmul__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::matmul)?.inner;
+        Ok(())
+    }
+    fn __iand__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::bitwise_and)?.inner;
+        Ok(())
+    }
+    fn __ior__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::bitwise_or)?.inner;
+        Ok(())
+    }
+    fn __ixor__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::bitwise_xor)?.inner;
+        Ok(())
+    }
+    fn __ilshift__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::left_shift)?.inner;
+        Ok(())
+    }
+    fn __irshift__(&mut self, o: &Any<'_>) -> PyResult<()> {
+        self.inner = binop(&self.inner, o, ops::right_shift)?.inner;
+        Ok(())
+    }
+
+    fn __neg__(&self) -> PyResult<PyArray> {
+        Ok(ops::negative(&self.inner).py()?.into())
+    }
+    fn __pos__(&self) -> PyArray {
+        self.clone()
+    }
+    fn __abs__(&self) -> PyResult<PyArray> {
+        Ok(ops::abs(&self.inner).py()?.into())
+    }
+    fn __invert__(&self) -> PyResult<PyArray> {
+        if self.inner.dtype() == Dtype::Bool {
+            return Ok(ops::logical_not(&self.inner).py()?.into());
+        }
+        Ok(ops::bitwise_invert(&self.inner).py()?.into())
+    }
+
+    fn __richcmp__(&self, other: &Any<'_>, op: pyo3::basic::CompareOp) -> PyResult<PyObject> {
+        let py = other.py();
+        let Some(b) = operand_or_none(&self.inner, other) else {
+            return Ok(py.NotImplemented());
+        };
+        use pyo3::basic::CompareOp::*;
+        let r = match op {
+            Lt => ops::less(&self.inner, &b),
+            Le => ops::less_equal(&self.inner, &b),
+            Eq => ops::equal(&self.inner, &b),
+            Ne => ops::not_equal(&self.inner, &b),
+            Gt => ops::greater(&self.inner, &b),
+            Ge => ops::greater_equal(&self.inner, &b),
+        }
+        .py()?;
+        Ok(PyArray::from(r).into_pyobject(py)?.into_any().unbind())
+    }
+
+    // methods mirroring module functions
+    #[pyo3(signature = (dtype, stream = None))]
+    fn astype(&self, dtype: PyDtype, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::astype(&self.inner, dtype.0).py()?.into())
+        })
+    }
+    #[pyo3(signature = (dtype, *, stream = None))]
+    fn view(&self, dtype: PyDtype, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || Ok(ops::view(&self.inner, dtype.0).py()?.into()))
+    }
+    #[pyo3(signature = (*shape, stream = None))]
+    fn reshape(&self, shape: &Bound<'_, PyTuple>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        let s = shape_args(shape)?;
+        crate::device::on_stream(stream, || Ok(ops::reshape(&self.inner, &s).py()?.into()))
+    }
+    #[pyo3(signature = (*axes, stream = None))]
+    fn transpose(&self, axes: &Bound<'_, PyTuple>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        let ax = if axes.is_empty() {
+            None
+        } else {
+            Some(shape_args(axes)?)
+        };
+        crate::device::on_stream(stream, || {
+            Ok(ops::transpose(&self.inner, ax.as_deref()).py()?.into())
+        })
+    }
+    #[pyo3(signature = (start_axis = 0, end_axis = -1, *, stream = None))]
+    fn flatten(
+        &self,
+        start_axis: i64,
+        end_axis: i64,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::flatten(&self.inner, start_axis, end_axis).py()?.into())
+        })
+    }
+    #[pyo3(signature = (axis = None, *, stream = None))]
+    fn squeeze(&self, axis: Option<&Any<'_>>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        let ax = args::axes(axis)?;
+        crate::device::on_stream(stream, || {
+            Ok(ops::squeeze(&self.inner, ax.as_deref()).py()?.into())
+        })
+    }
+    #[pyo3(signature = (axis1, axis2, *, stream = None))]
+    fn swapaxes(&self, axis1: i64, axis2: i64, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::swapaxes(&self.inner, axis1, axis2).py()?.into())
+        })
+    }
+    #[pyo3(signature = (source, destination, *, stream = None))]
+    fn moveaxis(
+        &self,
+        source: i64,
+        destination: i64,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::moveaxis(&self.inner, source, destination).py()?.into())
+        })
+    }
+    #[pyo3(signature = (indices_or_sections, axis = 0, *, stream = None))]
+    fn split(
+        slf: PyRef<'_, Self>,
+        indices_or_sections: &Any<'_>,
+        axis: i64,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<Vec<PyArray>> {
+        let me = slf.clone().into_pyobject(slf.py())?.into_any();
+        crate::ops_shape::split(&me, indices_or_sections, axis, stream)
+    }
+    #[pyo3(signature = (offset = 0, axis1 = 0, axis2 = 1, stream = None))]
+    fn diagonal(
+        &self,
+        offset: i64,
+        axis1: i64,
+        axis2: i64,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::diagonal(&self.inner, offset, axis1, axis2)
+                .py()?
+                .into())
+        })
+    }
+    #[pyo3(signature = (k = 0, *, stream = None))]
+    fn diag(&self, k: i64, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || Ok(ops::diag(&self.inner, k).py()?.into()))
+    }
+    #[pyo3(signature = (decimals = 0, *, stream = None))]
+    fn round(&self, decimals: i32, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::round(&self.inner, decimals).py()?.into())
+        })
+    }
+    #[pyo3(signature = (*, stream = None))]
+    fn conj(&self, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || Ok(ops::conjugate(&self.inner).py()?.into()))
+    }
+    #[pyo3(signature = (axis = None, keepdims = false, ddof = 0, *, stream = None))]
+    fn var(
+        &self,
+        axis: Option<&Any<'_>>,
+        keepdims: bool,
+        ddof: i64,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        let ax = args::axes(axis)?;
+        crate::device::on_stream(stream, || {
+            Ok(ops::var(&self.inner, ax.as_deref(), keepdims, ddof)
+                .py()?
+                .into())
+        })
+    }
+    #[pyo3(signature = (axis = None, keepdims = false, ddof = 0, *, stream = None))]
+    fn std(
+        &self,
+        axis: Option<&Any<'_>>,
+        keepdims: bool,
+        ddof: i64,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        let ax = args::axes(axis)?;
+        crate::device::on_stream(stream, || {
+            Ok(ops::std(&self.inner, ax.as_deref(), keepdims, ddof)
+                .py()?
+                .into())
+        })
+    }
+    #[pyo3(signature = (axis = None, keepdims = false, *, stream = None))]
+    fn argmax(
+        &self,
+        axis: Option<i64>,
+        keepdims: bool,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::argmax(&self.inner, axis, keepdims).py()?.into())
+        })
+    }
+    #[pyo3(signature = (axis = None, keepdims = false, *, stream = None))]
+    fn argmin(
+        &self,
+        axis: Option<i64>,
+        keepdims: bool,
+        stream: Option<&Any<'_>>,
+    ) -> PyResult<PyArray> {
+        crate::device::on_stream(stream, || {
+            Ok(ops::argmin(&self.inner, axis, keepdims).py()?.into())
+        })
+    }
+}
+
+macro_rules! reduce_methods {
+    ($($name:ident),*) => {
+        #[pymethods]
+        impl PyArray {$(
+            #[pyo3(signature = (axis = None, keepdims = false, *, stream = None))]
+            fn $name(&self, axis: Option<&Any<'_>>, keepdims: bool, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+                let ax = args::axes(axis)?;
+                crate::device::on_stream(stream, || Ok(ops::$name(&self.inner, ax.as_deref(), keepdims).py()?.into()))
+            }
+        )*}
+    };
+}
+reduce_methods!(sum, prod, max, min, mean, all, any, logsumexp);
+
+macro_rules! unary_methods {
+    ($($name:ident),*) => {
+        #[pymethods]
+        impl PyArray {$(
+            #[pyo3(signature = (*, stream = None))]
+            fn $name(&self, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+                crate::device::on_stream(stream, || Ok(ops::$name(&self.inner).py()?.into()))
+            }
+        )*}
+    };
+}
+unary_methods!(abs, square, sqrt, rsqrt, reciprocal, exp, log, log2, log10, log1p, sin, cos);
+
+impl PyArray {
+    fn scalar(&self, py: Python<'_>) -> PyResult<Scalar> {
+        if self.inner.size() != 1 {
+            return Err(PyValueError::new_err(
+                "[convert] Only length-1 arrays can be converted to Python scalars.",
+            ));
+        }
+        py.allow_threads(|| self.inner.item()).py()
+    }
+}
+
+#[pyclass(module = "rmx.core")]
+pub struct ArrayIter {
+    array: Array,
+    pos: usize,
+}
+
+#[pymethods]
+impl ArrayIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+    fn __next__(&mut self) -> PyResult<Option<PyArray>> {
+        if self.pos >= self.array.shape()[0] {
+            return Ok(None);
+        }
+        let r = ops::index(&self.array, &[ops::Index::Int(self.pos as i64)]).py()?;
+        self.pos += 1;
+        Ok(Some(r.into()))
+    }
+}
+
+/// `a.at[idx]`: functional updates with repeated indices accumulated.
+#[pyclass(name = "ArrayAt", module = "rmx.core")]
+pub struct ArrayAt {
+    array: Array,
+}
+
+#[pymethods]
+impl ArrayAt {
+    fn __getitem__(&self, key: &Any<'_>) -> PyResult<ArrayAtIndex> {
+        Ok(ArrayAtIndex {
+            array: self.array.clone(),
+            indices: indexing::parse(key)?,
+        })
+    }
+}
+
+#[pyclass(name = "ArrayAtIndex", module = "rmx.core")]
+pub struct ArrayAtIndex {
+    array: Array,
+    indices: Vec<ops::Index>,
+}
+
+impl ArrayAtIndex {
+    fn apply(
+        &self,
+        value: &Any<'_>,
+        mode: ScatterMode,
+        f: Option<fn(&Array) -> rmx_core::Result<Array>>,
+    ) -> PyResult<PyArray> {
+        let mut v = to_operand(value, self.array.dtype())?;
+        if let Some(f) = f {
+            v = f(&v).py()?;
+        }
+        Ok(ops::index_update(&self.array, &self.indices, &v, mode)
+            .py()?
+            .into())
+    }
+}
+
+#[pymethods]
+impl ArrayAtIndex {
+    fn add(&self, value: &Any<'_>) -> PyResult<PyArray> {
+        self.apply(value, ScatterMode::Add, None)
+    }
+    fn subtract(&self, value: &Any<'_>) -> PyResult<PyArray> {
+        self.apply(value, ScatterMode::Add, Some(ops::negative))
+    }
+    fn multiply(&self, value: &Any<'_>) -> PyResult<PyArray> {
+        self.apply(value, ScatterMode::Prod, None)
+    }
+    fn divide(&self, value: &Any<'_>) -> PyResult<PyArray> {
+        self.apply(value, ScatterMode::Prod, Some(ops::reciprocal))
+    }
+    fn maximum(&self, value: &Any<'_>) -> PyResult<PyArray> {
+        self.apply(value, ScatterMode::Max, None)
+    }
+    fn minimum(&self, value: &Any<'_>) -> PyResult<PyArray> {
+        self.apply(value, ScatterMode::Min, None)
+    }
+}

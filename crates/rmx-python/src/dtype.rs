@@ -1,0 +1,154 @@
+//! `rmx.core.Dtype` objects (`mx.float32`, ...) and dtype categories (`mx.floating`, ...).
+
+use pyo3::prelude::*;
+use rmx_core::{Dtype, DtypeCategory};
+
+#[pyclass(name = "Dtype", module = "rmx.core", frozen, eq, hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyDtype(pub Dtype);
+
+#[pymethods]
+impl PyDtype {
+    #[getter]
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+    fn __repr__(&self) -> String {
+        format!("rmx.core.{}", self.0.name())
+    }
+    fn __str__(&self) -> String {
+        self.__repr__()
+    }
+    fn __reduce__(&self, py: Python<'_>) -> PyResult<(PyObject, (String,))> {
+        let f = py.import("rmx.core")?.getattr("_dtype_from_name")?;
+        Ok((f.unbind(), (self.0.name().to_string(),)))
+    }
+}
+
+#[pyclass(name = "DtypeCategory", module = "rmx.core", frozen, eq, hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PyDtypeCategory(pub DtypeCategory);
+
+#[pymethods]
+impl PyDtypeCategory {
+    fn __repr__(&self) -> String {
+        format!("DtypeCategory.{}", self.0.name())
+    }
+}
+
+pub const CATEGORIES: [DtypeCategory; 8] = [
+    DtypeCategory::ComplexFloating,
+    DtypeCategory::Floating,
+    DtypeCategory::Inexact,
+    DtypeCategory::SignedInteger,
+    DtypeCategory::UnsignedInteger,
+    DtypeCategory::Integer,
+    DtypeCategory::Number,
+    DtypeCategory::Generic,
+];
+
+#[pyfunction]
+pub fn _dtype_from_name(name: &str) -> PyResult<PyDtype> {
+    Dtype::from_name(name)
+        .map(PyDtype)
+        .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("Unknown dtype {name}")))
+}
+
+/// `issubdtype(a, b)` over dtypes and categories.
+#[pyfunction]
+pub fn issubdtype(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    enum K {
+        D(Dtype),
+        C(DtypeCategory),
+    }
+    let get = |o: &Bound<'_, PyAny>| -> PyResult<K> {
+        if let Ok(d) = o.extract::<PyDtype>() {
+            return Ok(K::D(d.0));
+        }
+        if let Ok(c) = o.extract::<PyDtypeCategory>() {
+            return Ok(K::C(c.0));
+        }
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "issubdtype(): arguments must be Dtype or DtypeCategory",
+        ))
+    };
+    Ok(match (get(a)?, get(b)?) {
+        (K::D(x), K::D(y)) => x == y,
+        (K::D(x), K::C(c)) => x.is_subdtype(c),
+        (K::C(_), K::D(_)) => false,
+        (K::C(x), K::C(y)) => x.is_subcategory(y),
+    })
+}
+
+#[pyclass(name = "finfo", module = "rmx.core", frozen)]
+pub struct PyFinfo {
+    #[pyo3(get)]
+    min: f64,
+    #[pyo3(get)]
+    max: f64,
+    #[pyo3(get)]
+    eps: f64,
+    #[pyo3(get)]
+    dtype: PyDtype,
+}
+
+#[pymethods]
+impl PyFinfo {
+    #[new]
+    fn new(dtype: PyDtype) -> PyResult<Self> {
+        let f = rmx_core::dtype::finfo(dtype.0).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "[finfo] dtype {} is not inexact.",
+                dtype.0
+            ))
+        })?;
+        Ok(PyFinfo {
+            min: f.min,
+            max: f.max,
+            eps: f.eps,
+            dtype: PyDtype(f.dtype),
+        })
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "finfo(min={}, max={}, dtype={})",
+            rmx_core::format::format_g(self.min),
+            rmx_core::format::format_g(self.max),
+            self.dtype.0
+        )
+    }
+}
+
+#[pyclass(name = "iinfo", module = "rmx.core", frozen)]
+pub struct PyIinfo {
+    #[pyo3(get)]
+    min: i128,
+    #[pyo3(get)]
+    max: i128,
+    #[pyo3(get)]
+    dtype: PyDtype,
+}
+
+#[pymethods]
+impl PyIinfo {
+    #[new]
+    fn new(dtype: PyDtype) -> PyResult<Self> {
+        let f = rmx_core::dtype::iinfo(dtype.0).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "[iinfo] dtype {} is not integral.",
+                dtype.0
+            ))
+        })?;
+        Ok(PyIinfo {
+            min: f.min,
+            max: f.max,
+            dtype: PyDtype(f.dtype),
+        })
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "iinfo(min={}, max={}, dtype={})",
+            self.min, self.max, self.dtype.0
+        )
+    }
+}

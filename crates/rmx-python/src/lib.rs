@@ -1,0 +1,65 @@
+//! Python bindings: the `rmx._rmx` extension that `rmx.core` re-exports. A thin layer:
+//! argument parsing and conversions only; every semantic lives in `rmx_core`.
+
+mod args;
+mod array;
+mod convert;
+mod device;
+mod dtype;
+mod errors;
+mod indexing;
+mod misc;
+mod ops_creation;
+mod ops_elementwise;
+mod ops_reduce;
+mod ops_shape;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<array::PyArray>()?;
+    m.add_class::<array::ArrayAt>()?;
+    m.add_class::<array::ArrayAtIndex>()?;
+    m.add_class::<dtype::PyDtype>()?;
+    m.add_class::<dtype::PyDtypeCategory>()?;
+    m.add_class::<dtype::PyFinfo>()?;
+    m.add_class::<dtype::PyIinfo>()?;
+    m.add_class::<device::PyDevice>()?;
+    m.add_class::<device::PyDeviceType>()?;
+    m.add_class::<device::PyStream>()?;
+    for d in rmx_core::dtype::ALL_DTYPES {
+        let name = if d == rmx_core::Dtype::Bool {
+            "bool_"
+        } else {
+            d.name()
+        };
+        m.add(name, dtype::PyDtype(d))?;
+    }
+    for c in dtype::CATEGORIES {
+        m.add(c.name(), dtype::PyDtypeCategory(c))?;
+    }
+    m.add("cpu", device::PyDeviceType::Cpu)?;
+    m.add("gpu", device::PyDeviceType::Gpu)?;
+    m.add("pi", std::f64::consts::PI)?;
+    m.add("e", std::f64::consts::E)?;
+    m.add("inf", f64::INFINITY)?;
+    m.add("nan", f64::NAN)?;
+    m.add("euler_gamma", 0.577_215_664_901_532_9_f64)?;
+    m.add("newaxis", m.py().None())?;
+    m.add_function(wrap_pyfunction!(dtype::issubdtype, m)?)?;
+    m.add_function(wrap_pyfunction!(dtype::_dtype_from_name, m)?)?;
+    m.add_function(wrap_pyfunction!(device::default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(device::set_default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(device::default_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(device::new_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(device::is_available, m)?)?;
+    m.add_function(wrap_pyfunction!(device::device_count, m)?)?;
+    m.add_function(wrap_pyfunction!(device::synchronize, m)?)?;
+    ops_creation::register(m)?;
+    ops_elementwise::register(m)?;
+    ops_reduce::register(m)?;
+    ops_shape::register(m)?;
+    misc::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `eval`, `async_eval` over trees of arrays, and the memory API.
+
+use crate::array::PyArray;
+use crate::errors::PyResultExt;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use rmx_core::Array;
+
+/// Collects every array in a tree of lists, tuples and dicts.
+pub fn tree_arrays(obj: &Bound<'_, PyAny>, out: &mut Vec<Array>) -> PyResult<()> {
+    if let Ok(a) = obj.downcast::<PyArray>() {
+        out.push(a.borrow().inner.clone());
+    } else if let Ok(l) = obj.downcast::<PyList>() {
+        for x in l.iter() {
+            tree_arrays(&x, out)?;
+        }
+    } else if let Ok(t) = obj.downcast::<PyTuple>() {
+        for x in t.iter() {
+            tree_arrays(&x, out)?;
+        }
+    } else if let Ok(d) = obj.downcast::<PyDict>() {
+        for (_, v) in d.iter() {
+            tree_arrays(&v, out)?;
+        }
+    }
+    Ok(())
+}
+
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn eval(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let mut arrays = Vec::new();
+    tree_arrays(args.as_any(), &mut arrays)?;
+    py.allow_threads(|| rmx_core::eval(&arrays)).py()
+}
+
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn async_eval(py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let mut arrays = Vec::new();
+    tree_arrays(args.as_any(), &mut arrays)?;
+    py.allow_threads(|| rmx_core::async_eval(&arrays)).py()
+}
+
+#[pyfunction]
+pub fn get_active_memory() -> usize {
+    rmx_core::allocator::get_active_memory()
+}
+#[pyfunction]
+pub fn get_peak_memory() -> usize {
+    rmx_core::allocator::get_peak_memory()
+}
+#[pyfunction]
+pub fn reset_peak_memory() {
+    rmx_core::allocator::reset_peak_memory()
+}
+#[pyfunction]
+pub fn get_cache_memory() -> usize {
+    rmx_core::allocator::get_cache_memory()
+}
+#[pyfunction]
+pub fn set_cache_limit(limit: usize) -> usize {
+    rmx_core::allocator::set_cache_limit(limit)
+}
+#[pyfunction]
+pub fn set_memory_limit(limit: usize) -> usize {
+    rmx_core::allocator::set_memory_limit(limit)
+}
+#[pyfunction]
+pub fn clear_cache() {
+    rmx_core::allocator::clear_cache()
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, dtype, *, stream = None))]
+pub fn view(
+    a: &Bound<'_, PyAny>,
+    dtype: crate::dtype::PyDtype,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    crate::device::on_stream(stream, || {
+        Ok(
+            rmx_core::ops::view(&crate::convert::to_array(a, None)?, dtype.0)
+                .py()?
+                .into(),
+        )
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, dtype, *, stream = None))]
+pub fn astype(
+    a: &Bound<'_, PyAny>,
+    dtype: crate::dtype::PyDtype,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    crate::device::on_stream(stream, || {
+        Ok(
+            rmx_core::ops::astype(&crate::convert::to_array(a, None)?, dtype.0)
+                .py()?
+                .into(),
+        )
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    macro_rules! add {
+        ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
+    }
+    add!(
+        eval,
+        async_eval,
+        get_active_memory,
+        get_peak_memory,
+        reset_peak_memory,
+        get_cache_memory,
+        set_cache_limit,
+        set_memory_limit,
+        clear_cache,
+        view,
+        astype,
+    );
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `rmx.core` reductions.
+
+use crate::args;
+use crate::array::PyArray;
+use crate::convert::to_array;
+use crate::device::on_stream;
+use crate::errors::PyResultExt;
+use pyo3::prelude::*;
+use rmx_core::ops;
+
+macro_rules! py_reduce {
+    ($($name:ident),* $(,)?) => {$(
+        #[pyfunction]
+        #[pyo3(signature = (a, /, axis = None, keepdims = false, *, stream = None))]
+        pub fn $name(a: &Bound<'_, PyAny>, axis: Option<&Bound<'_, PyAny>>, keepdims: bool, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+            let ax = args::axes(axis)?;
+            on_stream(stream, || Ok(ops::$name(&to_array(a, None)?, ax.as_deref(), keepdims).py()?.into()))
+        }
+    )*};
+}
+py_reduce!(
+    sum,
+    prod,
+    max,
+    min,
+    mean,
+    all,
+    any,
+    logsumexp,
+    count_nonzero
+);
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis = None, keepdims = false, ddof = 0, *, stream = None))]
+pub fn var(
+    a: &Bound<'_, PyAny>,
+    axis: Option<&Bound<'_, PyAny>>,
+    keepdims: bool,
+    ddof: i64,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    let ax = args::axes(axis)?;
+    on_stream(stream, || {
+        Ok(ops::var(&to_array(a, None)?, ax.as_deref(), keepdims, ddof)
+            .py()?
+            .into())
+    })
+}
+
+#[pyfunction]
+#[pyo3(name = "std", signature = (a, /, axis = None, keepdims = false, ddof = 0, *, stream = None))]
+pub fn std_(
+    a: &Bound<'_, PyAny>,
+    axis: Option<&Bound<'_, PyAny>>,
+    keepdims: bool,
+    ddof: i64,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    let ax = args::axes(axis)?;
+    on_stream(stream, || {
+        Ok(ops::std(&to_array(a, None)?, ax.as_deref(), keepdims, ddof)
+            .py()?
+            .into())
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis = None, keepdims = false, *, stream = None))]
+pub fn argmax(
+    a: &Bound<'_, PyAny>,
+    axis: Option<i64>,
+    keepdims: bool,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    on_stream(stream, || {
+        Ok(ops::argmax(&to_array(a, None)?, axis, keepdims)
+            .py()?
+            .into())
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis = None, keepdims = false, *, stream = None))]
+pub fn argmin(
+    a: &Bound<'_, PyAny>,
+    axis: Option<i64>,
+    keepdims: bool,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    on_stream(stream, || {
+        Ok(ops::argmin(&to_array(a, None)?, axis, keepdims)
+            .py()?
+            .into())
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, axis = None, *, precise = false, stream = None))]
+pub fn softmax(
+    a: &Bound<'_, PyAny>,
+    axis: Option<&Bound<'_, PyAny>>,
+    precise: bool,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    let ax = args::axes(axis)?;
+    on_stream(stream, || {
+        Ok(ops::softmax(&to_array(a, None)?, ax.as_deref(), precise)
+            .py()?
+            .into())
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    macro_rules! add {
+        ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
+    }
+    add!(
+        sum,
+        prod,
+        max,
+        min,
+        mean,
+        all,
+        any,
+        logsumexp,
+        count_nonzero,
+        var,
+        std_,
+        argmax,
+        argmin,
+        softmax
+    );
+    Ok(())
+}

@@ -1,0 +1,8 @@
+"""rmx.core mirrors mlx.core: lazy arrays, ops, devices and streams."""
+
+from rmx._rmx import *  # noqa: F401,F403
+from rmx._rmx import _dtype_from_name  # noqa: F401
+from rmx._rmx import array, bool_  # noqa: F401
+
+# `where` is a Python keyword only as a statement; it is a valid attribute name.
+from rmx._rmx import where  # noqa: F401
