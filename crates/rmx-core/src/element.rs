@@ -90,8 +90,38 @@ pub trait Element: Copy + Send + Sync + 'static + PartialEq + std::fmt::Debug {
     fn lt(&self, other: &Self) -> bool;
 }
 
+/// Float to integer conversion as x86 C++ code does it (MLX's CPU casts): truncation
+/// through a 32- or 64-bit signed conversion whose out-of-range result is the minimum
+/// value, then wrap-around to the narrower type.
+#[inline(always)]
+fn f64_to_i32_x86(f: f64) -> i32 {
+    let t = f.trunc();
+    if t >= i32::MIN as f64 && t <= i32::MAX as f64 {
+        t as i32
+    } else {
+        i32::MIN
+    }
+}
+#[inline(always)]
+fn f64_to_i64_x86(f: f64) -> i64 {
+    let t = f.trunc();
+    if t >= -9.223_372_036_854_776e18 && t < 9.223_372_036_854_776e18 {
+        t as i64
+    } else {
+        i64::MIN
+    }
+}
+#[inline(always)]
+fn f64_to_u64_x86(f: f64) -> u64 {
+    if (9.223_372_036_854_776e18..1.844_674_407_370_955_2e19).contains(&f) {
+        f as u64
+    } else {
+        f64_to_i64_x86(f) as u64
+    }
+}
+
 macro_rules! int_element {
-    ($t:ty, $d:ident, $variant:ident, $conv:ident, $wide:ty) => {
+    ($t:ty, $d:ident, $variant:ident, $conv:ident, $wide:ty, $from_float:expr) => {
         impl Element for $t {
             const DTYPE: Dtype = Dtype::$d;
             #[inline(always)]
@@ -101,7 +131,8 @@ macro_rules! int_element {
             #[inline(always)]
             fn from_scalar(s: Scalar) -> Self {
                 match s {
-                    Scalar::Float(f) => f as $t,
+                    Scalar::Float(f) => $from_float(f) as $t,
+                    Scalar::Complex(c) => $from_float(c.re as f64) as $t,
                     other => other.$conv() as $t,
                 }
             }
@@ -118,14 +149,14 @@ macro_rules! int_element {
         }
     };
 }
-int_element!(u8, Uint8, UInt, as_u64, u64);
-int_element!(u16, Uint16, UInt, as_u64, u64);
-int_element!(u32, Uint32, UInt, as_u64, u64);
-int_element!(u64, Uint64, UInt, as_u64, u64);
-int_element!(i8, Int8, Int, as_i64, i64);
-int_element!(i16, Int16, Int, as_i64, i64);
-int_element!(i32, Int32, Int, as_i64, i64);
-int_element!(i64, Int64, Int, as_i64, i64);
+int_element!(u8, Uint8, UInt, as_u64, u64, f64_to_i32_x86);
+int_element!(u16, Uint16, UInt, as_u64, u64, f64_to_i32_x86);
+int_element!(u32, Uint32, UInt, as_u64, u64, f64_to_i64_x86);
+int_element!(u64, Uint64, UInt, as_u64, u64, f64_to_u64_x86);
+int_element!(i8, Int8, Int, as_i64, i64, f64_to_i32_x86);
+int_element!(i16, Int16, Int, as_i64, i64, f64_to_i32_x86);
+int_element!(i32, Int32, Int, as_i64, i64, f64_to_i32_x86);
+int_element!(i64, Int64, Int, as_i64, i64, f64_to_i64_x86);
 
 impl Element for bool {
     const DTYPE: Dtype = Dtype::Bool;

@@ -60,12 +60,13 @@ fn format_scalar(s: Scalar, dtype: Dtype) -> String {
             format_g(f)
         }
         Scalar::Complex(c) => {
+            // C++ prints `re`, then '+' unless the imaginary part is negative, then `im`
             let re = format_g(c.re as f64);
             let im = format_g(c.im as f64);
-            if im.starts_with('-') {
-                format!("{re}{im}j")
-            } else {
+            if c.im >= 0.0 || c.im.is_nan() {
                 format!("{re}+{im}j")
+            } else {
+                format!("{re}{im}j")
             }
         }
     }

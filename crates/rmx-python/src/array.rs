@@ -26,27 +26,43 @@ impl From<Array> for PyArray {
     }
 }
 
-fn binop(
-    a: &Array,
-    other: &Any<'_>,
-    f: fn(&Array, &Array) -> rmx_core::Result<Array>,
-) -> PyResult<PyArray> {
-    let b = to_operand(other, a.dtype())?;
+/// The other operand of a Python operator: arrays, Python scalars and NumPy arrays only
+/// (MLX refuses lists and other objects with a ValueError naming the operation).
+fn operator_operand(a: &Array, other: &Any<'_>, name: &str) -> PyResult<Array> {
+    let ok = other.downcast::<PyArray>().is_ok()
+        || crate::convert::py_scalar(other)?.is_some()
+        || other.hasattr("__array_interface__")?;
+    if !ok {
+        return Err(PyValueError::new_err(format!(
+            "Cannot perform {name} on an rmx.core.array and {}",
+            other.get_type().name()?
+        )));
+    }
+    to_operand(other, a.dtype())
+}
+
+type BinFn = fn(&Array, &Array) -> rmx_core::Result<Array>;
+
+fn binop(a: &Array, other: &Any<'_>, f: BinFn, name: &str) -> PyResult<PyArray> {
+    let b = operator_operand(a, other, name)?;
     Ok(f(a, &b).py()?.into())
 }
 
-fn rbinop(
-    a: &Array,
-    other: &Any<'_>,
-    f: fn(&Array, &Array) -> rmx_core::Result<Array>,
-) -> PyResult<PyArray> {
-    let b = to_operand(other, a.dtype())?;
+fn rbinop(a: &Array, other: &Any<'_>, f: BinFn, name: &str) -> PyResult<PyArray> {
+    let b = operator_operand(a, other, name)?;
     Ok(f(&b, a).py()?.into())
 }
 
-/// Python's `x op y` for comparisons with a non-array operand that cannot convert returns NotImplemented.
-fn operand_or_none(a: &Array, other: &Any<'_>) -> Option<Array> {
-    to_operand(other, a.dtype()).ok()
+/// Bitwise operators refuse floating operands with a ValueError (the functions raise RuntimeError).
+fn bitop(a: &Array, other: &Any<'_>, f: BinFn, name: &str, reflected: bool) -> PyResult<PyArray> {
+    let b = operator_operand(a, other, name)?;
+    if a.dtype().is_inexact() || b.dtype().is_inexact() {
+        return Err(PyValueError::new_err(format!(
+            "Floating point types not allowed with {name}."
+        )));
+    }
+    let r = if reflected { f(&b, a) } else { f(a, &b) };
+    Ok(r.py()?.into())
 }
 
 fn shape_args(args_: &Bound<'_, PyTuple>) -> PyResult<Vec<i64>> {
@@ -205,134 +221,121 @@ impl PyArray {
 
     // arithmetic operators
     fn __add__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::add)
+        binop(&self.inner, o, ops::add, "addition")
     }
     fn __radd__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::add)
+        rbinop(&self.inner, o, ops::add, "addition")
     }
     fn __sub__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::subtract)
+        binop(&self.inner, o, ops::subtract, "subtraction")
     }
     fn __rsub__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::subtract)
+        rbinop(&self.inner, o, ops::subtract, "subtraction")
     }
     fn __mul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::multiply)
+        binop(&self.inner, o, ops::multiply, "multiplication")
     }
     fn __rmul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::multiply)
+        rbinop(&self.inner, o, ops::multiply, "multiplication")
     }
     fn __truediv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::divide)
+        binop(&self.inner, o, ops::divide, "division")
     }
     fn __rtruediv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::divide)
+        rbinop(&self.inner, o, ops::divide, "division")
     }
     fn __floordiv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::floor_divide)
+        binop(&self.inner, o, ops::floor_divide, "floor division")
     }
     fn __rfloordiv__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::floor_divide)
+        rbinop(&self.inner, o, ops::floor_divide, "floor division")
     }
     fn __mod__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::remainder)
+        binop(&self.inner, o, ops::remainder, "modulus")
     }
     fn __rmod__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::remainder)
+        rbinop(&self.inner, o, ops::remainder, "modulus")
     }
     fn __pow__(&self, o: &Any<'_>, _m: Option<&Any<'_>>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::power)
+        binop(&self.inner, o, ops::power, "power")
     }
     fn __rpow__(&self, o: &Any<'_>, _m: Option<&Any<'_>>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::power)
+        rbinop(&self.inner, o, ops::power, "power")
     }
     fn __matmul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::matmul)
-    }
-    fn __rmatmul__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::matmul)
+        binop(&self.inner, o, ops::matmul, "matrix multiplication")
     }
     fn __and__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::bitwise_and)
-    }
-    fn __rand__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::bitwise_and)
+        bitop(&self.inner, o, ops::bitwise_and, "bitwise and", false)
     }
     fn __or__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::bitwise_or)
-    }
-    fn __ror__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::bitwise_or)
+        bitop(&self.inner, o, ops::bitwise_or, "bitwise or", false)
     }
     fn __xor__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::bitwise_xor)
-    }
-    fn __rxor__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::bitwise_xor)
+        bitop(&self.inner, o, ops::bitwise_xor, "bitwise xor", false)
     }
     fn __lshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::left_shift)
-    }
-    fn __rlshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::left_shift)
+        bitop(&self.inner, o, ops::left_shift, "left shift", false)
     }
     fn __rshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        binop(&self.inner, o, ops::right_shift)
-    }
-    fn __rrshift__(&self, o: &Any<'_>) -> PyResult<PyArray> {
-        rbinop(&self.inner, o, ops::right_shift)
+        bitop(&self.inner, o, ops::right_shift, "right shift", false)
     }
 
     fn __iadd__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::add)?.inner;
+        self.inner = binop(&self.inner, o, ops::add, "addition")?.inner;
         Ok(())
     }
     fn __isub__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::subtract)?.inner;
+        self.inner = binop(&self.inner, o, ops::subtract, "subtraction")?.inner;
         Ok(())
     }
     fn __imul__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::multiply)?.inner;
+        self.inner = binop(&self.inner, o, ops::multiply, "multiplication")?.inner;
         Ok(())
     }
     fn __itruediv__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::divide)?.inner;
+        if !self.inner.dtype().is_inexact() {
+            return Err(PyValueError::new_err(
+                "In place division cannot cast to non-floating point type.",
+            ));
+        }
+        self.inner = binop(&self.inner, o, ops::divide, "division")?.inner;
         Ok(())
     }
     fn __ifloordiv__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::floor_divide)?.inner;
+        self.inner = binop(&self.inner, o, ops::floor_divide, "floor division")?.inner;
         Ok(())
     }
     fn __imod__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::remainder)?.inner;
+        self.inner = binop(&self.inner, o, ops::remainder, "modulus")?.inner;
         Ok(())
     }
     fn __ipow__(&mut self, o: &Any<'_>, _m: Option<&Any<'_>>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::power)?.inner;
+        self.inner = binop(&self.inner, o, ops::power, "power")?.inner;
         Ok(())
     }
     fn __imatmul__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::matmul)?.inner;
+        self.inner = binop(&self.inner, o, ops::matmul, "matrix multiplication")?.inner;
         Ok(())
     }
     fn __iand__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::bitwise_and)?.inner;
+        self.inner = bitop(&self.inner, o, ops::bitwise_and, "bitwise and", false)?.inner;
         Ok(())
     }
     fn __ior__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::bitwise_or)?.inner;
+        self.inner = bitop(&self.inner, o, ops::bitwise_or, "bitwise or", false)?.inner;
         Ok(())
     }
     fn __ixor__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::bitwise_xor)?.inner;
+        self.inner = bitop(&self.inner, o, ops::bitwise_xor, "bitwise xor", false)?.inner;
         Ok(())
     }
     fn __ilshift__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::left_shift)?.inner;
+        self.inner = bitop(&self.inner, o, ops::left_shift, "left shift", false)?.inner;
         Ok(())
     }
     fn __irshift__(&mut self, o: &Any<'_>) -> PyResult<()> {
-        self.inner = binop(&self.inner, o, ops::right_shift)?.inner;
+        self.inner = bitop(&self.inner, o, ops::right_shift, "right shift", false)?.inner;
         Ok(())
     }
 
@@ -341,6 +344,10 @@ impl PyArray {
     }
     fn __pos__(&self) -> PyArray {
         self.clone()
+    }
+    #[getter(mT)]
+    fn m_t(&self) -> PyResult<PyArray> {
+        Ok(ops::matrix_transpose(&self.inner).py()?.into())
     }
     fn __abs__(&self) -> PyResult<PyArray> {
         Ok(ops::abs(&self.inner).py()?.into())
@@ -353,11 +360,31 @@ impl PyArray {
     }
 
     fn __richcmp__(&self, other: &Any<'_>, op: pyo3::basic::CompareOp) -> PyResult<PyObject> {
-        let py = other.py();
-        let Some(b) = operand_or_none(&self.inner, other) else {
-            return Ok(py.NotImplemented());
-        };
         use pyo3::basic::CompareOp::*;
+        let py = other.py();
+        let convertible = other.downcast::<PyArray>().is_ok()
+            || crate::convert::py_scalar(other)?.is_some()
+            || other.hasattr("__array_interface__")?;
+        if !convertible && !other.is_none() {
+            let name = match op {
+                Eq => return Ok(false.into_pyobject(py)?.to_owned().into_any().unbind()),
+                Ne => return Ok(true.into_pyobject(py)?.to_owned().into_any().unbind()),
+                Lt => "less than",
+                Le => "less than or equal",
+                Gt => "greater than",
+                Ge => "greater than or equal",
+            };
+            return Err(PyValueError::new_err(format!(
+                "Cannot perform {name} on an rmx.core.array and {}",
+                other.get_type().name()?
+            )));
+        }
+        if other.is_none() {
+            return Err(PyTypeError::new_err(
+                "comparison of an rmx.core.array with None is not supported",
+            ));
+        }
+        let b = to_operand(other, self.inner.dtype())?;
         let r = match op {
             Lt => ops::less(&self.inner, &b),
             Le => ops::less_equal(&self.inner, &b),
@@ -643,3 +670,16 @@ impl ArrayAtIndex {
         self.apply(value, ScatterMode::Min, None)
     }
 }
+
+macro_rules! scan_methods {
+    ($($name:ident),*) => {
+        #[pymethods]
+        impl PyArray {$(
+            #[pyo3(signature = (axis = None, *, reverse = false, inclusive = true, stream = None))]
+            fn $name(&self, axis: Option<i64>, reverse: bool, inclusive: bool, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+                crate::device::on_stream(stream, || Ok(ops::$name(&self.inner, axis, reverse, inclusive).py()?.into()))
+            }
+        )*}
+    };
+}
+scan_methods!(cumsum, cumprod, cummax, cummin, logcumsumexp);

@@ -48,7 +48,7 @@ fn numpy_dtype_name(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
 }
 
 /// A NumPy array (or NumPy scalar) as an array, copying its data.
-fn from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Option<Array>> {
+fn from_numpy(obj: &Bound<'_, PyAny>, want: Option<Dtype>) -> PyResult<Option<Array>> {
     if !obj.hasattr("__array_interface__")? {
         return Ok(None);
     }
@@ -56,7 +56,19 @@ fn from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Option<Array>> {
         return Ok(None);
     };
     let np = obj.py().import("numpy")?;
+    let strides: Vec<isize> = obj
+        .getattr("strides")
+        .and_then(|s| s.extract())
+        .unwrap_or_default();
+    if strides.iter().any(|&s| s < 0) {
+        // MLX imports through DLPack, which refuses negative strides
+        return Err(PyValueError::new_err(
+            "Cannot convert DLPack arrays with negative strides to rmx array.",
+        ));
+    }
     let (dtype, cast_to) = match name.as_str() {
+        // MLX turns float64 NumPy data into float32 unless float64 is asked for
+        "float64" if want == Some(Dtype::Float64) => (Dtype::Float64, None),
         "float64" => (Dtype::Float32, Some("float32")),
         "complex128" => (Dtype::Complex64, Some("complex64")),
         other => match Dtype::from_name(other) {
@@ -68,7 +80,9 @@ fn from_numpy(obj: &Bound<'_, PyAny>) -> PyResult<Option<Array>> {
             }
         },
     };
-    let mut arr = np.call_method1("ascontiguousarray", (obj,))?;
+    let kwargs = pyo3::types::PyDict::new(obj.py());
+    kwargs.set_item("order", "C")?;
+    let mut arr = np.call_method("asarray", (obj,), Some(&kwargs))?;
     if let Some(t) = cast_to {
         arr = arr.call_method1("astype", (t,))?;
     }
@@ -113,7 +127,16 @@ fn walk_list(obj: &Bound<'_, PyAny>, depth: usize, out: &mut Nested) -> PyResult
         out.values.push(s);
         return Ok(());
     }
-    if let Some(a) = from_numpy(obj)? {
+    if let Ok(a) = obj.downcast::<PyArray>() {
+        let a = a.borrow().inner.clone();
+        if a.ndim() == 0 {
+            out.values.push(a.item().py()?);
+            return Ok(());
+        }
+        let nested = to_list(obj.py(), &a)?;
+        return walk_list(nested.bind(obj.py()), depth, out);
+    }
+    if let Some(a) = from_numpy(obj, None)? {
         if a.ndim() == 0 {
             out.values.push(a.item().py()?);
             return Ok(());
@@ -190,8 +213,13 @@ fn to_array_inner(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Arra
         let d = dtype.unwrap_or_else(|| infer_dtype(&nested.values));
         return Array::from_scalars(&nested.values, &nested.shape, d).py();
     }
-    if let Some(a) = from_numpy(obj)? {
+    if let Some(a) = from_numpy(obj, dtype)? {
         return Ok(a);
+    }
+    if obj.is_none() {
+        return Err(PyTypeError::new_err(
+            "array(): incompatible function arguments: None is not array-like",
+        ));
     }
     Err(PyValueError::new_err(format!(
         "Invalid type {} received in array initialization.",

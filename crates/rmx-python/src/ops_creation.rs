@@ -43,13 +43,17 @@ pub fn full(
     let s = args::shape(shape)?;
     let d = args::dtype(dtype)?;
     on_stream(stream, || {
+        // MLX: a scalar takes `dtype` as a weak scalar would (a float stays float32 for an
+        // integer dtype); an array value keeps its own dtype.
         if let Some(v) = py_scalar(vals)? {
-            return Ok(ops::full(&s, v, Some(d.unwrap_or(v.default_dtype())))
-                .py()?
-                .into());
+            let dt = match d {
+                Some(d) => ops::weak_scalar(v, d).py()?.dtype(),
+                None => v.default_dtype(),
+            };
+            return Ok(ops::full(&s, v, Some(dt)).py()?.into());
         }
         let v = to_array(vals, None)?;
-        Ok(ops::full_array(&s, &v, d).py()?.into())
+        Ok(ops::full_array(&s, &v, None).py()?.into())
     })
 }
 
@@ -93,6 +97,8 @@ pub fn full_like(
     on_stream(stream, || {
         let x = to_array(a, None)?;
         let v = crate::ops_elementwise::scalar_arg(fill_value)?;
+        // the fill value is weakly typed against the array (overflow is an error)
+        ops::weak_scalar(v, x.dtype()).py()?;
         Ok(ops::full_like(&x, v, d).py()?.into())
     })
 }
@@ -110,37 +116,39 @@ fn num(o: &Bound<'_, PyAny>) -> PyResult<(f64, bool)> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (start, stop = None, step = None, dtype = None, *, stream = None))]
+#[pyo3(signature = (start = None, stop = None, step = None, dtype = None, *, stream = None))]
 pub fn arange(
-    start: &Bound<'_, PyAny>,
+    start: Option<&Bound<'_, PyAny>>,
     stop: Option<&Bound<'_, PyAny>>,
     step: Option<&Bound<'_, PyAny>>,
     dtype: Option<&Bound<'_, PyAny>>,
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
-    let (a, ai) = num(start)?;
-    let (start, stop, mut all_int) = match stop.filter(|s| !s.is_none()) {
-        None => (0.0, a, ai),
-        Some(s) => {
-            let (b, bi) = num(s)?;
-            (a, b, ai && bi)
+    let present = |o: Option<&Bound<'_, PyAny>>| -> PyResult<Option<(f64, bool)>> {
+        match o.filter(|v| !v.is_none()) {
+            None => Ok(None),
+            Some(v) => Ok(Some(num(v)?)),
         }
     };
-    let step = match step.filter(|s| !s.is_none()) {
-        None => 1.0,
-        Some(s) => {
-            let (v, vi) = num(s)?;
-            all_int &= vi;
-            v
+    // arange(stop), arange(start, stop), arange(stop=...): one number alone is the stop
+    let (start, stop) = match (present(start)?, present(stop)?) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(b), None) | (None, Some(b)) => ((0.0, true), b),
+        (None, None) => {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "arange() missing required argument 'stop'",
+            ))
         }
     };
+    let step = present(step)?.unwrap_or((1.0, true));
+    let all_int = start.1 && stop.1 && step.1;
     let d = args::dtype(dtype)?.unwrap_or(if all_int {
         Dtype::Int32
     } else {
         Dtype::Float32
     });
     on_stream(stream, || {
-        Ok(ops::arange(start, stop, step, d).py()?.into())
+        Ok(ops::arange(start.0, stop.0, step.0, d).py()?.into())
     })
 }
 
@@ -214,13 +222,14 @@ pub fn triu(x: &Bound<'_, PyAny>, k: i64, stream: Option<&Bound<'_, PyAny>>) -> 
 
 #[pyfunction]
 #[pyo3(signature = (*arrays, sparse = false, indexing = "xy", stream = None))]
-pub fn meshgrid(
-    arrays: Vec<Bound<'_, PyAny>>,
+pub fn meshgrid<'py>(
+    py: Python<'py>,
+    arrays: Vec<Bound<'py, PyAny>>,
     sparse: bool,
     indexing: &str,
-    stream: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Vec<PyArray>> {
-    on_stream(stream, || {
+    stream: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let out: Vec<PyArray> = on_stream(stream, || {
         let a: Vec<rmx_core::Array> = arrays
             .iter()
             .map(|x| to_array(x, None))
@@ -230,7 +239,8 @@ pub fn meshgrid(
             .into_iter()
             .map(PyArray::from)
             .collect())
-    })
+    })?;
+    pyo3::types::PyTuple::new(py, out)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -238,8 +248,35 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
     }
     add!(
-        zeros, ones, full, zeros_like, ones_like, full_like, arange, linspace, eye, identity, tri,
-        tril, triu, meshgrid
+        empty, empty_like, asarray, zeros, ones, full, zeros_like, ones_like, full_like, arange,
+        linspace, eye, identity, tri, tril, triu, meshgrid
     );
     Ok(())
+}
+
+#[pyfunction]
+#[pyo3(signature = (shape, dtype = None, *, stream = None))]
+pub fn empty(
+    shape: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    zeros(shape, dtype, stream)
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, dtype = None, *, stream = None))]
+pub fn empty_like(
+    a: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyArray> {
+    zeros_like(a, dtype, stream)
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, dtype = None))]
+pub fn asarray(a: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+    let d = args::dtype(dtype)?;
+    Ok(to_array(a, d)?.into())
 }

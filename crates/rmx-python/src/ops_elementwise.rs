@@ -59,6 +59,8 @@ py_unary!(
     isfinite,
     degrees,
     radians,
+    trunc,
+    positive,
 );
 
 #[pyfunction]
@@ -111,6 +113,7 @@ py_binary!(
     bitwise_xor,
     left_shift,
     right_shift,
+    logical_xor,
 );
 
 #[pyfunction]
@@ -119,11 +122,11 @@ pub fn divmod(
     a: &Bound<'_, PyAny>,
     b: &Bound<'_, PyAny>,
     stream: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(PyArray, PyArray)> {
+) -> PyResult<Vec<PyArray>> {
     on_stream(stream, || {
         let (x, y) = operands(a, b)?;
         let (q, r) = ops::divmod(&x, &y).py()?;
-        Ok((q.into(), r.into()))
+        Ok(vec![q.into(), r.into()])
     })
 }
 
@@ -325,6 +328,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         isclose,
         allclose,
         array_equal,
+        trunc,
+        positive,
+        logical_xor,
     );
     Ok(())
 }

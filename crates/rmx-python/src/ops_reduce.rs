@@ -110,6 +110,21 @@ pub fn softmax(
     })
 }
 
+macro_rules! py_scan {
+    ($($name:ident),* $(,)?) => {$(
+        #[pyfunction]
+        #[pyo3(signature = (a, /, axis = None, *, reverse = false, inclusive = true, dtype = None, stream = None))]
+        pub fn $name(a: &Bound<'_, PyAny>, axis: Option<i64>, reverse: bool, inclusive: bool, dtype: Option<&Bound<'_, PyAny>>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+            let d = args::dtype(dtype)?;
+            on_stream(stream, || {
+                let x = to_array(a, d)?;
+                Ok(ops::$name(&x, axis, reverse, inclusive).py()?.into())
+            })
+        }
+    )*};
+}
+py_scan!(cumsum, cumprod, cummax, cummin, logcumsumexp);
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
@@ -126,6 +141,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         count_nonzero,
         var,
         std_,
+        cumsum,
+        cumprod,
+        cummax,
+        cummin,
+        logcumsumexp,
         argmax,
         argmin,
         softmax

@@ -375,6 +375,21 @@ pub fn as_strided(
 }
 
 #[pyfunction]
+#[pyo3(signature = (a, /, axis = None, *, stream = None))]
+pub fn flip(a: &Any<'_>, axis: Option<&Any<'_>>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+    let ax = args::axes(axis)?;
+    on_stream(stream, || {
+        Ok(ops::flip(&arr(a)?, ax.as_deref()).py()?.into())
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, *, stream = None))]
+pub fn matrix_transpose(a: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+    on_stream(stream, || Ok(ops::matrix_transpose(&arr(a)?).py()?.into()))
+}
+
+#[pyfunction]
 #[pyo3(signature = (a, /, *, stream = None))]
 pub fn contiguous(a: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
     on_stream(stream, || Ok(ops::contiguous(&arr(a)?).py()?.into()))
@@ -622,6 +637,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         diag,
         as_strided,
         contiguous,
+        flip,
+        matrix_transpose,
         take,
         take_along_axis,
         put_along_axis,

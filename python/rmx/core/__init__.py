@@ -6,3 +6,9 @@ from rmx._rmx import array, bool_  # noqa: F401
 
 # `where` is a Python keyword only as a statement; it is a valid attribute name.
 from rmx._rmx import where  # noqa: F401
+
+# MLX's alternative names for the same functions.
+acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan, arctanh  # noqa: F405
+atan2 = arctan2  # noqa: F405
+bitwise_left_shift, bitwise_right_shift = left_shift, right_shift  # noqa: F405
+pow = power  # noqa: F405,A001

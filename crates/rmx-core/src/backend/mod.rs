@@ -41,6 +41,7 @@ pub enum UnaryOp {
     Floor,
     Ceil,
     Round,
+    Trunc,
     Erf,
     Erfinv,
     Sigmoid,
@@ -119,6 +120,13 @@ pub enum ArgReduceOp {
     ArgMin,
 }
 
+/// A cumulative operation along one axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScanOp {
+    Reduce(ReduceOp),
+    LogAddExp,
+}
+
 /// How scatter combines updates with the existing values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScatterMode {
@@ -160,6 +168,15 @@ pub trait Backend: Send + Sync {
         x: &ArrayData,
         axes: &[usize],
         out_dtype: Dtype,
+    ) -> Result<ArrayData>;
+    /// Cumulative `op` along `axis` (same dtype out), reversed and/or exclusive.
+    fn scan(
+        &self,
+        op: ScanOp,
+        x: &ArrayData,
+        axis: usize,
+        reverse: bool,
+        inclusive: bool,
     ) -> Result<ArrayData>;
     /// Index of the max/min along `axis` (kept with size 1), as uint32.
     fn arg_reduce(&self, op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayData>;

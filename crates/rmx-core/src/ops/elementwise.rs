@@ -76,8 +76,13 @@ pub fn unary(op: UnaryOp, x: &Array) -> Result<Array> {
         Negative if d == Dtype::Bool => Err(crate::value_err!(
             "[negative] Not supported for bool, use logical_not instead."
         )),
+        Abs if d.is_complex() => Ok(unary_node(op, x, Dtype::Float32)),
         Abs | Negative | Sign | Square => Ok(unary_node(op, x, d)),
-        Floor | Ceil | Round => {
+        Round if d.is_complex() => Ok(unary_node(op, x, d)),
+        Expm1 | Sigmoid if d.is_complex() => {
+            Err(crate::value_err!("[{name}] Not supported for complex64."))
+        }
+        Floor | Ceil | Round | Trunc => {
             if d.is_complex() {
                 return Err(crate::value_err!("[{name}] Not supported for complex64."));
             }
@@ -152,6 +157,7 @@ pub fn unary_name(op: UnaryOp) -> &'static str {
         Floor => "floor",
         Ceil => "ceil",
         Round => "round",
+        Trunc => "trunc",
         Erf => "erf",
         Erfinv => "erfinv",
         Sigmoid => "sigmoid",
@@ -212,6 +218,13 @@ pub fn broadcast_cast(arrays: &[&Array], dtype: Dtype) -> Result<Vec<Array>> {
 pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
     use BinaryOp::*;
     let promoted = promote_types(a.dtype(), b.dtype());
+    let unsupported_complex = matches!(op, Arctan2 | Remainder);
+    if promoted.is_complex() && unsupported_complex {
+        return Err(crate::value_err!(
+            "[{}] Not supported for complex64.",
+            binary_name(op)
+        ));
+    }
     let (compute, out) = match op {
         Divide | Arctan2 | LogAddExp => (promoted.to_inexact(), promoted.to_inexact()),
         Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual | NanEqual => {
@@ -227,23 +240,18 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
                     b.dtype()
                 ));
             }
-            (promoted, promoted)
-        }
-        Remainder | FloorDivide | Maximum | Minimum
-            if promoted.is_complex() && matches!(op, Remainder | FloorDivide) =>
-        {
-            return Err(crate::value_err!(
-                "[{}] Not supported for complex64.",
-                binary_name(op)
-            ))
+            // shifting booleans happens in uint8
+            let d = if matches!(op, LeftShift | RightShift) && promoted == Dtype::Bool {
+                Dtype::Uint8
+            } else {
+                promoted
+            };
+            (d, d)
         }
         _ => (promoted, promoted),
     };
     let shapes = [a.shape(), b.shape()];
-    let shape = broadcast_many(&shapes).map_err(|e| match e {
-        crate::Error::Value(m) => crate::Error::Value(m),
-        other => other,
-    })?;
+    let shape = broadcast_many(&shapes)?;
     let inputs = broadcast_cast(&[a, b], compute)?;
     Ok(Array::from_op(shape, out, Arc::new(Binary { op }), inputs))
 }
@@ -251,20 +259,28 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
 /// A 0-d array for a Python-style scalar next to an array of dtype `other`
 /// (MLX's weak typing: `int8_array + 1` stays int8, `int_array + 1.0` is float32).
 pub fn weak_scalar(value: Scalar, other: Dtype) -> Result<Array> {
+    if let Scalar::UInt(u) = value {
+        if u > i64::MAX as u64 {
+            return Err(crate::runtime_err!("Integer {u} does not fit in int64."));
+        }
+    }
     let dtype = match value {
         Scalar::Bool(_) => other,
         Scalar::Int(_) | Scalar::UInt(_) => {
             if other == Dtype::Bool {
-                value.default_dtype()
-            } else if other.is_integer() {
-                check_int_fits(value, other)?;
-                other
+                // wraps like a C cast: bool_array + 2**40 is int32
+                Dtype::Int32
             } else {
+                if other.is_integer() {
+                    check_int_fits(value, other)?;
+                }
                 other
             }
         }
+        // MLX makes a float scalar float32 unless the other side is a float type;
+        // promotion then takes it to complex64 next to a complex array.
         Scalar::Float(_) => {
-            if other.is_inexact() {
+            if other.is_float() {
                 other
             } else {
                 Dtype::Float32
@@ -275,7 +291,12 @@ pub fn weak_scalar(value: Scalar, other: Dtype) -> Result<Array> {
     Array::scalar_of(value, dtype)
 }
 
+/// MLX rejects Python ints that do not fit the array's integer type, except for the
+/// 64-bit types, where values wrap.
 fn check_int_fits(value: Scalar, dtype: Dtype) -> Result<()> {
+    if matches!(dtype, Dtype::Int64 | Dtype::Uint64) {
+        return Ok(());
+    }
     let info = crate::dtype::iinfo(dtype).expect("integer dtype");
     let v: i128 = match value {
         Scalar::Int(i) => i as i128,
@@ -304,7 +325,7 @@ unary_fns!(
     log1p => Log1p, log2 => Log2, log10 => Log10, sin => Sin, cos => Cos, tan => Tan,
     arcsin => Arcsin, arccos => Arccos, arctan => Arctan, sinh => Sinh, cosh => Cosh,
     tanh => Tanh, arcsinh => Arcsinh, arccosh => Arccosh, arctanh => Arctanh,
-    floor => Floor, ceil => Ceil, erf => Erf, erfinv => Erfinv, sigmoid => Sigmoid,
+    floor => Floor, ceil => Ceil, trunc => Trunc, erf => Erf, erfinv => Erfinv, sigmoid => Sigmoid,
     logical_not => LogicalNot, bitwise_invert => BitwiseInvert, real => Real, imag => Imag,
     conjugate => Conjugate, isnan => IsNan, isinf => IsInf, isposinf => IsPosInf,
     isneginf => IsNegInf,
@@ -335,8 +356,13 @@ pub fn divmod(a: &Array, b: &Array) -> Result<(Array, Array)> {
 
 /// Rounds to `decimals` places (half to even).
 pub fn round(x: &Array, decimals: i32) -> Result<Array> {
-    if decimals == 0 || !x.dtype().is_inexact() {
+    if decimals == 0 || (decimals > 0 && !x.dtype().is_inexact()) {
         return unary(UnaryOp::Round, x);
+    }
+    if !x.dtype().is_inexact() {
+        // negative decimals on integers: round in float32, back to the integer type
+        let xf = astype(x, Dtype::Float32)?;
+        return astype(&round(&xf, decimals)?, x.dtype());
     }
     let scale = weak_scalar(Scalar::Float(10f64.powi(decimals)), x.dtype())?;
     let scaled = multiply(x, &scale)?;
@@ -405,6 +431,11 @@ pub fn nan_to_num(x: &Array, nan: f64, posinf: Option<f64>, neginf: Option<f64>)
     if !d.is_inexact() {
         return Ok(x.clone());
     }
+    if matches!(d, Dtype::Float64 | Dtype::Complex64) {
+        return Err(crate::value_err!(
+            "[nan_to_num] Does not yet support given type: {d}."
+        ));
+    }
     let fi = crate::dtype::finfo(d).expect("float dtype");
     let s = |v: f64| weak_scalar(Scalar::Float(v), d);
     let out = where_(&isnan(x)?, &s(nan)?, x)?;
@@ -446,4 +477,14 @@ pub fn array_equal(a: &Array, b: &Array, equal_nan: bool) -> Result<Array> {
         BinaryOp::Equal
     };
     super::reduce::all(&binary(op, a, b)?, None, false)
+}
+
+/// Elementwise exclusive or of truth values.
+pub fn logical_xor(a: &Array, b: &Array) -> Result<Array> {
+    not_equal(&astype(a, Dtype::Bool)?, &astype(b, Dtype::Bool)?)
+}
+
+/// `+x`: the array itself.
+pub fn positive(x: &Array) -> Result<Array> {
+    Ok(x.clone())
 }

@@ -6,7 +6,7 @@ use crate::backend::{ArgReduceOp, ReduceOp};
 use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
-use crate::primitives::reduce::{ArgReduce, Reduce, Softmax};
+use crate::primitives::reduce::{ArgReduce, Reduce, Scan, Softmax};
 use crate::shape::{normalize_axis, Shape};
 use std::sync::Arc;
 
@@ -160,25 +160,19 @@ pub fn std(x: &Array, axes: Option<&[i64]>, keepdims: bool, ddof: i64) -> Result
     super::elementwise::sqrt(&var(x, axes, keepdims, ddof)?)
 }
 
-/// `log(sum(exp(x)))` computed stably.
+/// `log(sum(exp(x)))` computed stably. As in MLX, the max is taken and subtracted in
+/// the input dtype; `exp` moves integers to float32.
 pub fn logsumexp(x: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<Array> {
-    let d = x.dtype().to_inexact();
-    let xf = astype(x, d)?;
-    let ax = reduce_axes(x, axes)?;
-    if ax.iter().any(|&a| x.shape()[a] == 0) {
-        // empty: log(0) = -inf
-        let s = sum(&exp(&xf)?, axes, keepdims)?;
-        return log(&s);
+    if x.size() == 0 {
+        return Err(crate::value_err!("[logsumexp] Received empty array."));
     }
-    let m = max(&xf, axes, true)?;
-    // keep infinities from producing NaN: where m is not finite use 0
-    let m_safe = super::elementwise::where_(
-        &super::elementwise::isfinite(&m)?,
-        &m,
-        &super::creation::zeros_like(&m)?,
-    )?;
-    let s = sum(&exp(&subtract(&xf, &m_safe)?)?, axes, true)?;
-    let r = super::elementwise::add(&log(&s)?, &m_safe)?;
+    let ax = reduce_axes(x, axes)?;
+    let m = max(x, axes, true)?;
+    // infinite maxima would turn x - m into NaN: use 0 there
+    let zero = super::creation::zeros_like(&m)?;
+    let m = super::elementwise::where_(&super::elementwise::isinf(&m)?, &zero, &m)?;
+    let s = sum(&exp(&subtract(x, &m)?)?, axes, true)?;
+    let r = super::elementwise::add(&log(&s)?, &m)?;
     finish(x, r, &ax, keepdims)
 }
 
@@ -249,8 +243,13 @@ pub fn softmax(x: &Array, axes: Option<&[i64]>, precise: bool) -> Result<Array> 
     let d = x.dtype().to_inexact();
     let xf = astype(x, d)?;
     let ax = reduce_axes(x, axes)?;
-    if ax.is_empty() || xf.size() == 0 {
+    if xf.size() == 0 {
         return Ok(xf);
+    }
+    if ax.is_empty() {
+        // a 0-d input: exp(x - x) / exp(x - x)
+        let e = exp(&subtract(&xf, &xf)?)?;
+        return divide(&e, &e);
     }
     if d.is_complex() {
         let m = max(&xf, axes, true)?;
@@ -275,4 +274,107 @@ pub fn softmax(x: &Array, axes: Option<&[i64]>, precise: bool) -> Result<Array> 
     let e = exp(&subtract(&xf, &m)?)?;
     let _ = multiply;
     divide(&e, &sum(&e, axes, true)?)
+}
+
+fn scan(
+    op: crate::backend::ScanOp,
+    name: &str,
+    x: &Array,
+    axis: Option<i64>,
+    reverse: bool,
+    inclusive: bool,
+    dtype: Dtype,
+) -> Result<Array> {
+    let (xr, ax) = match axis {
+        None => (super::shape::flatten(x, 0, -1)?, 0usize),
+        Some(a) => {
+            let ax = normalize_axis(name, a, x.ndim()).map_err(|_| {
+                crate::index_err!(
+                    "[{name}] Axis {a} is out of bounds for array with {} dimensions.",
+                    x.ndim()
+                )
+            })?;
+            (x.clone(), ax)
+        }
+    };
+    if xr.ndim() == 0 {
+        return astype(&xr, dtype);
+    }
+    let xi = astype(&xr, dtype)?;
+    Ok(Array::from_op(
+        xi.shape().into(),
+        dtype,
+        Arc::new(Scan {
+            op,
+            axis: ax,
+            reverse,
+            inclusive,
+        }),
+        vec![xi],
+    ))
+}
+
+pub fn cumsum(x: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+    let d = if x.dtype() == Dtype::Bool {
+        Dtype::Int32
+    } else {
+        x.dtype()
+    };
+    scan(
+        crate::backend::ScanOp::Reduce(ReduceOp::Sum),
+        "cumsum",
+        x,
+        axis,
+        reverse,
+        inclusive,
+        d,
+    )
+}
+
+pub fn cumprod(x: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+    scan(
+        crate::backend::ScanOp::Reduce(ReduceOp::Prod),
+        "cumprod",
+        x,
+        axis,
+        reverse,
+        inclusive,
+        x.dtype(),
+    )
+}
+
+pub fn cummax(x: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+    scan(
+        crate::backend::ScanOp::Reduce(ReduceOp::Max),
+        "cummax",
+        x,
+        axis,
+        reverse,
+        inclusive,
+        x.dtype(),
+    )
+}
+
+pub fn cummin(x: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+    scan(
+        crate::backend::ScanOp::Reduce(ReduceOp::Min),
+        "cummin",
+        x,
+        axis,
+        reverse,
+        inclusive,
+        x.dtype(),
+    )
+}
+
+pub fn logcumsumexp(x: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+    scan(
+        crate::backend::ScanOp::LogAddExp,
+        "logcumsumexp",
+        x,
+        axis,
+        reverse,
+        inclusive,
+        x.dtype().to_inexact(),
+    )
 }

@@ -737,3 +737,31 @@ fn as_strided_unchecked(
         vec![x.clone()],
     ))
 }
+
+/// Reverses the order of elements along `axes` (all axes when None): a strided view.
+pub fn flip(x: &Array, axes: Option<&[i64]>) -> Result<Array> {
+    let nd = x.ndim();
+    let axes: Vec<usize> = match axes {
+        None => (0..nd).collect(),
+        Some(a) => crate::shape::normalize_axes("flip", a, nd)?,
+    };
+    let mut start = vec![0usize; nd];
+    let mut step = vec![1isize; nd];
+    for &a in &axes {
+        if x.shape()[a] > 0 {
+            start[a] = x.shape()[a] - 1;
+            step[a] = -1;
+        }
+    }
+    slice_resolved(x, &start, x.shape(), &step)
+}
+
+/// Swaps the last two axes.
+pub fn matrix_transpose(x: &Array) -> Result<Array> {
+    if x.ndim() < 2 {
+        return Err(crate::value_err!(
+            "[matrix_transpose] Array must have at least two dimensions."
+        ));
+    }
+    swapaxes(x, -1, -2)
+}

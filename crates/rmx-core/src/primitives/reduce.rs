@@ -3,7 +3,7 @@
 
 use super::one;
 use crate::array::ArrayData;
-use crate::backend::{ArgReduceOp, Backend, ReduceOp};
+use crate::backend::{ArgReduceOp, Backend, ReduceOp, ScanOp};
 use crate::error::Result;
 use crate::primitive::{OutputSpec, Primitive};
 
@@ -64,6 +64,30 @@ impl Primitive for Softmax {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.softmax(&inputs[0])?)
+    }
+    crate::primitive_common!();
+}
+
+/// Cumulative op along one axis.
+#[derive(Debug, PartialEq)]
+pub struct Scan {
+    pub op: ScanOp,
+    pub axis: usize,
+    pub reverse: bool,
+    pub inclusive: bool,
+}
+
+impl Primitive for Scan {
+    fn name(&self) -> &'static str {
+        "Scan"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(b.scan(self.op, &inputs[0], self.axis, self.reverse, self.inclusive)?)
     }
     crate::primitive_common!();
 }

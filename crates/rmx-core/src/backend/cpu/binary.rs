@@ -78,6 +78,10 @@ fn bool_binary(op: BinaryOp, a: &ArrayData, b: &ArrayData, out: &ArrayData) -> R
         Add | Maximum | BitwiseOr => map2::<bool, bool>(a, b, out, |x, y| x || y),
         Multiply | Minimum | BitwiseAnd => map2::<bool, bool>(a, b, out, |x, y| x && y),
         BitwiseXor | Subtract => map2::<bool, bool>(a, b, out, |x, y| x ^ y),
+        // as C++ does on bools: computed in int, converted back to bool
+        Remainder => map2::<bool, bool>(a, b, out, |x, y| x && !y),
+        FloorDivide | Divide => map2::<bool, bool>(a, b, out, |x, y| x && y),
+        Power => map2::<bool, bool>(a, b, out, |x, y| x || !y),
         _ => return Err(unsupported(op, Dtype::Bool)),
     }
     Ok(())
@@ -316,11 +320,13 @@ fn complex_binary(op: BinaryOp, a: &ArrayData, b: &ArrayData, out: &ArrayData) -
         };
     }
     let lt = |x: &Complex32, y: &Complex32| x.re < y.re || (x.re == y.re && x.im < y.im);
+    let nan = |x: &Complex32| x.re.is_nan() || x.im.is_nan();
     match op {
         Add => c!(|x, y| x + y),
         Subtract => c!(|x, y| x - y),
         Multiply => c!(|x, y| x * y),
-        Divide => c!(|x, y| x / y),
+        // complex floor division divides (MLX applies no floor to complex values)
+        Divide | FloorDivide => c!(complex_div),
         Power => c!(|x: Complex32, y: Complex32| {
             if x == Complex32::new(0.0, 0.0) && y == Complex32::new(0.0, 0.0) {
                 Complex32::new(1.0, 0.0)
@@ -328,9 +334,57 @@ fn complex_binary(op: BinaryOp, a: &ArrayData, b: &ArrayData, out: &ArrayData) -
                 x.powc(y)
             }
         }),
-        Maximum => c!(move |x, y| if lt(&y, &x) { x } else { y }),
-        Minimum => c!(move |x, y| if lt(&x, &y) { x } else { y }),
+        LogAddExp => c!(|x: Complex32, y: Complex32| {
+            let (m, o) = if x.re >= y.re { (x, y) } else { (y, x) };
+            if m.re.is_infinite() && m.re < 0.0 {
+                return m;
+            }
+            m + (Complex32::new(1.0, 0.0) + (o - m).exp()).ln()
+        }),
+        Maximum => c!(move |x, y| if nan(&x) || (!nan(&y) && lt(&y, &x)) {
+            x
+        } else {
+            y
+        }),
+        Minimum => c!(move |x, y| if nan(&x) || (!nan(&y) && lt(&x, &y)) {
+            x
+        } else {
+            y
+        }),
         _ => return Err(unsupported(op, Dtype::Complex64)),
     }
     Ok(())
+}
+
+/// Complex division with C99 Annex G semantics (what C++'s std::complex gives):
+/// finite / 0 is infinite, and scaling avoids overflow.
+pub fn complex_div(x: Complex32, y: Complex32) -> Complex32 {
+    let (a, b, mut c, mut d) = (x.re as f64, x.im as f64, y.re as f64, y.im as f64);
+    let logbw = c.abs().max(d.abs()).log2().floor();
+    let mut ilogbw = 0i32;
+    if logbw.is_finite() {
+        ilogbw = logbw as i32;
+        c = libm::scalbn(c, -ilogbw);
+        d = libm::scalbn(d, -ilogbw);
+    }
+    let denom = c * c + d * d;
+    let mut re = libm::scalbn((a * c + b * d) / denom, -ilogbw);
+    let mut im = libm::scalbn((b * c - a * d) / denom, -ilogbw);
+    if re.is_nan() && im.is_nan() {
+        if denom == 0.0 && (!a.is_nan() || !b.is_nan()) {
+            re = f64::INFINITY.copysign(c) * a;
+            im = f64::INFINITY.copysign(c) * b;
+        } else if (a.is_infinite() || b.is_infinite()) && c.is_finite() && d.is_finite() {
+            let a2 = (if a.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(a);
+            let b2 = (if b.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(b);
+            re = f64::INFINITY * (a2 * c + b2 * d);
+            im = f64::INFINITY * (b2 * c - a2 * d);
+        } else if logbw == f64::INFINITY && a.is_finite() && b.is_finite() {
+            let c2 = (if c.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(c);
+            let d2 = (if d.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(d);
+            re = 0.0 * (a * c2 + b * d2);
+            im = 0.0 * (b * c2 - a * d2);
+        }
+    }
+    Complex32::new(re as f32, im as f32)
 }

@@ -59,6 +59,9 @@ impl FloatElem for f64 {
 pub trait MathExt: Sized {
     fn erf_(self) -> Self;
     fn erfinv_(self) -> Self;
+    fn asinh_(self) -> Self;
+    fn acosh_(self) -> Self;
+    fn atanh_(self) -> Self;
 }
 
 impl MathExt for f32 {
@@ -70,6 +73,18 @@ impl MathExt for f32 {
     fn erfinv_(self) -> f32 {
         erfinv_f64(self as f64) as f32
     }
+    #[inline]
+    fn asinh_(self) -> f32 {
+        libm::asinhf(self)
+    }
+    #[inline]
+    fn acosh_(self) -> f32 {
+        libm::acoshf(self)
+    }
+    #[inline]
+    fn atanh_(self) -> f32 {
+        libm::atanhf(self)
+    }
 }
 impl MathExt for f64 {
     #[inline]
@@ -79,6 +94,18 @@ impl MathExt for f64 {
     #[inline]
     fn erfinv_(self) -> f64 {
         erfinv_f64(self)
+    }
+    #[inline]
+    fn asinh_(self) -> f64 {
+        libm::asinh(self)
+    }
+    #[inline]
+    fn acosh_(self) -> f64 {
+        libm::acosh(self)
+    }
+    #[inline]
+    fn atanh_(self) -> f64 {
+        libm::atanh(self)
     }
 }
 

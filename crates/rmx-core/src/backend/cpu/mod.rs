@@ -7,11 +7,12 @@ pub mod loops;
 pub mod math;
 mod matmul;
 mod reduce;
+mod scan;
 mod softmax;
 mod unary;
 
 use crate::array::ArrayData;
-use crate::backend::{ArgReduceOp, Backend, BinaryOp, ReduceOp, ScatterMode, UnaryOp};
+use crate::backend::{ArgReduceOp, Backend, BinaryOp, ReduceOp, ScanOp, ScatterMode, UnaryOp};
 use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
@@ -68,6 +69,16 @@ impl Backend for CpuBackend {
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
         reduce::reduce(op, x, axes, out_dtype)
+    }
+    fn scan(
+        &self,
+        op: ScanOp,
+        x: &ArrayData,
+        axis: usize,
+        reverse: bool,
+        inclusive: bool,
+    ) -> Result<ArrayData> {
+        scan::scan(op, x, axis, reverse, inclusive)
     }
     fn arg_reduce(&self, op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayData> {
         reduce::arg_reduce(op, x, axis)

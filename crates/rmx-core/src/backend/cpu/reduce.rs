@@ -180,34 +180,28 @@ macro_rules! int_plain {
     };
 }
 
-pub fn reduce(op: ReduceOp, x: &ArrayData, axes: &[usize], out_dtype: Dtype) -> Result<ArrayData> {
-    debug_assert!(matches!(op, ReduceOp::All | ReduceOp::Any) || x.dtype == out_dtype);
-    let mut out_shape: Shape = x.shape.clone();
-    for &a in axes {
-        out_shape[a] = 1;
-    }
-    let out = ArrayData::alloc(out_dtype, &out_shape)?;
+/// Something to run with the reducer of an op and dtype (reductions and scans share the
+/// per-dtype choice of accumulator).
+pub trait ReduceDriver {
+    fn go<T: Copy + Send + Sync, R: Reducer<T>>(&self, r: &R);
+}
+
+/// Picks the reducer for `op` on elements of `dtype` and hands it to `driver`.
+pub fn with_reducer(op: ReduceOp, dtype: Dtype, driver: &impl ReduceDriver) {
     use ReduceOp::*;
-    match (op, x.dtype) {
-        (All, _) | (Any, _) => {
-            debug_assert_eq!(x.dtype, Dtype::Bool);
-            let r = if op == All {
-                Plain::<bool> {
-                    init: true,
-                    f: |a, b| a && b,
-                }
-            } else {
-                Plain::<bool> {
-                    init: false,
-                    f: |a, b| a || b,
-                }
-            };
-            run::<bool, _>(&r, x, axes, &out);
-        }
-        (_, Dtype::Float16) => float_reduce::<f16>(op, x, axes, &out),
-        (_, Dtype::Bfloat16) => float_reduce::<bf16>(op, x, axes, &out),
-        (_, Dtype::Float32) => float_reduce::<f32>(op, x, axes, &out),
-        (_, Dtype::Float64) => float_reduce::<f64>(op, x, axes, &out),
+    match (op, dtype) {
+        (All, _) => driver.go::<bool, _>(&Plain::<bool> {
+            init: true,
+            f: |a, b| a && b,
+        }),
+        (Any, _) => driver.go::<bool, _>(&Plain::<bool> {
+            init: false,
+            f: |a, b| a || b,
+        }),
+        (_, Dtype::Float16) => float_reducer::<f16>(op, driver),
+        (_, Dtype::Bfloat16) => float_reducer::<bf16>(op, driver),
+        (_, Dtype::Float32) => float_reducer::<f32>(op, driver),
+        (_, Dtype::Float64) => float_reducer::<f64>(op, driver),
         (_, Dtype::Complex64) => {
             let r = match op {
                 Sum => Plain::<Complex32> {
@@ -220,14 +214,26 @@ pub fn reduce(op: ReduceOp, x: &ArrayData, axes: &[usize], out_dtype: Dtype) -> 
                 },
                 Max => Plain::<Complex32> {
                     init: Complex32::new(f32::NEG_INFINITY, f32::NEG_INFINITY),
-                    f: |a, b| if (b.re, b.im) > (a.re, a.im) { b } else { a },
+                    f: |a, b| {
+                        if complex_nan(a) || (!complex_nan(b) && (a.re, a.im) >= (b.re, b.im)) {
+                            a
+                        } else {
+                            b
+                        }
+                    },
                 },
                 _ => Plain::<Complex32> {
                     init: Complex32::new(f32::INFINITY, f32::INFINITY),
-                    f: |a, b| if (b.re, b.im) < (a.re, a.im) { b } else { a },
+                    f: |a, b| {
+                        if complex_nan(a) || (!complex_nan(b) && (a.re, a.im) <= (b.re, b.im)) {
+                            a
+                        } else {
+                            b
+                        }
+                    },
                 },
             };
-            run::<Complex32, _>(&r, x, axes, &out);
+            driver.go::<Complex32, _>(&r);
         }
         (_, Dtype::Bool) => {
             let r = match op {
@@ -240,32 +246,49 @@ pub fn reduce(op: ReduceOp, x: &ArrayData, axes: &[usize], out_dtype: Dtype) -> 
                     f: |a, b| a && b,
                 },
             };
-            run::<bool, _>(&r, x, axes, &out);
+            driver.go::<bool, _>(&r);
         }
-        (_, Dtype::Uint8) => run::<u8, _>(&int_plain!(op, u8), x, axes, &out),
-        (_, Dtype::Uint16) => run::<u16, _>(&int_plain!(op, u16), x, axes, &out),
-        (_, Dtype::Uint32) => run::<u32, _>(&int_plain!(op, u32), x, axes, &out),
-        (_, Dtype::Uint64) => run::<u64, _>(&int_plain!(op, u64), x, axes, &out),
-        (_, Dtype::Int8) => run::<i8, _>(&int_plain!(op, i8), x, axes, &out),
-        (_, Dtype::Int16) => run::<i16, _>(&int_plain!(op, i16), x, axes, &out),
-        (_, Dtype::Int32) => run::<i32, _>(&int_plain!(op, i32), x, axes, &out),
-        (_, Dtype::Int64) => run::<i64, _>(&int_plain!(op, i64), x, axes, &out),
+        (_, Dtype::Uint8) => driver.go::<u8, _>(&int_plain!(op, u8)),
+        (_, Dtype::Uint16) => driver.go::<u16, _>(&int_plain!(op, u16)),
+        (_, Dtype::Uint32) => driver.go::<u32, _>(&int_plain!(op, u32)),
+        (_, Dtype::Uint64) => driver.go::<u64, _>(&int_plain!(op, u64)),
+        (_, Dtype::Int8) => driver.go::<i8, _>(&int_plain!(op, i8)),
+        (_, Dtype::Int16) => driver.go::<i16, _>(&int_plain!(op, i16)),
+        (_, Dtype::Int32) => driver.go::<i32, _>(&int_plain!(op, i32)),
+        (_, Dtype::Int64) => driver.go::<i64, _>(&int_plain!(op, i64)),
     }
-    Ok(out)
 }
 
-fn float_reduce<T: FloatElem + Send + Sync>(
-    op: ReduceOp,
-    x: &ArrayData,
-    axes: &[usize],
-    out: &ArrayData,
-) {
+fn float_reducer<T: FloatElem + Send + Sync>(op: ReduceOp, driver: &impl ReduceDriver) {
     match op {
-        ReduceOp::Sum => run::<T, _>(&FloatSum, x, axes, out),
-        ReduceOp::Prod => run::<T, _>(&FloatProd, x, axes, out),
-        ReduceOp::Max => run::<T, _>(&FloatMax, x, axes, out),
-        _ => run::<T, _>(&FloatMin, x, axes, out),
+        ReduceOp::Sum => driver.go::<T, _>(&FloatSum),
+        ReduceOp::Prod => driver.go::<T, _>(&FloatProd),
+        ReduceOp::Max => driver.go::<T, _>(&FloatMax),
+        _ => driver.go::<T, _>(&FloatMin),
     }
+}
+
+struct ReduceRun<'a> {
+    x: &'a ArrayData,
+    axes: &'a [usize],
+    out: &'a ArrayData,
+}
+
+impl ReduceDriver for ReduceRun<'_> {
+    fn go<T: Copy + Send + Sync, R: Reducer<T>>(&self, r: &R) {
+        run::<T, R>(r, self.x, self.axes, self.out)
+    }
+}
+
+pub fn reduce(op: ReduceOp, x: &ArrayData, axes: &[usize], out_dtype: Dtype) -> Result<ArrayData> {
+    debug_assert!(matches!(op, ReduceOp::All | ReduceOp::Any) || x.dtype == out_dtype);
+    let mut out_shape: Shape = x.shape.clone();
+    for &a in axes {
+        out_shape[a] = 1;
+    }
+    let out = ArrayData::alloc(out_dtype, &out_shape)?;
+    with_reducer(op, x.dtype, &ReduceRun { x, axes, out: &out });
+    Ok(out)
 }
 
 /// Drives a reducer over the layout: contiguous rows, contiguous columns, or general strides.
@@ -453,4 +476,8 @@ fn scalar_cmp(a: crate::element::Scalar, b: crate::element::Scalar) -> std::cmp:
             .partial_cmp(&y.as_f64())
             .unwrap_or(std::cmp::Ordering::Equal),
     }
+}
+
+fn complex_nan(c: Complex32) -> bool {
+    c.re.is_nan() || c.im.is_nan()
 }

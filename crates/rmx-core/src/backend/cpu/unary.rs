@@ -31,7 +31,9 @@ pub fn unary(op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> 
         (_, Dtype::Float64) => float_unary::<f64>(op, x, &out)?,
         (_, Dtype::Complex64) => complex_unary(op, x, &out)?,
         (_, Dtype::Bool) => match op {
-            Abs | Floor | Ceil | Round | Square | Sign => map1::<bool, bool>(x, &out, |v| v),
+            Abs | Floor | Ceil | Round | Trunc | Square | Sign => {
+                map1::<bool, bool>(x, &out, |v| v)
+            }
             BitwiseInvert => map1::<bool, bool>(x, &out, |v| !v),
             _ => return Err(unsupported()),
         },
@@ -43,7 +45,9 @@ pub fn unary(op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> 
                         Negative => map1::<$T, $T>(x, &out, |v| v.wrapping_neg()),
                         Sign => map1::<$T, $T>(x, &out, |v| v.sign_of()),
                         Square => map1::<$T, $T>(x, &out, |v| v.wrapping_mul(v)),
-                        Floor | Ceil | Round | Real | Conjugate => map1::<$T, $T>(x, &out, |v| v),
+                        Floor | Ceil | Round | Trunc | Real | Conjugate => {
+                            map1::<$T, $T>(x, &out, |v| v)
+                        }
                         Imag => map1::<$T, $T>(x, &out, |_| 0),
                         BitwiseInvert => map1::<$T, $T>(x, &out, |v| !v),
                         _ => return Err(unsupported()),
@@ -123,12 +127,13 @@ fn float_unary<T: FloatElem>(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> Res
     match op {
         Abs => f!(|v: T::C| v.abs()),
         Negative => f!(|v: T::C| -v),
+        // 0 for zero and NaN, as MLX
         Sign => f!(|v: T::C| if v > zero {
             one
         } else if v < zero {
             -one
         } else {
-            v // keeps 0 and NaN
+            zero
         }),
         Sqrt => f!(|v: T::C| v.sqrt()),
         Rsqrt => f!(|v: T::C| one / v.sqrt()),
@@ -149,11 +154,13 @@ fn float_unary<T: FloatElem>(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> Res
         Sinh => f!(|v: T::C| v.sinh()),
         Cosh => f!(|v: T::C| v.cosh()),
         Tanh => f!(|v: T::C| v.tanh()),
-        Arcsinh => f!(|v: T::C| v.asinh()),
-        Arccosh => f!(|v: T::C| v.acosh()),
-        Arctanh => f!(|v: T::C| v.atanh()),
+        // libm's forms stay finite for huge inputs (x*x would overflow)
+        Arcsinh => f!(|v: T::C| v.asinh_()),
+        Arccosh => f!(|v: T::C| v.acosh_()),
+        Arctanh => f!(|v: T::C| v.atanh_()),
         Floor => f!(|v: T::C| v.floor()),
         Ceil => f!(|v: T::C| v.ceil()),
+        Trunc => f!(|v: T::C| v.trunc()),
         // round half to even, as NumPy and MLX do
         Round => f!(|v: T::C| {
             let r = v.round();
@@ -221,6 +228,7 @@ fn complex_unary(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> Result<()> {
         Arcsinh => c!(|v| v.asinh()),
         Arccosh => c!(|v| v.acosh()),
         Arctanh => c!(|v| v.atanh()),
+        Round => c!(|v: Complex32| Complex32::new(round_half_even(v.re), round_half_even(v.im))),
         Sign => c!(|v| {
             let n = v.norm();
             if n == 0.0 {
@@ -237,4 +245,13 @@ fn complex_unary(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn round_half_even(v: f32) -> f32 {
+    let r = v.round();
+    if (v - v.trunc()).abs() == 0.5 {
+        (v / 2.0).round() * 2.0
+    } else {
+        r
+    }
 }
