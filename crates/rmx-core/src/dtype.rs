@@ -252,6 +252,25 @@ pub fn result_type(dtypes: &[Dtype]) -> Option<Dtype> {
     Some(it.fold(first, promote_types))
 }
 
+/// Array-API `isdtype`: whether `dtype` is of `kind` ("bool", "signed integer",
+/// "unsigned integer", "integral", "real floating", "complex floating", "numeric").
+pub fn isdtype(dtype: Dtype, kind: &str) -> crate::Result<bool> {
+    Ok(match kind {
+        "bool" => dtype.is_bool(),
+        "signed integer" => dtype.is_signed_integer(),
+        "unsigned integer" => dtype.is_unsigned_integer(),
+        "integral" => dtype.is_integer(),
+        "real floating" => dtype.is_float(),
+        "complex floating" => dtype.is_complex(),
+        "numeric" => !dtype.is_bool(),
+        other => {
+            return Err(crate::value_err!(
+                "[isdtype] Unknown data type kind: '{other}'."
+            ))
+        }
+    })
+}
+
 /// Limits of a floating type, as `mx.finfo`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FInfo {
@@ -259,6 +278,7 @@ pub struct FInfo {
     pub min: f64,
     pub max: f64,
     pub eps: f64,
+    pub smallest_normal: f64,
 }
 
 /// Limits of an integer type, as `mx.iinfo`.
@@ -271,11 +291,15 @@ pub struct IInfo {
 
 pub fn finfo(dtype: Dtype) -> Option<FInfo> {
     use Dtype::*;
-    let (max, eps) = match dtype {
-        Float16 => (65504.0, f64::from(half::f16::EPSILON)),
-        Bfloat16 => (f64::from(half::bf16::MAX), f64::from(half::bf16::EPSILON)),
-        Float32 | Complex64 => (f32::MAX as f64, f32::EPSILON as f64),
-        Float64 => (f64::MAX, f64::EPSILON),
+    let (max, eps, smallest_normal) = match dtype {
+        Float16 => (65504.0, f64::from(half::f16::EPSILON), f64::from(half::f16::MIN_POSITIVE)),
+        Bfloat16 => (
+            f64::from(half::bf16::MAX),
+            f64::from(half::bf16::EPSILON),
+            f64::from(half::bf16::MIN_POSITIVE),
+        ),
+        Float32 | Complex64 => (f32::MAX as f64, f32::EPSILON as f64, f32::MIN_POSITIVE as f64),
+        Float64 => (f64::MAX, f64::EPSILON, f64::MIN_POSITIVE),
         _ => return None,
     };
     let dtype = if dtype == Complex64 { Float32 } else { dtype };
@@ -284,6 +308,7 @@ pub fn finfo(dtype: Dtype) -> Option<FInfo> {
         min: -max,
         max,
         eps,
+        smallest_normal,
     })
 }
 

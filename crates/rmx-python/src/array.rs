@@ -169,19 +169,42 @@ impl PyArray {
     fn __bool__(&self, py: Python<'_>) -> PyResult<bool> {
         Ok(self.scalar(py)?.as_bool())
     }
-    fn __int__(&self, py: Python<'_>) -> PyResult<i64> {
-        Ok(self.scalar(py)?.as_i64())
+    /// Python's own int()/float()/complex() of the item, so NaN and complex raise as they do there.
+    fn __int__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let v = scalar_to_py(py, self.scalar(py)?)?;
+        Ok(py.get_type::<pyo3::types::PyInt>().call1((v,))?.unbind())
     }
-    fn __float__(&self, py: Python<'_>) -> PyResult<f64> {
-        Ok(self.scalar(py)?.as_f64())
+    fn __float__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let v = scalar_to_py(py, self.scalar(py)?)?;
+        Ok(py.get_type::<pyo3::types::PyFloat>().call1((v,))?.unbind())
+    }
+    fn __complex__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let v = scalar_to_py(py, self.scalar(py)?)?;
+        Ok(py.get_type::<pyo3::types::PyComplex>().call1((v,))?.unbind())
     }
     fn __index__(&self, py: Python<'_>) -> PyResult<i64> {
-        if !self.inner.dtype().is_integer() {
+        if !self.inner.dtype().is_integer() || self.inner.ndim() != 0 {
             return Err(PyTypeError::new_err(
-                "only integer arrays can be used as an index",
+                "Only 0-dimensional integer arrays can be converted to an index.",
             ));
         }
         Ok(self.scalar(py)?.as_i64())
+    }
+    fn __bytes__(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let bytes = py.allow_threads(|| self.inner.to_bytes()).py()?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes).into_any().unbind())
+    }
+    fn __format__(&self, py: Python<'_>, spec: &str) -> PyResult<String> {
+        if spec.is_empty() {
+            return py.allow_threads(|| rmx_core::format::body(&self.inner)).py();
+        }
+        if self.inner.ndim() != 0 {
+            return Err(PyTypeError::new_err(
+                "unsupported format string passed to rmx.core.array.__format__",
+            ));
+        }
+        let v = scalar_to_py(py, self.scalar(py)?)?;
+        v.bind(py).call_method1("__format__", (spec,))?.extract()
     }
     fn __copy__(&self) -> PyResult<PyArray> {
         Ok(ops::copy(&self.inner).py()?.into())
@@ -589,7 +612,7 @@ impl PyArray {
     }
 }
 
-#[pyclass(module = "rmx.core")]
+#[pyclass(name = "ArrayIterator", module = "rmx.core")]
 pub struct ArrayIter {
     array: Array,
     pos: usize,

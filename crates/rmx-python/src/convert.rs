@@ -28,6 +28,13 @@ pub fn py_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
     if obj.is_instance_of::<PyFloat>() {
         return Ok(Some(Scalar::Float(obj.extract()?)));
     }
+    // NumPy scalars (np.int64(1), np.float32(2)) behave like Python scalars
+    if obj.hasattr("__array_interface__")? && !obj.hasattr("__array_finalize__")? && obj.hasattr("item")? {
+        let item = obj.call_method0("item")?;
+        if !item.hasattr("__array_interface__")? {
+            return py_scalar(&item);
+        }
+    }
     if let Ok(c) = obj.downcast::<PyComplex>() {
         return Ok(Some(Scalar::Complex(Complex32::new(
             c.real() as f32,

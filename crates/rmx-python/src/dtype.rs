@@ -19,9 +19,8 @@ impl PyDtype {
     fn __str__(&self) -> String {
         self.__repr__()
     }
-    fn __reduce__(&self, py: Python<'_>) -> PyResult<(PyObject, (String,))> {
-        let f = py.import("rmx.core")?.getattr("_dtype_from_name")?;
-        Ok((f.unbind(), (self.0.name().to_string(),)))
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(pyo3::exceptions::PyTypeError::new_err("cannot pickle 'Dtype' object"))
     }
 }
 
@@ -54,6 +53,60 @@ pub fn _dtype_from_name(name: &str) -> PyResult<PyDtype> {
         .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("Unknown dtype {name}")))
 }
 
+/// `isdtype(dtype, kind)` with kind a dtype, a kind string or a tuple of those.
+#[pyfunction]
+pub fn isdtype(dtype: PyDtype, kind: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(d) = kind.extract::<PyDtype>() {
+        return Ok(d.0 == dtype.0);
+    }
+    if let Ok(k) = kind.extract::<String>() {
+        return rmx_core::dtype::isdtype(dtype.0, &k).map_err(crate::errors::to_py);
+    }
+    if let Ok(t) = kind.downcast::<pyo3::types::PyTuple>() {
+        for k in t.iter() {
+            if isdtype(dtype, &k)? {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "isdtype(): kind must be a Dtype, a string or a tuple of those",
+    ))
+}
+
+/// `result_type(*arrays_or_dtypes)`: the promoted dtype.
+#[pyfunction]
+#[pyo3(signature = (*args))]
+pub fn result_type(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<PyDtype> {
+    let mut dtypes = Vec::new();
+    for a in args.iter() {
+        if let Ok(d) = a.extract::<PyDtype>() {
+            dtypes.push(d.0);
+        } else if let Ok(arr) = a.downcast::<crate::array::PyArray>() {
+            dtypes.push(arr.borrow().inner.dtype());
+        } else {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "[result_type] Inputs must be arrays or dtypes.",
+            ));
+        }
+    }
+    rmx_core::dtype::result_type(&dtypes).map(PyDtype).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(
+            "[result_type] At least one array or dtype is required.",
+        )
+    })
+}
+
+/// A category given as our class or as a member of the Python `DtypeCategory` enum.
+fn category_of(o: &Bound<'_, PyAny>) -> Option<DtypeCategory> {
+    if let Ok(c) = o.extract::<PyDtypeCategory>() {
+        return Some(c.0);
+    }
+    let name: String = o.getattr("name").ok()?.extract().ok()?;
+    CATEGORIES.iter().copied().find(|c| c.name() == name)
+}
+
 /// `issubdtype(a, b)` over dtypes and categories.
 #[pyfunction]
 pub fn issubdtype(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -65,8 +118,8 @@ pub fn issubdtype(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> 
         if let Ok(d) = o.extract::<PyDtype>() {
             return Ok(K::D(d.0));
         }
-        if let Ok(c) = o.extract::<PyDtypeCategory>() {
-            return Ok(K::C(c.0));
+        if let Some(c) = category_of(o) {
+            return Ok(K::C(c));
         }
         Err(pyo3::exceptions::PyTypeError::new_err(
             "issubdtype(): arguments must be Dtype or DtypeCategory",
@@ -89,6 +142,10 @@ pub struct PyFinfo {
     #[pyo3(get)]
     eps: f64,
     #[pyo3(get)]
+    smallest_normal: f64,
+    #[pyo3(get)]
+    bits: usize,
+    #[pyo3(get)]
     dtype: PyDtype,
 }
 
@@ -106,6 +163,8 @@ impl PyFinfo {
             min: f.min,
             max: f.max,
             eps: f.eps,
+            smallest_normal: f.smallest_normal,
+            bits: f.dtype.size() * 8,
             dtype: PyDtype(f.dtype),
         })
     }

@@ -2,7 +2,7 @@
 
 use crate::array::PyArray;
 use crate::convert::to_array;
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyEllipsis, PyList, PySlice, PyTuple};
 use rmx_core::ops::Index;
@@ -34,8 +34,8 @@ fn one(obj: &Bound<'_, PyAny>) -> PyResult<Index> {
         });
     }
     if obj.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyIndexError::new_err(
-            "Boolean scalar indices are not supported.",
+        return Err(PyValueError::new_err(
+            "Cannot index mlx array using the given type.",
         ));
     }
     if let Ok(i) = obj.extract::<i64>() {
@@ -49,16 +49,18 @@ fn one(obj: &Bound<'_, PyAny>) -> PyResult<Index> {
     {
         let a = to_array(obj, None)?;
         if !(a.dtype().is_integer() || a.dtype().is_bool()) {
-            return Err(PyIndexError::new_err(
-                "Arrays used as indices must be of integer (or boolean) type.",
+            return Err(PyValueError::new_err(
+                "[gather] Got indices with invalid dtype. Indices must be integral.",
             ));
+        }
+        if a.dtype().is_bool() && a.ndim() == 0 {
+            return Err(PyValueError::new_err("boolean indices are not yet supported"));
         }
         return Ok(Index::Array(a));
     }
-    Err(PyIndexError::new_err(format!(
-        "Cannot index array with {}.",
-        obj.get_type().name()?
-    )))
+    Err(PyValueError::new_err(
+        "Cannot index mlx array using the given type.",
+    ))
 }
 
 pub fn parse(obj: &Bound<'_, PyAny>) -> PyResult<Vec<Index>> {

@@ -48,6 +48,8 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("euler_gamma", 0.577_215_664_901_532_9_f64)?;
     m.add("newaxis", m.py().None())?;
     m.add_function(wrap_pyfunction!(dtype::issubdtype, m)?)?;
+    m.add_function(wrap_pyfunction!(dtype::isdtype, m)?)?;
+    m.add_function(wrap_pyfunction!(dtype::result_type, m)?)?;
     m.add_function(wrap_pyfunction!(dtype::_dtype_from_name, m)?)?;
     m.add_function(wrap_pyfunction!(device::default_device, m)?)?;
     m.add_function(wrap_pyfunction!(device::set_default_device, m)?)?;

@@ -58,13 +58,22 @@ pub fn reset_peak_memory() {
 pub fn get_cache_memory() -> usize {
     rmx_core::allocator::get_cache_memory()
 }
-#[pyfunction]
-pub fn set_cache_limit(limit: usize) -> usize {
-    rmx_core::allocator::set_cache_limit(limit)
+fn limit_arg(name: &str, limit: i64) -> PyResult<usize> {
+    usize::try_from(limit).map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!("{name}(): the limit must be non-negative"))
+    })
 }
 #[pyfunction]
-pub fn set_memory_limit(limit: usize) -> usize {
-    rmx_core::allocator::set_memory_limit(limit)
+pub fn set_cache_limit(limit: i64) -> PyResult<usize> {
+    Ok(rmx_core::allocator::set_cache_limit(limit_arg("set_cache_limit", limit)?))
+}
+#[pyfunction]
+pub fn set_memory_limit(limit: i64) -> PyResult<usize> {
+    Ok(rmx_core::allocator::set_memory_limit(limit_arg("set_memory_limit", limit)?))
+}
+#[pyfunction]
+pub fn get_memory_limit() -> usize {
+    rmx_core::allocator::get_memory_limit()
 }
 #[pyfunction]
 pub fn clear_cache() {
@@ -116,6 +125,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         get_cache_memory,
         set_cache_limit,
         set_memory_limit,
+        get_memory_limit,
         clear_cache,
         view,
         astype,

@@ -206,7 +206,7 @@ pub fn isclose(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        let (x, y) = operands(a, b)?;
+        let (x, y) = array_pair("isclose", a, b)?;
         Ok(ops::isclose(&x, &y, rtol, atol, equal_nan).py()?.into())
     })
 }
@@ -222,7 +222,7 @@ pub fn allclose(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        let (x, y) = operands(a, b)?;
+        let (x, y) = array_pair("allclose", a, b)?;
         Ok(ops::allclose(&x, &y, rtol, atol, equal_nan).py()?.into())
     })
 }
@@ -239,6 +239,19 @@ pub fn array_equal(
         let (x, y) = operands(a, b)?;
         Ok(ops::array_equal(&x, &y, equal_nan).py()?.into())
     })
+}
+
+/// Both arguments must already be arrays (MLX's signature takes `array`, not scalars).
+fn array_pair(name: &str, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(rmx_core::Array, rmx_core::Array)> {
+    let get = |o: &Bound<'_, PyAny>| -> PyResult<rmx_core::Array> {
+        match o.downcast::<PyArray>() {
+            Ok(x) => Ok(x.borrow().inner.clone()),
+            Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{name}(): arguments must be arrays"
+            ))),
+        }
+    };
+    Ok((get(a)?, get(b)?))
 }
 
 /// A Python scalar argument as a core scalar (for fill values).

@@ -237,8 +237,9 @@ pub fn split(
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis = 0, *, stream = None))]
-pub fn unstack(a: &Any<'_>, axis: i64, stream: Option<&Any<'_>>) -> PyResult<Vec<PyArray>> {
-    on_stream(stream, || Ok(wrap(ops::unstack(&arr(a)?, axis).py()?)))
+pub fn unstack<'py>(a: &Any<'py>, axis: i64, stream: Option<&Any<'_>>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+    let parts = on_stream(stream, || Ok(wrap(ops::unstack(&arr(a)?, axis).py()?)))?;
+    pyo3::types::PyTuple::new(a.py(), parts)
 }
 
 #[pyfunction]
@@ -309,7 +310,10 @@ pub fn pad(
         let v = match constant_values {
             None => Scalar::Int(0),
             Some(o) => match py_scalar(o)? {
-                Some(s) => s,
+                Some(s) => {
+                    ops::weak_scalar(s, x.dtype()).py()?;
+                    s
+                }
                 None => to_array(o, None)?.item().py()?,
             },
         };
@@ -390,8 +394,9 @@ pub fn matrix_transpose(a: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyArr
 }
 
 #[pyfunction]
-#[pyo3(signature = (a, /, *, stream = None))]
-pub fn contiguous(a: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+#[pyo3(signature = (a, /, allow_col_major = false, *, stream = None))]
+pub fn contiguous(a: &Any<'_>, allow_col_major: bool, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+    let _ = allow_col_major; // the copy is row-major either way
     on_stream(stream, || Ok(ops::contiguous(&arr(a)?).py()?.into()))
 }
 
@@ -460,7 +465,23 @@ pub fn slice(
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
         let x = arr(a)?;
-        let (start, stop) = slice_bounds(&x, start_indices, &axes, &slice_size)?;
+        if slice_size.len() != x.ndim() {
+            return Err(PyValueError::new_err(format!(
+                "[slice] Invalid slice size for array with {} dimensions.",
+                x.ndim()
+            )));
+        }
+        let sizes: Vec<i64> = axes
+            .iter()
+            .map(|&ax| Ok(slice_size[rmx_core::shape::normalize_axis("slice", ax, x.ndim()).py()?]))
+            .collect::<PyResult<_>>()?;
+        let (mut start, mut stop) = slice_bounds(&x, start_indices, &axes, &sizes)?;
+        for d in 0..x.ndim() {
+            if !axes.iter().any(|&ax| rmx_core::shape::normalize_axis("slice", ax, x.ndim()).ok() == Some(d)) {
+                start[d] = 0;
+                stop[d] = slice_size[d];
+            }
+        }
         Ok(ops::slice(&x, &start, &stop, None).py()?.into())
     })
 }
@@ -604,6 +625,19 @@ pub fn kron(a: &Any<'_>, b: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyAr
     on_stream(stream, || Ok(ops::kron(&arr(a)?, &arr(b)?).py()?.into()))
 }
 
+#[pyfunction]
+#[pyo3(signature = (a, /, n = 1, axis = -1, *, stream = None))]
+pub fn diff(a: &Any<'_>, n: i64, axis: i64, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+    on_stream(stream, || Ok(ops::diff(&arr(a)?, n, axis).py()?.into()))
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, /, offset = 0, axis1 = 0, axis2 = 1, dtype = None, *, stream = None))]
+pub fn trace(a: &Any<'_>, offset: i64, axis1: i64, axis2: i64, dtype: Option<&Any<'_>>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+    let d = args::dtype(dtype)?;
+    on_stream(stream, || Ok(ops::trace(&arr(a)?, offset, axis1, axis2, d).py()?.into()))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
@@ -638,6 +672,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         as_strided,
         contiguous,
         flip,
+        diff,
+        trace,
         matrix_transpose,
         take,
         take_along_axis,

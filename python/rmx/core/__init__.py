@@ -12,3 +12,26 @@ acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan
 atan2 = arctan2  # noqa: F405
 bitwise_left_shift, bitwise_right_shift = left_shift, right_shift  # noqa: F405
 pow = power  # noqa: F405,A001
+
+
+class DtypeCategory(__import__("enum").Enum):
+    """Abstract dtype categories for ``issubdtype`` (as ``mlx.core.DtypeCategory``)."""
+
+    complexfloating = 0
+    floating = 1
+    inexact = 2
+    signedinteger = 3
+    unsignedinteger = 4
+    integer = 5
+    number = 6
+    generic = 7
+
+
+complexfloating = DtypeCategory.complexfloating
+floating = DtypeCategory.floating
+inexact = DtypeCategory.inexact
+signedinteger = DtypeCategory.signedinteger
+unsignedinteger = DtypeCategory.unsignedinteger
+integer = DtypeCategory.integer
+number = DtypeCategory.number
+generic = DtypeCategory.generic

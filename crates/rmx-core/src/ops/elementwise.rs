@@ -452,10 +452,9 @@ pub fn isclose(a: &Array, b: &Array, rtol: f64, atol: f64, equal_nan: bool) -> R
         &weak_scalar(Scalar::Float(atol), d)?,
         &multiply(&weak_scalar(Scalar::Float(rtol), d)?, &abs(&b)?)?,
     )?;
-    let close = less_equal(&diff, &tol)?;
-    // equal infinities are close; NaN never unless equal_nan
-    let both_inf_equal = logical_and(&equal(&a, &b)?, &isinf(&a)?)?;
-    let mut out = logical_or(&close, &both_inf_equal)?;
+    // finite differences within tolerance, or equal values (equal infinities)
+    let close = logical_and(&less_equal(&diff, &tol)?, &isfinite(&diff)?)?;
+    let mut out = logical_or(&close, &equal(&a, &b)?)?;
     if equal_nan {
         out = logical_or(&out, &logical_and(&isnan(&a)?, &isnan(&b)?)?)?;
     }

@@ -144,7 +144,7 @@ fn along_axis_shapes(
 
 pub fn take_along_axis(x: &Array, indices: &Array, axis: Option<i64>) -> Result<Array> {
     let (x, indices, axis) = match axis {
-        None => (flatten(x, 0, -1)?, flatten(indices, 0, -1)?, 0),
+        None => (flatten(x, 0, -1)?, indices.clone(), 0),
         Some(a) => (x.clone(), indices.clone(), a),
     };
     let (ax, idx, shape) = along_axis_shapes("take_along_axis", &x, &indices, axis)?;
@@ -287,19 +287,37 @@ struct Plan {
 fn plan(x: &Array, indices: &[Index]) -> Result<Plan> {
     // Boolean masks become their nonzero() integer arrays (one per masked axis).
     let mut idx: Vec<Index> = Vec::new();
+    // source axis the next entry applies to (unknown after an Ellipsis)
+    let mut axis: Option<usize> = Some(0);
     for i in indices {
         match i {
             Index::Array(a) if a.dtype() == Dtype::Bool => {
                 if a.ndim() == 0 {
-                    return Err(crate::value_err!(
-                        "[index] 0-d boolean indices are not supported."
-                    ));
+                    return Err(crate::value_err!("boolean indices are not yet supported"));
+                }
+                if let Some(ax) = axis {
+                    let end = ax + a.ndim();
+                    if end > x.ndim() || a.shape() != &x.shape()[ax..end] {
+                        return Err(crate::value_err!(
+                            "[masked_scatter] The boolean mask should have the same shape as the beginning of the indexed array but the mask has shape {} and the array has shape {}",
+                            crate::shape::shape_str(a.shape()),
+                            crate::shape::shape_str(x.shape())
+                        ));
+                    }
+                    axis = Some(end);
                 }
                 for col in nonzero(a)? {
                     idx.push(Index::Array(col));
                 }
             }
-            other => idx.push(other.clone()),
+            other => {
+                axis = match (other, axis) {
+                    (Index::Ellipsis, _) | (_, None) => None,
+                    (Index::NewAxis, a) => a,
+                    (_, Some(a)) => Some(a + 1),
+                };
+                idx.push(other.clone())
+            }
         }
     }
     let consumed = idx
@@ -312,7 +330,12 @@ fn plan(x: &Array, indices: &[Index]) -> Result<Plan> {
         ));
     }
     if consumed > x.ndim() {
-        return Err(crate::index_err!(
+        if x.ndim() == 0 {
+            return Err(crate::value_err!(
+                "too many indices for array: array is 0-dimensional"
+            ));
+        }
+        return Err(crate::value_err!(
             "Too many indices for array with {} dimensions.",
             x.ndim()
         ));

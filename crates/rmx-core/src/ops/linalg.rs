@@ -154,13 +154,8 @@ pub fn tensordot_axes(a: &Array, b: &Array, axes_a: &[i64], axes_b: &[i64]) -> R
     let dtype = promote_types(a.dtype(), b.dtype());
     let a2 = reshape_exact(&transpose(a, Some(&pa))?, Shape::from_slice(&[m, k]))?;
     let b2 = reshape_exact(&transpose(b, Some(&pb))?, Shape::from_slice(&[k, n]))?;
-    let prod = if dtype.is_inexact() {
-        matmul(&a2, &b2)?
-    } else {
-        // integer contraction through broadcasting
-        let e = multiply(&expand_dims(&a2, &[2])?, &expand_dims(&b2, &[0])?)?;
-        sum(&e, Some(&[1]), false)?
-    };
+    let _ = dtype;
+    let prod = matmul(&a2, &b2)?;
     let out: Shape = free_a
         .iter()
         .map(|&d| a.shape()[d])
@@ -171,6 +166,11 @@ pub fn tensordot_axes(a: &Array, b: &Array, axes_a: &[i64], axes_b: &[i64]) -> R
 
 /// `sum(conj(a) * b, axis)` with broadcasting.
 pub fn vecdot(a: &Array, b: &Array, axis: i64) -> Result<Array> {
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
+    let nd = shape.len() as i64;
+    if axis < -nd || axis >= nd {
+        return Err(crate::value_err!("[vecdot] axis is out of bounds."));
+    }
     let prod = multiply(&super::elementwise::conjugate(a)?, b)?;
     sum(&prod, Some(&[axis]), false)
 }

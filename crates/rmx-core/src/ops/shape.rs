@@ -78,6 +78,12 @@ pub fn flatten(x: &Array, start_axis: i64, end_axis: i64) -> Result<Array> {
     if nd == 0 {
         return reshape(x, &[1]);
     }
+    let wrap = |a: i64| if a < 0 { a + nd as i64 } else { a };
+    if wrap(start_axis) > wrap(end_axis) {
+        return Err(crate::value_err!(
+            "[flatten] start_axis must be less than or equal to end_axis"
+        ));
+    }
     let s = normalize_axis("flatten", start_axis, nd)?;
     let e = normalize_axis("flatten", end_axis, nd)?;
     if s > e {
@@ -311,9 +317,7 @@ pub fn concatenate(arrays: &[Array], axis: Option<i64>) -> Result<Array> {
     let axis = axis.unwrap_or(0);
     let nd = arrays[0].ndim();
     if nd == 0 {
-        return Err(crate::value_err!(
-            "[concatenate] Cannot concatenate zero-dimensional arrays."
-        ));
+        return Err(axis_err("concatenate", axis, 0));
     }
     let ax = norm_axis("concatenate", axis, nd)?;
     let mut shape: Shape = arrays[0].shape().into();
@@ -573,6 +577,7 @@ pub fn pad(x: &Array, widths: &[(i64, i64)], mode: &str, value: Scalar) -> Resul
     let edge = match mode {
         "constant" => false,
         "edge" => true,
+        "reflect" | "symmetric" => return pad_mirror(x, widths, mode == "reflect"),
         m => {
             return Err(crate::value_err!(
                 "Invalid padding mode ({m}) passed to pad"
@@ -764,4 +769,77 @@ pub fn matrix_transpose(x: &Array) -> Result<Array> {
         ));
     }
     swapaxes(x, -1, -2)
+}
+
+/// `x[1:] - x[:-1]` along `axis`, `n` times.
+pub fn diff(x: &Array, n: i64, axis: i64) -> Result<Array> {
+    if n < 0 {
+        return Err(crate::value_err!("[diff] order must be non-negative but got {n}."));
+    }
+    if x.ndim() == 0 {
+        return Err(crate::value_err!("[diff] requires input to be at least one dimensional."));
+    }
+    let ax = normalize_axis("diff", axis, x.ndim())?;
+    let mut out = x.clone();
+    for _ in 0..n {
+        let len = out.shape()[ax];
+        if len == 0 {
+            break;
+        }
+        let nd = out.ndim();
+        let mut shape: Vec<usize> = out.shape().to_vec();
+        shape[ax] = len - 1;
+        let mut hi = vec![0usize; nd];
+        hi[ax] = 1;
+        let a = slice_resolved(&out, &hi, &shape, &vec![1; nd])?;
+        let b = slice_resolved(&out, &vec![0; nd], &shape, &vec![1; nd])?;
+        out = if out.dtype() == crate::Dtype::Bool {
+            super::elementwise::not_equal(&a, &b)?
+        } else {
+            super::elementwise::subtract(&a, &b)?
+        };
+    }
+    Ok(out)
+}
+
+/// Sum along the diagonal spanned by `axis1`/`axis2` with `offset`.
+pub fn trace(x: &Array, offset: i64, axis1: i64, axis2: i64, dtype: Option<crate::Dtype>) -> Result<Array> {
+    let d = diagonal(x, offset, axis1, axis2)?;
+    let d = match dtype {
+        Some(t) => super::elementwise::astype(&d, t)?,
+        None => d,
+    };
+    super::reduce::sum(&d, Some(&[-1]), false)
+}
+
+/// Reflect (`[3,2,1,|1..]` without the edge) or symmetric (with the edge) padding,
+/// one axis at a time through an index gather.
+fn pad_mirror(x: &Array, widths: &[(i64, i64)], reflect: bool) -> Result<Array> {
+    let mut out = x.clone();
+    for (ax, &(lo, hi)) in widths.iter().enumerate() {
+        if lo == 0 && hi == 0 {
+            continue;
+        }
+        let n = x.shape()[ax] as i64;
+        if n == 0 || (reflect && n == 1 && lo + hi > 0) {
+            return Err(crate::value_err!("[pad] Cannot mirror-pad an axis of size {n}."));
+        }
+        let period = if reflect { 2 * (n - 1) } else { 2 * n };
+        let idx: Vec<i64> = (-lo..n + hi)
+            .map(|i| {
+                let m = i.rem_euclid(period);
+                if reflect {
+                    if m < n { m } else { period - m }
+                } else if m < n {
+                    m
+                } else {
+                    period - 1 - m
+                }
+            })
+            .collect();
+        let len = idx.len();
+        let idx = Array::from_vec(idx, &[len])?;
+        out = super::indexing::take(&out, &idx, Some(ax as i64))?;
+    }
+    Ok(out)
 }

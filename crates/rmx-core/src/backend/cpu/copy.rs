@@ -58,22 +58,27 @@ pub fn fill(value: Scalar, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {
     Ok(out)
 }
 
+/// `start + i * step` in the output type, with the step taken as MLX does:
+/// `T(start + step) - T(start)` (so `arange(0.5, 3, 0.5, int32)` steps by 1).
 pub fn arange(start: f64, step: f64, dtype: Dtype, n: usize) -> Result<ArrayData> {
     let out = ArrayData::alloc(dtype, &[n])?;
     crate::dispatch!(dtype, T => {
         let p = SendPtr(unsafe { out.ptr_mut::<T>() });
+        let s0 = T::from_scalar(Scalar::Float(start)).to_scalar();
+        let s1 = T::from_scalar(Scalar::Float(start + step)).to_scalar();
         if dtype.is_integer() {
-            // exact integer stepping
-            let (s0, st) = (start as i64, step as i64);
+            let (b, st) = (s0.as_i64(), s1.as_i64().wrapping_sub(s0.as_i64()));
             par_range(n, |s, e| {
                 for i in s..e {
-                    unsafe { *p.get().add(i) = T::from_scalar(Scalar::Int(s0 + st * i as i64)) };
+                    let v = b.wrapping_add(st.wrapping_mul(i as i64));
+                    unsafe { *p.get().add(i) = T::from_scalar(Scalar::Int(v)) };
                 }
             });
         } else {
+            let (b, st) = (s0.as_f64(), s1.as_f64() - s0.as_f64());
             par_range(n, |s, e| {
                 for i in s..e {
-                    unsafe { *p.get().add(i) = T::from_scalar(Scalar::Float(start + step * i as f64)) };
+                    unsafe { *p.get().add(i) = T::from_scalar(Scalar::Float(b + st * i as f64)) };
                 }
             });
         }
