@@ -28,13 +28,6 @@ pub fn py_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
     if obj.is_instance_of::<PyFloat>() {
         return Ok(Some(Scalar::Float(obj.extract()?)));
     }
-    // NumPy scalars (np.int64(1), np.float32(2)) behave like Python scalars
-    if obj.hasattr("__array_interface__")? && !obj.hasattr("__array_finalize__")? && obj.hasattr("item")? {
-        let item = obj.call_method0("item")?;
-        if !item.hasattr("__array_interface__")? {
-            return py_scalar(&item);
-        }
-    }
     if let Ok(c) = obj.downcast::<PyComplex>() {
         return Ok(Some(Scalar::Complex(Complex32::new(
             c.real() as f32,
@@ -234,9 +227,23 @@ fn to_array_inner(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Arra
     )))
 }
 
+/// A Python scalar, or a NumPy scalar (`np.int64(1)`), which MLX types weakly as operands.
+fn weak_operand(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
+    if let Some(s) = py_scalar(obj)? {
+        return Ok(Some(s));
+    }
+    if obj.hasattr("__array_interface__")? && !obj.hasattr("__array_finalize__")? {
+        let np_generic = obj.py().import("numpy")?.getattr("generic")?;
+        if obj.is_instance(&np_generic)? {
+            return py_scalar(&obj.call_method0("item")?);
+        }
+    }
+    Ok(None)
+}
+
 /// The second operand of a binary op: Python scalars are weakly typed against `other`.
 pub fn to_operand(obj: &Bound<'_, PyAny>, other: Dtype) -> PyResult<Array> {
-    if let Some(s) = py_scalar(obj)? {
+    if let Some(s) = weak_operand(obj)? {
         return ops::weak_scalar(s, other).py();
     }
     to_array(obj, None)
@@ -244,7 +251,7 @@ pub fn to_operand(obj: &Bound<'_, PyAny>, other: Dtype) -> PyResult<Array> {
 
 /// Resolves both operands of a binary function, applying weak typing of Python scalars.
 pub fn operands(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(Array, Array)> {
-    let (sa, sb) = (py_scalar(a)?, py_scalar(b)?);
+    let (sa, sb) = (weak_operand(a)?, weak_operand(b)?);
     match (sa, sb) {
         (Some(_), Some(_)) => Ok((to_array(a, None)?, to_array(b, None)?)),
         (Some(s), None) => {

@@ -98,6 +98,21 @@ pub fn result_type(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<PyDtype> 
     })
 }
 
+/// `can_cast(from_, to)`: promoting the two gives back `to`.
+#[pyfunction]
+pub fn can_cast(from_: &Bound<'_, PyAny>, to: PyDtype) -> PyResult<bool> {
+    let from = if let Ok(d) = from_.extract::<PyDtype>() {
+        d.0
+    } else if let Ok(a) = from_.downcast::<crate::array::PyArray>() {
+        a.borrow().inner.dtype()
+    } else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "can_cast(): from_ must be an array or a Dtype",
+        ));
+    };
+    Ok(rmx_core::dtype::promote_types(from, to.0) == to.0)
+}
+
 /// A category given as our class or as a member of the Python `DtypeCategory` enum.
 fn category_of(o: &Bound<'_, PyAny>) -> Option<DtypeCategory> {
     if let Ok(c) = o.extract::<PyDtypeCategory>() {

@@ -49,6 +49,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("newaxis", m.py().None())?;
     m.add_function(wrap_pyfunction!(dtype::issubdtype, m)?)?;
     m.add_function(wrap_pyfunction!(dtype::isdtype, m)?)?;
+    m.add_function(wrap_pyfunction!(dtype::can_cast, m)?)?;
     m.add_function(wrap_pyfunction!(dtype::result_type, m)?)?;
     m.add_function(wrap_pyfunction!(dtype::_dtype_from_name, m)?)?;
     m.add_function(wrap_pyfunction!(device::default_device, m)?)?;

@@ -58,17 +58,20 @@ pub fn reset_peak_memory() {
 pub fn get_cache_memory() -> usize {
     rmx_core::allocator::get_cache_memory()
 }
-fn limit_arg(name: &str, limit: i64) -> PyResult<usize> {
+fn limit_arg(name: &str, limit: i128) -> PyResult<usize> {
+    if limit > usize::MAX as i128 {
+        return Ok(usize::MAX);
+    }
     usize::try_from(limit).map_err(|_| {
         pyo3::exceptions::PyTypeError::new_err(format!("{name}(): the limit must be non-negative"))
     })
 }
 #[pyfunction]
-pub fn set_cache_limit(limit: i64) -> PyResult<usize> {
+pub fn set_cache_limit(limit: i128) -> PyResult<usize> {
     Ok(rmx_core::allocator::set_cache_limit(limit_arg("set_cache_limit", limit)?))
 }
 #[pyfunction]
-pub fn set_memory_limit(limit: i64) -> PyResult<usize> {
+pub fn set_memory_limit(limit: i128) -> PyResult<usize> {
     Ok(rmx_core::allocator::set_memory_limit(limit_arg("set_memory_limit", limit)?))
 }
 #[pyfunction]

@@ -143,14 +143,14 @@ pub fn broadcast_arrays(arrays: Vec<Any<'_>>, stream: Option<&Any<'_>>) -> PyRes
 
 #[pyfunction]
 #[pyo3(signature = (*shapes))]
-pub fn broadcast_shapes(shapes: Vec<Vec<usize>>) -> PyResult<Vec<usize>> {
+pub fn broadcast_shapes<'py>(py: Python<'py>, shapes: Vec<Vec<usize>>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     if shapes.is_empty() {
         return Err(PyValueError::new_err(
             "[broadcast_shapes] No input shapes provided.",
         ));
     }
     let refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
-    Ok(rmx_core::shape::broadcast_many(&refs).py()?.to_vec())
+    pyo3::types::PyTuple::new(py, rmx_core::shape::broadcast_many(&refs).py()?.to_vec())
 }
 
 fn atleast(arys: Vec<Any<'_>>, n: usize, stream: Option<&Any<'_>>) -> PyResult<PyObject> {

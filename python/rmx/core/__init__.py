@@ -26,6 +26,9 @@ class DtypeCategory(__import__("enum").Enum):
     number = 6
     generic = 7
 
+    def __repr__(self):
+        return f"DtypeCategory.{self.name}"
+
 
 complexfloating = DtypeCategory.complexfloating
 floating = DtypeCategory.floating

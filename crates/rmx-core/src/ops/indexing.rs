@@ -325,8 +325,8 @@ fn plan(x: &Array, indices: &[Index]) -> Result<Plan> {
         .filter(|i| !matches!(i, Index::NewAxis | Index::Ellipsis))
         .count();
     if idx.iter().filter(|i| matches!(i, Index::Ellipsis)).count() > 1 {
-        return Err(crate::index_err!(
-            "an index can only have a single ellipsis ('...')"
+        return Err(crate::value_err!(
+            "An index can only have a single ellipsis (...)"
         ));
     }
     if consumed > x.ndim() {

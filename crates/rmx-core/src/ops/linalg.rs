@@ -164,12 +164,21 @@ pub fn tensordot_axes(a: &Array, b: &Array, axes_a: &[i64], axes_b: &[i64]) -> R
     reshape_exact(&prod, out)
 }
 
-/// `sum(conj(a) * b, axis)` with broadcasting.
+/// `sum(conj(a) * b, axis)` with broadcasting; `axis` must exist in both inputs with
+/// equal sizes.
 pub fn vecdot(a: &Array, b: &Array, axis: i64) -> Result<Array> {
-    let shape = broadcast_shapes(a.shape(), b.shape())?;
-    let nd = shape.len() as i64;
-    if axis < -nd || axis >= nd {
+    let in_range = |n: usize| axis >= -(n as i64) && axis < n as i64;
+    if !in_range(a.ndim()) || !in_range(b.ndim()) {
         return Err(crate::value_err!("[vecdot] axis is out of bounds."));
+    }
+    let (ia, ib) = (
+        normalize_axis("vecdot", axis, a.ndim())?,
+        normalize_axis("vecdot", axis, b.ndim())?,
+    );
+    if a.shape()[ia] != b.shape()[ib] {
+        return Err(crate::value_err!(
+            "[vecdot] a and b must have the same size along axis."
+        ));
     }
     let prod = multiply(&super::elementwise::conjugate(a)?, b)?;
     sum(&prod, Some(&[axis]), false)

@@ -74,18 +74,13 @@ pub(crate) fn reshape_exact(x: &Array, shape: Shape) -> Result<Array> {
 
 /// Merges axes `start..=end` into one.
 pub fn flatten(x: &Array, start_axis: i64, end_axis: i64) -> Result<Array> {
-    let nd = x.ndim();
+    let nd = x.ndim() as i64;
     if nd == 0 {
         return reshape(x, &[1]);
     }
-    let wrap = |a: i64| if a < 0 { a + nd as i64 } else { a };
-    if wrap(start_axis) > wrap(end_axis) {
-        return Err(crate::value_err!(
-            "[flatten] start_axis must be less than or equal to end_axis"
-        ));
-    }
-    let s = normalize_axis("flatten", start_axis, nd)?;
-    let e = normalize_axis("flatten", end_axis, nd)?;
+    // MLX clamps out-of-range axes after wrapping negatives
+    let wrap = |a: i64| (if a < 0 { a + nd } else { a }).clamp(0, nd - 1) as usize;
+    let (s, e) = (wrap(start_axis), wrap(end_axis));
     if s > e {
         return Err(crate::value_err!(
             "[flatten] start_axis must be less than or equal to end_axis"
@@ -614,6 +609,9 @@ pub fn roll(x: &Array, shift: &[i64], axes: Option<&[i64]>) -> Result<Array> {
         Some(axes) => {
             let shifts: Vec<i64> = if shift.len() == 1 {
                 vec![shift[0]; axes.len()]
+            } else if axes.len() == 1 {
+                // several shifts on one axis add up
+                vec![shift.iter().sum()]
             } else if shift.len() == axes.len() {
                 shift.to_vec()
             } else {
