@@ -1,0 +1,109 @@
+"""The benchmark workloads (from the project issue).
+
+Each workload has NumPy float32 inputs, one function written against the
+mlx.core API (used for both rmx and MLX, which share it) and optionally a
+NumPy function. `work` is what one run moves or computes, for the derived
+rate column: ("bytes", n) -> GB/s, ("flops", n) -> GFLOP/s,
+("ops", n) -> microseconds per op.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+
+@dataclass
+class Workload:
+    key: str
+    name: str
+    inputs: Callable  # rng -> list of float32 NumPy arrays
+    mx_fn: Optional[Callable]  # (mx module, *inputs) -> lazy output
+    np_fn: Optional[Callable]  # (*inputs) -> NumPy output
+    work: tuple = None
+    dtype: str = "float32"  # dtype the mx libraries cast their inputs to
+    note: str = ""
+    tol: float = 1e-3  # max |rmx - ref| / max |ref| allowed by the check
+
+
+def _uniform(*shape):
+    return lambda rng: [rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)]
+
+
+def _np_softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _overhead_graph(mx, iters):
+    x = mx.array(1.0)
+    for _ in range(iters):
+        x = x * 1.0001 + 0.0001
+    return x
+
+
+def build(quick):
+    n = 1_000_000 if quick else 10_000_000  # 1-D element count
+    m = 1024 if quick else 4096  # square side for 2-D workloads
+    mm_sizes = [128, 256, 512] if quick else [512, 1024, 2048]
+    half = 256 if quick else 1024
+    copy_n = 1 << 24  # 16.8M f32 = 67 MB, far bigger than any cache
+    iters = 1000
+    f4 = 4  # bytes per float32
+
+    w = [
+        Workload(
+            "copy", f"memcpy NumPy copyto {copy_n / 1e6:.1f}M f32",
+            lambda rng: [rng.uniform(-1, 1, copy_n).astype(np.float32),
+                         np.empty(copy_n, np.float32)],
+            None, lambda src, dst: np.copyto(dst, src),
+            work=("bytes", 2 * copy_n * f4),
+            note="machine copy bandwidth (read+write bytes)"),
+        Workload(
+            "add", f"add {n / 1e6:g}M f32",
+            lambda rng: _uniform(n)(rng) + _uniform(n)(rng),
+            lambda mx, a, b: a + b, lambda a, b: a + b,
+            work=("bytes", 3 * n * f4), note="3 x n x 4 bytes moved"),
+        Workload(
+            "chain", f"exp(sin(x)*2+1)*x {n / 1e6:g}M f32",
+            _uniform(n),
+            lambda mx, x: mx.exp(mx.sin(x) * 2 + 1) * x,
+            lambda x: np.exp(np.sin(x) * 2 + 1) * x,
+            work=("bytes", 2 * n * f4), note="rate counts 1 read + 1 write"),
+        Workload(
+            "sum", f"sum {n / 1e6:g}M f32", _uniform(n),
+            lambda mx, x: mx.sum(x), lambda x: x.sum(),
+            work=("bytes", n * f4)),
+        Workload(
+            "rowsum", f"sum(axis=1) {m}x{m} f32", _uniform(m, m),
+            lambda mx, x: mx.sum(x, axis=1), lambda x: x.sum(axis=1),
+            work=("bytes", m * m * f4)),
+        Workload(
+            "softmax", f"softmax(axis=-1) {m}x{m} f32", _uniform(m, m),
+            lambda mx, x: mx.softmax(x, axis=-1), _np_softmax,
+            work=("bytes", 2 * m * m * f4), note="rate counts 1 read + 1 write"),
+        Workload(
+            "transpose", f"contiguous(x.T) {m}x{m} f32", _uniform(m, m),
+            lambda mx, x: mx.contiguous(x.T), lambda x: np.ascontiguousarray(x.T),
+            work=("bytes", 2 * m * m * f4), note="NumPy: ascontiguousarray(x.T)"),
+    ]
+    for s in mm_sizes:
+        w.append(Workload(
+            f"matmul_f32_{s}", f"matmul f32 {s}",
+            lambda rng, s=s: _uniform(s, s)(rng) + _uniform(s, s)(rng),
+            lambda mx, a, b: mx.matmul(a, b), lambda a, b: a @ b,
+            work=("flops", 2 * s ** 3)))
+    for dt in ("bfloat16", "float16"):
+        w.append(Workload(
+            f"matmul_{dt}_{half}", f"matmul {dt} {half}",
+            lambda rng: _uniform(half, half)(rng) + _uniform(half, half)(rng),
+            lambda mx, a, b: mx.matmul(a, b), lambda a, b: a @ b,
+            work=("flops", 2 * half ** 3), dtype=dt, tol=3e-2,
+            note="NumPy column: f32 at the same size (reference)"))
+    w.append(Workload(
+        "overhead", f"per-op overhead, {iters}-op scalar graph",
+        lambda rng: [], lambda mx: _overhead_graph(mx, iters), None,
+        work=("ops", iters),
+        note="x = x*1.0001 + 0.0001 x1000 then eval; us per loop step "
+             "(each step is 2 array ops)"))
+    return w
