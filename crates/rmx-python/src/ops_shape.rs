@@ -289,6 +289,13 @@ fn pad_widths(pw: &Any<'_>, nd: usize) -> PyResult<Vec<(i64, i64)>> {
         }
         return Ok(pairs);
     }
+    if let Ok(v) = pw.extract::<Vec<i64>>() {
+        match v.as_slice() {
+            [a] => return Ok(vec![(*a, *a); nd]),
+            [a, b] => return Ok(vec![(*a, *b); nd]),
+            _ => {}
+        }
+    }
     if let Ok(v) = pw.extract::<(i64,)>() {
         return Ok(vec![(v.0, v.0); nd]);
     }

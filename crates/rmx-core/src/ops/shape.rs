@@ -78,14 +78,16 @@ pub fn flatten(x: &Array, start_axis: i64, end_axis: i64) -> Result<Array> {
     if nd == 0 {
         return reshape(x, &[1]);
     }
-    // MLX clamps out-of-range axes after wrapping negatives
-    let wrap = |a: i64| (if a < 0 { a + nd } else { a }).clamp(0, nd - 1) as usize;
-    let (s, e) = (wrap(start_axis), wrap(end_axis));
+    // as MLX: after wrapping negatives, start is raised to 0 and end clamped into range
+    let wrap = |a: i64| if a < 0 { a + nd } else { a };
+    let s = wrap(start_axis).max(0);
+    let e = wrap(end_axis).clamp(0, nd - 1);
     if s > e {
         return Err(crate::value_err!(
             "[flatten] start_axis must be less than or equal to end_axis"
         ));
     }
+    let (s, e) = (s as usize, e as usize);
     let mut shape: Shape = x.shape()[..s].into();
     shape.push(x.shape()[s..=e].iter().product());
     shape.extend_from_slice(&x.shape()[e + 1..]);
