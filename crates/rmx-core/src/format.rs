@@ -6,7 +6,28 @@ use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 const EDGE: usize = 3;
+
+/// Decimal places for floats in `repr` (-1: C's `%g`, MLX's default).
+static PRECISION: AtomicI32 = AtomicI32::new(-1);
+
+pub fn set_precision(p: i32) {
+    PRECISION.store(p, Ordering::Relaxed);
+}
+pub fn precision() -> i32 {
+    PRECISION.load(Ordering::Relaxed)
+}
+
+fn format_float(v: f64) -> String {
+    let p = precision();
+    if p < 0 || !v.is_finite() {
+        format_g(v)
+    } else {
+        format!("{:.*}", p as usize, v)
+    }
+}
 const SUMMARY_THRESHOLD: usize = 6;
 
 /// C's `%g` with precision 6.
@@ -55,14 +76,13 @@ fn format_scalar(s: Scalar, dtype: Dtype) -> String {
         Scalar::Int(i) => i.to_string(),
         Scalar::UInt(u) => u.to_string(),
         Scalar::Float(f) => {
-            // print the value as the dtype holds it (f32 precision for f32, etc.)
             let _ = dtype;
-            format_g(f)
+            format_float(f)
         }
         Scalar::Complex(c) => {
             // C++ prints `re`, then '+' unless the imaginary part is negative, then `im`
-            let re = format_g(c.re as f64);
-            let im = format_g(c.im as f64);
+            let re = format_float(c.re as f64);
+            let im = format_float(c.im as f64);
             if c.im >= 0.0 || c.im.is_nan() {
                 format!("{re}+{im}j")
             } else {

@@ -246,6 +246,10 @@ pub fn to_operand(obj: &Bound<'_, PyAny>, other: Dtype) -> PyResult<Array> {
     if let Some(s) = weak_operand(obj)? {
         return ops::weak_scalar(s, other).py();
     }
+    // MLX converts a NumPy array operand to the other operand's dtype
+    if obj.downcast::<PyArray>().is_err() && obj.hasattr("__array_interface__")? {
+        return to_array(obj, Some(other));
+    }
     to_array(obj, None)
 }
 
@@ -263,7 +267,15 @@ pub fn operands(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(Array, 
             let sd = ops::weak_scalar(s, aa.dtype()).py()?;
             Ok((aa, sd))
         }
-        (None, None) => Ok((to_array(a, None)?, to_array(b, None)?)),
+        (None, None) => {
+            let a_np = a.downcast::<PyArray>().is_err() && a.hasattr("__array_interface__")?;
+            if a_np && b.downcast::<PyArray>().is_ok() {
+                let bb = to_array(b, None)?;
+                return Ok((to_operand(a, bb.dtype())?, bb));
+            }
+            let aa = to_array(a, None)?;
+            Ok((aa.clone(), to_operand(b, aa.dtype())?))
+        }
     }
 }
 

@@ -53,9 +53,6 @@ fn one(obj: &Bound<'_, PyAny>) -> PyResult<Index> {
                 "[gather] Got indices with invalid dtype. Indices must be integral.",
             ));
         }
-        if a.dtype().is_bool() && a.ndim() == 0 {
-            return Err(PyValueError::new_err("boolean indices are not yet supported"));
-        }
         return Ok(Index::Array(a));
     }
     Err(PyValueError::new_err(

@@ -115,11 +115,34 @@ pub fn astype(
     })
 }
 
+/// The print options in force (`mx.get_printoptions().precision`).
+#[pyclass(name = "PrintOptions", module = "rmx.core", frozen)]
+pub struct PrintOptions {
+    #[pyo3(get)]
+    precision: i32,
+}
+
+#[pyfunction]
+#[pyo3(signature = (precision = -1))]
+pub fn set_printoptions(precision: i32) {
+    rmx_core::format::set_precision(precision)
+}
+
+#[pyfunction]
+pub fn get_printoptions() -> PrintOptions {
+    PrintOptions {
+        precision: rmx_core::format::precision(),
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
     }
+    m.add_class::<PrintOptions>()?;
     add!(
+        set_printoptions,
+        get_printoptions,
         eval,
         async_eval,
         get_active_memory,

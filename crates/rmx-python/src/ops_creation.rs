@@ -98,7 +98,7 @@ pub fn full_like(
         let x = to_array(a, None)?;
         let v = crate::ops_elementwise::scalar_arg(fill_value)?;
         // the fill value is weakly typed against the array (overflow is an error)
-        ops::weak_scalar(v, x.dtype()).py()?;
+        ops::weak_scalar(v, d.unwrap_or(x.dtype())).py()?;
         Ok(ops::full_like(&x, v, d).py()?.into())
     })
 }

@@ -609,7 +609,11 @@ pub fn tensordot(
                 if let Ok(n) = o.extract::<i64>() {
                     return Ok(ops::tensordot(&x, &y, n).py()?.into());
                 }
-                let (aa, bb): (Any<'_>, Any<'_>) = o.extract()?;
+                let pair: Vec<Any<'_>> = o.try_iter()?.collect::<PyResult<_>>()?;
+                if pair.len() != 2 {
+                    return Err(PyValueError::new_err("[tensordot] axes must be an int or a pair of axis lists."));
+                }
+                let (aa, bb) = (pair[0].clone(), pair[1].clone());
                 let aa = args::axes(Some(&aa))?.unwrap_or_default();
                 let bb = args::axes(Some(&bb))?.unwrap_or_default();
                 Ok(ops::tensordot_axes(&x, &y, &aa, &bb).py()?.into())

@@ -38,3 +38,19 @@ unsignedinteger = DtypeCategory.unsignedinteger
 integer = DtypeCategory.integer
 number = DtypeCategory.number
 generic = DtypeCategory.generic
+
+
+class printoptions:  # noqa: N801 - MLX's name
+    """Context manager setting print options temporarily: ``with mx.printoptions(precision=3):``."""
+
+    def __init__(self, precision=-1):
+        self.precision = precision
+
+    def __enter__(self):
+        self._saved = get_printoptions().precision  # noqa: F405
+        set_printoptions(precision=self.precision)  # noqa: F405
+        return self
+
+    def __exit__(self, *exc):
+        set_printoptions(precision=self._saved)  # noqa: F405
+        return False

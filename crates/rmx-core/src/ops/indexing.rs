@@ -291,10 +291,16 @@ fn plan(x: &Array, indices: &[Index]) -> Result<Plan> {
     let mut axis: Option<usize> = Some(0);
     for i in indices {
         match i {
-            Index::Array(a) if a.dtype() == Dtype::Bool => {
-                if a.ndim() == 0 {
-                    return Err(crate::value_err!("boolean indices are not yet supported"));
+            Index::Array(a) if a.dtype() == Dtype::Bool && a.ndim() == 0 => {
+                // NumPy: a 0-d True adds a length-1 axis (selecting everything)
+                if !a.item()?.as_bool() {
+                    return Err(crate::value_err!(
+                        "boolean indices are not yet supported (a 0-d False index)"
+                    ));
                 }
+                idx.push(Index::NewAxis);
+            }
+            Index::Array(a) if a.dtype() == Dtype::Bool => {
                 if let Some(ax) = axis {
                     let end = ax + a.ndim();
                     if end > x.ndim() || a.shape() != &x.shape()[ax..end] {

@@ -748,7 +748,16 @@ pub fn flip(x: &Array, axes: Option<&[i64]>) -> Result<Array> {
     let nd = x.ndim();
     let axes: Vec<usize> = match axes {
         None => (0..nd).collect(),
-        Some(a) => crate::shape::normalize_axes("flip", a, nd)?,
+        Some(a) => {
+            // repeated axes flip once, as in MLX
+            let mut v: Vec<usize> = a
+                .iter()
+                .map(|&ax| normalize_axis("flip", ax, nd))
+                .collect::<Result<_>>()?;
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
     };
     let mut start = vec![0usize; nd];
     let mut step = vec![1isize; nd];

@@ -293,9 +293,63 @@ pub fn copy_strided<T: Copy + Send + Sync, U: Copy + Send + Sync>(
         unsafe { *dp.get() = f(*sp.get()) };
         return;
     }
+    let nd = shape.len();
+    if nd >= 2 && strides[nd - 1][0].abs() != 1 && strides[nd - 2][0].abs() == 1 {
+        copy_transposed(&shape, &strides, sp, dp, &f);
+        return;
+    }
     par_range(n, |s, e| {
         walk(&shape, &strides, s, e, |_, [os, od]| unsafe {
             *dp.get().offset(od) = f(*sp.get().offset(os));
         });
+    });
+}
+
+/// Copy where the source is transposed in the last two dims: walking the destination
+/// row by row would read the source a column at a time, so copy in square tiles that
+/// stay in cache for both sides.
+fn copy_transposed<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    shape: &[usize],
+    strides: &[[isize; 2]],
+    sp: ConstPtr<T>,
+    dp: SendPtr<U>,
+    f: &(impl Fn(T) -> U + Sync),
+) {
+    const TILE: usize = 32;
+    let nd = shape.len();
+    let (rows, cols) = (shape[nd - 2], shape[nd - 1]);
+    let outer: usize = shape[..nd - 2].iter().product();
+    let (row_tiles, col_tiles) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
+    let [rs_s, rs_d] = strides[nd - 2];
+    let [cs_s, cs_d] = strides[nd - 1];
+    let tiles = outer * row_tiles * col_tiles;
+    par_range(tiles * TILE * TILE, |s, e| {
+        let (t0, t1) = (s / (TILE * TILE), e.div_ceil(TILE * TILE).min(tiles));
+        for t in t0..t1 {
+            if t * TILE * TILE < s {
+                continue;
+            }
+            let o = t / (row_tiles * col_tiles);
+            let r0 = (t / col_tiles % row_tiles) * TILE;
+            let c0 = (t % col_tiles) * TILE;
+            // offsets of the outer index o
+            let (mut bs, mut bd, mut rem) = (0isize, 0isize, o);
+            for d in (0..nd - 2).rev() {
+                let i = (rem % shape[d]) as isize;
+                rem /= shape[d];
+                bs += i * strides[d][0];
+                bd += i * strides[d][1];
+            }
+            // read along the source's contiguous axis (rows), write with stride
+            for c in c0..(c0 + TILE).min(cols) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    let (r, c) = (r as isize, c as isize);
+                    unsafe {
+                        *dp.get().offset(bd + r * rs_d + c * cs_d) =
+                            f(*sp.get().offset(bs + r * rs_s + c * cs_s));
+                    }
+                }
+            }
+        }
     });
 }
