@@ -292,13 +292,21 @@ pub struct IInfo {
 pub fn finfo(dtype: Dtype) -> Option<FInfo> {
     use Dtype::*;
     let (max, eps, smallest_normal) = match dtype {
-        Float16 => (65504.0, f64::from(half::f16::EPSILON), f64::from(half::f16::MIN_POSITIVE)),
+        Float16 => (
+            65504.0,
+            f64::from(half::f16::EPSILON),
+            f64::from(half::f16::MIN_POSITIVE),
+        ),
         Bfloat16 => (
             f64::from(half::bf16::MAX),
             f64::from(half::bf16::EPSILON),
             f64::from(half::bf16::MIN_POSITIVE),
         ),
-        Float32 | Complex64 => (f32::MAX as f64, f32::EPSILON as f64, f32::MIN_POSITIVE as f64),
+        Float32 | Complex64 => (
+            f32::MAX as f64,
+            f32::EPSILON as f64,
+            f32::MIN_POSITIVE as f64,
+        ),
         Float64 => (f64::MAX, f64::EPSILON, f64::MIN_POSITIVE),
         _ => return None,
     };

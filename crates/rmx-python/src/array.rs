@@ -180,7 +180,10 @@ impl PyArray {
     }
     fn __complex__(&self, py: Python<'_>) -> PyResult<PyObject> {
         let v = scalar_to_py(py, self.scalar(py)?)?;
-        Ok(py.get_type::<pyo3::types::PyComplex>().call1((v,))?.unbind())
+        Ok(py
+            .get_type::<pyo3::types::PyComplex>()
+            .call1((v,))?
+            .unbind())
     }
     fn __index__(&self, py: Python<'_>) -> PyResult<i64> {
         if !self.inner.dtype().is_integer() || self.inner.ndim() != 0 {
@@ -196,7 +199,9 @@ impl PyArray {
     }
     fn __format__(&self, py: Python<'_>, spec: &str) -> PyResult<String> {
         if spec.is_empty() {
-            return py.allow_threads(|| rmx_core::format::body(&self.inner)).py();
+            return py
+                .allow_threads(|| rmx_core::format::body(&self.inner))
+                .py();
         }
         if self.inner.ndim() != 0 {
             return Err(PyTypeError::new_err(
@@ -706,3 +711,78 @@ macro_rules! scan_methods {
     };
 }
 scan_methods!(cumsum, cumprod, cummax, cummin, logcumsumexp);
+
+/// What a Py_buffer export keeps alive until it is released.
+struct BufferExport {
+    _data: rmx_core::ArrayData,
+    shape: Vec<pyo3::ffi::Py_ssize_t>,
+    strides: Vec<pyo3::ffi::Py_ssize_t>,
+    format: std::ffi::CString,
+}
+
+fn buffer_format(d: Dtype) -> PyResult<&'static str> {
+    Ok(match d {
+        Dtype::Bool => "?",
+        Dtype::Uint8 => "B",
+        Dtype::Uint16 => "H",
+        Dtype::Uint32 => "I",
+        Dtype::Uint64 => "Q",
+        Dtype::Int8 => "b",
+        Dtype::Int16 => "h",
+        Dtype::Int32 => "i",
+        Dtype::Int64 => "q",
+        Dtype::Float16 => "e",
+        Dtype::Float32 => "f",
+        Dtype::Float64 => "d",
+        Dtype::Complex64 => "Zf",
+        Dtype::Bfloat16 => {
+            return Err(PyValueError::new_err(
+                "'bfloat16' is not a valid PEP 3118 buffer format string",
+            ))
+        }
+    })
+}
+
+#[pymethods]
+impl PyArray {
+    /// The buffer protocol: a strided, writable view of the evaluated data (zero copy,
+    /// so `np.asarray(a)` and `memoryview(a)` share memory with the array, as in MLX).
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        let _ = flags;
+        let arr = slf.borrow().inner.clone();
+        let data = slf.py().allow_threads(|| arr.data()).py()?;
+        let item = data.dtype.size() as isize;
+        let format = std::ffi::CString::new(buffer_format(data.dtype)?).unwrap();
+        let export = Box::new(BufferExport {
+            shape: data.shape.iter().map(|&d| d as isize).collect(),
+            strides: data.strides.iter().map(|&s| s * item).collect(),
+            format,
+            _data: data.clone(),
+        });
+        let v = &mut *view;
+        v.buf = data.buffer.as_mut_ptr().add(data.offset * item as usize) as *mut std::ffi::c_void;
+        v.obj = slf.clone().into_any().into_ptr();
+        v.len = (data.numel() * item as usize) as isize;
+        v.readonly = 0;
+        v.itemsize = item;
+        v.ndim = data.ndim() as std::os::raw::c_int;
+        v.format = export.format.as_ptr() as *mut std::os::raw::c_char;
+        v.shape = export.shape.as_ptr() as *mut isize;
+        v.strides = export.strides.as_ptr() as *mut isize;
+        v.suboffsets = std::ptr::null_mut();
+        v.internal = Box::into_raw(export) as *mut std::ffi::c_void;
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, view: *mut pyo3::ffi::Py_buffer) {
+        let v = &mut *view;
+        if !v.internal.is_null() {
+            drop(Box::from_raw(v.internal as *mut BufferExport));
+            v.internal = std::ptr::null_mut();
+        }
+    }
+}

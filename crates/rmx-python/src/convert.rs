@@ -227,6 +227,17 @@ fn to_array_inner(obj: &Bound<'_, PyAny>, dtype: Option<Dtype>) -> PyResult<Arra
     )))
 }
 
+/// An op argument: arrays, scalars and NumPy arrays (MLX's ops take no Python lists).
+pub fn arg_array(obj: &Bound<'_, PyAny>) -> PyResult<Array> {
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        return Err(PyValueError::new_err(format!(
+            "Invalid type {} received in array initialization.",
+            obj.get_type().name()?
+        )));
+    }
+    to_array(obj, None)
+}
+
 /// A Python scalar, or a NumPy scalar (`np.int64(1)`), which MLX types weakly as operands.
 fn weak_operand(obj: &Bound<'_, PyAny>) -> PyResult<Option<Scalar>> {
     if let Some(s) = py_scalar(obj)? {
@@ -259,11 +270,11 @@ pub fn operands(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(Array, 
     match (sa, sb) {
         (Some(_), Some(_)) => Ok((to_array(a, None)?, to_array(b, None)?)),
         (Some(s), None) => {
-            let bb = to_array(b, None)?;
+            let bb = arg_array(b)?;
             Ok((ops::weak_scalar(s, bb.dtype()).py()?, bb))
         }
         (None, Some(s)) => {
-            let aa = to_array(a, None)?;
+            let aa = arg_array(a)?;
             let sd = ops::weak_scalar(s, aa.dtype()).py()?;
             Ok((aa, sd))
         }
@@ -273,7 +284,10 @@ pub fn operands(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(Array, 
                 let bb = to_array(b, None)?;
                 return Ok((to_operand(a, bb.dtype())?, bb));
             }
-            let aa = to_array(a, None)?;
+            let aa = arg_array(a)?;
+            if b.is_instance_of::<PyList>() || b.is_instance_of::<PyTuple>() {
+                arg_array(b)?;
+            }
             Ok((aa.clone(), to_operand(b, aa.dtype())?))
         }
     }

@@ -20,7 +20,9 @@ impl PyDtype {
         self.__repr__()
     }
     fn __reduce__(&self) -> PyResult<()> {
-        Err(pyo3::exceptions::PyTypeError::new_err("cannot pickle 'Dtype' object"))
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "cannot pickle 'Dtype' object",
+        ))
     }
 }
 
@@ -91,11 +93,13 @@ pub fn result_type(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<PyDtype> 
             ));
         }
     }
-    rmx_core::dtype::result_type(&dtypes).map(PyDtype).ok_or_else(|| {
-        pyo3::exceptions::PyValueError::new_err(
-            "[result_type] At least one array or dtype is required.",
-        )
-    })
+    rmx_core::dtype::result_type(&dtypes)
+        .map(PyDtype)
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(
+                "[result_type] At least one array or dtype is required.",
+            )
+        })
 }
 
 /// `can_cast(from_, to)`: promoting the two gives back `to`.

@@ -68,11 +68,17 @@ fn limit_arg(name: &str, limit: i128) -> PyResult<usize> {
 }
 #[pyfunction]
 pub fn set_cache_limit(limit: i128) -> PyResult<usize> {
-    Ok(rmx_core::allocator::set_cache_limit(limit_arg("set_cache_limit", limit)?))
+    Ok(rmx_core::allocator::set_cache_limit(limit_arg(
+        "set_cache_limit",
+        limit,
+    )?))
 }
 #[pyfunction]
 pub fn set_memory_limit(limit: i128) -> PyResult<usize> {
-    Ok(rmx_core::allocator::set_memory_limit(limit_arg("set_memory_limit", limit)?))
+    Ok(rmx_core::allocator::set_memory_limit(limit_arg(
+        "set_memory_limit",
+        limit,
+    )?))
 }
 #[pyfunction]
 pub fn get_memory_limit() -> usize {
@@ -91,11 +97,9 @@ pub fn view(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     crate::device::on_stream(stream, || {
-        Ok(
-            rmx_core::ops::view(&crate::convert::to_array(a, None)?, dtype.0)
-                .py()?
-                .into(),
-        )
+        Ok(rmx_core::ops::view(&crate::convert::arg_array(a)?, dtype.0)
+            .py()?
+            .into())
     })
 }
 
@@ -108,7 +112,7 @@ pub fn astype(
 ) -> PyResult<PyArray> {
     crate::device::on_stream(stream, || {
         Ok(
-            rmx_core::ops::astype(&crate::convert::to_array(a, None)?, dtype.0)
+            rmx_core::ops::astype(&crate::convert::arg_array(a)?, dtype.0)
                 .py()?
                 .into(),
         )

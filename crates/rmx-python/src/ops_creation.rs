@@ -66,7 +66,7 @@ pub fn zeros_like(
 ) -> PyResult<PyArray> {
     let d = args::dtype(dtype)?;
     on_stream(stream, || {
-        let x = to_array(a, None)?;
+        let x = crate::convert::arg_array(a)?;
         Ok(ops::full_like(&x, Scalar::Int(0), d).py()?.into())
     })
 }
@@ -80,7 +80,7 @@ pub fn ones_like(
 ) -> PyResult<PyArray> {
     let d = args::dtype(dtype)?;
     on_stream(stream, || {
-        let x = to_array(a, None)?;
+        let x = crate::convert::arg_array(a)?;
         Ok(ops::full_like(&x, Scalar::Int(1), d).py()?.into())
     })
 }
@@ -95,7 +95,7 @@ pub fn full_like(
 ) -> PyResult<PyArray> {
     let d = args::dtype(dtype)?;
     on_stream(stream, || {
-        let x = to_array(a, None)?;
+        let x = crate::convert::arg_array(a)?;
         let v = crate::ops_elementwise::scalar_arg(fill_value)?;
         // the fill value is weakly typed against the array (overflow is an error)
         ops::weak_scalar(v, d.unwrap_or(x.dtype())).py()?;
@@ -142,10 +142,13 @@ pub fn arange(
     };
     let step = present(step)?.unwrap_or((1.0, true));
     let all_int = start.1 && stop.1 && step.1;
-    let d = args::dtype(dtype)?.unwrap_or(if all_int {
-        Dtype::Int32
-    } else {
-        Dtype::Float32
+    let fits_i32 = [start.0, stop.0, step.0]
+        .iter()
+        .all(|v| *v >= i32::MIN as f64 && *v <= i32::MAX as f64);
+    let d = args::dtype(dtype)?.unwrap_or(match (all_int, fits_i32) {
+        (true, true) => Dtype::Int32,
+        (true, false) => Dtype::Int64,
+        _ => Dtype::Float32,
     });
     on_stream(stream, || {
         Ok(ops::arange(start.0, stop.0, step.0, d).py()?.into())
@@ -208,7 +211,7 @@ pub fn tri(
 #[pyo3(signature = (x, k = 0, *, stream = None))]
 pub fn tril(x: &Bound<'_, PyAny>, k: i64, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
     on_stream(stream, || {
-        Ok(ops::tril(&to_array(x, None)?, k).py()?.into())
+        Ok(ops::tril(&crate::convert::arg_array(x)?, k).py()?.into())
     })
 }
 
@@ -216,7 +219,7 @@ pub fn tril(x: &Bound<'_, PyAny>, k: i64, stream: Option<&Bound<'_, PyAny>>) -> 
 #[pyo3(signature = (x, k = 0, *, stream = None))]
 pub fn triu(x: &Bound<'_, PyAny>, k: i64, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
     on_stream(stream, || {
-        Ok(ops::triu(&to_array(x, None)?, k).py()?.into())
+        Ok(ops::triu(&crate::convert::arg_array(x)?, k).py()?.into())
     })
 }
 
@@ -232,7 +235,7 @@ pub fn meshgrid<'py>(
     let out: Vec<PyArray> = on_stream(stream, || {
         let a: Vec<rmx_core::Array> = arrays
             .iter()
-            .map(|x| to_array(x, None))
+            .map(|x| crate::convert::arg_array(x))
             .collect::<PyResult<_>>()?;
         Ok(ops::meshgrid(&a, sparse, indexing)
             .py()?

@@ -1,7 +1,7 @@
 //! `rmx.core` elementwise functions: thin wrappers over `rmx_core::ops`.
 
 use crate::array::PyArray;
-use crate::convert::{operands, to_array};
+use crate::convert::operands;
 use crate::device::on_stream;
 use crate::errors::PyResultExt;
 use pyo3::prelude::*;
@@ -12,7 +12,7 @@ macro_rules! py_unary {
         #[pyfunction]
         #[pyo3(signature = (a, /, *, stream = None))]
         pub fn $name(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
-            on_stream(stream, || Ok(PyArray::from(ops::$name(&to_array(a, None)?).py()?)))
+            on_stream(stream, || Ok(PyArray::from(ops::$name(&crate::convert::arg_array(a)?).py()?)))
         }
     )*};
 }
@@ -73,7 +73,7 @@ pub fn conj(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult
 #[pyfunction]
 #[pyo3(signature = (a, /, *, stream = None))]
 pub fn stop_gradient(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
-    on_stream(stream, || Ok(PyArray::from(to_array(a, None)?)))
+    on_stream(stream, || Ok(PyArray::from(crate::convert::arg_array(a)?)))
 }
 
 macro_rules! py_binary {
@@ -138,7 +138,9 @@ pub fn round(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        Ok(ops::round(&to_array(a, None)?, decimals).py()?.into())
+        Ok(ops::round(&crate::convert::arg_array(a)?, decimals)
+            .py()?
+            .into())
     })
 }
 
@@ -151,7 +153,7 @@ pub fn where_(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        let c = to_array(condition, None)?;
+        let c = crate::convert::arg_array(condition)?;
         let (a, b) = operands(x, y)?;
         Ok(ops::where_(&c, &a, &b).py()?.into())
     })
@@ -166,7 +168,7 @@ pub fn clip(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        let x = to_array(a, None)?;
+        let x = crate::convert::arg_array(a)?;
         let bound = |o: &Bound<'_, PyAny>| -> PyResult<Option<rmx_core::Array>> {
             if o.is_none() {
                 Ok(None)
@@ -189,9 +191,11 @@ pub fn nan_to_num(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        Ok(ops::nan_to_num(&to_array(a, None)?, nan, posinf, neginf)
-            .py()?
-            .into())
+        Ok(
+            ops::nan_to_num(&crate::convert::arg_array(a)?, nan, posinf, neginf)
+                .py()?
+                .into(),
+        )
     })
 }
 
@@ -242,7 +246,11 @@ pub fn array_equal(
 }
 
 /// Both arguments must already be arrays (MLX's signature takes `array`, not scalars).
-fn array_pair(name: &str, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<(rmx_core::Array, rmx_core::Array)> {
+fn array_pair(
+    name: &str,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+) -> PyResult<(rmx_core::Array, rmx_core::Array)> {
     let get = |o: &Bound<'_, PyAny>| -> PyResult<rmx_core::Array> {
         match o.downcast::<PyArray>() {
             Ok(x) => Ok(x.borrow().inner.clone()),

@@ -14,7 +14,7 @@ macro_rules! py_reduce {
         #[pyo3(signature = (a, /, axis = None, keepdims = false, *, stream = None))]
         pub fn $name(a: &Bound<'_, PyAny>, axis: Option<&Bound<'_, PyAny>>, keepdims: bool, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
             let ax = args::axes(axis)?;
-            on_stream(stream, || Ok(ops::$name(&to_array(a, None)?, ax.as_deref(), keepdims).py()?.into()))
+            on_stream(stream, || Ok(ops::$name(&crate::convert::arg_array(a)?, ax.as_deref(), keepdims).py()?.into()))
         }
     )*};
 }
@@ -41,9 +41,14 @@ pub fn var(
 ) -> PyResult<PyArray> {
     let ax = args::axes(axis)?;
     on_stream(stream, || {
-        Ok(ops::var(&to_array(a, None)?, ax.as_deref(), keepdims, ddof)
-            .py()?
-            .into())
+        Ok(ops::var(
+            &crate::convert::arg_array(a)?,
+            ax.as_deref(),
+            keepdims,
+            ddof,
+        )
+        .py()?
+        .into())
     })
 }
 
@@ -58,9 +63,14 @@ pub fn std_(
 ) -> PyResult<PyArray> {
     let ax = args::axes(axis)?;
     on_stream(stream, || {
-        Ok(ops::std(&to_array(a, None)?, ax.as_deref(), keepdims, ddof)
-            .py()?
-            .into())
+        Ok(ops::std(
+            &crate::convert::arg_array(a)?,
+            ax.as_deref(),
+            keepdims,
+            ddof,
+        )
+        .py()?
+        .into())
     })
 }
 
@@ -73,7 +83,7 @@ pub fn argmax(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        Ok(ops::argmax(&to_array(a, None)?, axis, keepdims)
+        Ok(ops::argmax(&crate::convert::arg_array(a)?, axis, keepdims)
             .py()?
             .into())
     })
@@ -88,7 +98,7 @@ pub fn argmin(
     stream: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyArray> {
     on_stream(stream, || {
-        Ok(ops::argmin(&to_array(a, None)?, axis, keepdims)
+        Ok(ops::argmin(&crate::convert::arg_array(a)?, axis, keepdims)
             .py()?
             .into())
     })
@@ -104,9 +114,11 @@ pub fn softmax(
 ) -> PyResult<PyArray> {
     let ax = args::axes(axis)?;
     on_stream(stream, || {
-        Ok(ops::softmax(&to_array(a, None)?, ax.as_deref(), precise)
-            .py()?
-            .into())
+        Ok(
+            ops::softmax(&crate::convert::arg_array(a)?, ax.as_deref(), precise)
+                .py()?
+                .into(),
+        )
     })
 }
 

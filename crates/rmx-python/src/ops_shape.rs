@@ -12,7 +12,7 @@ use rmx_core::{ops, Array, Scalar};
 type Any<'py> = Bound<'py, PyAny>;
 
 fn arr(a: &Any<'_>) -> PyResult<Array> {
-    to_array(a, None)
+    crate::convert::arg_array(a)
 }
 
 fn arrays(v: &Any<'_>) -> PyResult<Vec<Array>> {
@@ -143,7 +143,10 @@ pub fn broadcast_arrays(arrays: Vec<Any<'_>>, stream: Option<&Any<'_>>) -> PyRes
 
 #[pyfunction]
 #[pyo3(signature = (*shapes))]
-pub fn broadcast_shapes<'py>(py: Python<'py>, shapes: Vec<Vec<usize>>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+pub fn broadcast_shapes<'py>(
+    py: Python<'py>,
+    shapes: Vec<Vec<usize>>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     if shapes.is_empty() {
         return Err(PyValueError::new_err(
             "[broadcast_shapes] No input shapes provided.",
@@ -237,7 +240,11 @@ pub fn split(
 
 #[pyfunction]
 #[pyo3(signature = (a, /, axis = 0, *, stream = None))]
-pub fn unstack<'py>(a: &Any<'py>, axis: i64, stream: Option<&Any<'_>>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+pub fn unstack<'py>(
+    a: &Any<'py>,
+    axis: i64,
+    stream: Option<&Any<'_>>,
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     let parts = on_stream(stream, || Ok(wrap(ops::unstack(&arr(a)?, axis).py()?)))?;
     pyo3::types::PyTuple::new(a.py(), parts)
 }
@@ -281,7 +288,7 @@ fn pad_widths(pw: &Any<'_>, nd: usize) -> PyResult<Vec<(i64, i64)>> {
             .map(|p| match p.as_slice() {
                 [a] => Ok((*a, *a)),
                 [a, b] => Ok((*a, *b)),
-                _ => Err(PyValueError::new_err("Invalid pad_width")),
+                _ => Err(PyTypeError::new_err("Invalid pad_width")),
             })
             .collect::<PyResult<_>>()?;
         if pairs.len() == 1 {
@@ -402,7 +409,11 @@ pub fn matrix_transpose(a: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyArr
 
 #[pyfunction]
 #[pyo3(signature = (a, /, allow_col_major = false, *, stream = None))]
-pub fn contiguous(a: &Any<'_>, allow_col_major: bool, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+pub fn contiguous(
+    a: &Any<'_>,
+    allow_col_major: bool,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
     let _ = allow_col_major; // the copy is row-major either way
     on_stream(stream, || Ok(ops::contiguous(&arr(a)?).py()?.into()))
 }
@@ -484,7 +495,10 @@ pub fn slice(
             .collect::<PyResult<_>>()?;
         let (mut start, mut stop) = slice_bounds(&x, start_indices, &axes, &sizes)?;
         for d in 0..x.ndim() {
-            if !axes.iter().any(|&ax| rmx_core::shape::normalize_axis("slice", ax, x.ndim()).ok() == Some(d)) {
+            if !axes
+                .iter()
+                .any(|&ax| rmx_core::shape::normalize_axis("slice", ax, x.ndim()).ok() == Some(d))
+            {
                 start[d] = 0;
                 stop[d] = slice_size[d];
             }
@@ -611,7 +625,9 @@ pub fn tensordot(
                 }
                 let pair: Vec<Any<'_>> = o.try_iter()?.collect::<PyResult<_>>()?;
                 if pair.len() != 2 {
-                    return Err(PyValueError::new_err("[tensordot] axes must be an int or a pair of axis lists."));
+                    return Err(PyValueError::new_err(
+                        "[tensordot] axes must be an int or a pair of axis lists.",
+                    ));
                 }
                 let (aa, bb) = (pair[0].clone(), pair[1].clone());
                 let aa = args::axes(Some(&aa))?.unwrap_or_default();
@@ -644,9 +660,18 @@ pub fn diff(a: &Any<'_>, n: i64, axis: i64, stream: Option<&Any<'_>>) -> PyResul
 
 #[pyfunction]
 #[pyo3(signature = (a, /, offset = 0, axis1 = 0, axis2 = 1, dtype = None, *, stream = None))]
-pub fn trace(a: &Any<'_>, offset: i64, axis1: i64, axis2: i64, dtype: Option<&Any<'_>>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+pub fn trace(
+    a: &Any<'_>,
+    offset: i64,
+    axis1: i64,
+    axis2: i64,
+    dtype: Option<&Any<'_>>,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
     let d = args::dtype(dtype)?;
-    on_stream(stream, || Ok(ops::trace(&arr(a)?, offset, axis1, axis2, d).py()?.into()))
+    on_stream(stream, || {
+        Ok(ops::trace(&arr(a)?, offset, axis1, axis2, d).py()?.into())
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

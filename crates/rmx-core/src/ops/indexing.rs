@@ -284,7 +284,7 @@ struct Plan {
     entries: Vec<Index>,
 }
 
-fn plan(x: &Array, indices: &[Index]) -> Result<Plan> {
+fn plan(x: &Array, indices: &[Index], for_update: bool) -> Result<Plan> {
     // Boolean masks become their nonzero() integer arrays (one per masked axis).
     let mut idx: Vec<Index> = Vec::new();
     // source axis the next entry applies to (unknown after an Ellipsis)
@@ -303,6 +303,13 @@ fn plan(x: &Array, indices: &[Index]) -> Result<Plan> {
             Index::Array(a) if a.dtype() == Dtype::Bool => {
                 if let Some(ax) = axis {
                     let end = ax + a.ndim();
+                    if (end > x.ndim() || a.shape() != &x.shape()[ax..end]) && !for_update {
+                        return Err(crate::index_err!(
+                            "boolean index did not match indexed array: mask shape {}, array shape {}",
+                            crate::shape::shape_str(a.shape()),
+                            crate::shape::shape_str(x.shape())
+                        ));
+                    }
                     if end > x.ndim() || a.shape() != &x.shape()[ax..end] {
                         return Err(crate::value_err!(
                             "[masked_scatter] The boolean mask should have the same shape as the beginning of the indexed array but the mask has shape {} and the array has shape {}",
@@ -497,7 +504,7 @@ fn has_arrays(entries: &[Index]) -> bool {
 
 /// `x[indices]` with NumPy semantics.
 pub fn index(x: &Array, indices: &[Index]) -> Result<Array> {
-    let p = plan(x, indices)?;
+    let p = plan(x, indices, false)?;
     let arrays = has_arrays(&p.entries);
     let b = basic_part(&p, arrays)?;
     let region = slice_resolved(&p.source, &b.start, &b.shape, &b.step)?;
@@ -519,7 +526,7 @@ pub fn index_update(
     value: &Array,
     mode: ScatterMode,
 ) -> Result<Array> {
-    let p = plan(x, indices)?;
+    let p = plan(x, indices, true)?;
     let arrays = has_arrays(&p.entries);
     let b = basic_part(&p, arrays)?;
     let region = slice_resolved(&p.source, &b.start, &b.shape, &b.step)?;

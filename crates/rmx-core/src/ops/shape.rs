@@ -783,10 +783,14 @@ pub fn matrix_transpose(x: &Array) -> Result<Array> {
 /// `x[1:] - x[:-1]` along `axis`, `n` times.
 pub fn diff(x: &Array, n: i64, axis: i64) -> Result<Array> {
     if n < 0 {
-        return Err(crate::value_err!("[diff] order must be non-negative but got {n}."));
+        return Err(crate::value_err!(
+            "[diff] order must be non-negative but got {n}."
+        ));
     }
     if x.ndim() == 0 {
-        return Err(crate::value_err!("[diff] requires input to be at least one dimensional."));
+        return Err(crate::value_err!(
+            "[diff] requires input to be at least one dimensional."
+        ));
     }
     let ax = normalize_axis("diff", axis, x.ndim())?;
     let mut out = x.clone();
@@ -812,7 +816,13 @@ pub fn diff(x: &Array, n: i64, axis: i64) -> Result<Array> {
 }
 
 /// Sum along the diagonal spanned by `axis1`/`axis2` with `offset`.
-pub fn trace(x: &Array, offset: i64, axis1: i64, axis2: i64, dtype: Option<crate::Dtype>) -> Result<Array> {
+pub fn trace(
+    x: &Array,
+    offset: i64,
+    axis1: i64,
+    axis2: i64,
+    dtype: Option<crate::Dtype>,
+) -> Result<Array> {
     let d = diagonal(x, offset, axis1, axis2)?;
     let d = match dtype {
         Some(t) => super::elementwise::astype(&d, t)?,
@@ -831,14 +841,20 @@ fn pad_mirror(x: &Array, widths: &[(i64, i64)], reflect: bool) -> Result<Array> 
         }
         let n = x.shape()[ax] as i64;
         if n == 0 || (reflect && n == 1 && lo + hi > 0) {
-            return Err(crate::value_err!("[pad] Cannot mirror-pad an axis of size {n}."));
+            return Err(crate::value_err!(
+                "[pad] Cannot mirror-pad an axis of size {n}."
+            ));
         }
         let period = if reflect { 2 * (n - 1) } else { 2 * n };
         let idx: Vec<i64> = (-lo..n + hi)
             .map(|i| {
                 let m = i.rem_euclid(period);
                 if reflect {
-                    if m < n { m } else { period - m }
+                    if m < n {
+                        m
+                    } else {
+                        period - m
+                    }
                 } else if m < n {
                     m
                 } else {

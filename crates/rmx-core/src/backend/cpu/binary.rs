@@ -265,7 +265,8 @@ fn float_binary<T: FloatElem + Send + Sync>(
             y
         }),
         Minimum => f!(|x: C<T>, y: C<T>| if x.is_nan() || x < y { x } else { y }),
-        FloorDivide => f!(|x: C<T>, y: C<T>| (x / y).floor()),
+        // the quotient is rounded to T before the floor, as MLX computes in T
+        FloorDivide => f!(|x: C<T>, y: C<T>| T::down(x / y).up().floor()),
         // Python-style: the result has the divisor's sign
         Remainder => f!(|x: C<T>, y: C<T>| {
             let r = x % y;
