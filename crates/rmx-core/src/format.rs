@@ -100,7 +100,7 @@ pub fn repr(x: &Array) -> Result<String> {
 /// The nested-list body alone (what `str()` shows inside `array(...)`).
 pub fn body(x: &Array) -> Result<String> {
     let data = x.data()?;
-    let values: Vec<Scalar> = crate::dispatch!(data.dtype, T => data.to_vec::<T>().into_iter().map(|v| crate::element::Element::to_scalar(v)).collect());
+    let values: Vec<Scalar> = crate::dispatch!(data.dtype, T => data.to_vec::<T>().into_iter().map(crate::element::Element::to_scalar).collect());
     let shape = x.shape().to_vec();
     if shape.is_empty() {
         return Ok(format_scalar(values[0], x.dtype()));

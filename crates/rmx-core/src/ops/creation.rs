@@ -193,12 +193,9 @@ pub fn meshgrid(arrays: &[Array], sparse: bool, indexing: &str) -> Result<Vec<Ar
     for (i, a) in flat.iter().enumerate() {
         let mut shape = vec![1i64; n];
         shape[i] = -1;
-        if indexing == "xy" && n >= 2 {
-            if i == 0 {
-                shape.swap(0, 1);
-            } else if i == 1 {
-                shape.swap(0, 1);
-            }
+        // "xy" indexing swaps the roles of the first two axes
+        if indexing == "xy" && n >= 2 && i < 2 {
+            shape.swap(0, 1);
         }
         outs.push(reshape(a, &shape)?);
     }

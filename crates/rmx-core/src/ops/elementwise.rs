@@ -39,7 +39,7 @@ pub fn view(x: &Array, dtype: Dtype) -> Result<Array> {
     }
     if from != to {
         let last = shape.len() - 1;
-        if (shape[last] * from) % to != 0 {
+        if !(shape[last] * from).is_multiple_of(to) {
             return Err(crate::value_err!(
                 "[view] Cannot view array of shape {:?} and type {} as {}: the last axis must be divisible by the size ratio.",
                 x.shape(),

@@ -37,7 +37,7 @@ pub fn resolve_shape(size: usize, shape: &[i64]) -> Result<Shape> {
     }
     let mut out: Shape = shape.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = infer {
-        if known == 0 || size % known != 0 {
+        if known == 0 || !size.is_multiple_of(known) {
             let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
             return Err(crate::value_err!(
                 "[reshape] Cannot infer the shape of an empty array or shape ({}) does not divide size {size}.",

@@ -257,13 +257,7 @@ fn float_binary<T: FloatElem + Send + Sync>(
         Multiply => f!(|x: C<T>, y: C<T>| x * y),
         Divide => f!(|x: C<T>, y: C<T>| x / y),
         Power => f!(|x: C<T>, y: C<T>| x.powf(y)),
-        Maximum => f!(|x: C<T>, y: C<T>| if x.is_nan() || x > y {
-            x
-        } else if y.is_nan() {
-            y
-        } else {
-            y
-        }),
+        Maximum => f!(|x: C<T>, y: C<T>| if x.is_nan() || x > y { x } else { y }),
         Minimum => f!(|x: C<T>, y: C<T>| if x.is_nan() || x < y { x } else { y }),
         // the quotient is rounded to T before the floor, as MLX computes in T
         FloorDivide => f!(|x: C<T>, y: C<T>| T::down(x / y).up().floor()),
@@ -376,13 +370,13 @@ pub fn complex_div(x: Complex32, y: Complex32) -> Complex32 {
             re = f64::INFINITY.copysign(c) * a;
             im = f64::INFINITY.copysign(c) * b;
         } else if (a.is_infinite() || b.is_infinite()) && c.is_finite() && d.is_finite() {
-            let a2 = (if a.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(a);
-            let b2 = (if b.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(b);
+            let a2 = (if a.is_infinite() { 1.0f64 } else { 0.0 }).copysign(a);
+            let b2 = (if b.is_infinite() { 1.0f64 } else { 0.0 }).copysign(b);
             re = f64::INFINITY * (a2 * c + b2 * d);
             im = f64::INFINITY * (b2 * c - a2 * d);
         } else if logbw == f64::INFINITY && a.is_finite() && b.is_finite() {
-            let c2 = (if c.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(c);
-            let d2 = (if d.is_infinite() { 1.0 } else { 0.0 } as f64).copysign(d);
+            let c2 = (if c.is_infinite() { 1.0f64 } else { 0.0 }).copysign(c);
+            let d2 = (if d.is_infinite() { 1.0f64 } else { 0.0 }).copysign(d);
             re = 0.0 * (a * c2 + b * d2);
             im = 0.0 * (b * c2 - a * d2);
         }

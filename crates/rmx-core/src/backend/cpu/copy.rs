@@ -40,7 +40,7 @@ pub fn cast(x: &ArrayData, dtype: Dtype) -> Result<ArrayData> {
     }
     let out = ArrayData::alloc(dtype, &x.shape)?;
     crate::dispatch!(x.dtype, A => crate::dispatch!(dtype, B => {
-        map1::<A, B>(x, &out, |v| cast_elem::<A, B>(v))
+        map1::<A, B>(x, &out, cast_elem::<A, B>)
     }));
     Ok(out)
 }
