@@ -14,6 +14,7 @@ pub mod ops;
 pub mod primitive;
 pub mod primitives;
 pub mod shape;
+pub mod transforms;
 
 pub use array::{Array, ArrayData};
 pub use device::{Device, DeviceType, Stream};

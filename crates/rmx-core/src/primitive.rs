@@ -48,6 +48,7 @@ pub trait Primitive: Send + Sync + Debug + Any {
         _primals: &[Array],
         _tangents: &[Array],
         _argnums: &[usize],
+        _outputs: &[Array],
     ) -> Result<Vec<Array>> {
         Err(crate::value_err!(
             "[{}] The jvp is not implemented for this primitive.",

@@ -60,19 +60,29 @@ fn loop_runs_in_constant_memory() {
         peak_growth = peak_growth.max(now.saturating_sub(start));
     }
     // never more than the array itself plus one temporary beyond the start
-    assert!(peak_growth <= 2 * 100_000 * 4 + 4096, "grew by {peak_growth} bytes");
+    assert!(
+        peak_growth <= 2 * 100_000 * 4 + 4096,
+        "grew by {peak_growth} bytes"
+    );
 }
 
 #[test]
 fn views_share_the_buffer() {
-    let a = ops::reshape(&ops::arange(0.0, 12.0, 1.0, Dtype::Float32).unwrap(), &[3, 4]).unwrap();
+    let a = ops::reshape(
+        &ops::arange(0.0, 12.0, 1.0, Dtype::Float32).unwrap(),
+        &[3, 4],
+    )
+    .unwrap();
     let t = ops::transpose(&a, None).unwrap();
     let s = ops::slice(&a, &[0, 1], &[3, 4], Some(&[1, 2])).unwrap();
     let (ad, td, sd) = (a.data().unwrap(), t.data().unwrap(), s.data().unwrap());
     assert!(Arc::ptr_eq(&ad.buffer, &td.buffer));
     assert!(Arc::ptr_eq(&ad.buffer, &sd.buffer));
     assert_eq!(td.strides.as_slice(), &[1, 4]);
-    assert_eq!(s.to_vec::<f32>().unwrap(), vec![1.0, 3.0, 5.0, 7.0, 9.0, 11.0]);
+    assert_eq!(
+        s.to_vec::<f32>().unwrap(),
+        vec![1.0, 3.0, 5.0, 7.0, 9.0, 11.0]
+    );
 }
 
 #[test]
@@ -80,7 +90,10 @@ fn errors_are_results_not_panics() {
     let a = f32s(&[1.0, 2.0], &[2]);
     let b = f32s(&[1.0, 2.0, 3.0], &[3]);
     assert!(matches!(ops::add(&a, &b), Err(Error::Value(_))));
-    assert!(matches!(ops::sum(&a, Some(&[3]), false), Err(Error::Index(_))));
+    assert!(matches!(
+        ops::sum(&a, Some(&[3]), false),
+        Err(Error::Index(_))
+    ));
     let idx = Array::from_slice(&[5i32], &[1]).unwrap();
     let t = ops::take(&a, &idx, Some(0)).unwrap();
     // the bad index surfaces at evaluation as an IndexError

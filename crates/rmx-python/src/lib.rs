@@ -13,6 +13,7 @@ mod ops_creation;
 mod ops_elementwise;
 mod ops_reduce;
 mod ops_shape;
+mod transforms;
 
 use pyo3::prelude::*;
 
@@ -64,5 +65,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
     misc::register(m)?;
+    transforms::register(m)?;
     Ok(())
 }

@@ -69,13 +69,6 @@ pub fn conj(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult
     conjugate(a, stream)
 }
 
-/// Identity on values; transforms treat it as a constant.
-#[pyfunction]
-#[pyo3(signature = (a, /, *, stream = None))]
-pub fn stop_gradient(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
-    on_stream(stream, || Ok(PyArray::from(crate::convert::arg_array(a)?)))
-}
-
 macro_rules! py_binary {
     ($($name:ident),* $(,)?) => {$(
         #[pyfunction]
@@ -316,7 +309,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         degrees,
         radians,
         conj,
-        stop_gradient,
         add,
         subtract,
         multiply,

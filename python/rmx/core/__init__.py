@@ -54,3 +54,5 @@ class printoptions:  # noqa: N801 - MLX's name
     def __exit__(self, *exc):
         set_printoptions(precision=self._saved)  # noqa: F405
         return False
+
+from rmx.core._transforms import grad, jvp, value_and_grad, vjp  # noqa: E402,F401

@@ -488,3 +488,13 @@ pub fn logical_xor(a: &Array, b: &Array) -> Result<Array> {
 pub fn positive(x: &Array) -> Result<Array> {
     Ok(x.clone())
 }
+
+/// The same values, treated as a constant by the transforms.
+pub fn stop_gradient(x: &Array) -> Result<Array> {
+    Ok(Array::from_op(
+        x.shape().into(),
+        x.dtype(),
+        Arc::new(crate::primitives::autodiff::StopGradient),
+        vec![x.clone()],
+    ))
+}

@@ -580,3 +580,13 @@ fn combine(mode: ScatterMode, region: &Array, v: &Array) -> Result<Array> {
         ScatterMode::Min => ew::minimum(region, v),
     }
 }
+
+/// `x` with the region starting at `start` (with `step`, extent = `update`'s shape) replaced.
+pub fn slice_update_at(
+    x: &Array,
+    update: &Array,
+    start: &[usize],
+    step: &[isize],
+) -> Result<Array> {
+    slice_update_resolved(x, update, start, update.shape(), step)
+}

@@ -60,7 +60,7 @@ pub fn reshape(x: &Array, shape: &[i64]) -> Result<Array> {
     reshape_exact(x, shape)
 }
 
-pub(crate) fn reshape_exact(x: &Array, shape: Shape) -> Result<Array> {
+pub fn reshape_exact(x: &Array, shape: Shape) -> Result<Array> {
     if shape.as_slice() == x.shape() {
         return Ok(x.clone());
     }

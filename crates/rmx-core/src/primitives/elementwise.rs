@@ -1,11 +1,13 @@
 //! Elementwise primitives: `Unary`, `Binary`, `Select`, `AsType`, `BitCast`.
 //! Inputs of `Binary` and `Select` are already broadcast and cast by the op layer.
 
+use super::derivatives::{binary_partials, unary_derivative};
 use super::one;
-use crate::array::ArrayData;
+use crate::array::{Array, ArrayData};
 use crate::backend::{Backend, BinaryOp, UnaryOp};
 use crate::dtype::Dtype;
 use crate::error::Result;
+use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::row_strides;
 
@@ -25,6 +27,18 @@ impl Primitive for Unary {
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.unary(self.op, &inputs[0], out[0].dtype)?)
+    }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![match unary_derivative(self.op, &p[0], &out[0])? {
+            Some(d) => ops::multiply(&ct[0], &d)?,
+            None => ops::zeros_like(&p[0])?,
+        }])
+    }
+    fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![match unary_derivative(self.op, &p[0], &out[0])? {
+            Some(d) => ops::multiply(&t[0], &d)?,
+            None => ops::zeros_like(&out[0])?,
+        }])
     }
     crate::primitive_common!();
 }
@@ -46,6 +60,48 @@ impl Primitive for Binary {
     ) -> Result<Vec<ArrayData>> {
         one(b.binary(self.op, &inputs[0], &inputs[1], out[0].dtype)?)
     }
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        out: &[Array],
+    ) -> Result<Vec<Array>> {
+        let (da, db) = binary_partials(self.op, &p[0], &p[1], &out[0])?;
+        argnums
+            .iter()
+            .map(|&k| {
+                let d = if k == 0 { &da } else { &db };
+                match d {
+                    Some(d) => ops::multiply(&ct[0], d),
+                    None => ops::zeros_like(&p[k]),
+                }
+            })
+            .collect()
+    }
+    fn jvp(
+        &self,
+        p: &[Array],
+        t: &[Array],
+        argnums: &[usize],
+        out: &[Array],
+    ) -> Result<Vec<Array>> {
+        let (da, db) = binary_partials(self.op, &p[0], &p[1], &out[0])?;
+        let mut acc: Option<Array> = None;
+        for (&k, tk) in argnums.iter().zip(t) {
+            if let Some(d) = if k == 0 { &da } else { &db } {
+                let term = ops::multiply(tk, d)?;
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => ops::add(&a, &term)?,
+                });
+            }
+        }
+        Ok(vec![match acc {
+            Some(a) => a,
+            None => ops::zeros_like(&out[0])?,
+        }])
+    }
     crate::primitive_common!();
 }
 
@@ -64,6 +120,40 @@ impl Primitive for Select {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.select(&inputs[0], &inputs[1], &inputs[2])?)
+    }
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
+        let zero = ops::zeros_like(&ct[0])?;
+        argnums
+            .iter()
+            .map(|&k| match k {
+                0 => ops::zeros_like(&p[0]),
+                1 => ops::where_(&p[0], &ct[0], &zero),
+                _ => ops::where_(&p[0], &zero, &ct[0]),
+            })
+            .collect()
+    }
+    fn jvp(
+        &self,
+        p: &[Array],
+        t: &[Array],
+        argnums: &[usize],
+        _out: &[Array],
+    ) -> Result<Vec<Array>> {
+        let zero = ops::zeros_like(&p[1])?;
+        let get = |k: usize| -> Array {
+            argnums
+                .iter()
+                .position(|&a| a == k)
+                .map(|i| t[i].clone())
+                .unwrap_or(zero.clone())
+        };
+        Ok(vec![ops::where_(&p[0], &get(1), &get(2))?])
     }
     crate::primitive_common!();
 }
@@ -85,6 +175,12 @@ impl Primitive for AsType {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.cast(&inputs[0], self.dtype)?)
+    }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::astype(&ct[0], p[0].dtype())?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::astype(&t[0], self.dtype)?])
     }
     crate::primitive_common!();
 }

@@ -1,9 +1,10 @@
 //! `Matmul`: batched matrix product of inputs already broadcast to equal batch shapes.
 
 use super::one;
-use crate::array::ArrayData;
+use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 
 #[derive(Debug, PartialEq)]
@@ -20,6 +21,39 @@ impl Primitive for Matmul {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.matmul(&inputs[0], &inputs[1])?)
+    }
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
+        argnums
+            .iter()
+            .map(|&k| {
+                if k == 0 {
+                    ops::matmul(&ct[0], &ops::swapaxes(&p[1], -1, -2)?)
+                } else {
+                    ops::matmul(&ops::swapaxes(&p[0], -1, -2)?, &ct[0])
+                }
+            })
+            .collect()
+    }
+    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let mut acc: Option<Array> = None;
+        for (&k, tk) in argnums.iter().zip(t) {
+            let term = if k == 0 {
+                ops::matmul(tk, &p[1])?
+            } else {
+                ops::matmul(&p[0], tk)?
+            };
+            acc = Some(match acc {
+                None => term,
+                Some(a) => ops::add(&a, &term)?,
+            });
+        }
+        Ok(vec![acc.expect("at least one tangent")])
     }
     crate::primitive_common!();
 }

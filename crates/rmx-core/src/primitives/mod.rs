@@ -2,7 +2,9 @@
 //! evaluation (through the backend's kernel families) and, as they are written, their
 //! derivative and vectorisation rules.
 
+pub mod autodiff;
 pub mod creation;
+pub mod derivatives;
 pub mod elementwise;
 pub mod indexing;
 pub mod linalg;

@@ -2,9 +2,10 @@
 //! and the fused `Softmax` over the last axis.
 
 use super::one;
-use crate::array::ArrayData;
+use crate::array::{Array, ArrayData};
 use crate::backend::{ArgReduceOp, Backend, ReduceOp, ScanOp};
 use crate::error::Result;
+use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 
 #[derive(Debug, PartialEq)]
@@ -24,6 +25,44 @@ impl Primitive for Reduce {
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.reduce(self.op, &inputs[0], &self.axes, out[0].dtype)?)
+    }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        let x = &p[0];
+        let g = ops::broadcast_to(&ct[0], x.shape())?;
+        Ok(vec![match self.op {
+            ReduceOp::Sum => g,
+            ReduceOp::Prod => ops::divide(
+                &ops::multiply(&g, &ops::broadcast_to(&out[0], x.shape())?)?,
+                x,
+            )?,
+            ReduceOp::Max | ReduceOp::Min => {
+                // split the cotangent evenly between tied extrema
+                let mask = ops::astype(&ops::equal(x, &out[0])?, x.dtype())?;
+                let axes: Vec<i64> = self.axes.iter().map(|&a| a as i64).collect();
+                let count = ops::sum(&mask, Some(&axes), true)?;
+                ops::divide(&ops::multiply(&g, &mask)?, &count)?
+            }
+            ReduceOp::All | ReduceOp::Any => ops::zeros_like(x)?,
+        }])
+    }
+    fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        let axes: Vec<i64> = self.axes.iter().map(|&a| a as i64).collect();
+        match self.op {
+            ReduceOp::Sum => Ok(vec![ops::sum(&t[0], Some(&axes), true)?]),
+            ReduceOp::Max | ReduceOp::Min => {
+                let mask = ops::astype(&ops::equal(&p[0], &out[0])?, p[0].dtype())?;
+                let num = ops::sum(&ops::multiply(&t[0], &mask)?, Some(&axes), true)?;
+                Ok(vec![ops::divide(
+                    &num,
+                    &ops::sum(&mask, Some(&axes), true)?,
+                )?])
+            }
+            ReduceOp::Prod => {
+                let s = ops::sum(&ops::divide(&t[0], &p[0])?, Some(&axes), true)?;
+                Ok(vec![ops::multiply(&s, &out[0])?])
+            }
+            _ => Ok(vec![ops::zeros_like(&out[0])?]),
+        }
     }
     crate::primitive_common!();
 }
@@ -46,6 +85,12 @@ impl Primitive for ArgReduce {
     ) -> Result<Vec<ArrayData>> {
         one(b.arg_reduce(self.op, &inputs[0], self.axis)?)
     }
+    fn vjp(&self, p: &[Array], _ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::zeros_like(&p[0])?])
+    }
+    fn jvp(&self, _p: &[Array], _t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::zeros_like(&out[0])?])
+    }
     crate::primitive_common!();
 }
 
@@ -64,6 +109,14 @@ impl Primitive for Softmax {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.softmax(&inputs[0])?)
+    }
+    fn vjp(&self, _p: &[Array], ct: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        let s = ops::sum(&ops::multiply(&ct[0], &out[0])?, Some(&[-1]), true)?;
+        Ok(vec![ops::multiply(&out[0], &ops::subtract(&ct[0], &s)?)?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        let s = ops::sum(&ops::multiply(&t[0], &out[0])?, Some(&[-1]), true)?;
+        Ok(vec![ops::multiply(&out[0], &ops::subtract(&t[0], &s)?)?])
     }
     crate::primitive_common!();
 }
@@ -88,6 +141,32 @@ impl Primitive for Scan {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.scan(self.op, &inputs[0], self.axis, self.reverse, self.inclusive)?)
+    }
+    fn vjp(&self, _p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        match (self.op, self.inclusive) {
+            (ScanOp::Reduce(ReduceOp::Sum), true) => Ok(vec![ops::cumsum(
+                &ct[0],
+                Some(self.axis as i64),
+                !self.reverse,
+                true,
+            )?]),
+            _ => Err(crate::value_err!(
+                "[Scan] The vjp is only implemented for inclusive cumsum."
+            )),
+        }
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        match self.op {
+            ScanOp::Reduce(ReduceOp::Sum) => Ok(vec![ops::cumsum(
+                &t[0],
+                Some(self.axis as i64),
+                self.reverse,
+                self.inclusive,
+            )?]),
+            _ => Err(crate::value_err!(
+                "[Scan] The jvp is only implemented for cumsum."
+            )),
+        }
     }
     crate::primitive_common!();
 }

@@ -2,10 +2,11 @@
 //! `Pad`, `SliceUpdate`.
 
 use super::one;
-use crate::array::ArrayData;
+use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
 use crate::element::Scalar;
 use crate::error::Result;
+use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::Strides;
 
@@ -24,6 +25,12 @@ impl Primitive for Copy {
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         one(b.copy(&inputs[0])?)
+    }
+    fn vjp(&self, _p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ct[0].clone()])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![t[0].clone()])
     }
     crate::primitive_common!();
 }
@@ -63,6 +70,38 @@ impl Primitive for Concatenate {
             start[self.axis] += x.shape[self.axis];
         }
         one(o)
+    }
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
+        let nd = ct[0].ndim();
+        let mut starts = Vec::with_capacity(p.len());
+        let mut at = 0usize;
+        for x in p {
+            starts.push(at);
+            at += x.shape()[self.axis];
+        }
+        argnums
+            .iter()
+            .map(|&k| {
+                let mut start = vec![0usize; nd];
+                start[self.axis] = starts[k];
+                ops::slice_resolved(&ct[0], &start, p[k].shape(), &vec![1; nd])
+            })
+            .collect()
+    }
+    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let parts: Vec<Array> = (0..p.len())
+            .map(|k| match argnums.iter().position(|&a| a == k) {
+                Some(i) => Ok(t[i].clone()),
+                None => ops::zeros_like(&p[k]),
+            })
+            .collect::<Result<_>>()?;
+        Ok(vec![ops::concatenate(&parts, Some(self.axis as i64))?])
     }
     crate::primitive_common!();
 }
@@ -125,6 +164,20 @@ impl Primitive for Pad {
         }
         one(o)
     }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        if self.edge {
+            return Err(crate::value_err!(
+                "[pad] The vjp of edge padding is not implemented."
+            ));
+        }
+        let nd = p[0].ndim();
+        Ok(vec![ops::slice_resolved(
+            &ct[0],
+            &self.low,
+            p[0].shape(),
+            &vec![1; nd],
+        )?])
+    }
     crate::primitive_common!();
 }
 
@@ -152,6 +205,25 @@ impl Primitive for SliceUpdate {
             b.copy_into(upd, &dst)?;
         }
         one(o)
+    }
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
+        argnums
+            .iter()
+            .map(|&k| {
+                if k == 0 {
+                    let zeros = ops::zeros_like(&p[1])?;
+                    ops::slice_update_at(&ct[0], &zeros, &self.start, &self.step)
+                } else {
+                    ops::slice_resolved(&ct[0], &self.start, p[1].shape(), &self.step)
+                }
+            })
+            .collect()
     }
     crate::primitive_common!();
 }

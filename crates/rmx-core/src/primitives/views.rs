@@ -3,9 +3,10 @@
 //! (except `Reshape` of a layout that cannot be re-strided, which copies first).
 
 use super::one;
-use crate::array::ArrayData;
+use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::{row_strides, Shape, Strides};
 
@@ -29,6 +30,12 @@ impl Primitive for Reshape {
         }
         let c = b.copy(x)?;
         one(c.view(shape.clone(), row_strides(shape), 0))
+    }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::reshape_exact(&ct[0], p[0].shape().into())?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::reshape_exact(&t[0], out[0].shape().into())?])
     }
     crate::primitive_common!();
 }
@@ -114,6 +121,17 @@ impl Primitive for Transpose {
         let strides: Strides = self.perm.iter().map(|&p| x.strides[p]).collect();
         one(x.view(shape, strides, x.offset))
     }
+    fn vjp(&self, _p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let mut inv = vec![0i64; self.perm.len()];
+        for (i, &q) in self.perm.iter().enumerate() {
+            inv[q] = i as i64;
+        }
+        Ok(vec![ops::transpose(&ct[0], Some(&inv))?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
+        let perm: Vec<i64> = self.perm.iter().map(|&q| q as i64).collect();
+        Ok(vec![ops::transpose(&t[0], Some(&perm))?])
+    }
     crate::primitive_common!();
 }
 
@@ -147,6 +165,26 @@ impl Primitive for Slice {
         }
         one(x.view(shape.clone(), strides, offset as usize))
     }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let zeros = ops::zeros_like(&p[0])?;
+        Ok(vec![ops::slice_update_at(
+            &zeros,
+            &ct[0],
+            &self.start,
+            &self.step,
+        )?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![Array::from_op(
+            out[0].shape().into(),
+            t[0].dtype(),
+            std::sync::Arc::new(Slice {
+                start: self.start.clone(),
+                step: self.step.clone(),
+            }),
+            vec![t[0].clone()],
+        )])
+    }
     crate::primitive_common!();
 }
 
@@ -177,6 +215,12 @@ impl Primitive for Broadcast {
             })
             .collect();
         one(x.view(shape.clone(), strides, x.offset))
+    }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![super::autodiff::sum_to_shape(&ct[0], p[0].shape())?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::broadcast_to(&t[0], out[0].shape())?])
     }
     crate::primitive_common!();
 }

@@ -1,0 +1,72 @@
+//! Primitives that exist for the transforms: `Identity` marks a traced input,
+//! `StopGradient` passes values and blocks derivatives.
+
+use super::one;
+use crate::array::{Array, ArrayData};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::primitive::{OutputSpec, Primitive};
+
+#[derive(Debug, PartialEq)]
+pub struct Identity;
+
+impl Primitive for Identity {
+    fn name(&self) -> &'static str {
+        "Identity"
+    }
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(inputs[0].clone())
+    }
+    fn vjp(&self, _p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ct[0].clone()])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![t[0].clone()])
+    }
+    crate::primitive_common!();
+}
+
+#[derive(Debug, PartialEq)]
+pub struct StopGradient;
+
+impl Primitive for StopGradient {
+    fn name(&self) -> &'static str {
+        "StopGradient"
+    }
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        one(inputs[0].clone())
+    }
+    fn vjp(&self, p: &[Array], _ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![crate::ops::zeros_like(&p[0])?])
+    }
+    fn jvp(&self, p: &[Array], _t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![crate::ops::zeros_like(&p[0])?])
+    }
+    crate::primitive_common!();
+}
+
+/// Reduces `g` (broadcast from `shape`) back to `shape` by summing the broadcast axes.
+pub fn sum_to_shape(g: &Array, shape: &[usize]) -> Result<Array> {
+    if g.shape() == shape {
+        return Ok(g.clone());
+    }
+    let lead = g.ndim() - shape.len();
+    let mut axes: Vec<i64> = (0..lead as i64).collect();
+    for (i, &d) in shape.iter().enumerate() {
+        if d == 1 && g.shape()[lead + i] != 1 {
+            axes.push((lead + i) as i64);
+        }
+    }
+    let s = crate::ops::sum(g, Some(&axes), true)?;
+    crate::ops::reshape_exact(&s, shape.into())
+}
