@@ -39,7 +39,9 @@ impl Primitive for Take {
                 if k == 0 {
                     take_vjp(&p[0], &p[1], &ct[0], self.axis)
                 } else {
-                    ops::zeros_like(&p[1])
+                    Err(crate::value_err!(
+                        "[gather_axis] Cannot calculate VJP with respect to indices. Use stop_gradient on indices to stop gradients from being computed."
+                    ))
                 }
             })
             .collect()
@@ -87,7 +89,9 @@ impl Primitive for TakeAlongAxis {
                         self.axis,
                     )
                 } else {
-                    ops::zeros_like(&p[1])
+                    Err(crate::value_err!(
+                        "[gather_axis] Cannot calculate VJP with respect to indices. Use stop_gradient on indices to stop gradients from being computed."
+                    ))
                 }
             })
             .collect()

@@ -1,0 +1,156 @@
+"""grad / value_and_grad / vjp / jvp against MLX on the same inputs, and against central
+finite differences in float64."""
+
+import numpy as np
+import pytest
+
+from diff import A, check, get_rmx, rand
+
+UNARY = ["abs", "sqrt", "rsqrt", "square", "reciprocal", "exp", "expm1", "log", "log1p", "log2",
+         "log10", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+         "arcsinh", "arctanh", "erf", "sigmoid", "negative", "floor", "sign"]
+TOL = dict(rtol=2e-4, atol=2e-5)
+
+
+def _positive_input(name, seed):
+    x = rand((3, 4), "float32", seed=seed)
+    if name in ("sqrt", "rsqrt", "log", "log2", "log10", "reciprocal"):
+        x = np.abs(x) + 0.5
+    if name in ("arcsin", "arccos", "arctanh"):
+        x = np.clip(x, -2, 2) / 2.5
+    if name == "log1p":
+        x = np.abs(x)
+    return A(x.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_grad_unary(name):
+    x = _positive_input(name, 1)
+    check(lambda m, a: m.grad(lambda t: getattr(m, name)(t).sum())(a), x, **TOL)
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_jvp_unary(name):
+    x = _positive_input(name, 2)
+    t = A(rand((3, 4), "float32", seed=3))
+    check(lambda m, a, v: m.jvp(lambda q: getattr(m, name)(q), [a], [v])[1][0], x, t, **TOL)
+
+
+BINARY = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "arctan2", "logaddexp"]
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_grad_binary_with_broadcasting(name):
+    a = A((np.abs(rand((3, 4), "float32", seed=4)) + 0.5).astype(np.float32))
+    b = A((np.abs(rand((4,), "float32", seed=5)) + 0.5).astype(np.float32))
+
+    def f(m, x, y):
+        return m.grad(lambda p, q: getattr(m, name)(p, q).sum(), argnums=(0, 1))(x, y)
+    check(f, a, b, **TOL)
+
+
+REDUCE_AND_SHAPE = {
+    "sum_axis": lambda m, t: m.sum(t, axis=1).sum(),
+    "mean": lambda m, t: m.mean(t * t),
+    "max": lambda m, t: m.max(t, axis=0).sum(),
+    "prod": lambda m, t: m.prod(t, axis=1).sum(),
+    "logsumexp": lambda m, t: m.logsumexp(t, axis=-1).sum(),
+    "softmax": lambda m, t: (m.softmax(t, axis=-1) * m.arange(4)).sum(),
+    "var": lambda m, t: m.var(t, axis=0).sum(),
+    "transpose_reshape": lambda m, t: (m.reshape(t.T, (2, 6)) * m.arange(12).reshape(2, 6)).sum(),
+    "slice": lambda m, t: (t[1:, ::2] ** 2).sum(),
+    "take": lambda m, t: m.take(t, m.array([0, 2, 2]), axis=1).sum(),
+    "index_array": lambda m, t: (t[m.array([0, 0, 2])] * 3).sum(),
+    "concat": lambda m, t: (m.concatenate([t, t * 2], axis=0) ** 2).sum(),
+    "matmul": lambda m, t: (t @ t.T).sum(),
+    "where": lambda m, t: m.where(t > 0, t, t * t).sum(),
+    "broadcast_to": lambda m, t: m.broadcast_to(t[:1], (5, 4)).sum(),
+    "astype": lambda m, t: t.astype(m.float16).astype(m.float32).sum(),
+    "pad": lambda m, t: (m.pad(t, 1) ** 2).sum(),
+    "cumsum": lambda m, t: (m.cumsum(t, axis=1) ** 2).sum(),
+    "take_along_axis": lambda m, t: m.take_along_axis(
+        t, m.stop_gradient(m.argmax(t, axis=1, keepdims=True)), axis=1).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCE_AND_SHAPE))
+def test_grad_compound(name):
+    x = A(rand((3, 4), "float32", seed=6))
+    check(lambda m, a: m.grad(lambda t: REDUCE_AND_SHAPE[name](m, t))(a), x, **TOL)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCE_AND_SHAPE))
+def test_grad_matches_finite_differences(name):
+    rx = get_rmx()
+    x0 = rand((3, 4), "float64", seed=7)
+    f = lambda t: REDUCE_AND_SHAPE[name](rx, t)  # noqa: E731
+    if name == "astype":
+        pytest.skip("float16 round trip has no float64 finite difference")
+    g = np.array(rx.grad(f)(rx.array(x0, dtype=rx.float64)))
+    eps = 1e-6
+    num = np.zeros_like(x0)
+    for i in np.ndindex(x0.shape):
+        hi, lo = x0.copy(), x0.copy()
+        hi[i] += eps
+        lo[i] -= eps
+        num[i] = (float(f(rx.array(hi, dtype=rx.float64))) - float(f(rx.array(lo, dtype=rx.float64)))) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
+
+
+def test_seed_examples():
+    check(lambda m: m.grad(m.sin)(m.array(np.pi)))
+    check(lambda m: m.grad(m.grad(m.sin))(m.array(np.pi / 3)))
+    check(lambda m: m.grad(m.grad(m.grad(m.exp)))(m.array(0.7)))
+
+    def loss_fn(m):
+        return lambda w, x, y: m.mean(m.square(w * x - y))
+    w, x, y = (lambda m: m.array(1.0)), (lambda m: m.array([0.5, -0.5])), (lambda m: m.array([1.5, -1.5]))
+    check(lambda m: m.grad(loss_fn(m))(w(m), x(m), y(m)))
+    check(lambda m: m.grad(loss_fn(m), argnums=1)(w(m), x(m), y(m)))
+    check(lambda m: m.value_and_grad(loss_fn(m))(w(m), x(m), y(m)))
+    check(lambda m: m.grad(lambda t: (m.stop_gradient(t) * t).sum())(m.array([2.0, 3.0])))
+
+
+def test_trees_and_aux():
+    params = lambda m: {"w": m.array([1.0, 2.0]), "b": [m.array(0.5), m.array(-1.0)]}  # noqa: E731
+    check(lambda m: m.grad(lambda p: (p["w"] ** 2).sum() + p["b"][0] * p["b"][1])(params(m)))
+    check(lambda m: m.value_and_grad(lambda a, b: ((a * b).sum(), a + b), argnums=(0, 1))(
+        m.array([1.0, 2.0]), m.array([3.0, 4.0])))
+
+
+def test_vjp_and_jvp():
+    check(lambda m: m.vjp(lambda a, b: a * b + m.sin(a), [m.array([1.0, 2.0]), m.array([3.0, 4.0])],
+                          [m.array([1.0, -1.0])]))
+    check(lambda m: m.jvp(lambda a, b: a * b + m.sin(a), [m.array([1.0, 2.0]), m.array([3.0, 4.0])],
+                          [m.array([1.0, 0.5]), m.array([0.0, 2.0])]))
+
+
+def test_grad_errors():
+    check(lambda m: m.grad(lambda a: a * 2)(m.array([1.0, 2.0])), expect_error=ValueError) \
+        if False else None
+    rx = get_rmx()
+    with pytest.raises(ValueError):
+        rx.grad(lambda a: a * 2)(rx.array([1.0, 2.0]))
+    with pytest.raises(ValueError):
+        rx.grad(lambda a: a.sum(), argnums=3)(rx.array([1.0]))
+    with pytest.raises(ValueError):
+        rx.grad(lambda a: a["x"].sum())({"x": 3.0})
+
+
+def test_backward_memory_is_a_small_multiple_of_forward():
+    rx = get_rmx()
+    x = rx.ones((1_000_000,))
+    rx.eval(x)
+
+    def chain(t):
+        for _ in range(1000):
+            t = rx.sin(t) * 1.0001
+        return t.sum()
+    rx.reset_peak_memory()
+    base = rx.get_active_memory()
+    rx.eval(chain(x))
+    forward = rx.get_peak_memory() - base
+    rx.reset_peak_memory()
+    rx.eval(rx.grad(chain)(x))
+    backward = rx.get_peak_memory() - base
+    assert backward <= 1100 * forward, (forward, backward)
