@@ -69,6 +69,11 @@ pub trait Primitive: Send + Sync + Debug + Any {
         ))
     }
 
+    /// Whether derivatives stop here (stop_gradient): outputs count as constants.
+    fn blocks_gradient(&self) -> bool {
+        false
+    }
+
     /// Whether `other` computes the same function (same type and parameters); used by CSE.
     fn is_equivalent(&self, _other: &dyn Primitive) -> bool {
         false

@@ -38,6 +38,9 @@ impl Primitive for StopGradient {
     fn name(&self) -> &'static str {
         "StopGradient"
     }
+    fn blocks_gradient(&self) -> bool {
+        true
+    }
     fn eval(
         &self,
         _b: &dyn Backend,

@@ -26,10 +26,13 @@ fn tape(outputs: &[Array], inputs: &HashSet<usize>) -> Vec<Array> {
     let mut stack: Vec<(Array, bool)> = outputs.iter().map(|o| (o.clone(), false)).collect();
     while let Some((a, expanded)) = stack.pop() {
         if expanded {
+            // stop_gradient outputs are constants for the transforms
+            let blocked = a.primitive().is_some_and(|p| p.blocks_gradient());
             let dep = inputs.contains(&a.id())
-                || a.inputs()
-                    .iter()
-                    .any(|i| *depends.get(&i.id()).unwrap_or(&false));
+                || (!blocked
+                    && a.inputs()
+                        .iter()
+                        .any(|i| *depends.get(&i.id()).unwrap_or(&false)));
             depends.insert(a.id(), dep);
             if dep {
                 order.push(a);

@@ -2,6 +2,7 @@
 
 mod binary;
 mod copy;
+pub mod fast_math;
 mod indexing;
 pub mod loops;
 pub mod math;

@@ -11,8 +11,62 @@ use half::{bf16, f16};
 use num_complex::Complex32;
 use num_traits::{Float, One, Zero};
 
+/// Contiguous f32 transcendental math through the SIMD kernels of `fast_math`
+/// (dispatched at run time to AVX-512 / AVX2+FMA / SSE2).
+fn fast_f32(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> bool {
+    use super::fast_math as fm;
+    /// Runs kernel `K`; where `exact` is given, elements with |x| >= 2e8 (beyond the
+    /// kernels' range reduction) are recomputed with it while the block is in cache.
+    fn run<K: fm::Kernel>(x: &ArrayData, out: &ArrayData, exact: Option<fn(f32) -> f32>) {
+        const BLOCK: usize = 4096;
+        let n = x.numel();
+        let xp = super::loops::ConstPtr(unsafe { x.ptr::<f32>() });
+        let op = super::loops::SendPtr(unsafe { out.ptr_mut::<f32>() });
+        super::loops::par_range(n, |s, e| {
+            let mut b = s;
+            while b < e {
+                let end = (b + BLOCK).min(e);
+                let inp = unsafe { std::slice::from_raw_parts(xp.get().add(b), end - b) };
+                let o = unsafe { std::slice::from_raw_parts_mut(op.get().add(b), end - b) };
+                fm::map_f32::<K>(inp, o);
+                if let Some(f) = exact {
+                    for (o, &v) in o.iter_mut().zip(inp) {
+                        if v.abs() >= 2.0e8 {
+                            *o = f(v);
+                        }
+                    }
+                }
+                b = end;
+            }
+        });
+    }
+    if x.dtype != Dtype::Float32 || out.dtype != Dtype::Float32 || !x.is_row_contiguous() {
+        return false;
+    }
+    use UnaryOp::*;
+    match op {
+        Exp => run::<fm::Exp>(x, out, None),
+        Expm1 => run::<fm::Expm1>(x, out, None),
+        Log => run::<fm::Log>(x, out, None),
+        Log1p => run::<fm::Log1p>(x, out, None),
+        Log2 => run::<fm::Log2>(x, out, None),
+        Log10 => run::<fm::Log10>(x, out, None),
+        Sin => run::<fm::Sin>(x, out, Some(f32::sin)),
+        Cos => run::<fm::Cos>(x, out, Some(f32::cos)),
+        Tan => run::<fm::Tan>(x, out, Some(f32::tan)),
+        Tanh => run::<fm::Tanh>(x, out, None),
+        Sigmoid => run::<fm::Sigmoid>(x, out, None),
+        Erf => run::<fm::Erf>(x, out, None),
+        _ => return false,
+    }
+    true
+}
+
 pub fn unary(op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> {
     let out = ArrayData::alloc(out_dtype, &x.shape)?;
+    if fast_f32(op, x, &out) {
+        return Ok(out);
+    }
     let unsupported =
         || crate::type_err!("[{:?}] Not supported for inputs of type {}.", op, x.dtype);
     use UnaryOp::*;
