@@ -7,14 +7,21 @@ use crate::errors::PyResultExt;
 use pyo3::prelude::*;
 use rmx_core::{ops, Scalar};
 
+/// Defines one wrapper per unary op and `register_unary`, which adds them all.
 macro_rules! py_unary {
-    ($($name:ident),* $(,)?) => {$(
-        #[pyfunction]
-        #[pyo3(signature = (a, /, *, stream = None))]
-        pub fn $name(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
-            on_stream(stream, || Ok(PyArray::from(ops::$name(&crate::convert::arg_array(a)?).py()?)))
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[pyfunction]
+            #[pyo3(signature = (a, /, *, stream = None))]
+            pub fn $name(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+                on_stream(stream, || Ok(PyArray::from(ops::$name(&crate::convert::arg_array(a)?).py()?)))
+            }
+        )*
+        fn register_unary(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            $( m.add_function(wrap_pyfunction!($name, m)?)?; )*
+            Ok(())
         }
-    )*};
+    };
 }
 py_unary!(
     abs,
@@ -69,17 +76,24 @@ pub fn conj(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult
     conjugate(a, stream)
 }
 
+/// Defines one wrapper per binary op and `register_binary`, which adds them all.
 macro_rules! py_binary {
-    ($($name:ident),* $(,)?) => {$(
-        #[pyfunction]
-        #[pyo3(signature = (a, b, /, *, stream = None))]
-        pub fn $name(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
-            on_stream(stream, || {
-                let (x, y) = operands(a, b)?;
-                Ok(PyArray::from(ops::$name(&x, &y).py()?))
-            })
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[pyfunction]
+            #[pyo3(signature = (a, b, /, *, stream = None))]
+            pub fn $name(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
+                on_stream(stream, || {
+                    let (x, y) = operands(a, b)?;
+                    Ok(PyArray::from(ops::$name(&x, &y).py()?))
+                })
+            }
+        )*
+        fn register_binary(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            $( m.add_function(wrap_pyfunction!($name, m)?)?; )*
+            Ok(())
         }
-    )*};
+    };
 }
 py_binary!(
     add,
@@ -262,77 +276,13 @@ pub fn scalar_arg(o: &Bound<'_, PyAny>) -> PyResult<Scalar> {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    register_unary(m)?;
+    register_binary(m)?;
     macro_rules! add {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
     }
     add!(
-        abs,
-        negative,
-        sign,
-        sqrt,
-        rsqrt,
-        square,
-        reciprocal,
-        exp,
-        expm1,
-        log,
-        log1p,
-        log2,
-        log10,
-        sin,
-        cos,
-        tan,
-        arcsin,
-        arccos,
-        arctan,
-        sinh,
-        cosh,
-        tanh,
-        arcsinh,
-        arccosh,
-        arctanh,
-        floor,
-        ceil,
-        erf,
-        erfinv,
-        sigmoid,
-        logical_not,
-        bitwise_invert,
-        real,
-        imag,
-        conjugate,
-        isnan,
-        isinf,
-        isposinf,
-        isneginf,
-        isfinite,
-        degrees,
-        radians,
         conj,
-        add,
-        subtract,
-        multiply,
-        divide,
-        power,
-        maximum,
-        minimum,
-        remainder,
-        floor_divide,
-        arctan2,
-        logaddexp,
-        equal,
-        not_equal,
-        less,
-        less_equal,
-        greater,
-        greater_equal,
-        logical_and,
-        logical_or,
-        bitwise_and,
-        bitwise_or,
-        bitwise_xor,
-        left_shift,
-        right_shift,
         divmod,
         round,
         where_,
@@ -340,10 +290,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         nan_to_num,
         isclose,
         allclose,
-        array_equal,
-        trunc,
-        positive,
-        logical_xor,
+        array_equal
     );
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Softmax over the last axis in one pass per row (max, exp-sum, scale).
+//! Softmax over the last axis in one pass per row (max, exp-sum, scale), computed in
+//! the compute type (f32 for half types). f32 rows use the SIMD exp kernel.
 
 use super::loops::{par_range, ConstPtr, SendPtr};
 use super::math::FloatElem;
@@ -15,17 +16,29 @@ pub fn softmax(x: &ArrayData) -> Result<ArrayData> {
         super::copy::copy(x)?
     };
     let out = ArrayData::alloc(x.dtype, &x.shape)?;
+    let simd_exp =
+        |s: &[f32], o: &mut [f32]| super::fast_math::map_f32::<super::fast_math::Exp>(s, o);
     match x.dtype {
-        Dtype::Float16 => rows::<f16>(&x, &out),
-        Dtype::Bfloat16 => rows::<bf16>(&x, &out),
-        Dtype::Float32 => rows_f32(&x, &out),
-        Dtype::Float64 => rows::<f64>(&x, &out),
+        Dtype::Float16 => rows::<f16>(&x, &out, scalar_exp::<f32>),
+        Dtype::Bfloat16 => rows::<bf16>(&x, &out, scalar_exp::<f32>),
+        Dtype::Float32 => rows::<f32>(&x, &out, simd_exp),
+        Dtype::Float64 => rows::<f64>(&x, &out, scalar_exp::<f64>),
         d => return Err(crate::value_err!("[softmax] Not supported for {d}.")),
     }
     Ok(out)
 }
 
-fn rows<T: FloatElem + Send + Sync>(x: &ArrayData, out: &ArrayData) {
+fn scalar_exp<C: Float>(s: &[C], o: &mut [C]) {
+    for (o, &v) in o.iter_mut().zip(s) {
+        *o = v.exp();
+    }
+}
+
+fn rows<T: FloatElem + Send + Sync>(
+    x: &ArrayData,
+    out: &ArrayData,
+    exp_row: impl Fn(&[T::C], &mut [T::C]) + Sync,
+) {
     let n = x.numel();
     if n == 0 {
         return;
@@ -35,6 +48,7 @@ fn rows<T: FloatElem + Send + Sync>(x: &ArrayData, out: &ArrayData) {
     let xp = ConstPtr(unsafe { x.ptr::<T>() });
     let op = SendPtr(unsafe { out.ptr_mut::<T>() });
     par_range(rows * len, |s, e| {
+        let (mut shifted, mut exps) = (Vec::with_capacity(len), vec![T::C::zero(); len]);
         for r in s.div_ceil(len)..e.div_ceil(len) {
             if r * len < s || r >= rows {
                 continue;
@@ -42,47 +56,14 @@ fn rows<T: FloatElem + Send + Sync>(x: &ArrayData, out: &ArrayData) {
             let xs = unsafe { std::slice::from_raw_parts(xp.get().add(r * len), len) };
             let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(r * len), len) };
             let m = xs.iter().fold(T::C::neg_infinity(), |m, v| m.max(v.up()));
-            let mut sum = T::C::zero();
-            let mut tmp: Vec<T::C> = Vec::with_capacity(len);
-            for v in xs {
-                let e = (v.up() - m).exp();
-                sum = sum + e;
-                tmp.push(e);
-            }
+            shifted.clear();
+            shifted.extend(xs.iter().map(|v| v.up() - m));
+            exp_row(&shifted, &mut exps);
+            let sum = exps.iter().fold(T::C::zero(), |a, &b| a + b);
             let inv = T::C::one() / sum;
-            for (o, e) in os.iter_mut().zip(tmp) {
+            for (o, &e) in os.iter_mut().zip(&exps) {
                 *o = T::down(e * inv);
             }
-        }
-    });
-}
-
-/// f32 rows with the SIMD exp kernel.
-fn rows_f32(x: &ArrayData, out: &ArrayData) {
-    let n = x.numel();
-    if n == 0 {
-        return;
-    }
-    let len = *x.shape.last().unwrap_or(&1);
-    let rows = n / len.max(1);
-    let xp = ConstPtr(unsafe { x.ptr::<f32>() });
-    let op = SendPtr(unsafe { out.ptr_mut::<f32>() });
-    par_range(rows * len, |s, e| {
-        for r in s.div_ceil(len)..e.div_ceil(len) {
-            if r * len < s || r >= rows {
-                continue;
-            }
-            let xs = unsafe { std::slice::from_raw_parts(xp.get().add(r * len), len) };
-            let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(r * len), len) };
-            let m = xs.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            for (o, &v) in os.iter_mut().zip(xs) {
-                *o = v - m;
-            }
-            let shifted = os.to_vec();
-            super::fast_math::map_f32::<super::fast_math::Exp>(&shifted, os);
-            let sum: f32 = os.iter().sum();
-            let inv = 1.0 / sum;
-            os.iter_mut().for_each(|o| *o *= inv);
         }
     });
 }
