@@ -4,7 +4,7 @@ import rmx.core as mx
 
 
 def show(title, value):
-    print(f"{title:<48} {value}")
+    print(f"{title:<48} {value if isinstance(value, str) else repr(value)}")
 
 
 print("== Basics")
