@@ -2,7 +2,6 @@
 //! significant digits (C's `%g`), dims longer than 6 summarised as `a, b, c, ..., x, y, z`.
 
 use crate::array::Array;
-use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
 
@@ -70,15 +69,12 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
-fn format_scalar(s: Scalar, dtype: Dtype) -> String {
+fn format_scalar(s: Scalar) -> String {
     match s {
         Scalar::Bool(b) => if b { "True" } else { "False" }.into(),
         Scalar::Int(i) => i.to_string(),
         Scalar::UInt(u) => u.to_string(),
-        Scalar::Float(f) => {
-            let _ = dtype;
-            format_float(f)
-        }
+        Scalar::Float(f) => format_float(f),
         Scalar::Complex(c) => {
             // C++ prints `re`, then '+' unless the imaginary part is negative, then `im`
             let re = format_float(c.re as f64);
@@ -103,21 +99,14 @@ pub fn body(x: &Array) -> Result<String> {
     let values: Vec<Scalar> = crate::dispatch!(data.dtype, T => data.to_vec::<T>().into_iter().map(crate::element::Element::to_scalar).collect());
     let shape = x.shape().to_vec();
     if shape.is_empty() {
-        return Ok(format_scalar(values[0], x.dtype()));
+        return Ok(format_scalar(values[0]));
     }
     let mut out = String::new();
-    write_dim(&mut out, &values, &shape, 0, 0, x.dtype());
+    write_dim(&mut out, &values, &shape, 0, 0);
     Ok(out)
 }
 
-fn write_dim(
-    out: &mut String,
-    values: &[Scalar],
-    shape: &[usize],
-    dim: usize,
-    offset: usize,
-    dtype: Dtype,
-) {
+fn write_dim(out: &mut String, values: &[Scalar], shape: &[usize], dim: usize, offset: usize) {
     let n = shape[dim];
     let inner: usize = shape[dim + 1..].iter().product();
     out.push('[');
@@ -147,9 +136,9 @@ fn write_dim(
             None => out.push_str("..."),
             Some(i) => {
                 if last_dim {
-                    out.push_str(&format_scalar(values[offset + i], dtype));
+                    out.push_str(&format_scalar(values[offset + i]));
                 } else {
-                    write_dim(out, values, shape, dim + 1, offset + i * inner, dtype);
+                    write_dim(out, values, shape, dim + 1, offset + i * inner);
                 }
             }
         }

@@ -10,7 +10,7 @@ use crate::shape::Shape;
 use std::sync::Arc;
 
 use super::elementwise::{astype, greater_equal, less_equal, subtract, where_};
-use super::shape::{broadcast_to, expand_dims, reshape};
+use super::shape::{broadcast_to, reshape};
 
 fn check_shape(op: &str, shape: &[i64]) -> Result<Shape> {
     if shape.iter().any(|&d| d < 0) {
@@ -204,9 +204,4 @@ pub fn meshgrid(arrays: &[Array], sparse: bool, indexing: &str) -> Result<Vec<Ar
     }
     let refs: Vec<&Array> = outs.iter().collect();
     super::shape::broadcast_arrays(&refs)
-}
-
-/// Adds a leading axis to a 1-d index array (helper for structured ops).
-pub fn column(x: &Array) -> Result<Array> {
-    expand_dims(x, &[-1])
 }

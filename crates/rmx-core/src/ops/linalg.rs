@@ -2,7 +2,7 @@
 //! tensordot, vecdot, kron.
 
 use crate::array::Array;
-use crate::dtype::{promote_types, Dtype};
+use crate::dtype::promote_types;
 use crate::element::Scalar;
 use crate::error::Result;
 use crate::primitives::linalg::Matmul;
@@ -151,10 +151,8 @@ pub fn tensordot_axes(a: &Array, b: &Array, axes_a: &[i64], axes_b: &[i64]) -> R
     let n: usize = free_b.iter().map(|&d| b.shape()[d]).product();
     let pa: Vec<i64> = free_a.iter().chain(&ia).map(|&d| d as i64).collect();
     let pb: Vec<i64> = ib.iter().chain(&free_b).map(|&d| d as i64).collect();
-    let dtype = promote_types(a.dtype(), b.dtype());
     let a2 = reshape_exact(&transpose(a, Some(&pa))?, Shape::from_slice(&[m, k]))?;
     let b2 = reshape_exact(&transpose(b, Some(&pb))?, Shape::from_slice(&[k, n]))?;
-    let _ = dtype;
     let prod = matmul(&a2, &b2)?;
     let out: Shape = free_a
         .iter()
@@ -203,6 +201,5 @@ pub fn kron(a: &Array, b: &Array) -> Result<Array> {
         out.push((a.shape()[d] * b.shape()[d]) as i64);
     }
     let p = multiply(&reshape(&a, &sa)?, &reshape(&b, &sb)?)?;
-    let _ = Dtype::Bool;
     reshape(&p, &out)
 }

@@ -10,7 +10,7 @@ use crate::primitives::reduce::{ArgReduce, Reduce, Scan, Softmax};
 use crate::shape::{normalize_axis, Shape};
 use std::sync::Arc;
 
-use super::elementwise::{astype, divide, exp, log, multiply, square, subtract, weak_scalar};
+use super::elementwise::{astype, divide, exp, log, square, subtract, weak_scalar};
 use super::shape::{moveaxis, reshape_exact};
 
 fn reduce_axes(x: &Array, axes: Option<&[i64]>) -> Result<Vec<usize>> {
@@ -272,7 +272,6 @@ pub fn softmax(x: &Array, axes: Option<&[i64]>, precise: bool) -> Result<Array> 
     }
     let m = max(&xf, axes, true)?;
     let e = exp(&subtract(&xf, &m)?)?;
-    let _ = multiply;
     divide(&e, &sum(&e, axes, true)?)
 }
 

@@ -4,7 +4,6 @@
 use super::loops::{collapsed, par_range, walk, ConstPtr, SendPtr};
 use crate::array::ArrayData;
 use crate::backend::ScatterMode;
-use crate::dtype::Dtype;
 use crate::element::Element;
 use crate::error::Result;
 use crate::shape::{row_strides, Shape};
@@ -31,10 +30,6 @@ pub fn checked_indices(op: &str, idx: &ArrayData, size: usize, axis: usize) -> R
         *v = w;
     }
     Ok(out)
-}
-
-fn word_size_dispatch(dtype: Dtype) -> usize {
-    dtype.size()
 }
 
 pub fn take(x: &ArrayData, indices: &ArrayData, axis: usize) -> Result<ArrayData> {
@@ -74,7 +69,7 @@ pub fn take(x: &ArrayData, indices: &ArrayData, axis: usize) -> Result<ArrayData
             });
         }};
     }
-    match word_size_dispatch(x.dtype) {
+    match x.dtype.size() {
         1 => go!(u8),
         2 => go!(u16),
         4 => go!(u32),
