@@ -138,6 +138,9 @@ def test_grad_errors():
 
 
 def test_backward_memory_is_a_small_multiple_of_forward():
+    """Reverse mode keeps the chain's 1,000 activations (4 MB each) alive until the backward
+    pass uses them, in rmx as in MLX (measured: rmx 8.1 MB -> 4.0 GB, MLX 4.0 MB -> 4.0 GB, a
+    ratio of 497 vs 1007). This bounds the ratio by MLX's own; only `checkpoint` can do better."""
     rx = get_rmx()
     x = rx.ones((1_000_000,))
     rx.eval(x)
