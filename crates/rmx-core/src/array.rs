@@ -401,11 +401,6 @@ impl Array {
     pub fn item_as<T: Element>(&self) -> Result<T> {
         Ok(T::from_scalar(self.item()?))
     }
-
-    /// Replaces this handle's contents with another array's (used by in-place Python ops).
-    pub fn overwrite_with(&mut self, other: &Array) {
-        self.inner = other.inner.clone();
-    }
 }
 
 impl From<bool> for Scalar {

@@ -48,6 +48,19 @@ pub fn par_range(n: usize, f: impl Fn(usize, usize) + Sync) {
     });
 }
 
+/// Runs `f(r0, r1)` over ranges of `rows` rows of `row_len` elements each, split across
+/// threads by element count (so a few long rows still use every core).
+pub fn par_rows(rows: usize, row_len: usize, f: impl Fn(usize, usize) + Sync) {
+    let w = row_len.max(1);
+    par_range(rows * w, |s, e| {
+        // row r belongs to the chunk holding its first element
+        let (r0, r1) = (s.div_ceil(w), e.div_ceil(w).min(rows));
+        if r0 < r1 {
+            f(r0, r1);
+        }
+    });
+}
+
 /// Offsets (in elements) of row `r` of a collapsed layout for each operand; rows are all dims but the last.
 #[inline]
 fn row_offsets<const N: usize>(
@@ -206,7 +219,7 @@ pub fn map2<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     // Row-broadcast fast paths: contiguous inner rows against a repeated row or a per-row scalar.
     if inner >= 16 && (ia == 1 || ia == 0) && (ib == 1 || ib == 0) {
         let rows = n / inner;
-        par_range(rows, |r0, r1| {
+        par_rows(rows, inner, |r0, r1| {
             for r in r0..r1 {
                 let [oa, ob] = row_offsets(r, &shape, &strides);
                 let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(r * inner), inner) };

@@ -2,7 +2,7 @@
 //! the input to the output dtype first (e.g. int8 sums as int32), so kernels are T -> T,
 //! with f16/bf16 accumulated in f32.
 
-use super::loops::{par_range, ConstPtr, SendPtr};
+use super::loops::{par_range, par_rows, ConstPtr, SendPtr};
 use super::math::FloatElem;
 use crate::array::{for_each_offset, ArrayData};
 use crate::backend::{ArgReduceOp, ReduceOp};
@@ -333,12 +333,8 @@ fn run<T: Copy + Send + Sync, R: Reducer<T>>(
             unsafe { *op.get() = r.finish(acc) };
             return;
         }
-        par_range(n_out * n_red, |s, e| {
-            let (o0, o1) = (s / n_red, e.div_ceil(n_red));
+        par_rows(n_out, n_red, |o0, o1| {
             for o in o0..o1 {
-                if o * n_red < s {
-                    continue;
-                }
                 let xs = unsafe { std::slice::from_raw_parts(xp.get().add(o * n_red), n_red) };
                 unsafe { *op.get().add(o) = r.finish(r.reduce_slice(xs)) };
             }
@@ -377,12 +373,8 @@ fn run<T: Copy + Send + Sync, R: Reducer<T>>(
         let (s, st) = collapse_dims(&red_shape, &[&red_strides]);
         (s.to_vec(), st[0].to_vec())
     };
-    par_range(n_out * n_red, |s, e| {
-        let (o0, o1) = (s / n_red, e.div_ceil(n_red));
+    par_rows(n_out, n_red, |o0, o1| {
         for o in o0..o1 {
-            if o * n_red < s {
-                continue;
-            }
             // offset of output element o over kept dims
             let mut rem = o;
             let mut base = 0isize;
@@ -414,10 +406,8 @@ pub fn arg_reduce(op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayDa
     crate::dispatch!(x.dtype, T => {
         let xp = ConstPtr(unsafe { x.ptr::<T>() });
         let better = arg_better::<T>(op);
-        par_range(n_out * len.max(1), |s, e| {
-            let (o0, o1) = (s / len.max(1), e.div_ceil(len.max(1)));
+        par_rows(n_out, len, |o0, o1| {
             for o in o0..o1 {
-                if o * len.max(1) < s { continue; }
                 let mut rem = o;
                 let mut base = 0isize;
                 for d in (0..outer_shape.len()).rev() {

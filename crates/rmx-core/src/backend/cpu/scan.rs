@@ -1,7 +1,7 @@
 //! Scans (cumulative sum/prod/max/min and logaddexp) along one axis, forward or
 //! reversed, inclusive or exclusive. They reuse the reducers of reduce.rs.
 
-use super::loops::{par_range, ConstPtr, SendPtr};
+use super::loops::{par_rows, ConstPtr, SendPtr};
 use super::math::FloatElem;
 use super::reduce::{with_reducer, ReduceDriver, Reducer};
 use crate::array::ArrayData;
@@ -42,11 +42,8 @@ impl ReduceDriver for ScanRun<'_> {
         let xp = ConstPtr(unsafe { x.ptr::<T>() });
         let op = SendPtr(unsafe { self.out.ptr_mut::<T>() });
         let (reverse, inclusive) = (self.reverse, self.inclusive);
-        par_range(lines * len, |s, e| {
-            for l in s.div_ceil(len)..e.div_ceil(len) {
-                if l * len < s || l >= lines {
-                    continue;
-                }
+        par_rows(lines, len, |l0, l1| {
+            for l in l0..l1 {
                 let mut acc = r.init();
                 for k in 0..len {
                     let i = if reverse { len - 1 - k } else { k };

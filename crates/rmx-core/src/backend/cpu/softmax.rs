@@ -1,7 +1,7 @@
 //! Softmax over the last axis in one pass per row (max, exp-sum, scale), computed in
 //! the compute type (f32 for half types). f32 rows use the SIMD exp kernel.
 
-use super::loops::{par_range, ConstPtr, SendPtr};
+use super::loops::{par_rows, ConstPtr, SendPtr};
 use super::math::FloatElem;
 use crate::array::ArrayData;
 use crate::dtype::Dtype;
@@ -47,12 +47,9 @@ fn rows<T: FloatElem + Send + Sync>(
     let rows = n / len.max(1);
     let xp = ConstPtr(unsafe { x.ptr::<T>() });
     let op = SendPtr(unsafe { out.ptr_mut::<T>() });
-    par_range(rows * len, |s, e| {
+    par_rows(rows, len, |r0, r1| {
         let (mut shifted, mut exps) = (Vec::with_capacity(len), vec![T::C::zero(); len]);
-        for r in s.div_ceil(len)..e.div_ceil(len) {
-            if r * len < s || r >= rows {
-                continue;
-            }
+        for r in r0..r1 {
             let xs = unsafe { std::slice::from_raw_parts(xp.get().add(r * len), len) };
             let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(r * len), len) };
             let m = xs.iter().fold(T::C::neg_infinity(), |m, v| m.max(v.up()));
