@@ -56,12 +56,14 @@ pub trait Primitive: Send + Sync + Debug + Any {
         ))
     }
 
-    /// Vectorised form: inputs carry a batch axis at `axes[i]` (None = not batched).
-    /// Returns the outputs and their batch axes.
+    /// Vectorised form: inputs carry a batch axis at `axes[i]` (None = not batched);
+    /// `outputs` are the unbatched outputs' specs. Returns the batched outputs and
+    /// their batch axes (see `primitives::batching` for the shared helpers).
     fn vmap(
         &self,
         _inputs: &[Array],
         _axes: &[Option<usize>],
+        _outputs: &[OutputSpec],
     ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         Err(crate::value_err!(
             "[{}] vmap is not implemented for this primitive.",

@@ -90,6 +90,34 @@ pub fn _value_and_grad_flat(
     Ok((wrap(o), wrap(g)))
 }
 
+/// Traces `f` on one batch element of each input: the batched outputs, their batch
+/// axes (None: the output does not depend on the batch) and the batch size.
+#[pyfunction]
+pub fn _vmap_trace(
+    py: Python<'_>,
+    f: PyObject,
+    inputs: Vec<PyArray>,
+    in_axes: Vec<Option<i64>>,
+) -> PyResult<(Vec<PyArray>, Vec<Option<usize>>, usize)> {
+    let mut err = None;
+    let r = transforms::vmap_trace(|a| call(py, &f, a, &mut err), &unwrap(inputs), &in_axes);
+    let (o, axes, size) = finish(r, err)?;
+    Ok((wrap(o), axes, size))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, batch_axis, out_axis, size))]
+pub fn _vmap_finish(
+    x: PyArray,
+    batch_axis: Option<usize>,
+    out_axis: Option<i64>,
+    size: usize,
+) -> PyResult<PyArray> {
+    Ok(transforms::vmap_finish(&x.inner, batch_axis, out_axis, size)
+        .py()?
+        .into())
+}
+
 #[pyfunction]
 #[pyo3(signature = (a, /, *, stream = None))]
 pub fn stop_gradient(a: &Bound<'_, PyAny>, stream: Option<&Bound<'_, PyAny>>) -> PyResult<PyArray> {
@@ -104,6 +132,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_vjp_flat, m)?)?;
     m.add_function(wrap_pyfunction!(_jvp_flat, m)?)?;
     m.add_function(wrap_pyfunction!(_value_and_grad_flat, m)?)?;
+    m.add_function(wrap_pyfunction!(_vmap_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(_vmap_finish, m)?)?;
     m.add_function(wrap_pyfunction!(stop_gradient, m)?)?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-"""grad, value_and_grad, vjp, jvp over trees of arrays. The transforms themselves run in
+"""grad, value_and_grad, vjp, jvp and vmap over trees of arrays. The transforms themselves run in
 Rust on flat lists of arrays; this module only flattens and rebuilds Python trees."""
 
 from rmx import _rmx
@@ -118,3 +118,59 @@ def jvp(fun, primals, tangents):
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
     return _rmx._jvp_flat(flat_fun, list(primals), list(tangents))
+
+
+def _check_axis(a):
+    if a is not None and (not isinstance(a, int) or isinstance(a, bool)):
+        raise ValueError("[vmap] axis must be int or None.")
+    return a
+
+
+def _prefix_leaves(axes, tree):
+    """One axis per leaf of ``tree``: ``axes`` is a prefix of ``tree`` (an int or None
+    applies to a whole subtree), as in JAX; MLX's own prefix matching rejects nesting."""
+    if axes is None or isinstance(axes, int):
+        _check_axis(axes)
+        return [axes] * len(tree_flatten(tree))
+    mismatch = ValueError("[tree_map] Additional input tree is not a valid prefix of the first tree.")
+    if isinstance(axes, (list, tuple)):
+        if not isinstance(tree, (list, tuple)) or len(axes) != len(tree):
+            raise mismatch
+        return [a for ax, t in zip(axes, tree) for a in _prefix_leaves(ax, t)]
+    if isinstance(axes, dict):
+        if not isinstance(tree, dict) or set(axes) != set(tree):
+            raise mismatch
+        return [a for k in tree for a in _prefix_leaves(axes[k], tree[k])]
+    raise ValueError("[vmap] axis must be int or None.")
+
+
+def _array_leaves(tree):
+    flat = tree_flatten(tree)
+    if not all(isinstance(leaf, _array) for _, leaf in flat):
+        raise ValueError("[tree_flatten] The argument should contain only arrays")
+    return [leaf for _, leaf in flat]
+
+
+def vmap(fun, in_axes=0, out_axes=0):
+    """``fun`` vectorized over the ``in_axes`` of its arguments, its outputs stacked
+    along ``out_axes``. Axes are ints, None, or trees prefixing the arguments/outputs."""
+
+    def wrapper(*args, **kwargs):
+        if kwargs:
+            raise TypeError("[vmap] Keyword arguments are not supported.")
+        args = list(args)
+        leaves = _array_leaves(args)
+        axes = _prefix_leaves(in_axes, args)
+        captured = {}
+
+        def flat_fun(xs):
+            out = fun(*_rebuild(args, xs))
+            captured["tree"] = out
+            return _array_leaves(out)
+
+        outs, batch_axes, size = _rmx._vmap_trace(flat_fun, leaves, axes)
+        tree = captured["tree"]
+        oaxes = _prefix_leaves(out_axes, tree)
+        return _rebuild(tree, [_rmx._vmap_finish(o, b, d, size) for o, b, d in zip(outs, batch_axes, oaxes)])
+
+    return wrapper

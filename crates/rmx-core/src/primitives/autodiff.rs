@@ -1,13 +1,14 @@
 //! Primitives that exist for the transforms: `Identity` marks a traced input,
 //! `StopGradient` passes values and blocks derivatives.
 
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::primitive::{OutputSpec, Primitive};
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Identity;
 
 impl Primitive for Identity {
@@ -28,10 +29,13 @@ impl Primitive for Identity {
     fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![t[0].clone()])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        Ok((vec![x[0].clone()], vec![ax[0]]))
+    }
     crate::primitive_common!();
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StopGradient;
 
 impl Primitive for StopGradient {
@@ -55,6 +59,9 @@ impl Primitive for StopGradient {
     fn jvp(&self, p: &[Array], _t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![crate::ops::zeros_like(&p[0])?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::same_axis(self.clone(), &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
@@ -72,4 +79,28 @@ pub fn sum_to_shape(g: &Array, shape: &[usize]) -> Result<Array> {
     }
     let s = crate::ops::sum(g, Some(&axes), true)?;
     crate::ops::reshape_exact(&s, shape.into())
+}
+
+/// Stands for one batch element of a vmapped input while `vmap` traces the function.
+/// It has no value: evaluating it inside the trace is an error, as in MLX.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placeholder;
+
+impl Primitive for Placeholder {
+    fn name(&self) -> &'static str {
+        "Placeholder"
+    }
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        _inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        Err(crate::value_err!(
+            "[eval] Attempting to eval an array during function transformations like compile or vmap is not allowed."
+        ))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

@@ -2,6 +2,7 @@
 //! Inputs of `Binary` and `Select` are already broadcast and cast by the op layer.
 
 use super::derivatives::{binary_partials, unary_derivative};
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::{Backend, BinaryOp, UnaryOp};
@@ -11,7 +12,7 @@ use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::row_strides;
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Unary {
     pub op: UnaryOp,
 }
@@ -40,10 +41,13 @@ impl Primitive for Unary {
             None => ops::zeros_like(&out[0])?,
         }])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::same_axis(self.clone(), &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Binary {
     pub op: BinaryOp,
 }
@@ -102,11 +106,15 @@ impl Primitive for Binary {
             None => ops::zeros_like(&out[0])?,
         }])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let (xs, b) = batching::all_to_front(x, ax)?;
+        batching::rebuild(self.clone(), &out[0], b, xs)
+    }
     crate::primitive_common!();
 }
 
 /// `where(cond, a, b)`.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Select;
 
 impl Primitive for Select {
@@ -155,11 +163,15 @@ impl Primitive for Select {
         };
         Ok(vec![ops::where_(&p[0], &get(1), &get(2))?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let (xs, b) = batching::all_to_front(x, ax)?;
+        batching::rebuild(self.clone(), &out[0], b, xs)
+    }
     crate::primitive_common!();
 }
 
 /// Value conversion to another dtype.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AsType {
     pub dtype: Dtype,
 }
@@ -182,11 +194,14 @@ impl Primitive for AsType {
     fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![ops::astype(&t[0], self.dtype)?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::same_axis(self.clone(), &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
 /// Reinterprets the bytes of the (contiguous) input as another dtype (`view`).
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BitCast {
     pub dtype: Dtype,
 }
@@ -214,6 +229,9 @@ impl Primitive for BitCast {
             return one(c.view_as(self.dtype, &out[0].shape, 0));
         }
         one(x.view_as(self.dtype, &out[0].shape, byte_offset / new_size))
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::front(self.clone(), &x[0], ax[0], &out[0])
     }
     crate::primitive_common!();
 }

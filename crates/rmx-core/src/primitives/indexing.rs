@@ -1,6 +1,7 @@
 //! Gather/scatter primitives along one axis. Multi-axis indexing is lowered onto these
 //! by the op layer (indices over several axes become one linear index).
 
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::{Backend, ScatterMode};
@@ -9,7 +10,7 @@ use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 
 /// `take(x, indices, axis)`: inputs `[x, indices]`.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Take {
     pub axis: usize,
 }
@@ -49,11 +50,14 @@ impl Primitive for Take {
     fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![ops::take(&t[0], &p[1], Some(self.axis as i64))?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        take_vmap(&x[0], &x[1], ax, self.axis)
+    }
     crate::primitive_common!();
 }
 
 /// `take_along_axis(x, indices, axis)`: inputs `[x, indices]` (indices broadcast).
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TakeAlongAxis {
     pub axis: usize,
 }
@@ -96,11 +100,19 @@ impl Primitive for TakeAlongAxis {
             })
             .collect()
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        let (xs, _) = batching::all_to_front(x, ax)?;
+        batching::at_front(ops::take_along_axis(
+            &xs[0],
+            &xs[1],
+            Some(self.axis as i64 + 1),
+        )?)
+    }
     crate::primitive_common!();
 }
 
 /// Scatter along one axis: inputs `[x, indices, updates]`, indices and updates of equal shape.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ScatterAxis {
     pub mode: ScatterMode,
     pub axis: usize,
@@ -146,11 +158,21 @@ impl Primitive for ScatterAxis {
             })
             .collect()
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        let (xs, _) = batching::all_to_front(x, ax)?;
+        batching::at_front(ops::scatter_along_axis(
+            self.mode,
+            &xs[0],
+            &xs[1],
+            &xs[2],
+            self.axis + 1,
+        )?)
+    }
     crate::primitive_common!();
 }
 
 /// Wraps negative indices and checks them against an axis of `size` (int64 out).
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CheckIndices {
     pub size: usize,
     pub axis: usize,
@@ -168,6 +190,9 @@ impl Primitive for CheckIndices {
     ) -> Result<Vec<ArrayData>> {
         one(b.check_indices(&inputs[0], self.size, self.axis)?)
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::same_axis(self.clone(), &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
@@ -183,4 +208,49 @@ fn take_vjp(x: &Array, indices: &Array, ct: &Array, axis: usize) -> Result<Array
     let idx = ops::reshape_exact(indices, ishape.as_slice().into())?;
     let idx = ops::broadcast_to(&idx, &flat)?;
     ops::scatter_along_axis(ScatterMode::Add, &ops::zeros_like(x)?, &idx, &g, axis)
+}
+
+/// The vmap rule of `take(x, indices, axis)`.
+fn take_vmap(x: &Array, idx: &Array, ax: &[Option<usize>], axis: usize) -> Result<Batched> {
+    match (ax[0], ax[1]) {
+        // one table, batched indices: the batch dims land where the indices go
+        (None, Some(bi)) => Ok((
+            vec![ops::take(x, idx, Some(axis as i64))?],
+            vec![Some(axis + bi)],
+        )),
+        (Some(_), None) => {
+            let x = batching::to_front(x, ax[0])?;
+            batching::at_front(ops::take(&x, idx, Some(axis as i64 + 1))?)
+        }
+        _ => {
+            // Both batched: merge the batch axis with the indexed axis and offset each
+            // batch element's (checked, wrapped) indices by its row of the merged axis.
+            let x = batching::to_front(x, ax[0])?;
+            let idx = batching::to_front(idx, ax[1])?;
+            let (b, n) = (x.shape()[0], x.shape()[axis + 1]);
+            let x = ops::moveaxis(&x, axis as i64 + 1, 1)?;
+            let mut merged: Vec<usize> = vec![b * n];
+            merged.extend_from_slice(&x.shape()[2..]);
+            let x = ops::reshape_exact(&x, merged.as_slice().into())?;
+            let checked = Array::from_op(
+                idx.shape().into(),
+                crate::dtype::Dtype::Int64,
+                std::sync::Arc::new(CheckIndices { size: n, axis }),
+                vec![idx.clone()],
+            );
+            let mut oshape = vec![1usize; idx.ndim()];
+            oshape[0] = b;
+            let offsets = ops::arange(0.0, (b * n) as f64, n as f64, crate::dtype::Dtype::Int64)?;
+            let offsets = ops::reshape_exact(&offsets, oshape.as_slice().into())?;
+            let flat = ops::add(&checked, &offsets)?;
+            // result: (B, I..., x[:axis]..., x[axis+1:]...) -> (B, x[:axis]..., I..., x[axis+1:]...)
+            let r = ops::take(&x, &flat, Some(0))?;
+            let ni = idx.ndim() - 1;
+            let mut perm: Vec<i64> = vec![0];
+            perm.extend((1 + ni..1 + ni + axis).map(|p| p as i64));
+            perm.extend((1..1 + ni).map(|p| p as i64));
+            perm.extend((1 + ni + axis..r.ndim()).map(|p| p as i64));
+            batching::at_front(ops::transpose(&r, Some(&perm))?)
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `Matmul`: batched matrix product of inputs already broadcast to equal batch shapes.
 
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
@@ -7,7 +8,7 @@ use crate::error::Result;
 use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Matmul;
 
 impl Primitive for Matmul {
@@ -54,6 +55,11 @@ impl Primitive for Matmul {
             });
         }
         Ok(vec![acc.expect("at least one tangent")])
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        let a = batching::to_front(&x[0], ax[0])?;
+        let b = batching::to_front(&x[1], ax[1])?;
+        batching::at_front(ops::matmul(&a, &b)?)
     }
     crate::primitive_common!();
 }

@@ -3,6 +3,7 @@
 //! derivative and vectorisation rules.
 
 pub mod autodiff;
+pub mod batching;
 pub mod creation;
 pub mod derivatives;
 pub mod elementwise;

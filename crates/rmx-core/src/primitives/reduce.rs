@@ -1,6 +1,7 @@
 //! Reductions: `Reduce` over a set of axes (kept as size 1), `ArgReduce` over one axis,
 //! and the fused `Softmax` over the last axis.
 
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::{ArgReduceOp, Backend, ReduceOp, ScanOp};
@@ -8,7 +9,7 @@ use crate::error::Result;
 use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Reduce {
     pub op: ReduceOp,
     pub axes: Vec<usize>,
@@ -64,10 +65,17 @@ impl Primitive for Reduce {
             _ => Ok(vec![ops::zeros_like(&out[0])?]),
         }
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let p = Reduce {
+            op: self.op,
+            axes: batching::shifted(&self.axes),
+        };
+        batching::front(p, &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ArgReduce {
     pub op: ArgReduceOp,
     pub axis: usize,
@@ -91,11 +99,18 @@ impl Primitive for ArgReduce {
     fn jvp(&self, _p: &[Array], _t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![ops::zeros_like(&out[0])?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let p = ArgReduce {
+            op: self.op,
+            axis: self.axis + 1,
+        };
+        batching::front(p, &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
 /// Softmax over the last axis.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Softmax;
 
 impl Primitive for Softmax {
@@ -118,11 +133,14 @@ impl Primitive for Softmax {
         let s = ops::sum(&ops::multiply(&t[0], &out[0])?, Some(&[-1]), true)?;
         Ok(vec![ops::multiply(&out[0], &ops::subtract(&t[0], &s)?)?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::front(self.clone(), &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
 /// Cumulative op along one axis.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Scan {
     pub op: ScanOp,
     pub axis: usize,
@@ -167,6 +185,13 @@ impl Primitive for Scan {
                 "[Scan] The jvp is only implemented for cumsum."
             )),
         }
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let p = Scan {
+            axis: self.axis + 1,
+            ..self.clone()
+        };
+        batching::front(p, &x[0], ax[0], &out[0])
     }
     crate::primitive_common!();
 }

@@ -1,6 +1,7 @@
 //! Primitives that assemble new buffers from pieces: `Copy` (contiguous), `Concatenate`,
 //! `Pad`, `SliceUpdate`.
 
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
@@ -11,7 +12,7 @@ use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::Strides;
 
 /// A row-contiguous copy.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Copy;
 
 impl Primitive for Copy {
@@ -32,6 +33,9 @@ impl Primitive for Copy {
     fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![t[0].clone()])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        batching::same_axis(self.clone(), &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
@@ -46,7 +50,7 @@ fn region(dst: &ArrayData, start: &[usize], step: &[isize], shape: &[usize]) -> 
     dst.view(shape.into(), strides, offset as usize)
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Concatenate {
     pub axis: usize,
 }
@@ -103,11 +107,15 @@ impl Primitive for Concatenate {
             .collect::<Result<_>>()?;
         Ok(vec![ops::concatenate(&parts, Some(self.axis as i64))?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        let (xs, _) = batching::all_to_front(x, ax)?;
+        batching::at_front(ops::concatenate(&xs, Some(self.axis as i64 + 1))?)
+    }
     crate::primitive_common!();
 }
 
 /// Constant or edge padding: inputs `[x]`, `low[i]` elements before each axis.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Pad {
     pub low: Vec<usize>,
     pub value: Scalar,
@@ -178,11 +186,18 @@ impl Primitive for Pad {
             &vec![1; nd],
         )?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let p = Pad {
+            low: batching::prepend(0, &self.low),
+            ..self.clone()
+        };
+        batching::front(p, &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
 /// A copy of `x` with a strided region replaced by `update`: inputs `[x, update]`.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SliceUpdate {
     pub start: Vec<usize>,
     pub step: Vec<isize>,
@@ -224,6 +239,14 @@ impl Primitive for SliceUpdate {
                 }
             })
             .collect()
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let (xs, b) = batching::all_to_front(x, ax)?;
+        let p = SliceUpdate {
+            start: batching::prepend(0, &self.start),
+            step: batching::prepend(1, &self.step),
+        };
+        batching::rebuild(p, &out[0], b, xs)
     }
     crate::primitive_common!();
 }

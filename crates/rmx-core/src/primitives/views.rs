@@ -2,6 +2,7 @@
 //! `Reshape`, `Transpose`, `Slice`, `Broadcast`, `AsStrided`. No data moves
 //! (except `Reshape` of a layout that cannot be re-strided, which copies first).
 
+use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::Backend;
@@ -10,7 +11,7 @@ use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::{row_strides, Shape, Strides};
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Reshape;
 
 impl Primitive for Reshape {
@@ -36,6 +37,11 @@ impl Primitive for Reshape {
     }
     fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![ops::reshape_exact(&t[0], out[0].shape().into())?])
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let x = batching::to_front(&x[0], ax[0])?;
+        let shape = batching::with_batch(x.shape()[0], &out[0].shape);
+        batching::at_front(ops::reshape_exact(&x, shape)?)
     }
     crate::primitive_common!();
 }
@@ -101,7 +107,7 @@ pub fn reshape_strides(
     Some(new_strides)
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Transpose {
     pub perm: Vec<usize>,
 }
@@ -132,11 +138,19 @@ impl Primitive for Transpose {
         let perm: Vec<i64> = self.perm.iter().map(|&q| q as i64).collect();
         Ok(vec![ops::transpose(&t[0], Some(&perm))?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        let x = batching::to_front(&x[0], ax[0])?;
+        let perm: Vec<i64> = batching::prepend(0, &batching::shifted(&self.perm))
+            .into_iter()
+            .map(|p| p as i64)
+            .collect();
+        batching::at_front(ops::transpose(&x, Some(&perm))?)
+    }
     crate::primitive_common!();
 }
 
 /// Strided slice: `start[i] + k * step[i]` for the output's extent along each axis.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Slice {
     pub start: Vec<usize>,
     pub step: Vec<isize>,
@@ -185,11 +199,18 @@ impl Primitive for Slice {
             vec![t[0].clone()],
         )])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        let p = Slice {
+            start: batching::prepend(0, &self.start),
+            step: batching::prepend(1, &self.step),
+        };
+        batching::front(p, &x[0], ax[0], &out[0])
+    }
     crate::primitive_common!();
 }
 
 /// Broadcast to a larger shape: new and size-1 dims get stride 0.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Broadcast;
 
 impl Primitive for Broadcast {
@@ -222,11 +243,22 @@ impl Primitive for Broadcast {
     fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![ops::broadcast_to(&t[0], out[0].shape())?])
     }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        // align ranks behind the batch axis, then broadcast the rest
+        let x = batching::to_front(&x[0], ax[0])?;
+        let b = x.shape()[0];
+        let target = &out[0].shape;
+        let mut shape = vec![1usize; target.len() + 1 - x.ndim()];
+        shape[0] = b;
+        shape.extend_from_slice(&x.shape()[1..]);
+        let x = ops::reshape_exact(&x, shape.as_slice().into())?;
+        batching::at_front(ops::broadcast_to(&x, &batching::with_batch(b, target))?)
+    }
     crate::primitive_common!();
 }
 
 /// A view with explicit strides and offset over the input's row-major elements.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AsStrided {
     pub strides: Vec<isize>,
     pub offset: usize,
@@ -272,6 +304,16 @@ impl Primitive for AsStrided {
             self.strides.iter().copied().collect(),
             x.offset + self.offset,
         ))
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+        // each batch element is one row of the contiguous batch-first input
+        let x = ops::contiguous(&batching::to_front(&x[0], ax[0])?)?;
+        let row = x.shape()[1..].iter().product::<usize>() as isize;
+        let p = AsStrided {
+            strides: batching::prepend(row, &self.strides),
+            offset: self.offset,
+        };
+        batching::front(p, &x, Some(0), &out[0])
     }
     crate::primitive_common!();
 }

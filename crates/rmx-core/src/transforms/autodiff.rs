@@ -5,6 +5,7 @@
 use crate::array::Array;
 use crate::error::Result;
 use crate::primitives::autodiff::Identity;
+use super::tape;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -16,43 +17,6 @@ fn wrap(x: &Array) -> Array {
         Arc::new(Identity),
         vec![x.clone()],
     )
-}
-
-/// Arrays between `inputs` and `outputs` that depend on an input, in dependency order.
-fn tape(outputs: &[Array], inputs: &HashSet<usize>) -> Vec<Array> {
-    let mut order = Vec::new();
-    let mut seen = HashSet::new();
-    let mut depends: HashMap<usize, bool> = HashMap::new();
-    let mut stack: Vec<(Array, bool)> = outputs.iter().map(|o| (o.clone(), false)).collect();
-    while let Some((a, expanded)) = stack.pop() {
-        if expanded {
-            // stop_gradient outputs are constants for the transforms
-            let blocked = a.primitive().is_some_and(|p| p.blocks_gradient());
-            let dep = inputs.contains(&a.id())
-                || (!blocked
-                    && a.inputs()
-                        .iter()
-                        .any(|i| *depends.get(&i.id()).unwrap_or(&false)));
-            depends.insert(a.id(), dep);
-            if dep {
-                order.push(a);
-            }
-            continue;
-        }
-        if !seen.insert(a.id()) {
-            continue;
-        }
-        stack.push((a.clone(), true));
-        if inputs.contains(&a.id()) {
-            continue;
-        }
-        for i in a.inputs().into_iter().rev() {
-            if !seen.contains(&i.id()) {
-                stack.push((i, false));
-            }
-        }
-    }
-    order
 }
 
 fn accumulate(map: &mut HashMap<usize, Array>, id: usize, g: Array) -> Result<()> {
@@ -102,7 +66,7 @@ fn backward(
     cotangents: &[Array],
 ) -> Result<Vec<Array>> {
     let ids: HashSet<usize> = inputs.iter().map(|a| a.id()).collect();
-    let order = tape(outputs, &ids);
+    let order = tape(outputs, &ids, true);
     let dependent: HashSet<usize> = order.iter().map(|a| a.id()).collect();
     let mut cts: HashMap<usize, Array> = HashMap::new();
     for (o, c) in outputs.iter().zip(cotangents) {
@@ -163,7 +127,7 @@ pub fn jvp(
     let inputs: Vec<Array> = primals.iter().map(wrap).collect();
     let outputs = f(&inputs)?;
     let ids: HashSet<usize> = inputs.iter().map(|a| a.id()).collect();
-    let order = tape(&outputs, &ids);
+    let order = tape(&outputs, &ids, true);
     let mut tans: HashMap<usize, Array> = HashMap::new();
     for (w, t) in inputs.iter().zip(tangents) {
         tans.insert(w.id(), t.clone());
