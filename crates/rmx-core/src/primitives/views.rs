@@ -248,7 +248,7 @@ impl Primitive for Broadcast {
         let x = batching::to_front(&x[0], ax[0])?;
         let b = x.shape()[0];
         let target = &out[0].shape;
-        let mut shape = vec![1usize; target.len() + 1 - x.ndim()];
+        let mut shape = vec![1usize; target.len() + 2 - x.ndim()];
         shape[0] = b;
         shape.extend_from_slice(&x.shape()[1..]);
         let x = ops::reshape_exact(&x, shape.as_slice().into())?;
