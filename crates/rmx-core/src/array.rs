@@ -261,6 +261,22 @@ impl Array {
             .collect()
     }
 
+    /// A new handle on output `index` of a pending `node` (used by the transforms to
+    /// name siblings of multi-output nodes that the traced graph did not reach).
+    pub fn from_node(node: Arc<Node>, index: usize) -> Array {
+        let spec = &node.output_specs[index];
+        Array {
+            inner: Arc::new(ArrayInner {
+                shape: spec.shape.clone(),
+                dtype: spec.dtype,
+                state: Mutex::new(State::Pending {
+                    node: node.clone(),
+                    index,
+                }),
+            }),
+        }
+    }
+
     pub fn from_slice<T: Element>(values: &[T], shape: &[usize]) -> Result<Array> {
         if values.len() != numel(shape) {
             return Err(crate::value_err!(

@@ -1,6 +1,8 @@
 """grad, value_and_grad, vjp, jvp and vmap over trees of arrays. The transforms themselves run in
 Rust on flat lists of arrays; this module only flattens and rebuilds Python trees."""
 
+import functools
+
 from rmx import _rmx
 from rmx.utils import tree_flatten, tree_map
 
@@ -172,5 +174,88 @@ def vmap(fun, in_axes=0, out_axes=0):
         tree = captured["tree"]
         oaxes = _prefix_leaves(out_axes, tree)
         return _rebuild(tree, [_rmx._vmap_finish(o, b, d, size) for o, b, d in zip(outs, batch_axes, oaxes)])
+
+    return wrapper
+
+
+def _unwrap_single(args):
+    """MLX passes a lone positional argument to custom rules as itself, else a tuple."""
+    return args[0] if len(args) == 1 else tuple(args)
+
+
+class custom_function:
+    """A function with user-defined ``vjp``, ``jvp`` and ``vmap`` rules (decorators).
+    Undefined rules fall back to transforming the function itself; the default vjp
+    recomputes the function from its inputs."""
+
+    def __init__(self, f):
+        self._fun = f
+        self._vjp = self._jvp = self._vmap = None
+        functools.update_wrapper(self, f)
+
+    def vjp(self, f):
+        self._vjp = f
+        return self
+
+    def jvp(self, f):
+        self._jvp = f
+        return self
+
+    def vmap(self, f):
+        self._vmap = f
+        return self
+
+    def __call__(self, *args, **kwargs):
+        leaves = _array_leaves(list(args))
+        # The rules outlive this call inside the graph: keep only the trees' structure,
+        # never the arrays (a checkpoint's recomputed outputs would otherwise stay alive).
+        args = tree_map(lambda _: None, list(args))
+        captured = {}
+
+        def primal_tree(xs):
+            return _unwrap_single(_rebuild(args, xs))
+
+        def fun_flat(xs):
+            out = self._fun(*_rebuild(args, xs), **kwargs)
+            flat = _array_leaves(out)
+            captured["tree"] = tree_map(lambda _: None, out)
+            return flat
+
+        def cotangents(primals, vals):
+            if len(vals) != len(primals):
+                raise ValueError(
+                    f"[custom_function] Expected {len(primals)} cotangents or tangents, got {len(vals)}.")
+            return [_rmx.zeros_like(p) if v is None else v for p, v in zip(primals, vals)]
+
+        def vjp_flat(primals, cts, outs):
+            tree = captured["tree"]
+            r = self._vjp(primal_tree(primals), _rebuild(tree, cts), _rebuild(tree, outs))
+            return cotangents(primals, [leaf for _, leaf in tree_flatten(r, is_leaf=lambda x: x is None)])
+
+        def jvp_flat(primals, tangents, argnums):
+            full = [None] * len(primals)
+            for k, t in zip(argnums, tangents):
+                full[k] = t
+            r = self._jvp(primal_tree(primals), _unwrap_single(_rebuild(args, full)))
+            return _array_leaves(r)
+
+        def vmap_flat(inputs, axes):
+            r, out_axes = self._vmap(primal_tree(inputs), _unwrap_single(_rebuild(args, axes)))
+            return _array_leaves(r), _prefix_leaves(out_axes, r)
+
+        outs = _rmx._custom_call(fun_flat, vjp_flat if self._vjp else None,
+                                 jvp_flat if self._jvp else None,
+                                 vmap_flat if self._vmap else None, leaves)
+        return _rebuild(captured["tree"], outs)
+
+
+def checkpoint(fun):
+    """``fun`` with gradient checkpointing: its backward pass recomputes ``fun`` from
+    the inputs instead of keeping the intermediate activations."""
+    cf = custom_function(fun)
+
+    @functools.wraps(fun)
+    def wrapper(*args, **kwargs):
+        return cf(*args, **kwargs)
 
     return wrapper

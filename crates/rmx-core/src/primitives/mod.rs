@@ -5,6 +5,7 @@
 pub mod autodiff;
 pub mod batching;
 pub mod creation;
+pub mod custom;
 pub mod derivatives;
 pub mod elementwise;
 pub mod indexing;

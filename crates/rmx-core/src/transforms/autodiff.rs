@@ -2,7 +2,7 @@
 //! The function is traced on wrapped inputs; the graph between the wrappers and the
 //! outputs is walked backwards (or forwards) calling each primitive's own rule.
 
-use crate::array::Array;
+use crate::array::{Array, Node};
 use crate::error::Result;
 use crate::primitives::autodiff::Identity;
 use super::tape;
@@ -57,6 +57,43 @@ pub fn vjp(
     Ok((outputs, grads))
 }
 
+/// The arrays of `order` grouped by node: for each node, its outputs found on the tape
+/// (by output index) and the position of the first one. Multi-output nodes are handled
+/// once, at that first position: in forward order all their inputs come before it, and
+/// in reverse order every consumer of every sibling has been seen by then.
+struct NodeGroups {
+    siblings: HashMap<*const Node, Vec<Option<Array>>>,
+    first: HashSet<usize>,
+}
+
+fn group_by_node(order: &[Array]) -> NodeGroups {
+    let mut siblings: HashMap<*const Node, Vec<Option<Array>>> = HashMap::new();
+    let mut first = HashSet::new();
+    for a in order {
+        let Some((node, index)) = a.node() else {
+            continue;
+        };
+        let entry = siblings.entry(Arc::as_ptr(&node)).or_insert_with(|| {
+            first.insert(a.id());
+            vec![None; node.output_specs.len()]
+        });
+        entry[index] = Some(a.clone());
+    }
+    NodeGroups { siblings, first }
+}
+
+/// The outputs of `node` as arrays: the tape's handles where present, new ones otherwise.
+fn node_outputs(node: &Arc<Node>, on_tape: &[Option<Array>]) -> Vec<Array> {
+    on_tape
+        .iter()
+        .enumerate()
+        .map(|(j, a)| match a {
+            Some(a) => a.clone(),
+            None => Array::from_node(node.clone(), j),
+        })
+        .collect()
+}
+
 /// The backward walk on an already traced graph: cotangents flow from `outputs` to the
 /// wrapped `inputs` through each primitive's vjp rule.
 fn backward(
@@ -68,6 +105,7 @@ fn backward(
     let ids: HashSet<usize> = inputs.iter().map(|a| a.id()).collect();
     let order = tape(outputs, &ids, true);
     let dependent: HashSet<usize> = order.iter().map(|a| a.id()).collect();
+    let groups = group_by_node(&order);
     let mut cts: HashMap<usize, Array> = HashMap::new();
     for (o, c) in outputs.iter().zip(cotangents) {
         if dependent.contains(&o.id()) {
@@ -75,13 +113,18 @@ fn backward(
         }
     }
     for a in order.iter().rev() {
-        if ids.contains(&a.id()) {
+        if ids.contains(&a.id()) || !groups.first.contains(&a.id()) {
             continue;
         }
-        let Some(ct) = cts.remove(&a.id()) else {
+        let Some((node, _)) = a.node() else { continue };
+        let on_tape = &groups.siblings[&Arc::as_ptr(&node)];
+        let found: Vec<Option<Array>> = on_tape
+            .iter()
+            .map(|s| s.as_ref().and_then(|s| cts.remove(&s.id())))
+            .collect();
+        if found.iter().all(Option::is_none) {
             continue;
-        };
-        let Some(prim) = a.primitive() else { continue };
+        }
         let ins = a.inputs();
         let argnums: Vec<usize> = (0..ins.len())
             .filter(|&k| dependent.contains(&ins[k].id()))
@@ -89,7 +132,16 @@ fn backward(
         if argnums.is_empty() {
             continue;
         }
-        let grads = prim.vjp(&ins, &[ct], &argnums, std::slice::from_ref(a))?;
+        let outs = node_outputs(&node, on_tape);
+        let ct: Vec<Array> = found
+            .into_iter()
+            .zip(&outs)
+            .map(|(c, o)| match c {
+                Some(c) => Ok(c),
+                None => crate::ops::zeros_like(o),
+            })
+            .collect::<Result<_>>()?;
+        let grads = node.primitive.vjp(&ins, &ct, &argnums, &outs)?;
         for (&k, g) in argnums.iter().zip(grads) {
             accumulate(&mut cts, ins[k].id(), g)?;
         }
@@ -128,15 +180,16 @@ pub fn jvp(
     let outputs = f(&inputs)?;
     let ids: HashSet<usize> = inputs.iter().map(|a| a.id()).collect();
     let order = tape(&outputs, &ids, true);
+    let groups = group_by_node(&order);
     let mut tans: HashMap<usize, Array> = HashMap::new();
     for (w, t) in inputs.iter().zip(tangents) {
         tans.insert(w.id(), t.clone());
     }
     for a in &order {
-        if ids.contains(&a.id()) {
+        if ids.contains(&a.id()) || !groups.first.contains(&a.id()) {
             continue;
         }
-        let Some(prim) = a.primitive() else { continue };
+        let Some((node, _)) = a.node() else { continue };
         let ins = a.inputs();
         let argnums: Vec<usize> = (0..ins.len())
             .filter(|&k| tans.contains_key(&ins[k].id()))
@@ -148,8 +201,14 @@ pub fn jvp(
             .iter()
             .map(|&k| tans[&ins[k].id()].clone())
             .collect();
-        let out = prim.jvp(&ins, &ts, &argnums, std::slice::from_ref(a))?;
-        tans.insert(a.id(), out.into_iter().next().expect("one output"));
+        let on_tape = &groups.siblings[&Arc::as_ptr(&node)];
+        let outs = node_outputs(&node, on_tape);
+        let out = node.primitive.jvp(&ins, &ts, &argnums, &outs)?;
+        for (o, t) in on_tape.iter().zip(out) {
+            if let Some(o) = o {
+                tans.insert(o.id(), t);
+            }
+        }
     }
     let out_tans = outputs
         .iter()

@@ -2,9 +2,11 @@
 //! the derivatives are built from ordinary lazy ops, so they can be transformed again.
 
 pub mod autodiff;
+pub mod custom;
 pub mod vmap;
 
 pub use autodiff::{grad, jvp, value_and_grad, vjp};
+pub use custom::{checkpoint, CustomFunction};
 pub use vmap::{vmap, vmap_finish, vmap_trace};
 
 use crate::array::Array;
