@@ -234,7 +234,7 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         let (per_block, block_bytes) = t
             .ty
             .block()
-            .ok_or_else(|| bad(format!("unknown tensor type {}", t.ty.id())))?;
+            .ok_or_else(|| bad(format!("tensor type {} is not supported (unknown to rmx)", t.ty.name())))?;
         let numel = t
             .dims
             .iter()
@@ -318,7 +318,7 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
             }
             GgmlType::Other(_) => {
                 return Err(bad(format!(
-                    "tensor type {} is not supported (rmx decodes F32, F16, BF16, F64, I8-I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 and Q2_K-Q8_K)",
+                    "tensor type {} is not supported (rmx decodes F32, F16, BF16, F64, I8-I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K-Q8_K)",
                     t.ty.name()
                 )))
             }

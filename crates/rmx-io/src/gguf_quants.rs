@@ -14,7 +14,6 @@ pub enum GgmlType {
     Q5_0,
     Q5_1,
     Q8_0,
-    Q8_1,
     Q2K,
     Q3K,
     Q4K,
@@ -42,7 +41,6 @@ impl GgmlType {
             6 => Q5_0,
             7 => Q5_1,
             8 => Q8_0,
-            9 => Q8_1,
             10 => Q2K,
             11 => Q3K,
             12 => Q4K,
@@ -69,7 +67,6 @@ impl GgmlType {
             Q5_0 => 6,
             Q5_1 => 7,
             Q8_0 => 8,
-            Q8_1 => 9,
             Q2K => 10,
             Q3K => 11,
             Q4K => 12,
@@ -97,6 +94,9 @@ impl GgmlType {
             Q8K => "Q8_K".into(),
             Bf16 => "BF16".into(),
             Other(i) => match i {
+                // Q8_1 is an intermediate of llama.cpp's dot products; tools disagree on its
+                // block size (36 or 40 bytes), so it is not decoded.
+                9 => "Q8_1".into(),
                 16 => "IQ2_XXS".into(),
                 17 => "IQ2_XS".into(),
                 18 => "IQ3_XXS".into(),
@@ -128,7 +128,6 @@ impl GgmlType {
             Q5_0 => (32, 22),
             Q5_1 => (32, 24),
             Q8_0 => (32, 34),
-            Q8_1 => (32, 36),
             Q2K => (256, 84),
             Q3K => (256, 110),
             Q4K => (256, 144),
@@ -285,10 +284,9 @@ pub fn to_f32(t: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
                 }
                 y.extend_from_slice(&out);
             }
-            Q8_0 | Q8_1 => {
+            Q8_0 => {
                 let d = h(b, 0);
-                let o = if t == Q8_0 { 2 } else { 4 };
-                y.extend(b[o..o + 32].iter().map(|&q| q as i8 as f32 * d));
+                y.extend(b[2..34].iter().map(|&q| q as i8 as f32 * d));
             }
             Q8K => {
                 let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -361,7 +359,10 @@ pub fn to_f32(t: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
                 let (mut u1, mut u2) = (1u8, 2u8);
                 for j in 0..4 {
                     let (sc1, m1) = scale_min_k4(2 * j, scales);
-                    let (sc2, m2) = scale_min_k4(2 * j + 1, scales);
+                    // MLX 0.32.4 (gguflib) decodes Q4_K's high-nibble half with the scale and
+                    // min of the low half instead of its own (llama.cpp uses 2j+1). rmx matches
+                    // MLX bit for bit; Q5_K, which MLX refuses, follows llama.cpp.
+                    let (sc2, m2) = scale_min_k4(2 * j + usize::from(t == Q5K), scales);
                     let (d1, m1) = (d * sc1, min * m1);
                     let (d2, m2) = (d * sc2, min * m2);
                     let q = &ql[32 * j..32 * j + 32];

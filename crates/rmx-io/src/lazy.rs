@@ -79,6 +79,8 @@ pub enum Decode {
     SwapBytes(usize),
     /// Stored in column-major (Fortran) order: the result is a column-major view.
     Fortran,
+    /// Both: big-endian and column-major.
+    SwapBytesFortran(usize),
     /// GGUF Q4_0/Q4_1/Q8_0 repacked into MLX's affine format (weights, scales, biases).
     GgufPacked(GgmlType),
     /// A GGUF type converted to float16 (bfloat16, k-quants, ...).
@@ -146,6 +148,22 @@ fn col_strides(shape: &[usize]) -> Strides {
     s
 }
 
+fn swapped(bytes: &[u8], size: usize) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    for chunk in v.chunks_exact_mut(size) {
+        chunk.reverse();
+    }
+    v
+}
+
+/// Column-major bytes as a column-major view (no copy beyond the read).
+fn fortran(bytes: &[u8], spec: &OutputSpec) -> Result<ArrayData> {
+    let rev: Vec<usize> = spec.shape.iter().rev().copied().collect();
+    let data = ArrayData::from_bytes(bytes, spec.dtype, &rev)?;
+    debug_assert_eq!(data.strides, row_strides(&rev));
+    Ok(data.view(spec.shape.clone(), col_strides(&spec.shape), 0))
+}
+
 impl Primitive for Load {
     fn name(&self) -> &'static str {
         "Load"
@@ -162,22 +180,10 @@ impl Primitive for Load {
         match self.decode {
             Decode::Raw => Ok(vec![ArrayData::from_bytes(bytes, spec.dtype, &spec.shape)?]),
             Decode::SwapBytes(size) => {
-                let mut v = bytes.to_vec();
-                for chunk in v.chunks_exact_mut(size) {
-                    chunk.reverse();
-                }
-                Ok(vec![ArrayData::from_bytes(&v, spec.dtype, &spec.shape)?])
+                Ok(vec![ArrayData::from_bytes(&swapped(bytes, size), spec.dtype, &spec.shape)?])
             }
-            Decode::Fortran => {
-                let rev: Vec<usize> = spec.shape.iter().rev().copied().collect();
-                let data = ArrayData::from_bytes(bytes, spec.dtype, &rev)?;
-                debug_assert_eq!(data.strides, row_strides(&rev));
-                Ok(vec![data.view(
-                    spec.shape.clone(),
-                    col_strides(&spec.shape),
-                    0,
-                )])
-            }
+            Decode::Fortran => Ok(vec![fortran(bytes, spec)?]),
+            Decode::SwapBytesFortran(size) => Ok(vec![fortran(&swapped(bytes, size), spec)?]),
             Decode::GgufPacked(t) => {
                 let (w, s, b) = gguf_quants::unpack_affine(t, bytes)?;
                 Ok(vec![

@@ -323,18 +323,12 @@ pub fn load_at(src: &Source, base: usize, len: usize) -> Result<Array> {
             len.saturating_sub(h.data_offset)
         ));
     }
-    let decode = if h.big_endian {
-        if h.fortran {
-            return Err(value_err!(
-                "[load] Big-endian Fortran-order data is not supported ({})",
-                src.label
-            ));
-        }
-        Decode::SwapBytes(h.dtype.size())
-    } else if h.fortran && h.shape.len() > 1 {
-        Decode::Fortran
-    } else {
-        Decode::Raw
+    let fortran = h.fortran && h.shape.len() > 1;
+    let decode = match (h.big_endian, fortran) {
+        (true, true) => Decode::SwapBytesFortran(h.dtype.size()),
+        (true, false) => Decode::SwapBytes(h.dtype.size()),
+        (false, true) => Decode::Fortran,
+        (false, false) => Decode::Raw,
     };
     Ok(Load::array(
         src,
