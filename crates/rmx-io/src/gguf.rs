@@ -74,7 +74,8 @@ impl<'a> Reader<'a> {
     }
     fn len(&mut self) -> Result<usize> {
         let n = self.u64()?;
-        usize::try_from(n).map_err(|_| runtime_err!("[load_gguf] length {n} in {} is too large", self.label))
+        usize::try_from(n)
+            .map_err(|_| runtime_err!("[load_gguf] length {n} in {} is too large", self.label))
     }
     fn string(&mut self, what: &str) -> Result<String> {
         let n = self.len()?;
@@ -112,9 +113,9 @@ fn read_value(r: &mut Reader, t: u32, key: &str) -> Result<MetaValue> {
             Some(d) => d,
             None if et == T_ARRAY => {
                 return Err(runtime_err!(
-                    "[load_gguf] Multiple levels of nested arrays are not supported ('{key}' in {})",
-                    r.label
-                ))
+                "[load_gguf] Multiple levels of nested arrays are not supported ('{key}' in {})",
+                r.label
+            ))
             }
             None => {
                 return Err(runtime_err!(
@@ -142,9 +143,13 @@ fn read_value(r: &mut Reader, t: u32, key: &str) -> Result<MetaValue> {
 fn array_from_le(bytes: &[u8], dtype: Dtype, shape: &[usize]) -> Result<Array> {
     if dtype == Dtype::Bool {
         let v: Vec<u8> = bytes.iter().map(|&b| (b != 0) as u8).collect();
-        return Ok(Array::from_data(rmx_core::ArrayData::from_bytes(&v, dtype, shape)?));
+        return Ok(Array::from_data(rmx_core::ArrayData::from_bytes(
+            &v, dtype, shape,
+        )?));
     }
-    Ok(Array::from_data(rmx_core::ArrayData::from_bytes(bytes, dtype, shape)?))
+    Ok(Array::from_data(rmx_core::ArrayData::from_bytes(
+        bytes, dtype, shape,
+    )?))
 }
 
 struct TensorInfo {
@@ -164,7 +169,9 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         label,
     };
     if src.len() < 4 || r.take(4)? != MAGIC {
-        return Err(runtime_err!("[load_gguf] gguf_init failed: {label} is not a GGUF file (bad magic)"));
+        return Err(runtime_err!(
+            "[load_gguf] gguf_init failed: {label} is not a GGUF file (bad magic)"
+        ));
     }
     let version = r.u32()?;
     if version != 2 && version != 3 {
@@ -189,7 +196,11 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         if key == "general.alignment" {
             alignment = match (&value, t) {
                 (MetaValue::Array(a), T_UINT32) => a.item_as::<u32>()? as usize,
-                _ => return Err(runtime_err!("[load_gguf] general.alignment in {label} is not a uint32")),
+                _ => {
+                    return Err(runtime_err!(
+                        "[load_gguf] general.alignment in {label} is not a uint32"
+                    ))
+                }
             };
             if alignment == 0 || !alignment.is_power_of_two() {
                 return Err(runtime_err!(
@@ -207,7 +218,9 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         let name = r.string("tensor name")?;
         let n_dims = r.u32()? as usize;
         if n_dims > 16 {
-            return Err(runtime_err!("[load_gguf] Tensor '{name}' in {label} has {n_dims} dimensions"));
+            return Err(runtime_err!(
+                "[load_gguf] Tensor '{name}' in {label} has {n_dims} dimensions"
+            ));
         }
         let mut dims = Vec::with_capacity(n_dims);
         for _ in 0..n_dims {
@@ -223,7 +236,12 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         dims.reverse();
         let ty = GgmlType::from_id(r.u32()?);
         let offset = r.len()?;
-        infos.push(TensorInfo { name, dims, ty, offset });
+        infos.push(TensorInfo {
+            name,
+            dims,
+            ty,
+            offset,
+        });
     }
     let data_start = r.pos.div_ceil(alignment) * alignment;
     let mut arrays: Vec<(String, Array)> = Vec::with_capacity(n_tensors);
@@ -231,17 +249,19 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
     for (i, t) in infos.iter().enumerate() {
         let name = &t.name;
         let bad = |what: String| runtime_err!("[load_gguf] Tensor '{name}' in {label}: {what}");
-        let (per_block, block_bytes) = t
-            .ty
-            .block()
-            .ok_or_else(|| bad(format!("tensor type {} is not supported (unknown to rmx)", t.ty.name())))?;
+        let (per_block, block_bytes) = t.ty.block().ok_or_else(|| {
+            bad(format!(
+                "tensor type {} is not supported (unknown to rmx)",
+                t.ty.name()
+            ))
+        })?;
         let numel = t
             .dims
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| bad(format!("shape {:?} overflows", t.dims)))?;
         let last = t.dims.last().copied().unwrap_or(1);
-        if last % per_block != 0 {
+        if !last.is_multiple_of(per_block) {
             return Err(bad(format!(
                 "has incompatible last dim shape: {last} (type {} packs blocks of {per_block})",
                 t.ty.name()
@@ -250,8 +270,11 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         let nbytes = (numel / per_block)
             .checked_mul(block_bytes)
             .ok_or_else(|| bad("size overflows".into()))?;
-        if t.offset % alignment != 0 {
-            return Err(bad(format!("offset {} is not a multiple of the alignment {alignment}", t.offset)));
+        if !t.offset.is_multiple_of(alignment) {
+            return Err(bad(format!(
+                "offset {} is not a multiple of the alignment {alignment}",
+                t.offset
+            )));
         }
         let start = data_start
             .checked_add(t.offset)
@@ -265,11 +288,16 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
             })?;
         ranges.push((start, start + nbytes, i));
         let shape = &t.dims;
-        let plain = |dtype: Dtype| {
-            vec![Load::array(src, start, nbytes, Decode::Raw, shape, dtype)]
-        };
+        let plain = |dtype: Dtype| vec![Load::array(src, start, nbytes, Decode::Raw, shape, dtype)];
         let f16 = || {
-            vec![Load::array(src, start, nbytes, Decode::GgufToF16(t.ty), shape, Dtype::Float16)]
+            vec![Load::array(
+                src,
+                start,
+                nbytes,
+                Decode::GgufToF16(t.ty),
+                shape,
+                Dtype::Float16,
+            )]
         };
         let outs = match t.ty {
             GgmlType::F32 => plain(Dtype::Float32),
@@ -408,7 +436,10 @@ pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, MetaValue)]) ->
             }
             MetaValue::Array(a) => {
                 let t = meta_type(a.dtype()).ok_or_else(|| {
-                    value_err!("[save_gguf] array type {} not support for metadata.", a.dtype())
+                    value_err!(
+                        "[save_gguf] array type {} not support for metadata.",
+                        a.dtype()
+                    )
                 })?;
                 if a.ndim() > 1 {
                     return Err(runtime_err!(
@@ -433,9 +464,8 @@ pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, MetaValue)]) ->
     let mut offset = 0usize;
     let mut data: Vec<Vec<u8>> = Vec::with_capacity(arrays.len());
     for (name, a) in arrays {
-        let ty = tensor_type(a.dtype()).ok_or_else(|| {
-            runtime_err!("[save_gguf] dtype {} is not supported", a.dtype())
-        })?;
+        let ty = tensor_type(a.dtype())
+            .ok_or_else(|| runtime_err!("[save_gguf] dtype {} is not supported", a.dtype()))?;
         put_str(&mut out, name);
         out.extend_from_slice(&(a.ndim() as u32).to_le_bytes());
         for &d in a.shape().iter().rev() {

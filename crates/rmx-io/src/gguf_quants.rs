@@ -168,7 +168,7 @@ pub fn to_half(x: f32) -> f16 {
 
 /// Splits `bytes` into blocks of `size`; the caller has checked the length.
 fn blocks(bytes: &[u8], size: usize) -> Result<std::slice::ChunksExact<'_, u8>> {
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(runtime_err!(
             "[load_gguf] {} bytes is not a whole number of {size}-byte blocks",
             bytes.len()
@@ -231,7 +231,9 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
     }
 }
 
-/// Dequantizes to float32 in llama.cpp's reference order of operations.
+/// Dequantizes to float32 in llama.cpp's reference order of operations (indexed loops
+/// kept as in the reference, so the two read side by side).
+#[allow(clippy::needless_range_loop)]
 pub fn to_f32(t: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
     use GgmlType::*;
     let (per, size) = t
@@ -243,7 +245,9 @@ pub fn to_f32(t: GgmlType, bytes: &[u8]) -> Result<Vec<f32>> {
         match t {
             F32 => y.push(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             F16 => y.push(h(b, 0)),
-            Bf16 => y.push(f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)),
+            Bf16 => y.push(f32::from_bits(
+                (u16::from_le_bytes([b[0], b[1]]) as u32) << 16,
+            )),
             I8 => y.push(b[0] as i8 as f32),
             I16 => y.push(i16::from_le_bytes([b[0], b[1]]) as f32),
             I32 => y.push(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32),

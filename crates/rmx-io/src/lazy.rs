@@ -179,9 +179,11 @@ impl Primitive for Load {
         let spec = &outputs[0];
         match self.decode {
             Decode::Raw => Ok(vec![ArrayData::from_bytes(bytes, spec.dtype, &spec.shape)?]),
-            Decode::SwapBytes(size) => {
-                Ok(vec![ArrayData::from_bytes(&swapped(bytes, size), spec.dtype, &spec.shape)?])
-            }
+            Decode::SwapBytes(size) => Ok(vec![ArrayData::from_bytes(
+                &swapped(bytes, size),
+                spec.dtype,
+                &spec.shape,
+            )?]),
             Decode::Fortran => Ok(vec![fortran(bytes, spec)?]),
             Decode::SwapBytesFortran(size) => Ok(vec![fortran(&swapped(bytes, size), spec)?]),
             Decode::GgufPacked(t) => {

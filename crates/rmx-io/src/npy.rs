@@ -114,9 +114,11 @@ pub fn to_bytes(a: &Array) -> Result<Vec<u8>> {
     let n = d.numel() * size;
     if col_contiguous(&d.shape, &d.strides) {
         let start = d.offset * size;
-        let data = d.buffer.as_bytes().get(start..start + n).ok_or_else(|| {
-            runtime_err!("[save] Array view lies outside its buffer")
-        })?;
+        let data = d
+            .buffer
+            .as_bytes()
+            .get(start..start + n)
+            .ok_or_else(|| runtime_err!("[save] Array view lies outside its buffer"))?;
         let mut out = header(d.dtype, &d.shape, true);
         out.extend_from_slice(data);
         return Ok(out);
@@ -176,7 +178,10 @@ impl Parser<'_> {
         while self.i < self.s.len() && self.s[self.i].is_ascii_digit() && self.i - start < 30 {
             self.i += 1;
         }
-        std::str::from_utf8(&self.s[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
     fn word(&mut self, w: &str) -> bool {
         self.ws();
@@ -249,7 +254,13 @@ pub fn parse_header(bytes: &[u8], label: &str) -> Result<Header> {
         return Err(runtime_err!("[load] Invalid header in {label}"));
     }
     let (len, start) = match pre[6] {
-        1 => (u16::from_le_bytes([bytes.get(8).copied().ok_or_else(short)?, bytes.get(9).copied().ok_or_else(short)?]) as usize, 10),
+        1 => (
+            u16::from_le_bytes([
+                bytes.get(8).copied().ok_or_else(short)?,
+                bytes.get(9).copied().ok_or_else(short)?,
+            ]) as usize,
+            10,
+        ),
         2 => {
             let b = bytes.get(8..12).ok_or_else(short)?;
             (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
@@ -283,7 +294,9 @@ pub fn parse_header(bytes: &[u8], label: &str) -> Result<Header> {
     let mut dims = Vec::with_capacity(shape.len().min(64));
     for &d in shape {
         if d < 0 {
-            return Err(runtime_err!("[load] Negative dimension in shape in {label}"));
+            return Err(runtime_err!(
+                "[load] Negative dimension in shape in {label}"
+            ));
         }
         if d > i32::MAX as i128 {
             return Err(index_err!(

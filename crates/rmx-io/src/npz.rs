@@ -21,7 +21,8 @@ pub fn to_bytes(arrays: &[(String, Array)], compressed: bool) -> Result<Vec<u8>>
                 CompressionMethod::Stored
             })
             .large_file(member.len() as u64 >= u32::MAX as u64 - 1024);
-        zip.start_file(format!("{name}.npy"), options).map_err(zerr)?;
+        zip.start_file(format!("{name}.npy"), options)
+            .map_err(zerr)?;
         zip.write_all(&member)
             .map_err(|e| runtime_err!("[savez] {e}"))?;
     }

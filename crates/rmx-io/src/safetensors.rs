@@ -74,7 +74,10 @@ pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, String)]) -> Re
     entries.push(("__metadata__".into(), meta));
     for (i, (name, a)) in arrays.iter().enumerate() {
         let mut entry = Map::new();
-        entry.insert("data_offsets".into(), serde_json::json!([ranges[i].0, ranges[i].1]));
+        entry.insert(
+            "data_offsets".into(),
+            serde_json::json!([ranges[i].0, ranges[i].1]),
+        );
         entry.insert("dtype".into(), dtype_name(a.dtype()).into());
         entry.insert("shape".into(), serde_json::json!(a.shape()));
         entries.push((name.clone(), Value::Object(entry)));
@@ -112,9 +115,11 @@ fn as_dim(v: &Value) -> Option<i128> {
 pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, String)>)> {
     let label = &src.label;
     let bytes = src.bytes();
-    let len_bytes = bytes
-        .get(..8)
-        .ok_or_else(|| runtime_err!("[load_safetensors] Failed to read from {label}: the file is shorter than 8 bytes"))?;
+    let len_bytes = bytes.get(..8).ok_or_else(|| {
+        runtime_err!(
+            "[load_safetensors] Failed to read from {label}: the file is shorter than 8 bytes"
+        )
+    })?;
     let header_len = u64::from_le_bytes(len_bytes.try_into().unwrap());
     let file_len = bytes.len() as u64;
     if header_len > file_len - 8 {
@@ -126,14 +131,17 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, String)>
     let header: Value = serde_json::from_slice(&bytes[8..data_start])
         .map_err(|e| runtime_err!("[load_safetensors] Invalid JSON header in {label}: {e}"))?;
     let Value::Object(header) = header else {
-        return Err(runtime_err!("[load_safetensors] Invalid json metadata {label}"));
+        return Err(runtime_err!(
+            "[load_safetensors] Invalid json metadata {label}"
+        ));
     };
     let data_len = bytes.len() - data_start;
     let mut metadata = Vec::new();
     let mut arrays = Vec::new();
     let mut ranges: Vec<(usize, usize, &str)> = Vec::new();
     for (name, entry) in &header {
-        let bad = |what: String| runtime_err!("[load_safetensors] Tensor '{name}' in {label}: {what}");
+        let bad =
+            |what: String| runtime_err!("[load_safetensors] Tensor '{name}' in {label}: {what}");
         if name == "__metadata__" {
             match entry {
                 Value::Null => {}
@@ -145,7 +153,11 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, String)>
                         }
                     }
                 }
-                _ => return Err(runtime_err!("[load_safetensors] __metadata__ in {label} is not an object")),
+                _ => {
+                    return Err(runtime_err!(
+                        "[load_safetensors] __metadata__ in {label} is not an object"
+                    ))
+                }
             }
             continue;
         }
@@ -156,8 +168,9 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, String)>
             .get("dtype")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("no 'dtype' string".into()))?;
-        let dtype = dtype_from_name(dtype_str)
-            .ok_or_else(|| runtime_err!("[safetensor] unsupported dtype {dtype_str} (tensor '{name}' in {label})"))?;
+        let dtype = dtype_from_name(dtype_str).ok_or_else(|| {
+            runtime_err!("[safetensor] unsupported dtype {dtype_str} (tensor '{name}' in {label})")
+        })?;
         let shape_v = entry
             .get("shape")
             .and_then(Value::as_array)
@@ -195,7 +208,14 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, String)>
         ranges.push((start, end, name));
         arrays.push((
             name.clone(),
-            Load::array(src, data_start + start, end - start, Decode::Raw, &shape, dtype),
+            Load::array(
+                src,
+                data_start + start,
+                end - start,
+                Decode::Raw,
+                &shape,
+                dtype,
+            ),
         ));
     }
     ranges.retain(|r| r.1 > r.0);

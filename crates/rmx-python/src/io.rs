@@ -106,11 +106,12 @@ fn load<'py>(
         }
     };
     match meta {
-        Some(m) if return_metadata => {
-            Ok(PyTuple::new(py, [arrays, meta_to_py(py, m)?.into_any().unbind()])?
-                .into_any()
-                .unbind())
-        }
+        Some(m) if return_metadata => Ok(PyTuple::new(
+            py,
+            [arrays, meta_to_py(py, m)?.into_any().unbind()],
+        )?
+        .into_any()
+        .unbind()),
         _ => Ok(arrays),
     }
 }
@@ -121,7 +122,10 @@ fn array_arg(obj: &Any<'_>, what: &str) -> PyResult<Array> {
         .map_err(|_| {
             PyTypeError::new_err(format!(
                 "{what}: expected an array, got {}",
-                obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })
 }
@@ -130,9 +134,9 @@ fn dict_arrays(arrays: &Bound<'_, PyDict>, what: &str) -> PyResult<Vec<(String, 
     arrays
         .iter()
         .map(|(k, v)| {
-            let k: String = k
-                .extract()
-                .map_err(|_| PyTypeError::new_err(format!("{what}: array names must be strings")))?;
+            let k: String = k.extract().map_err(|_| {
+                PyTypeError::new_err(format!("{what}: array names must be strings"))
+            })?;
             Ok((k, array_arg(&v, what)?))
         })
         .collect()
@@ -164,9 +168,13 @@ fn write_out(
 #[pyo3(signature = (file, arr, /))]
 fn save(py: Python<'_>, file: &Any<'_>, arr: &Any<'_>) -> PyResult<()> {
     let a = array_arg(arr, "save()")?;
-    write_out(py, file, ".npy", "[save] Input must be a file-like object, or string", || {
-        rmx_io::npy::to_bytes(&a)
-    })
+    write_out(
+        py,
+        file,
+        ".npy",
+        "[save] Input must be a file-like object, or string",
+        || rmx_io::npy::to_bytes(&a),
+    )
 }
 
 fn savez_impl(
@@ -268,7 +276,10 @@ fn save_gguf(
     };
     let arrays = dict_arrays(arrays, "save_gguf()")?;
     let mut meta = Vec::new();
-    for (k, v) in metadata.map(|m| m.iter().collect::<Vec<_>>()).unwrap_or_default() {
+    for (k, v) in metadata
+        .map(|m| m.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         let k: String = k
             .extract()
             .map_err(|_| PyTypeError::new_err("save_gguf(): metadata keys must be strings"))?;
@@ -276,11 +287,12 @@ fn save_gguf(
             MetaValue::Array(a.borrow().inner.clone())
         } else if let Ok(s) = v.extract::<String>() {
             MetaValue::Str(s)
-        } else if let Some(l) = v
-            .downcast::<PyList>()
-            .ok()
-            .and_then(|l| l.iter().map(|x| x.extract::<String>()).collect::<PyResult<Vec<_>>>().ok())
-        {
+        } else if let Some(l) = v.downcast::<PyList>().ok().and_then(|l| {
+            l.iter()
+                .map(|x| x.extract::<String>())
+                .collect::<PyResult<Vec<_>>>()
+                .ok()
+        }) {
             MetaValue::StrList(l)
         } else {
             return Err(PyRuntimeError::new_err(
