@@ -4,7 +4,7 @@
 
 use crate::gguf_quants::GgmlType;
 use crate::lazy::{Decode, Load, Source};
-use crate::MetaValue;
+use crate::{io_err, with_row_major_bytes, MetaValue, Sink};
 use rmx_core::{runtime_err, value_err, Array, Dtype, Result};
 
 const MAGIC: &[u8] = b"GGUF";
@@ -414,7 +414,11 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// Serialises arrays (float32, float16, int8, int16, int32, as MLX allows) and metadata
 /// (strings, lists of strings, 0-d or 1-d arrays of integer, float32 or bool dtype).
-pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, MetaValue)]) -> Result<Vec<u8>> {
+pub fn write(
+    w: &mut dyn Sink,
+    arrays: &[(String, Array)],
+    metadata: &[(String, MetaValue)],
+) -> Result<()> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&3u32.to_le_bytes());
     out.extend_from_slice(&(arrays.len() as u64).to_le_bytes());
@@ -462,7 +466,6 @@ pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, MetaValue)]) ->
         }
     }
     let mut offset = 0usize;
-    let mut data: Vec<Vec<u8>> = Vec::with_capacity(arrays.len());
     for (name, a) in arrays {
         let ty = tensor_type(a.dtype())
             .ok_or_else(|| runtime_err!("[save_gguf] dtype {} is not supported", a.dtype()))?;
@@ -473,17 +476,21 @@ pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, MetaValue)]) ->
         }
         out.extend_from_slice(&ty.id().to_le_bytes());
         out.extend_from_slice(&(offset as u64).to_le_bytes());
-        let bytes = a.to_bytes()?;
-        offset = (offset + bytes.len()).div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
-        data.push(bytes);
+        offset = (offset + a.nbytes()).div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
     }
     out.resize(out.len().div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT, 0);
-    let n = data.len();
-    for (i, bytes) in data.into_iter().enumerate() {
-        out.extend_from_slice(&bytes);
-        if i + 1 < n {
-            out.resize(out.len().div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT, 0);
+    w.write_all(&out).map_err(io_err)?;
+    let zeros = [0u8; DEFAULT_ALIGNMENT];
+    for (i, (_, a)) in arrays.iter().enumerate() {
+        with_row_major_bytes(a, |b| w.write_all(b))?.map_err(io_err)?;
+        let pad = a.nbytes().next_multiple_of(DEFAULT_ALIGNMENT) - a.nbytes();
+        if i + 1 < arrays.len() {
+            w.write_all(&zeros[..pad]).map_err(io_err)?;
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, MetaValue)]) -> Result<Vec<u8>> {
+    crate::to_vec(|w| write(w, arrays, metadata))
 }

@@ -10,7 +10,7 @@ pub mod safetensors;
 
 use lazy::Source;
 use rmx_core::{runtime_err, value_err, Array, Result};
-use std::io::Write;
+use std::io::{BufWriter, Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// The file formats `load` understands, named as MLX's `format=` argument.
@@ -167,20 +167,60 @@ pub fn with_suffix(path: impl AsRef<Path>, suffix: &str) -> PathBuf {
     }
 }
 
+/// Where a format writes: a file or bytes in memory (npz's zip writer needs `Seek`).
+pub trait Sink: Write + Seek {}
+impl<T: Write + Seek> Sink for T {}
+
+pub(crate) fn io_err(e: std::io::Error) -> rmx_core::Error {
+    runtime_err!("[save] Unable to write: {e}")
+}
+
+/// Row-major bytes of `a` handed to `f`, borrowed from its buffer when it already holds them.
+pub(crate) fn with_row_major_bytes<R>(a: &Array, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    let d = a.data()?;
+    let size = d.dtype.size();
+    let n = d.numel() * size;
+    if d.is_row_contiguous() {
+        if let Some(s) = d
+            .buffer
+            .as_bytes()
+            .get(d.offset * size..d.offset * size + n)
+        {
+            return Ok(f(s));
+        }
+    }
+    Ok(f(&a.to_bytes()?))
+}
+
+/// Runs a format writer into memory.
+pub fn to_vec(write: impl FnOnce(&mut dyn Sink) -> Result<()>) -> Result<Vec<u8>> {
+    let mut c = Cursor::new(Vec::new());
+    write(&mut c)?;
+    Ok(c.into_inner())
+}
+
+/// Evaluates every array (lazy inputs may read from the file about to be replaced).
+fn eval_all<'a>(arrays: impl IntoIterator<Item = &'a Array>) -> Result<()> {
+    let v: Vec<Array> = arrays.into_iter().cloned().collect();
+    rmx_core::eval(&v)
+}
+
 /// `mx.save`: one array to `.npy` (the suffix is appended when missing).
 pub fn save(path: impl AsRef<Path>, a: &Array) -> Result<()> {
-    let bytes = npy::to_bytes(a)?;
-    write_file(&with_suffix(path, ".npy"), &bytes)
+    eval_all([a])?;
+    write_file(&with_suffix(path, ".npy"), |w| npy::write(w, a))
 }
 
 /// `mx.savez`: named arrays in an uncompressed `.npz`.
 pub fn savez(path: impl AsRef<Path>, arrays: &[(String, Array)]) -> Result<()> {
-    write_file(&with_suffix(path, ".npz"), &npz::to_bytes(arrays, false)?)
+    eval_all(arrays.iter().map(|(_, a)| a))?;
+    write_file(&with_suffix(path, ".npz"), |w| npz::write(w, arrays, false))
 }
 
 /// `mx.savez_compressed`: named arrays in a deflate-compressed `.npz`.
 pub fn savez_compressed(path: impl AsRef<Path>, arrays: &[(String, Array)]) -> Result<()> {
-    write_file(&with_suffix(path, ".npz"), &npz::to_bytes(arrays, true)?)
+    eval_all(arrays.iter().map(|(_, a)| a))?;
+    write_file(&with_suffix(path, ".npz"), |w| npz::write(w, arrays, true))
 }
 
 /// `mx.save_safetensors` with string metadata.
@@ -189,8 +229,10 @@ pub fn save_safetensors(
     arrays: &[(String, Array)],
     metadata: &[(String, String)],
 ) -> Result<()> {
-    let bytes = safetensors::to_bytes(arrays, metadata)?;
-    write_file(&with_suffix(path, ".safetensors"), &bytes)
+    eval_all(arrays.iter().map(|(_, a)| a))?;
+    write_file(&with_suffix(path, ".safetensors"), |w| {
+        safetensors::write(w, arrays, metadata)
+    })
 }
 
 /// `mx.save_gguf` with metadata.
@@ -199,38 +241,41 @@ pub fn save_gguf(
     arrays: &[(String, Array)],
     metadata: &[(String, MetaValue)],
 ) -> Result<()> {
-    let bytes = gguf::to_bytes(arrays, metadata)?;
-    write_file(&with_suffix(path, ".gguf"), &bytes)
+    eval_all(arrays.iter().map(|(_, a)| a))?;
+    write_file(&with_suffix(path, ".gguf"), |w| {
+        gguf::write(w, arrays, metadata)
+    })
 }
 
-/// Writes a whole file. The bytes are complete before the file is touched (arrays loaded
-/// lazily from the same file have been read), and a regular file is replaced by renaming a
-/// temporary one over it: arrays still mapped from the old file keep their data instead of
-/// faulting on a truncated mapping.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a whole file through `write`. A regular file is replaced by renaming a temporary
+/// one over it, so arrays still mapped from the old file keep their data instead of
+/// faulting on a truncated mapping, and a failed write leaves the old file intact.
+pub fn write_file(path: &Path, write: impl FnOnce(&mut dyn Sink) -> Result<()>) -> Result<()> {
     let err = |e: std::io::Error| runtime_err!("[save] Unable to write {}: {e}", path.display());
     let replaceable = match std::fs::metadata(path) {
         Ok(m) => m.is_file(),
         Err(_) => true,
     };
-    if replaceable {
-        if let Some(name) = path.file_name() {
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".rmx-tmp-{}", std::process::id()));
-            let tmp = path.with_file_name(tmp_name);
-            let written = std::fs::File::create(&tmp).and_then(|mut f| {
-                f.write_all(bytes)?;
-                f.flush()
-            });
-            match written.and_then(|_| std::fs::rename(&tmp, path)) {
-                Ok(()) => return Ok(()),
-                Err(_) => {
-                    let _ = std::fs::remove_file(&tmp);
-                }
+    let tmp = path.file_name().filter(|_| replaceable).map(|name| {
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".rmx-tmp-{}", std::process::id()));
+        path.with_file_name(tmp_name)
+    });
+    if let Some(tmp) = tmp {
+        if let Ok(f) = std::fs::File::create(&tmp) {
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            let done = write(&mut w)
+                .and_then(|_| w.flush().map_err(err))
+                .and_then(|_| std::fs::rename(&tmp, path).map_err(err));
+            if done.is_err() {
+                let _ = std::fs::remove_file(&tmp);
             }
+            return done;
         }
     }
-    let mut f = std::fs::File::create(path).map_err(err)?;
-    f.write_all(bytes).map_err(err)
+    let f = std::fs::File::create(path).map_err(err)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    write(&mut w)?;
+    w.flush().map_err(err)
 }

@@ -2,7 +2,9 @@
 //! padding, `fortran_order` for column-contiguous data, bfloat16 as `<V2`).
 
 use crate::lazy::{Decode, Load, Source};
+use crate::{io_err, with_row_major_bytes};
 use rmx_core::{index_err, runtime_err, value_err, Array, Dtype, Result};
+use std::io::Write;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -106,9 +108,9 @@ pub fn header(dtype: Dtype, shape: &[usize], fortran: bool) -> Vec<u8> {
     out
 }
 
-/// Evaluates `a` and serialises it: column-contiguous data is written as it lies, with
+/// Evaluates `a` and writes it: column-contiguous data as it lies, with
 /// `fortran_order: True`; anything else in row-major order.
-pub fn to_bytes(a: &Array) -> Result<Vec<u8>> {
+pub fn write(w: &mut dyn Write, a: &Array) -> Result<()> {
     let d = a.data()?;
     let size = d.dtype.size();
     let n = d.numel() * size;
@@ -119,13 +121,17 @@ pub fn to_bytes(a: &Array) -> Result<Vec<u8>> {
             .as_bytes()
             .get(start..start + n)
             .ok_or_else(|| runtime_err!("[save] Array view lies outside its buffer"))?;
-        let mut out = header(d.dtype, &d.shape, true);
-        out.extend_from_slice(data);
-        return Ok(out);
+        w.write_all(&header(d.dtype, &d.shape, true))
+            .map_err(io_err)?;
+        return w.write_all(data).map_err(io_err);
     }
-    let mut out = header(d.dtype, &d.shape, false);
-    out.extend_from_slice(&a.to_bytes()?);
-    Ok(out)
+    w.write_all(&header(d.dtype, &d.shape, false))
+        .map_err(io_err)?;
+    with_row_major_bytes(a, |b| w.write_all(b))?.map_err(io_err)
+}
+
+pub fn to_bytes(a: &Array) -> Result<Vec<u8>> {
+    crate::to_vec(|w| write(w, a))
 }
 
 /// A parsed Python literal in the header dict (only the forms NumPy writes).

@@ -3,30 +3,35 @@
 
 use crate::lazy::Source;
 use crate::npy;
+use crate::Sink;
 use rmx_core::{runtime_err, value_err, Array, Result};
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-/// Serialises named arrays as `<name>.npy` members, in the given order.
-pub fn to_bytes(arrays: &[(String, Array)], compressed: bool) -> Result<Vec<u8>> {
+/// Writes named arrays as `<name>.npy` members, in the given order.
+pub fn write(w: &mut dyn Sink, arrays: &[(String, Array)], compressed: bool) -> Result<()> {
     let zerr = |e: zip::result::ZipError| runtime_err!("[savez] {e}");
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let mut zip = ZipWriter::new(w);
     for (name, a) in arrays {
-        let member = npy::to_bytes(a)?;
+        let nbytes = (a.nbytes() + 4096) as u64;
         let options = SimpleFileOptions::default()
             .compression_method(if compressed {
                 CompressionMethod::Deflated
             } else {
                 CompressionMethod::Stored
             })
-            .large_file(member.len() as u64 >= u32::MAX as u64 - 1024);
+            .large_file(nbytes >= u32::MAX as u64);
         zip.start_file(format!("{name}.npy"), options)
             .map_err(zerr)?;
-        zip.write_all(&member)
-            .map_err(|e| runtime_err!("[savez] {e}"))?;
+        npy::write(&mut zip, a)?;
     }
-    Ok(zip.finish().map_err(zerr)?.into_inner())
+    zip.finish().map_err(zerr)?;
+    Ok(())
+}
+
+pub fn to_bytes(arrays: &[(String, Array)], compressed: bool) -> Result<Vec<u8>> {
+    crate::to_vec(|w| write(w, arrays, compressed))
 }
 
 fn not_zip(label: &str, e: impl std::fmt::Display) -> rmx_core::Error {

@@ -5,6 +5,7 @@
 //! writes `F64` (MLX has float64 arrays but refuses them here) and rejects overlapping tensors.
 
 use crate::lazy::{Decode, Load, Source};
+use crate::{io_err, with_row_major_bytes, Sink};
 use rmx_core::{runtime_err, Array, Dtype, Result};
 use serde_json::{Map, Value};
 
@@ -49,15 +50,18 @@ fn dtype_from_name(name: &str) -> Option<Dtype> {
     })
 }
 
-/// The file: header as MLX writes it (keys sorted, `"__metadata__"` first, `null` when
-/// empty), then each array's row-major bytes in the given order.
-pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, String)]) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
+/// The file: header as MLX writes it (keys sorted bytewise, `"__metadata__": null` when
+/// empty), then each array's row-major bytes in the given order, streamed from its buffer.
+pub fn write(
+    w: &mut dyn Sink,
+    arrays: &[(String, Array)],
+    metadata: &[(String, String)],
+) -> Result<()> {
     let mut ranges = vec![(0usize, 0usize); arrays.len()];
+    let mut end = 0usize;
     for (i, (_, a)) in arrays.iter().enumerate() {
-        let start = data.len();
-        data.extend_from_slice(&a.to_bytes()?);
-        ranges[i] = (start, data.len());
+        ranges[i] = (end, end + a.nbytes());
+        end += a.nbytes();
     }
     let mut entries: Vec<(String, Value)> = Vec::with_capacity(arrays.len() + 1);
     let meta = if metadata.is_empty() {
@@ -87,11 +91,17 @@ pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, String)]) -> Re
     let header: Map<String, Value> = entries.into_iter().collect();
     let text = serde_json::to_vec(&Value::Object(header))
         .map_err(|e| runtime_err!("[save_safetensors] {e}"))?;
-    let mut out = Vec::with_capacity(8 + text.len() + data.len());
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
-    out.extend_from_slice(&data);
-    Ok(out)
+    w.write_all(&(text.len() as u64).to_le_bytes())
+        .map_err(io_err)?;
+    w.write_all(&text).map_err(io_err)?;
+    for (_, a) in arrays {
+        with_row_major_bytes(a, |b| w.write_all(b))?.map_err(io_err)?;
+    }
+    Ok(())
+}
+
+pub fn to_bytes(arrays: &[(String, Array)], metadata: &[(String, String)]) -> Result<Vec<u8>> {
+    crate::to_vec(|w| write(w, arrays, metadata))
 }
 
 fn as_dim(v: &Value) -> Option<i128> {

@@ -142,26 +142,31 @@ fn dict_arrays(arrays: &Bound<'_, PyDict>, what: &str) -> PyResult<Vec<(String, 
         .collect()
 }
 
-/// Writes serialised bytes to a path (suffix appended as MLX does) or a file-like object.
+/// Runs a format writer into a path (suffix appended as MLX does) or a file-like object.
+/// Every array is evaluated first: lazy inputs may still read from the file being replaced.
 fn write_out(
     py: Python<'_>,
     file: &Any<'_>,
     suffix: &str,
     not_file: &str,
-    bytes: impl FnOnce() -> rmx_core::Result<Vec<u8>> + Send,
+    arrays: &[Array],
+    write: impl FnOnce(&mut dyn rmx_io::Sink) -> rmx_core::Result<()> + Send,
 ) -> PyResult<()> {
+    py.allow_threads(|| rmx_core::eval(arrays)).py()?;
     if let Some(path) = as_path(file)? {
         let path = rmx_io::with_suffix(path, suffix);
-        return py
-            .allow_threads(|| rmx_io::write_file(&path, &bytes()?))
-            .py();
+        return py.allow_threads(|| rmx_io::write_file(&path, write)).py();
     }
     if !file.hasattr("write")? {
         return Err(PyValueError::new_err(not_file.to_string()));
     }
-    let data = py.allow_threads(bytes).py()?;
+    let data = py.allow_threads(|| rmx_io::to_vec(write)).py()?;
     file.call_method1("write", (PyBytes::new(py, &data),))?;
     Ok(())
+}
+
+fn values(arrays: &[(String, Array)]) -> Vec<Array> {
+    arrays.iter().map(|(_, a)| a.clone()).collect()
 }
 
 #[pyfunction]
@@ -173,7 +178,8 @@ fn save(py: Python<'_>, file: &Any<'_>, arr: &Any<'_>) -> PyResult<()> {
         file,
         ".npy",
         "[save] Input must be a file-like object, or string",
-        || rmx_io::npy::to_bytes(&a),
+        std::slice::from_ref(&a),
+        |w| rmx_io::npy::write(w, &a),
     )
 }
 
@@ -203,8 +209,8 @@ fn savez_impl(
         // MLX hands the object to zipfile, which fails on the missing write().
         file.getattr("write")?;
     }
-    write_out(py, file, ".npz", "", || {
-        rmx_io::npz::to_bytes(&arrays, compressed)
+    write_out(py, file, ".npz", "", &values(&arrays), |w| {
+        rmx_io::npz::write(w, &arrays, compressed)
     })
 }
 
@@ -259,7 +265,8 @@ fn save_safetensors(
         file,
         ".safetensors",
         "[save_safetensors] Input must be a file-like object, or string",
-        || rmx_io::safetensors::to_bytes(&arrays, &meta),
+        &values(&arrays),
+        |w| rmx_io::safetensors::write(w, &arrays, &meta),
     )
 }
 
@@ -271,9 +278,9 @@ fn save_gguf(
     arrays: &Bound<'_, PyDict>,
     metadata: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<()> {
-    let Some(path) = as_path(file)? else {
+    if as_path(file)?.is_none() {
         return Err(PyValueError::new_err("[save_gguf] Input must be a string"));
-    };
+    }
     let arrays = dict_arrays(arrays, "save_gguf()")?;
     let mut meta = Vec::new();
     for (k, v) in metadata
@@ -301,12 +308,9 @@ fn save_gguf(
         };
         meta.push((k, value));
     }
-    let path = rmx_io::with_suffix(path, ".gguf");
-    py.allow_threads(|| {
-        let bytes = rmx_io::gguf::to_bytes(&arrays, &meta)?;
-        rmx_io::write_file(&path, &bytes)
+    write_out(py, file, ".gguf", "", &values(&arrays), |w| {
+        rmx_io::gguf::write(w, &arrays, &meta)
     })
-    .py()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
