@@ -8,6 +8,7 @@ mod device;
 mod dtype;
 mod errors;
 mod indexing;
+mod io;
 mod misc;
 mod ops_creation;
 mod ops_elementwise;
@@ -66,5 +67,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_shape::register(m)?;
     misc::register(m)?;
     transforms::register(m)?;
+    io::register(m)?;
     Ok(())
 }
