@@ -119,7 +119,6 @@ def test_npy_written_by_numpy(mx, dt):
             assert np.array_equal(np.array(got), a.astype(a.dtype.newbyteorder("=")))
 
 
-@pytest.mark.mlx_quirk
 def test_npy_big_endian_complex_swaps_parts_like_mlx(mx):
     # MLX reverses all 8 bytes of a big-endian complex64: real and imaginary trade places.
     b = io.BytesIO()
@@ -547,7 +546,6 @@ def test_gguf_types_mlx_refuses_load_dequantized(mx, tmp_path, t):
     assert np.array_equal(np.array(got), want.astype(np.float16))
 
 
-@pytest.mark.mlx_quirk
 def test_gguf_q4_k_uses_mlx_scales(mx, tmp_path):
     # MLX decodes the high-nibble half of each Q4_K 64-weight chunk with the low half's
     # scale and min; llama.cpp's reference uses the next ones. rmx matches MLX: the low
