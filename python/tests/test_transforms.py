@@ -4,7 +4,7 @@ finite differences in float64."""
 import numpy as np
 import pytest
 
-from diff import A, check, get_rmx, rand
+from diff import A, REF, check, get_rmx, rand, rmx_only
 
 UNARY = ["abs", "sqrt", "rsqrt", "square", "reciprocal", "exp", "expm1", "log", "log1p", "log2",
          "log10", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
@@ -156,3 +156,99 @@ def test_backward_memory_is_a_small_multiple_of_forward():
     rx.eval(rx.grad(chain)(x))
     backward = rx.get_peak_memory() - base
     assert backward <= 1100 * forward, (forward, backward)
+
+
+SCANS = ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp"]
+
+
+@pytest.mark.parametrize("name", SCANS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_scan_derivatives(name, reverse, inclusive):
+    # distinct nonzero values: no ties, no division by zero in cumprod's rule
+    x = A((np.abs(rand((3, 5), "float32", seed=21)) + 0.5).astype(np.float32))
+    w = A(rand((3, 5), "float32", seed=22))
+
+    def f(m, a, wt):
+        return (getattr(m, name)(a, axis=1, reverse=reverse, inclusive=inclusive) * wt).sum()
+    check(lambda m, a, wt: m.grad(lambda t: f(m, t, wt))(a), x, w, rtol=2e-4, atol=2e-5)
+
+    def scan(m, t):
+        return getattr(m, name)(t, axis=0, reverse=reverse, inclusive=inclusive)
+    if name in ("cumsum", "logcumsumexp"):
+        check(lambda m, a, wt: m.jvp(lambda t: scan(m, t), [a], [wt])[1][0], x, w, rtol=2e-4, atol=2e-5)
+        return
+    # MLX has no jvp for cumprod/cummax/cummin: check its error, and rmx's rule in float64
+    with pytest.raises(RuntimeError):
+        REF.jvp(lambda t: scan(REF, t), [REF.array(x.data)], [REF.array(w.data)])
+    rx = get_rmx()
+    x64, w64 = (rx.array(v.data.astype(np.float64), dtype=rx.float64) for v in (x, w))
+    eps = 1e-6
+    num = (np.array(scan(rx, x64 + eps * w64)) - np.array(scan(rx, x64 - eps * w64))) / (2 * eps)
+    num = np.nan_to_num(num, nan=0.0)  # an exclusive cummax/cummin starts at the constant -inf/inf
+    np.testing.assert_allclose(np.array(rx.jvp(lambda t: scan(rx, t), [x64], [w64])[1][0]), num,
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_scan_max_ties_follow_mlx():
+    check(lambda m: m.grad(lambda a: (m.cummax(a) * m.arange(1, 5)).sum())(m.array([1.0, 5.0, 5.0, 2.0])))
+    check(lambda m: m.grad(lambda a: (m.cummax(a, reverse=True) * m.arange(1, 5)).sum())(
+        m.array([1.0, 5.0, 5.0, 2.0])))
+
+
+def test_logcumsumexp_grad_is_stable_for_wide_ranges():
+    check(lambda m: m.grad(lambda a: (m.logcumsumexp(a) * m.array([1.0, -2.0, 3.0])).sum())(
+        m.array([-1000.0, 0.0, 1000.0])))
+
+
+EXTRA_RULES = {
+    "scatter_max": lambda m, t: t.at[m.array([0, 2, 2])].maximum(m.array([0.1, 5.0, -7.0])).sum()
+    * 1.0 + (t.at[m.array([1])].maximum(t[:1] * 2) ** 2).sum(),
+    "scatter_min": lambda m, t: (t.at[m.array([0, 2])].minimum(t[1:3] * 0.5) ** 2).sum(),
+    "pad_edge": lambda m, t: (m.pad(t, ((1, 2), (3, 0)), mode="edge") * m.arange(48).reshape(6, 8)).sum(),
+    "as_strided": lambda m, t: (m.as_strided(t, (3, 4), (2, 1), 1) * m.arange(12).reshape(3, 4)).sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA_RULES))
+def test_more_vjp_rules_match_mlx(name):
+    x = A(rand((3, 5), "float32", seed=23))
+    check(lambda m, a: m.grad(lambda t: EXTRA_RULES[name](m, t))(a), x, rtol=1e-5, atol=1e-6)
+
+
+JVPS = {
+    "pad": lambda m, t: m.pad(t, ((1, 0), (2, 1)), constant_values=3.0),
+    "pad_edge": lambda m, t: m.pad(t, 1, mode="edge"),
+    "slice_update": lambda m, t: t.at[1:, ::2].add(t[:2, :3] * 2),
+    "take_along_axis": lambda m, t: m.take_along_axis(t, m.array([[0, 2, 1, 0, 2]]), axis=0),
+    "as_strided": lambda m, t: m.as_strided(t, (3, 4), (2, 1), 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JVPS))
+def test_more_jvp_rules_match_mlx(name):
+    x = A(rand((3, 5), "float32", seed=24))
+    v = A(rand((3, 5), "float32", seed=25))
+    check(lambda m, a, t: m.jvp(lambda q: JVPS[name](m, q), [a], [t])[1][0], x, v)
+
+
+def test_scatter_prod_vjp_and_scatter_jvp_errors_match_mlx():
+    x = A(rand((5,), "float32", seed=26))
+    check(lambda m, a: m.grad(lambda t: t.at[m.array([0, 1])].multiply(t[2:4]).sum())(a), x)
+    check(lambda m, a: m.jvp(lambda t: t.at[m.array([0, 1])].maximum(t[2:4]), [a], [m.ones_like(a)]), x)
+
+
+@rmx_only
+def test_scatter_add_jvp_matches_finite_differences():
+    """MLX has no scatter jvp; rmx's (set and add, which are linear) is checked in float64."""
+    rx = get_rmx()
+    idx = rx.array([0, 2, 2])
+    x = rx.array(rand((5,), "float32", seed=27).astype(np.float64), dtype=rx.float64)
+    t = rx.array(rand((5,), "float32", seed=28).astype(np.float64), dtype=rx.float64)
+
+    def f(a):
+        return a.at[idx].add(a[1:4] * a[1:4])
+    eps = 1e-6
+    num = (np.array(f(x + eps * t)) - np.array(f(x - eps * t))) / (2 * eps)
+    got = rx.jvp(f, [x], [t])[1][0]
+    np.testing.assert_allclose(np.array(got), num, rtol=1e-6, atol=1e-8)

@@ -100,6 +100,13 @@ impl Primitive for TakeAlongAxis {
             })
             .collect()
     }
+    fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![ops::take_along_axis(
+            &t[0],
+            &p[1],
+            Some(self.axis as i64),
+        )?])
+    }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
         let (xs, _) = batching::all_to_front(x, ax)?;
         batching::at_front(ops::take_along_axis(
@@ -135,7 +142,7 @@ impl Primitive for ScatterAxis {
         p: &[Array],
         ct: &[Array],
         argnums: &[usize],
-        _o: &[Array],
+        out: &[Array],
     ) -> Result<Vec<Array>> {
         argnums
             .iter()
@@ -152,11 +159,32 @@ impl Primitive for ScatterAxis {
                     ops::take_along_axis(&ct[0], &p[1], Some(self.axis as i64))
                 }
                 (1, _) => ops::zeros_like(&p[1]),
-                _ => Err(crate::value_err!(
-                    "[scatter] The vjp of prod/max/min scatters is not implemented."
+                // max/min: the cotangent reaches whichever of x and the update won (both on ties)
+                (0, ScatterMode::Max | ScatterMode::Min) => {
+                    ops::where_(&ops::equal(&out[0], &p[0])?, &ct[0], &ops::zeros_like(&ct[0])?)
+                }
+                (2, ScatterMode::Max | ScatterMode::Min) => {
+                    let ax = Some(self.axis as i64);
+                    let won = ops::equal(&ops::take_along_axis(&out[0], &p[1], ax)?, &p[2])?;
+                    let g = ops::take_along_axis(&ct[0], &p[1], ax)?;
+                    ops::where_(&won, &g, &ops::zeros_like(&g)?)
+                }
+                _ => Err(crate::runtime_err!(
+                    "[scatter] VJP not implemented for scatter_prod"
                 )),
             })
             .collect()
+    }
+    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        // linear in (x, updates) for set and add; MLX has no scatter jvp at all
+        if !matches!(self.mode, ScatterMode::Set | ScatterMode::Add) {
+            return Err(crate::runtime_err!("[scatter] JVP not yet implemented"));
+        }
+        let tx = tangent_or_zeros(p, t, argnums, 0)?;
+        let tu = tangent_or_zeros(p, t, argnums, 2)?;
+        Ok(vec![ops::scatter_along_axis(
+            self.mode, &tx, &p[1], &tu, self.axis,
+        )?])
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
         let (xs, _) = batching::all_to_front(x, ax)?;
@@ -252,5 +280,13 @@ fn take_vmap(x: &Array, idx: &Array, ax: &[Option<usize>], axis: usize) -> Resul
             perm.extend((1 + ni + axis..r.ndim()).map(|p| p as i64));
             batching::at_front(ops::transpose(&r, Some(&perm))?)
         }
+    }
+}
+
+/// The tangent given for input `k`, or zeros shaped like it.
+pub(crate) fn tangent_or_zeros(p: &[Array], t: &[Array], argnums: &[usize], k: usize) -> Result<Array> {
+    match argnums.iter().position(|&a| a == k) {
+        Some(i) => Ok(t[i].clone()),
+        None => ops::zeros_like(&p[k]),
     }
 }

@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod indexing;
 pub mod linalg;
 pub mod reduce;
+pub mod scan_derivatives;
 pub mod structure;
 pub mod views;
 

@@ -3,6 +3,7 @@
 
 use super::batching::{self, Batched};
 use super::one;
+use super::scan_derivatives::{scan_jvp, scan_vjp, Dir};
 use crate::array::{Array, ArrayData};
 use crate::backend::{ArgReduceOp, Backend, ReduceOp, ScanOp};
 use crate::error::Result;
@@ -160,31 +161,19 @@ impl Primitive for Scan {
     ) -> Result<Vec<ArrayData>> {
         one(b.scan(self.op, &inputs[0], self.axis, self.reverse, self.inclusive)?)
     }
-    fn vjp(&self, _p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        match (self.op, self.inclusive) {
-            (ScanOp::Reduce(ReduceOp::Sum), true) => Ok(vec![ops::cumsum(
-                &ct[0],
-                Some(self.axis as i64),
-                !self.reverse,
-                true,
-            )?]),
-            _ => Err(crate::value_err!(
-                "[Scan] The vjp is only implemented for inclusive cumsum."
-            )),
-        }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let d = Dir {
+            axis: self.axis,
+            reverse: self.reverse,
+        };
+        Ok(vec![scan_vjp(self.op, self.inclusive, &p[0], &ct[0], d)?])
     }
-    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        match self.op {
-            ScanOp::Reduce(ReduceOp::Sum) => Ok(vec![ops::cumsum(
-                &t[0],
-                Some(self.axis as i64),
-                self.reverse,
-                self.inclusive,
-            )?]),
-            _ => Err(crate::value_err!(
-                "[Scan] The jvp is only implemented for cumsum."
-            )),
-        }
+    fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let d = Dir {
+            axis: self.axis,
+            reverse: self.reverse,
+        };
+        Ok(vec![scan_jvp(self.op, self.inclusive, &p[0], &t[0], d)?])
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
         let p = Scan {

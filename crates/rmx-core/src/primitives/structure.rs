@@ -174,9 +174,7 @@ impl Primitive for Pad {
     }
     fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
         if self.edge {
-            return Err(crate::value_err!(
-                "[pad] The vjp of edge padding is not implemented."
-            ));
+            return Ok(vec![edge_pad_vjp(&ct[0], &self.low, p[0].shape())?]);
         }
         let nd = p[0].ndim();
         Ok(vec![ops::slice_resolved(
@@ -185,6 +183,19 @@ impl Primitive for Pad {
             p[0].shape(),
             &vec![1; nd],
         )?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        // padding is affine: the tangent is padded the same way, with zeros (or edges)
+        let p = Pad {
+            value: Scalar::Int(0),
+            ..self.clone()
+        };
+        Ok(vec![Array::from_op(
+            out[0].shape().into(),
+            t[0].dtype(),
+            std::sync::Arc::new(p),
+            vec![t[0].clone()],
+        )])
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
         let p = Pad {
@@ -240,6 +251,11 @@ impl Primitive for SliceUpdate {
             })
             .collect()
     }
+    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let tx = super::indexing::tangent_or_zeros(p, t, argnums, 0)?;
+        let tu = super::indexing::tangent_or_zeros(p, t, argnums, 1)?;
+        Ok(vec![ops::slice_update_at(&tx, &tu, &self.start, &self.step)?])
+    }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
         let (xs, b) = batching::all_to_front(x, ax)?;
         let p = SliceUpdate {
@@ -249,4 +265,42 @@ impl Primitive for SliceUpdate {
         batching::rebuild(p, &out[0], b, xs)
     }
     crate::primitive_common!();
+}
+
+/// The vjp of edge padding: each padded band's cotangent is summed back onto the edge
+/// slice it replicated, axis by axis (edge padding along different axes commutes).
+fn edge_pad_vjp(ct: &Array, low: &[usize], shape: &[usize]) -> Result<Array> {
+    let mut g = ct.clone();
+    for (ax, (&lo, &n)) in low.iter().zip(shape).enumerate() {
+        let a = ax as i64;
+        let total = g.shape()[ax];
+        let band = |from: usize, to: usize| -> Result<Array> {
+            let mut start = vec![0usize; g.ndim()];
+            start[ax] = from;
+            let mut ext = g.shape().to_vec();
+            ext[ax] = to - from;
+            ops::slice_resolved(&g, &start, &ext, &vec![1; g.ndim()])
+        };
+        let mid = band(lo, lo + n)?;
+        if n == 0 || (lo == 0 && lo + n == total) {
+            g = mid;
+            continue;
+        }
+        let low_sum = ops::sum(&band(0, lo)?, Some(&[a]), true)?;
+        let high_sum = ops::sum(&band(lo + n, total)?, Some(&[a]), true)?;
+        // add the band sums onto the first and last slices of the kept region
+        let mut first = vec![0i64; n];
+        first[0] = 1;
+        let mut last = vec![0i64; n];
+        last[n - 1] = 1;
+        let mut bshape = vec![1usize; g.ndim()];
+        bshape[ax] = n;
+        let mask = |v: Vec<i64>| -> Result<Array> {
+            ops::astype(&Array::from_vec(v, &bshape)?, g.dtype())
+        };
+        let add_low = ops::multiply(&low_sum, &mask(first)?)?;
+        let add_high = ops::multiply(&high_sum, &mask(last)?)?;
+        g = ops::add(&ops::add(&mid, &add_low)?, &add_high)?;
+    }
+    Ok(g)
 }

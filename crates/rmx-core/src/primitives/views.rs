@@ -305,6 +305,33 @@ impl Primitive for AsStrided {
             x.offset + self.offset,
         ))
     }
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        // which input element each output element views, then scatter-add back
+        let x = &p[0];
+        let n = x.size();
+        let flat = ops::arange(0.0, n as f64, 1.0, crate::Dtype::Int64)?;
+        let flat = ops::reshape_exact(&flat, x.shape().into())?;
+        let idx = Array::from_op(
+            out[0].shape().into(),
+            crate::Dtype::Int64,
+            std::sync::Arc::new(self.clone()),
+            vec![flat],
+        );
+        let m = out[0].size();
+        let idx = ops::reshape_exact(&idx, [m].as_slice().into())?;
+        let g = ops::reshape_exact(&ct[0], [m].as_slice().into())?;
+        let zeros = ops::zeros(&[n as i64], x.dtype())?;
+        let acc = ops::scatter_along_axis(crate::backend::ScatterMode::Add, &zeros, &idx, &g, 0)?;
+        Ok(vec![ops::reshape_exact(&acc, x.shape().into())?])
+    }
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![Array::from_op(
+            out[0].shape().into(),
+            t[0].dtype(),
+            std::sync::Arc::new(self.clone()),
+            vec![t[0].clone()],
+        )])
+    }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
         // each batch element is one row of the contiguous batch-first input
         let x = ops::contiguous(&batching::to_front(&x[0], ax[0])?)?;
