@@ -252,3 +252,10 @@ def test_scatter_add_jvp_matches_finite_differences():
     num = (np.array(f(x + eps * t)) - np.array(f(x - eps * t))) / (2 * eps)
     got = rx.jvp(f, [x], [t])[1][0]
     np.testing.assert_allclose(np.array(got), num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCE_AND_SHAPE))
+def test_jvp_compound(name):
+    x = A(rand((3, 4), "float32", seed=30))
+    t = A(rand((3, 4), "float32", seed=31))
+    check(lambda m, a, v: m.jvp(lambda q: REDUCE_AND_SHAPE[name](m, q), [a], [v])[1][0], x, t, **TOL)
