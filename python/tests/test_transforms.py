@@ -125,6 +125,16 @@ def test_vjp_and_jvp():
                           [m.array([1.0, 0.5]), m.array([0.0, 2.0])]))
 
 
+def test_grad_errors_match_mlx():
+    x = A(rand((2,), "float32", seed=40))
+    check(lambda m, a: m.grad(lambda t: t * 2)(a), x)  # non-scalar output
+    check(lambda m, a: m.grad(lambda t: t.sum(), argnums=3)(a), x)  # argnums out of range
+    check(lambda m: m.grad(lambda d: d["x"].sum())({"x": 3.0}))  # non-array leaf
+    check(lambda m, a: m.grad(lambda t: (t * 2, t))(a), x)  # tuple output: first is not scalar
+    check(lambda m, a: m.vjp(lambda t: t * 2, [a], [m.ones(3)]), x)  # cotangent shape
+    check(lambda m, a: m.jvp(lambda t: t * 2, [a], [m.ones(3)]), x)  # tangent shape
+
+
 def test_grad_errors():
     rx = get_rmx()
     with pytest.raises(ValueError):
