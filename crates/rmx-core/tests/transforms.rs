@@ -21,7 +21,11 @@ fn vmap_equals_a_loop_over_the_batch() {
     let x = f32s(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], &[2, 3]);
     let w = f32s(&[2.0, -1.0], &[2]);
     let f = |a: &[Array]| -> rmx_core::Result<Vec<Array>> {
-        Ok(vec![ops::sum(&ops::multiply(&ops::sin(&a[0])?, &a[1])?, None, false)?])
+        Ok(vec![ops::sum(
+            &ops::multiply(&ops::sin(&a[0])?, &a[1])?,
+            None,
+            false,
+        )?])
     };
     let got = transforms::vmap(f, &[x.clone(), w.clone()], &[Some(1), None], &[Some(0)]).unwrap();
     let mut want = Vec::new();

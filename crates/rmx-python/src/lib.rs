@@ -3,6 +3,7 @@
 
 mod args;
 mod array;
+mod compile;
 mod convert;
 mod device;
 mod dtype;
@@ -67,6 +68,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_shape::register(m)?;
     misc::register(m)?;
     transforms::register(m)?;
+    compile::register(m)?;
     io::register(m)?;
     Ok(())
 }

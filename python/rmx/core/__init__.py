@@ -55,5 +55,6 @@ class printoptions:  # noqa: N801 - MLX's name
         set_printoptions(precision=self._saved)  # noqa: F405
         return False
 
+from rmx.core._compile import compile, disable_compile, enable_compile, set_compile_mode  # noqa: E402,F401
 from rmx.core._transforms import (  # noqa: E402,F401
     checkpoint, custom_function, grad, jvp, value_and_grad, vjp, vmap)

@@ -160,9 +160,11 @@ impl Primitive for ScatterAxis {
                 }
                 (1, _) => ops::zeros_like(&p[1]),
                 // max/min: the cotangent reaches whichever of x and the update won (both on ties)
-                (0, ScatterMode::Max | ScatterMode::Min) => {
-                    ops::where_(&ops::equal(&out[0], &p[0])?, &ct[0], &ops::zeros_like(&ct[0])?)
-                }
+                (0, ScatterMode::Max | ScatterMode::Min) => ops::where_(
+                    &ops::equal(&out[0], &p[0])?,
+                    &ct[0],
+                    &ops::zeros_like(&ct[0])?,
+                ),
                 (2, ScatterMode::Max | ScatterMode::Min) => {
                     let ax = Some(self.axis as i64);
                     let won = ops::equal(&ops::take_along_axis(&out[0], &p[1], ax)?, &p[2])?;
@@ -284,7 +286,12 @@ fn take_vmap(x: &Array, idx: &Array, ax: &[Option<usize>], axis: usize) -> Resul
 }
 
 /// The tangent given for input `k`, or zeros shaped like it.
-pub(crate) fn tangent_or_zeros(p: &[Array], t: &[Array], argnums: &[usize], k: usize) -> Result<Array> {
+pub(crate) fn tangent_or_zeros(
+    p: &[Array],
+    t: &[Array],
+    argnums: &[usize],
+    k: usize,
+) -> Result<Array> {
     match argnums.iter().position(|&a| a == k) {
         Some(i) => Ok(t[i].clone()),
         None => ops::zeros_like(&p[k]),

@@ -97,7 +97,11 @@ pub fn scan_vjp(op: ScanOp, incl: bool, x: &Array, ct: &Array, d: Dir) -> Result
     if let ScanOp::Reduce(ReduceOp::Sum) = op {
         return ops::cumsum(ct, d.ax(), !d.reverse, incl);
     }
-    let ct = if incl { ct.clone() } else { d.shift(ct, false)? };
+    let ct = if incl {
+        ct.clone()
+    } else {
+        d.shift(ct, false)?
+    };
     let out = inclusive(op, x, d)?;
     match op {
         ScanOp::Reduce(ReduceOp::Prod) => ops::divide(&d.back_sum(&ops::multiply(&ct, &out)?)?, x),
@@ -124,9 +128,10 @@ pub fn scan_jvp(op: ScanOp, incl: bool, x: &Array, t: &Array, d: Dir) -> Result<
     }
     let out = inclusive(op, x, d)?;
     let tan = match op {
-        ScanOp::Reduce(ReduceOp::Prod) => {
-            ops::multiply(&out, &ops::cumsum(&ops::divide(t, x)?, d.ax(), d.reverse, true)?)?
-        }
+        ScanOp::Reduce(ReduceOp::Prod) => ops::multiply(
+            &out,
+            &ops::cumsum(&ops::divide(t, x)?, d.ax(), d.reverse, true)?,
+        )?,
         ScanOp::Reduce(ReduceOp::Max | ReduceOp::Min) => {
             ops::take_along_axis(t, &running_arg(x, &out, d)?, d.ax())?
         }

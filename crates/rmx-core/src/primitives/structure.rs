@@ -254,7 +254,12 @@ impl Primitive for SliceUpdate {
     fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
         let tx = super::indexing::tangent_or_zeros(p, t, argnums, 0)?;
         let tu = super::indexing::tangent_or_zeros(p, t, argnums, 1)?;
-        Ok(vec![ops::slice_update_at(&tx, &tu, &self.start, &self.step)?])
+        Ok(vec![ops::slice_update_at(
+            &tx,
+            &tu,
+            &self.start,
+            &self.step,
+        )?])
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
         let (xs, b) = batching::all_to_front(x, ax)?;

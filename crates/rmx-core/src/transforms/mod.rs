@@ -2,10 +2,12 @@
 //! the derivatives are built from ordinary lazy ops, so they can be transformed again.
 
 pub mod autodiff;
+pub mod compile;
 pub mod custom;
 pub mod vmap;
 
 pub use autodiff::{grad, jvp, value_and_grad, vjp};
+pub use compile::{compile_mode, set_compile_mode, CompileMode, CompiledGraph};
 pub use custom::{checkpoint, CustomFunction};
 pub use vmap::{vmap, vmap_finish, vmap_trace};
 
@@ -15,7 +17,11 @@ use std::collections::{HashMap, HashSet};
 /// Arrays between `inputs` and `outputs` that depend on an input, in dependency order.
 /// With `stop_at_blocked`, `stop_gradient` outputs count as constants (the derivative
 /// transforms); vmap passes `false` since values still flow through them.
-pub(crate) fn tape(outputs: &[Array], inputs: &HashSet<usize>, stop_at_blocked: bool) -> Vec<Array> {
+pub(crate) fn tape(
+    outputs: &[Array],
+    inputs: &HashSet<usize>,
+    stop_at_blocked: bool,
+) -> Vec<Array> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     let mut depends: HashMap<usize, bool> = HashMap::new();
@@ -50,5 +56,3 @@ pub(crate) fn tape(outputs: &[Array], inputs: &HashSet<usize>, stop_at_blocked: 
     }
     order
 }
-
-

@@ -1,0 +1,129 @@
+"""``compile``: the Python side of rmx's compiler. It flattens argument trees, keys a
+cache by tree structure, input shapes/dtypes and non-array constants, and replays the
+graph traced once in Rust (``_CompiledGraph``). Python side effects in the function run
+at trace time only, as in MLX. ``inputs``/``outputs`` capture state (e.g. a model and its
+optimizer) as implicit inputs and outputs."""
+
+import functools
+
+from rmx import _rmx
+from rmx.utils import tree_flatten, tree_map
+
+_array = _rmx.array
+_mode = {"disabled_by_call": False}
+
+
+def disable_compile():
+    """Globally turn ``compile`` into a pass-through."""
+    _rmx.set_compile_mode_str("disabled")
+
+
+def enable_compile():
+    """Turn ``compile`` back on (and ignore ``RMX_DISABLE_COMPILE``/``MLX_DISABLE_COMPILE``)."""
+    _rmx.set_compile_mode_str("enabled")
+
+
+def set_compile_mode(mode):
+    """One of ``"enabled"``, ``"no_fuse"``, ``"no_simplify"``, ``"disabled"``."""
+    _rmx.set_compile_mode_str(str(mode))
+
+
+def _split(tree):
+    """Array leaves, and a hashable description of the tree with the other leaves."""
+    arrays = []
+
+    def walk(t):
+        if isinstance(t, _array):
+            arrays.append(t)
+            return ("A",)
+        if isinstance(t, (list, tuple)):
+            return (type(t).__name__, tuple(walk(c) for c in t))
+        if isinstance(t, dict):
+            return ("dict", tuple((k, walk(v)) for k, v in t.items()))
+        if isinstance(t, (int, float, complex, str, bool, type(None))):
+            return ("C", type(t).__name__, t)
+        raise ValueError(f"[compile] Function arguments must be trees of arrays or constants, got {type(t)}.")
+    return arrays, walk(tree)
+
+
+def _fill(tree, leaves):
+    """``tree`` with its array leaves replaced, in order, by ``leaves``."""
+    it = iter(leaves)
+    return tree_map(lambda x: next(it) if isinstance(x, _array) else x, tree)
+
+
+def _state_leaves(tree):
+    return [leaf for _, leaf in tree_flatten(tree) if isinstance(leaf, _array)]
+
+
+def _set_state(tree, leaves):
+    """Writes ``leaves`` into the array slots of the (mutable) containers of ``tree``."""
+    it = iter(leaves)
+
+    def walk(t):
+        if isinstance(t, list):
+            for i, c in enumerate(t):
+                if isinstance(c, _array):
+                    t[i] = next(it)
+                else:
+                    walk(c)
+        elif isinstance(t, dict):
+            for k, c in t.items():
+                if isinstance(c, _array):
+                    t[k] = next(it)
+                else:
+                    walk(c)
+        elif isinstance(t, tuple):
+            for c in t:
+                if isinstance(c, _array):
+                    raise ValueError("[compile] State arrays must sit in lists or dicts to be updated.")
+                walk(c)
+    walk(tree)
+
+
+def compile(fun=None, inputs=None, outputs=None, shapeless=False):
+    """A compiled version of ``fun``. The first call per input signature traces ``fun``
+    and simplifies its graph (CSE, elementwise fusion); later calls replay it.
+    ``shapeless=True`` is accepted; rmx still retraces when shapes change."""
+    if fun is None:
+        return lambda f: compile(f, inputs, outputs, shapeless)
+    cache = {}
+
+    @functools.wraps(fun)
+    def wrapper(*args, **kwargs):
+        if _rmx.compile_mode_str() == "disabled":
+            return fun(*args, **kwargs)
+        arrays, desc = _split((args, kwargs))
+        state = _state_leaves(inputs) if inputs is not None else []
+        leaves = arrays + state
+        key = (desc, tuple((tuple(a.shape), str(a.dtype)) for a in leaves))
+        entry = cache.get(key)
+        if entry is None:
+            holder = {}
+
+            def flat_fun(xs):
+                n = len(arrays)
+                if inputs is not None:
+                    _set_state(inputs, xs[n:])
+                try:
+                    a, kw = _fill((args, kwargs), xs[:n])
+                    out = fun(*a, **kw)
+                    out_arrays, out_desc = _split(out)
+                    new_state = _state_leaves(outputs) if outputs is not None else []
+                finally:
+                    if inputs is not None:
+                        _set_state(inputs, state)
+                holder["tree"] = tree_map(lambda x: None if isinstance(x, _array) else x, out)
+                holder["n_out"] = len(out_arrays)
+                return out_arrays + new_state
+
+            graph = _rmx._compile_trace(flat_fun, [list(a.shape) for a in leaves], [a.dtype for a in leaves])
+            entry = cache[key] = (graph, holder["tree"], holder["n_out"])
+        graph, tree, n_out = entry
+        res = graph(leaves)
+        if outputs is not None:
+            _set_state(outputs, res[n_out:])
+        it = iter(res[:n_out])
+        return tree_map(lambda x: next(it) if x is None else x, tree)
+
+    return wrapper
