@@ -13,6 +13,8 @@ mod ops_creation;
 mod ops_elementwise;
 mod ops_reduce;
 mod ops_shape;
+mod ops_sort;
+mod random;
 mod transforms;
 
 use pyo3::prelude::*;
@@ -64,6 +66,8 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_elementwise::register(m)?;
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
+    ops_sort::register(m)?;
+    random::register(m)?;
     misc::register(m)?;
     transforms::register(m)?;
     Ok(())

@@ -5,8 +5,10 @@ pub mod creation;
 pub mod elementwise;
 pub mod indexing;
 pub mod linalg;
+pub mod random;
 pub mod reduce;
 pub mod shape;
+pub mod sort;
 
 pub use creation::*;
 pub use elementwise::*;
@@ -14,3 +16,4 @@ pub use indexing::*;
 pub use linalg::*;
 pub use reduce::*;
 pub use shape::*;
+pub use sort::*;

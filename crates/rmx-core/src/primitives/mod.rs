@@ -8,7 +8,9 @@ pub mod derivatives;
 pub mod elementwise;
 pub mod indexing;
 pub mod linalg;
+pub mod random;
 pub mod reduce;
+pub mod sort;
 pub mod structure;
 pub mod views;
 
