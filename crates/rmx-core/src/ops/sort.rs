@@ -87,9 +87,10 @@ pub fn topk(x: &Array, k: i64, axis: Option<i64>) -> Result<Array> {
     if k == n {
         return Ok(xr);
     }
+    // MLX partitions at -k, which for k = 0 is position 0
     let part = Sort {
         axis: ax,
-        kth: Some((n - k) as usize),
+        kth: Some(if k == 0 { 0 } else { (n - k) as usize }),
         arg: false,
     }
     .node(&xr);

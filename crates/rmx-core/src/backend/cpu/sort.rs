@@ -91,6 +91,14 @@ fn arrange_typed<T: Element>(x: &ArrayData, axis: usize, how: Arrange, out: &Arr
 
 /// Sorts or partitions `x` along `axis`; `arg` returns the uint32 source indices instead.
 pub fn arrange(x: &ArrayData, axis: usize, how: Arrange, arg: bool) -> Result<ArrayData> {
+    if let Arrange::Partition(k) = how {
+        if k >= x.shape[axis] && x.numel() > 0 {
+            return Err(crate::value_err!(
+                "[partition] kth {k} is out of range for axis of size {}.",
+                x.shape[axis]
+            ));
+        }
+    }
     let out = ArrayData::alloc(if arg { Dtype::Uint32 } else { x.dtype }, &x.shape)?;
     crate::dispatch!(x.dtype, T => arrange_typed::<T>(x, axis, how, &out, arg));
     Ok(out)
