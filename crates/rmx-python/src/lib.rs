@@ -7,6 +7,7 @@ mod convert;
 mod device;
 mod dtype;
 mod errors;
+mod fft;
 mod indexing;
 mod misc;
 mod ops_creation;
@@ -68,6 +69,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_shape::register(m)?;
     ops_sort::register(m)?;
     random::register(m)?;
+    fft::register(m)?;
     misc::register(m)?;
     transforms::register(m)?;
     Ok(())

@@ -214,6 +214,19 @@ pub trait Backend: Send + Sync {
     /// For each of `values`, its insertion index (uint32) into the sorted 1-d `seq` of the
     /// same dtype: before equal elements, or after them with `right`.
     fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData>;
+    /// Discrete Fourier transform over `axes`, times `scale`. Complex64 to complex64
+    /// (`inverse`: the unnormalized conjugate transform); with `real`, forward takes
+    /// float32 to the n/2+1 non-negative frequencies of the last of `axes`, and inverse
+    /// takes those back to float32 of `out_shape`.
+    fn fft(
+        &self,
+        x: &ArrayData,
+        axes: &[usize],
+        inverse: bool,
+        real: bool,
+        out_shape: &[usize],
+        scale: f32,
+    ) -> Result<ArrayData>;
 }
 
 /// The backend that runs ops placed on `device`.

@@ -6,6 +6,7 @@ pub mod autodiff;
 pub mod creation;
 pub mod derivatives;
 pub mod elementwise;
+pub mod fft;
 pub mod indexing;
 pub mod linalg;
 pub mod random;

@@ -178,6 +178,20 @@ impl Primitive for Pad {
             &vec![1; nd],
         )?])
     }
+    /// Padding is linear: the tangent is padded the same way, with zeros (edges replicate).
+    fn jvp(&self, _p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        let pad = Pad {
+            low: self.low.clone(),
+            value: Scalar::Float(0.0),
+            edge: self.edge,
+        };
+        Ok(vec![Array::from_op(
+            out[0].shape().into(),
+            t[0].dtype(),
+            std::sync::Arc::new(pad),
+            vec![t[0].clone()],
+        )])
+    }
     crate::primitive_common!();
 }
 

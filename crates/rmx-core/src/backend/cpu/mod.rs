@@ -2,6 +2,7 @@
 
 mod binary;
 mod copy;
+mod fft;
 pub mod fast_math;
 mod indexing;
 pub mod loops;
@@ -132,5 +133,16 @@ impl Backend for CpuBackend {
     }
     fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData> {
         sort::searchsorted(seq, values, right)
+    }
+    fn fft(
+        &self,
+        x: &ArrayData,
+        axes: &[usize],
+        inverse: bool,
+        real: bool,
+        out_shape: &[usize],
+        scale: f32,
+    ) -> Result<ArrayData> {
+        fft::fft(x, axes, inverse, real, out_shape, scale)
     }
 }
