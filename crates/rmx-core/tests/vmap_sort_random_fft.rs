@@ -45,7 +45,7 @@ fn sort_vmap_shifts_the_axis() {
             } else {
                 ops::sort(&item0, Some(op_axis)).unwrap()
             };
-            let got = vmapped(&s, &[moved.clone()], &[Some(batch_axis)]);
+            let got = vmapped(&s, std::slice::from_ref(&moved), &[Some(batch_axis)]);
             for i in 0..2 {
                 let it = item(&xb, i);
                 let want = if arg {
@@ -57,7 +57,7 @@ fn sort_vmap_shifts_the_axis() {
             }
         }
         let p = ops::partition(&item0, 1, Some(-1)).unwrap();
-        let got = vmapped(&p, &[moved.clone()], &[Some(batch_axis)]);
+        let got = vmapped(&p, std::slice::from_ref(&moved), &[Some(batch_axis)]);
         for i in 0..2 {
             let want = ops::partition(&item(&xb, i), 1, Some(-1)).unwrap();
             assert_same(&item(&got, i), &want);
@@ -96,5 +96,58 @@ fn searchsorted_vmap_over_values() {
     for i in 0..2 {
         let want = ops::searchsorted(&seq, &item(&vals, i), "left").unwrap();
         assert_same(&item(&got, i), &want);
+    }
+}
+
+#[test]
+fn fft_vmap_shifts_the_axes() {
+    use rmx_core::ops::fft::{fft1, fftn, FftKind, FftNorm};
+    let vals: Vec<f32> = (0..60).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();
+    let xb = f32s(&vals, &[3, 4, 5]);
+    let kinds = [
+        FftKind {
+            inverse: false,
+            real: false,
+        },
+        FftKind {
+            inverse: false,
+            real: true,
+        },
+        FftKind {
+            inverse: true,
+            real: true,
+        },
+    ];
+    for batch_axis in [0usize, 1, 2] {
+        for kind in kinds {
+            let one = |x: &Array| fft1(x, Some(6), -1, kind, FftNorm::Ortho).unwrap();
+            let two =
+                |x: &Array| fftn("fftn", x, None, Some(&[1, 0]), kind, FftNorm::Backward).unwrap();
+            for f in [&one as &dyn Fn(&Array) -> Array, &two] {
+                let y0 = f(&item(&xb, 0));
+                // the primitive is the last node; feed it the batched, prepared input
+                let prepared = y0.inputs()[0].clone();
+                let batched: Vec<Array> = (0..3)
+                    .map(|i| f(&item(&xb, i)).inputs()[0].clone())
+                    .collect();
+                let stacked = ops::stack(&batched, batch_axis as i64).unwrap();
+                assert_eq!(prepared.shape(), batched[0].shape());
+                let got = vmapped(&y0, &[stacked], &[Some(batch_axis)]);
+                for i in 0..3 {
+                    let want = f(&item(&xb, i));
+                    let (g, w) = (item(&got, i), want);
+                    assert_eq!(g.shape(), w.shape());
+                    let to = |a: &Array| {
+                        ops::astype(&ops::abs(a).unwrap(), rmx_core::Dtype::Float32)
+                            .unwrap()
+                            .to_vec::<f32>()
+                            .unwrap()
+                    };
+                    for (a, b) in to(&g).iter().zip(to(&w)) {
+                        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -70,13 +70,23 @@ pub fn searchsorted(
 ) -> PyResult<PyArray> {
     let seq = array_only(sorted_sequence, "sorted_sequence")?;
     let v = array_only(values, "values")?;
-    on_stream(stream, || Ok(ops::searchsorted(&seq, &v, side).py()?.into()))
+    on_stream(stream, || {
+        Ok(ops::searchsorted(&seq, &v, side).py()?.into())
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
         ($($f:ident),* $(,)?) => {$( m.add_function(wrap_pyfunction!($f, m)?)?; )*};
     }
-    add!(sort, argsort, partition, argpartition, topk, median, searchsorted);
+    add!(
+        sort,
+        argsort,
+        partition,
+        argpartition,
+        topk,
+        median,
+        searchsorted
+    );
     Ok(())
 }

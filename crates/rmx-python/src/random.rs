@@ -47,6 +47,20 @@ fn dtype_or(obj: Option<&Any<'_>>, default: Dtype) -> PyResult<Dtype> {
     Ok(crate::args::dtype(obj)?.unwrap_or(default))
 }
 
+/// The common trailing arguments: shape, dtype (or `default`) and key.
+fn sdk(
+    shape: Option<&Any<'_>>,
+    dtype: Option<&Any<'_>>,
+    key: Option<&Any<'_>>,
+    default: Dtype,
+) -> PyResult<(Vec<usize>, Dtype, Option<Array>)> {
+    Ok((
+        self::shape(shape)?,
+        dtype_or(dtype, default)?,
+        key_arg(key)?,
+    ))
+}
+
 fn opt_array(obj: Option<&Any<'_>>) -> PyResult<Option<Array>> {
     match obj {
         Some(o) if !o.is_none() => Ok(Some(arg_array(o)?)),
@@ -107,11 +121,7 @@ fn uniform(
 ) -> PyResult<PyArray> {
     let lo = opt_array(low)?.unwrap_or_else(|| Array::scalar(0));
     let hi = opt_array(high)?.unwrap_or_else(|| Array::scalar(1));
-    let (s, d, k) = (
-        self::shape(shape)?,
-        dtype_or(dtype, Dtype::Float32)?,
-        key_arg(key)?,
-    );
+    let (s, d, k) = sdk(shape, dtype, key, Dtype::Float32)?;
     on_stream(stream, || {
         Ok(r::uniform(&lo, &hi, &s, d, k.as_ref()).py()?.into())
     })
@@ -127,11 +137,7 @@ fn normal(
     key: Option<&Any<'_>>,
     stream: Option<&Any<'_>>,
 ) -> PyResult<PyArray> {
-    let (s, d, k) = (
-        self::shape(shape)?,
-        dtype_or(dtype, Dtype::Float32)?,
-        key_arg(key)?,
-    );
+    let (s, d, k) = sdk(shape, dtype, key, Dtype::Float32)?;
     let (l, sc) = (opt_array(loc)?, opt_array(scale)?);
     on_stream(stream, || {
         Ok(r::normal(&s, d, l.as_ref(), sc.as_ref(), k.as_ref())
@@ -151,11 +157,7 @@ fn randint(
     stream: Option<&Any<'_>>,
 ) -> PyResult<PyArray> {
     let (lo, hi) = (arg_array(low)?, arg_array(high)?);
-    let (s, d, k) = (
-        self::shape(shape)?,
-        dtype_or(dtype, Dtype::Int32)?,
-        key_arg(key)?,
-    );
+    let (s, d, k) = sdk(shape, dtype, key, Dtype::Int32)?;
     on_stream(stream, || {
         Ok(r::randint(&lo, &hi, &s, d, k.as_ref()).py()?.into())
     })
@@ -207,11 +209,7 @@ fn gumbel(
     key: Option<&Any<'_>>,
     stream: Option<&Any<'_>>,
 ) -> PyResult<PyArray> {
-    let (s, d, k) = (
-        self::shape(shape)?,
-        dtype_or(dtype, Dtype::Float32)?,
-        key_arg(key)?,
-    );
+    let (s, d, k) = sdk(shape, dtype, key, Dtype::Float32)?;
     on_stream(stream, || Ok(r::gumbel(&s, d, k.as_ref()).py()?.into()))
 }
 
@@ -225,11 +223,7 @@ fn laplace(
     key: Option<&Any<'_>>,
     stream: Option<&Any<'_>>,
 ) -> PyResult<PyArray> {
-    let (s, d, k) = (
-        self::shape(shape)?,
-        dtype_or(dtype, Dtype::Float32)?,
-        key_arg(key)?,
-    );
+    let (s, d, k) = sdk(shape, dtype, key, Dtype::Float32)?;
     on_stream(stream, || {
         Ok(r::laplace(&s, d, loc, scale, k.as_ref()).py()?.into())
     })

@@ -209,8 +209,7 @@ pub trait Backend: Send + Sync {
     /// `x` sorted along `axis` (stable, NaN last), or with `kth` partitioned so that
     /// position `kth` holds the element a sort would put there, smaller ones before it and
     /// larger ones after; with `arg`, the uint32 source indices of that arrangement.
-    fn sort(&self, x: &ArrayData, axis: usize, kth: Option<usize>, arg: bool)
-        -> Result<ArrayData>;
+    fn sort(&self, x: &ArrayData, axis: usize, kth: Option<usize>, arg: bool) -> Result<ArrayData>;
     /// For each of `values`, its insertion index (uint32) into the sorted 1-d `seq` of the
     /// same dtype: before equal elements, or after them with `right`.
     fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData>;

@@ -7,7 +7,7 @@ use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
 use crate::primitives::random::RandomBits;
-use crate::shape::{broadcast_shapes, normalize_axis, Shape};
+use crate::shape::{broadcast_shapes, normalize_axis, shape_str, Shape};
 use half::{bf16, f16};
 use parking_lot::Mutex;
 
@@ -48,11 +48,6 @@ fn next_key() -> Result<Array> {
     let (keep, out) = split_pair(&current)?;
     *global = Some(keep);
     Ok(out)
-}
-
-fn shape_str(shape: &[usize]) -> String {
-    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    format!("({})", parts.join(","))
 }
 
 /// Random unsigned integers of `width` bytes (1, 2 or 4) from `key` (or the global key).
@@ -155,7 +150,13 @@ pub fn uniform(
 
 /// Uniform samples in `[0, 1)`.
 pub fn uniform01(shape: &[usize], dtype: Dtype, key: Option<&Array>) -> Result<Array> {
-    uniform(&scalar(0.0, dtype)?, &scalar(1.0, dtype)?, shape, dtype, key)
+    uniform(
+        &scalar(0.0, dtype)?,
+        &scalar(1.0, dtype)?,
+        shape,
+        dtype,
+        key,
+    )
 }
 
 /// Normal samples `loc + scale * sqrt(2) * erfinv(u)` with u uniform in (-1, 1). Complex
@@ -177,7 +178,10 @@ pub fn normal(
     if dtype == Dtype::Complex64 {
         draw_shape.push(2);
     }
-    let (lo, hi) = (above_minus_one(Dtype::Float32)?, scalar(1.0, Dtype::Float32)?);
+    let (lo, hi) = (
+        above_minus_one(Dtype::Float32)?,
+        scalar(1.0, Dtype::Float32)?,
+    );
     let e = erfinv(&uniform(&lo, &hi, &draw_shape, Dtype::Float32, key)?)?;
     let mut samples = if dtype == Dtype::Complex64 {
         let c = reshape_exact(&view(&e, Dtype::Complex64)?, shape.into())?;
@@ -362,6 +366,8 @@ pub fn permutation_n(n: usize, key: Option<&Array>) -> Result<Array> {
 
 /// `x` with its entries along `axis` randomly permuted.
 pub fn permutation(x: &Array, axis: i64, key: Option<&Array>) -> Result<Array> {
-    let n = x.dim(axis).map_err(|_| crate::index_err!("SmallVector out of range."))?;
+    let n = x
+        .dim(axis)
+        .map_err(|_| crate::index_err!("SmallVector out of range."))?;
     super::indexing::take(x, &permutation_n(n, key)?, Some(axis))
 }

@@ -6,16 +6,11 @@ use crate::dtype::{promote_types, Dtype};
 use crate::element::Scalar;
 use crate::error::Result;
 use crate::primitives::sort::{SearchSorted, Sort};
-use crate::shape::{normalize_axis, Shape};
+use crate::shape::{normalize_axis, shape_str, Shape};
 use std::sync::Arc;
 
 use super::elementwise::{astype, isnan, where_};
 use super::shape::{flatten, reshape_exact, slice, transpose};
-
-fn shape_str(shape: &[usize]) -> String {
-    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    format!("({})", parts.join(","))
-}
 
 /// The array to work on and the normalized axis (None flattens).
 fn along(name: &str, x: &Array, axis: Option<i64>) -> Result<(Array, usize)> {

@@ -47,7 +47,11 @@ impl Fft {
         let mut s: Shape = shape.into();
         if self.real {
             let l = self.last();
-            s[l] = if self.inverse { self.n } else { shape[l] / 2 + 1 };
+            s[l] = if self.inverse {
+                self.n
+            } else {
+                shape[l] / 2 + 1
+            };
         }
         s
     }
@@ -64,7 +68,14 @@ impl Primitive for Fft {
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
         let scale = self.scale as f32;
-        one(b.fft(&inputs[0], &self.axes, self.inverse, self.real, &out[0].shape, scale)?)
+        one(b.fft(
+            &inputs[0],
+            &self.axes,
+            self.inverse,
+            self.real,
+            &out[0].shape,
+            scale,
+        )?)
     }
     fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
         let x = &p[0];

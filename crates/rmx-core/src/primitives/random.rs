@@ -52,14 +52,24 @@ impl Primitive for RandomBits {
         one(b.random_bits(&inputs[0], &self.shape, self.width)?)
     }
     /// A batch of keys gives a batch of bit runs: the batch axis goes first on both.
-    fn vmap(&self, inputs: &[Array], axes: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let Some(ax) = axes[0] else {
-            return Ok((vec![RandomBits::node(&inputs[0], self.shape.clone(), self.width)], vec![None]));
+            return Ok((
+                vec![RandomBits::node(&inputs[0], self.shape.clone(), self.width)],
+                vec![None],
+            ));
         };
         let keys = ops::moveaxis(&inputs[0], ax as i64, 0)?;
         let mut shape = self.shape.clone();
         shape.insert(0, keys.shape()[0]);
-        Ok((vec![RandomBits::node(&keys, shape, self.width)], vec![Some(0)]))
+        Ok((
+            vec![RandomBits::node(&keys, shape, self.width)],
+            vec![Some(0)],
+        ))
     }
     crate::primitive_common!();
 }

@@ -22,12 +22,21 @@ pub struct Sort {
 impl Sort {
     pub fn node(&self, x: &Array) -> Array {
         let dtype = if self.arg { Dtype::Uint32 } else { x.dtype() };
-        Array::from_op(x.shape().into(), dtype, Arc::new(self.clone()), vec![x.clone()])
+        Array::from_op(
+            x.shape().into(),
+            dtype,
+            Arc::new(self.clone()),
+            vec![x.clone()],
+        )
     }
 
     /// The indices of the same arrangement (identical for ties: one kernel, one order).
     fn indices(&self, x: &Array) -> Array {
-        Sort { arg: true, ..self.clone() }.node(x)
+        Sort {
+            arg: true,
+            ..self.clone()
+        }
+        .node(x)
     }
 }
 
@@ -56,21 +65,37 @@ impl Primitive for Sort {
         }
         let idx = self.indices(x);
         let zeros = ops::zeros_like(&ct[0])?;
-        Ok(vec![ops::put_along_axis(&zeros, &idx, &ct[0], Some(self.axis as i64))?])
+        Ok(vec![ops::put_along_axis(
+            &zeros,
+            &idx,
+            &ct[0],
+            Some(self.axis as i64),
+        )?])
     }
     fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
         if self.arg {
             return Ok(vec![ops::zeros_like(&out[0])?]);
         }
         let idx = self.indices(&p[0]);
-        Ok(vec![ops::take_along_axis(&t[0], &idx, Some(self.axis as i64))?])
+        Ok(vec![ops::take_along_axis(
+            &t[0],
+            &idx,
+            Some(self.axis as i64),
+        )?])
     }
-    fn vmap(&self, inputs: &[Array], axes: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         let axis = match axes[0] {
             Some(b) if b <= self.axis => self.axis + 1,
             _ => self.axis,
         };
-        let prim = Sort { axis, ..self.clone() };
+        let prim = Sort {
+            axis,
+            ..self.clone()
+        };
         Ok((vec![prim.node(&inputs[0])], vec![axes[0]]))
     }
     crate::primitive_common!();
@@ -95,14 +120,24 @@ impl Primitive for SearchSorted {
         one(b.searchsorted(&inputs[0], &inputs[1], self.right)?)
     }
     /// Integer indices: no gradient reaches either input.
-    fn vjp(&self, p: &[Array], _ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        _ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         argnums.iter().map(|&i| ops::zeros_like(&p[i])).collect()
     }
     fn jvp(&self, _p: &[Array], _t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
         Ok(vec![ops::zeros_like(&out[0])?])
     }
     /// Batched values search the same sequence; a batch of sequences is not supported.
-    fn vmap(&self, inputs: &[Array], axes: &[Option<usize>]) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
+    fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+    ) -> Result<(Vec<Array>, Vec<Option<usize>>)> {
         if axes[0].is_some() {
             return Err(crate::value_err!(
                 "[searchsorted] vmap over the sorted sequence is not supported."

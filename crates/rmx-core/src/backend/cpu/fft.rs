@@ -166,7 +166,10 @@ fn move_to_end(
         perm.iter().map(|&d| data.strides[d]).collect(),
         data.offset,
     );
-    Ok((view.to_vec::<Complex32>(), perm.iter().map(|&d| shape[d]).collect()))
+    Ok((
+        view.to_vec::<Complex32>(),
+        perm.iter().map(|&d| shape[d]).collect(),
+    ))
 }
 
 /// The inverse of `move_to_end` on a computed array: a contiguous copy with the last axis back at `axis`.

@@ -2,8 +2,8 @@
 
 mod binary;
 mod copy;
-mod fft;
 pub mod fast_math;
+mod fft;
 mod indexing;
 pub mod loops;
 pub mod math;
@@ -121,13 +121,7 @@ impl Backend for CpuBackend {
     fn random_bits(&self, keys: &ArrayData, shape: &[usize], width: usize) -> Result<ArrayData> {
         random::random_bits(keys, shape, width)
     }
-    fn sort(
-        &self,
-        x: &ArrayData,
-        axis: usize,
-        kth: Option<usize>,
-        arg: bool,
-    ) -> Result<ArrayData> {
+    fn sort(&self, x: &ArrayData, axis: usize, kth: Option<usize>, arg: bool) -> Result<ArrayData> {
         let how = kth.map_or(sort::Arrange::Sort, sort::Arrange::Partition);
         sort::arrange(x, axis, how, arg)
     }

@@ -140,7 +140,9 @@ mod tests {
     #[test]
     fn partition_places_kth() {
         let x = ArrayData::from_slice(&[5i32, 3, 9, 1, 7], &[5]).unwrap();
-        let p = arrange(&x, 0, Arrange::Partition(2), false).unwrap().to_vec::<i32>();
+        let p = arrange(&x, 0, Arrange::Partition(2), false)
+            .unwrap()
+            .to_vec::<i32>();
         assert_eq!(p[2], 5);
         assert!(p[..2].iter().all(|&v| v <= 5) && p[3..].iter().all(|&v| v >= 5));
     }
