@@ -9,18 +9,22 @@ use crate::array::ArrayData;
 use crate::dtype::Dtype;
 use crate::error::Result;
 use num_complex::Complex32;
+use parking_lot::Mutex;
 use rustfft::{FftDirection, FftPlanner};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 type Plan = Arc<dyn rustfft::Fft<f32>>;
 
+/// A plan for length `n`; plans (twiddle tables) are cached across calls.
 fn plan(n: usize, inverse: bool) -> Plan {
+    static PLANNER: OnceLock<Mutex<FftPlanner<f32>>> = OnceLock::new();
     let dir = if inverse {
         FftDirection::Inverse
     } else {
         FftDirection::Forward
     };
-    FftPlanner::<f32>::new().plan_fft(n, dir)
+    let planner = PLANNER.get_or_init(|| Mutex::new(FftPlanner::new()));
+    planner.lock().plan_fft(n, dir)
 }
 
 /// Transforms every line along `axis` of the row-major `buf` of `shape` in place.
@@ -32,6 +36,17 @@ fn transform_axis(buf: &mut [Complex32], shape: &[usize], axis: usize, inverse: 
     let stride: usize = shape[axis + 1..].iter().product();
     let lines = buf.len() / n;
     let fft = plan(n, inverse);
+    if stride == 1 {
+        // contiguous lines: transform them where they are
+        let base = SendPtr(buf.as_mut_ptr());
+        par_rows(lines, n, |l0, l1| {
+            let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
+            let chunk =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(l0 * n), (l1 - l0) * n) };
+            fft.process_with_scratch(chunk, &mut scratch);
+        });
+        return;
+    }
     let base = SendPtr(buf.as_mut_ptr());
     // line l is (outer o, column j); its elements sit `stride` apart
     let at = move |l: usize, k: usize| (l / stride) * n * stride + k * stride + l % stride;
