@@ -8,6 +8,7 @@ mod convert;
 mod device;
 mod dtype;
 mod errors;
+mod fft;
 mod indexing;
 mod io;
 mod misc;
@@ -15,6 +16,8 @@ mod ops_creation;
 mod ops_elementwise;
 mod ops_reduce;
 mod ops_shape;
+mod ops_sort;
+mod random;
 mod transforms;
 
 use pyo3::prelude::*;
@@ -66,6 +69,9 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_elementwise::register(m)?;
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
+    ops_sort::register(m)?;
+    random::register(m)?;
+    fft::register(m)?;
     misc::register(m)?;
     transforms::register(m)?;
     compile::register(m)?;

@@ -7,6 +7,13 @@ from rmx._rmx import array, bool_  # noqa: F401
 # `where` is a Python keyword only as a statement; it is a valid attribute name.
 from rmx._rmx import where  # noqa: F401
 
+# Submodules made in Rust: register them so `import rmx.core.random` works too.
+import sys as _sys  # noqa: E402
+from rmx._rmx import fft, random  # noqa: F401,E402
+
+_sys.modules[__name__ + ".random"] = random
+_sys.modules[__name__ + ".fft"] = fft
+
 # MLX's alternative names for the same functions.
 acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan, arctanh  # noqa: F405
 atan2 = arctan2  # noqa: F405

@@ -203,6 +203,29 @@ pub trait Backend: Send + Sync {
     ) -> Result<ArrayData>;
     /// Softmax over the last axis (computed in f32 for half types, or the input type if `precise` is false... always accurate here).
     fn softmax(&self, x: &ArrayData) -> Result<ArrayData>;
+    /// Threefry-2x32 random bits: `keys` is `[..., 2]` uint32; the output (`shape`, of
+    /// `width`-byte unsigned integers) is split into equal runs, one per key, as MLX does.
+    fn random_bits(&self, keys: &ArrayData, shape: &[usize], width: usize) -> Result<ArrayData>;
+    /// `x` sorted along `axis` (stable, NaN last), or with `kth` partitioned so that
+    /// position `kth` holds the element a sort would put there, smaller ones before it and
+    /// larger ones after; with `arg`, the uint32 source indices of that arrangement.
+    fn sort(&self, x: &ArrayData, axis: usize, kth: Option<usize>, arg: bool) -> Result<ArrayData>;
+    /// For each of `values`, its insertion index (uint32) into the sorted 1-d `seq` of the
+    /// same dtype: before equal elements, or after them with `right`.
+    fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData>;
+    /// Discrete Fourier transform over `axes`, times `scale`. Complex64 to complex64
+    /// (`inverse`: the unnormalized conjugate transform); with `real`, forward takes
+    /// float32 to the n/2+1 non-negative frequencies of the last of `axes`, and inverse
+    /// takes those back to float32 of `out_shape`.
+    fn fft(
+        &self,
+        x: &ArrayData,
+        axes: &[usize],
+        inverse: bool,
+        real: bool,
+        out_shape: &[usize],
+        scale: f32,
+    ) -> Result<ArrayData>;
 }
 
 /// The backend that runs ops placed on `device`.

@@ -3,10 +3,13 @@
 
 pub mod creation;
 pub mod elementwise;
+pub mod fft;
 pub mod indexing;
 pub mod linalg;
+pub mod random;
 pub mod reduce;
 pub mod shape;
+pub mod sort;
 
 pub use creation::*;
 pub use elementwise::*;
@@ -14,3 +17,4 @@ pub use indexing::*;
 pub use linalg::*;
 pub use reduce::*;
 pub use shape::*;
+pub use sort::*;

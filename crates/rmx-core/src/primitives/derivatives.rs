@@ -60,6 +60,23 @@ pub fn unary_derivative(op: UnaryOp, x: &Array, out: &Array) -> Result<Option<Ar
     Ok(Some(d))
 }
 
+/// The vjp (`tangent` false) or jvp of the complex-part ops, which are linear but not
+/// holomorphic: MLX sends a real cotangent back as `ct` (real), `i ct` (imag), and
+/// conjugates for conjugate; tangents map through the op itself. None for other ops.
+pub fn complex_part_rule(op: UnaryOp, g: &Array, tangent: bool) -> Result<Option<Array>> {
+    use UnaryOp::*;
+    Ok(Some(match (op, tangent) {
+        (Real | Imag | Conjugate, true) => ops::unary(op, g)?,
+        (Real, false) => ops::astype(g, crate::Dtype::Complex64)?,
+        (Imag, false) => ops::multiply(
+            &ops::astype(g, crate::Dtype::Complex64)?,
+            &Array::scalar(Scalar::Complex(num_complex::Complex32::new(0.0, 1.0))),
+        )?,
+        (Conjugate, false) => ops::conjugate(g)?,
+        _ => return Ok(None),
+    }))
+}
+
 /// (d out / d a, d out / d b) for `out = op(a, b)`; None where zero.
 pub fn binary_partials(
     op: BinaryOp,

@@ -2,7 +2,7 @@
 //! Inputs of `Binary` and `Select` are already broadcast and cast by the op layer.
 
 use super::batching::{self, Batched};
-use super::derivatives::{binary_partials, unary_derivative};
+use super::derivatives::{binary_partials, complex_part_rule, unary_derivative};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::{Backend, BinaryOp, UnaryOp};
@@ -30,12 +30,18 @@ impl Primitive for Unary {
         one(b.unary(self.op, &inputs[0], out[0].dtype)?)
     }
     fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        if let Some(g) = complex_part_rule(self.op, &ct[0], false)? {
+            return Ok(vec![g]);
+        }
         Ok(vec![match unary_derivative(self.op, &p[0], &out[0])? {
             Some(d) => ops::multiply(&ct[0], &d)?,
             None => ops::zeros_like(&p[0])?,
         }])
     }
     fn jvp(&self, p: &[Array], t: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+        if let Some(g) = complex_part_rule(self.op, &t[0], true)? {
+            return Ok(vec![g]);
+        }
         Ok(vec![match unary_derivative(self.op, &p[0], &out[0])? {
             Some(d) => ops::multiply(&t[0], &d)?,
             None => ops::zeros_like(&out[0])?,

@@ -8,11 +8,14 @@ pub mod creation;
 pub mod custom;
 pub mod derivatives;
 pub mod elementwise;
+pub mod fft;
 pub mod fused;
 pub mod indexing;
 pub mod linalg;
+pub mod random;
 pub mod reduce;
 pub mod scan_derivatives;
+pub mod sort;
 pub mod structure;
 pub mod views;
 

@@ -3,13 +3,16 @@
 mod binary;
 mod copy;
 pub mod fast_math;
+mod fft;
 mod indexing;
 pub mod loops;
 pub mod math;
 mod matmul;
+mod random;
 mod reduce;
 mod scan;
 mod softmax;
+mod sort;
 mod unary;
 
 use crate::array::ArrayData;
@@ -114,5 +117,26 @@ impl Backend for CpuBackend {
     }
     fn softmax(&self, x: &ArrayData) -> Result<ArrayData> {
         softmax::softmax(x)
+    }
+    fn random_bits(&self, keys: &ArrayData, shape: &[usize], width: usize) -> Result<ArrayData> {
+        random::random_bits(keys, shape, width)
+    }
+    fn sort(&self, x: &ArrayData, axis: usize, kth: Option<usize>, arg: bool) -> Result<ArrayData> {
+        let how = kth.map_or(sort::Arrange::Sort, sort::Arrange::Partition);
+        sort::arrange(x, axis, how, arg)
+    }
+    fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData> {
+        sort::searchsorted(seq, values, right)
+    }
+    fn fft(
+        &self,
+        x: &ArrayData,
+        axes: &[usize],
+        inverse: bool,
+        real: bool,
+        out_shape: &[usize],
+        scale: f32,
+    ) -> Result<ArrayData> {
+        fft::fft(x, axes, inverse, real, out_shape, scale)
     }
 }
