@@ -9,8 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 pub(crate) fn run_node(node: &Arc<Node>) {
-    let started = super::trace::now_if_enabled();
-    let result = catch_unwind(AssertUnwindSafe(|| compute(node))).unwrap_or_else(|p| {
+    let mut started = None;
+    let result = catch_unwind(AssertUnwindSafe(|| compute(node, &mut started))).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<String>()
             .cloned()
@@ -36,7 +36,8 @@ pub(crate) fn run_node(node: &Arc<Node>) {
     drop(inputs);
 }
 
-fn compute(node: &Arc<Node>) -> Result<Vec<ArrayData>> {
+/// Computes the node's outputs; `started` gets the trace time once the inputs are ready.
+fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>> {
     let inputs = node.inputs.lock().clone();
     let mut in_data = Vec::with_capacity(inputs.len());
     for inp in &inputs {
@@ -45,6 +46,7 @@ fn compute(node: &Arc<Node>) -> Result<Vec<ArrayData>> {
         in_data.push(d);
     }
     let backend = crate::backend::backend_for(node.stream.device)?;
+    *started = super::trace::now_if_enabled();
     let results = node.primitive.eval(backend, &in_data, &node.output_specs)?;
     if results.len() != node.output_specs.len() {
         return Err(crate::runtime_err!(
