@@ -149,8 +149,8 @@ static NEXT_THREAD_LOCAL: AtomicUsize = AtomicUsize::new(0);
 
 #[pyfunction]
 pub fn new_thread_local_stream(device: &Bound<'_, PyAny>) -> PyResult<PyThreadLocalStream> {
+    // As in MLX, an unavailable device is reported when the stream is first used.
     let d = expect_device(device, "new_thread_local_stream")?;
-    rmx_core::device::default_stream(d).py()?;
     Ok(PyThreadLocalStream {
         id: NEXT_THREAD_LOCAL.fetch_add(1, Ordering::Relaxed),
         device: d,
