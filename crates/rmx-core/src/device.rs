@@ -122,10 +122,12 @@ pub(crate) fn check_available(op: &str, device: Device) -> Result<()> {
     }
     if device.kind == DeviceType::Gpu && device_count(DeviceType::Gpu) == 0 {
         return Err(match op {
-            "new_stream" => crate::value_err!("[new_stream] Cannot make gpu stream without gpu backend."),
-            "set_default_device" => crate::value_err!(
-                "[set_default_device] Cannot set gpu device without gpu backend."
-            ),
+            "new_stream" => {
+                crate::value_err!("[new_stream] Cannot make gpu stream without gpu backend.")
+            }
+            "set_default_device" => {
+                crate::value_err!("[set_default_device] Cannot set gpu device without gpu backend.")
+            }
             _ => crate::value_err!("[{op}] Cannot get gpu stream without gpu backend."),
         });
     }

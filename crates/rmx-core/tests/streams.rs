@@ -36,7 +36,12 @@ impl Primitive for Fails {
     fn name(&self) -> &'static str {
         "Fails"
     }
-    fn eval(&self, _b: &dyn Backend, _x: &[ArrayData], _o: &[OutputSpec]) -> Result<Vec<ArrayData>> {
+    fn eval(
+        &self,
+        _b: &dyn Backend,
+        _x: &[ArrayData],
+        _o: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
         if self.panic {
             panic!("kernel bug");
         }
@@ -46,7 +51,12 @@ impl Primitive for Fails {
 }
 
 fn slow(x: &Array, ms: u64) -> Array {
-    Array::from_op(x.shape().into(), x.dtype(), Arc::new(Slow { ms }), vec![x.clone()])
+    Array::from_op(
+        x.shape().into(),
+        x.dtype(),
+        Arc::new(Slow { ms }),
+        vec![x.clone()],
+    )
 }
 
 fn on<R>(s: Stream, f: impl FnOnce() -> R) -> R {
@@ -111,7 +121,9 @@ fn many_threads_and_streams_match_single_threaded_results() {
                     std::thread::spawn(move || {
                         let mine = device::new_stream(Device::CPU).unwrap();
                         // interleave: half the graph on this thread's stream, half on a shared one
-                        let h = on(mine, || ops::multiply(&shared, &Array::scalar(1.0f32)).unwrap());
+                        let h = on(mine, || {
+                            ops::multiply(&shared, &Array::scalar(1.0f32)).unwrap()
+                        });
                         let r = on(common, || graph(&h, &b, k));
                         if k % 2 == 0 {
                             rmx_core::async_eval(std::slice::from_ref(&r)).unwrap();
@@ -140,12 +152,18 @@ fn an_input_from_a_stream_still_running_is_waited_for() {
     rmx_core::async_eval(std::slice::from_ref(&a)).unwrap();
     let b = on(b_s, || ops::add(&a, &Array::scalar(1.0f32)).unwrap());
     let built = trace::now();
-    assert_eq!(within(20, move || b.to_vec::<f32>()).unwrap(), vec![2.0, 3.0]);
+    assert_eq!(
+        within(20, move || b.to_vec::<f32>()).unwrap(),
+        vec![2.0, 3.0]
+    );
     let events = trace::take();
     let (a_ev, b_ev) = (events_on(&events, a_s), events_on(&events, b_s));
     trace::enable(false);
     assert_eq!(a_ev.len(), 1);
-    assert!(built < a_ev[0].end_ns, "A had finished before B's op was built");
+    assert!(
+        built < a_ev[0].end_ns,
+        "A had finished before B's op was built"
+    );
     // B's add (its last node; the others prepare the scalar) ran only after A finished
     let add = b_ev.last().expect("B ran");
     assert!(add.start_ns >= a_ev[0].end_ns, "{b_ev:?} vs {a_ev:?}");
@@ -185,7 +203,10 @@ fn eval_blocks_only_on_what_it_asked_for() {
     rmx_core::async_eval(std::slice::from_ref(&long)).unwrap();
     let quick = on(s2, || ops::add(&x, &x).unwrap());
     quick.eval().unwrap();
-    assert!(!long.is_evaluated(), "eval of another stream waited for unrelated work");
+    assert!(
+        !long.is_evaluated(),
+        "eval of another stream waited for unrelated work"
+    );
     long.eval().unwrap();
 }
 
@@ -194,7 +215,14 @@ fn background_errors_surface_at_the_next_eval_of_a_dependent() {
     for panic in [false, true] {
         let s = device::new_stream(Device::CPU).unwrap();
         let x = Array::from_slice(&[1.0f32], &[1]).unwrap();
-        let bad = on(s, || Array::from_op(vec![1].into(), Dtype::Float32, Arc::new(Fails { panic }), vec![x.clone()]));
+        let bad = on(s, || {
+            Array::from_op(
+                vec![1].into(),
+                Dtype::Float32,
+                Arc::new(Fails { panic }),
+                vec![x.clone()],
+            )
+        });
         let dep = ops::exp(&bad).unwrap();
         rmx_core::async_eval(std::slice::from_ref(&dep)).unwrap();
         let err = within(20, move || (dep.eval(), dep.item().map(|_| ()), bad.eval()));
@@ -215,7 +243,9 @@ fn a_destroyed_stream_refuses_work() {
         let x = Array::from_slice(&[1.0f32], &[1]).unwrap();
         let pending = on(s, || ops::exp(&x).unwrap());
         device::clear_streams();
-        assert!(matches!(pending.eval(), Err(Error::Runtime(m)) if m.contains("There is no Stream")));
+        assert!(
+            matches!(pending.eval(), Err(Error::Runtime(m)) if m.contains("There is no Stream"))
+        );
         assert!(rmx_core::stream::check_stream(s).is_err());
         device::synchronize(s).unwrap();
     });
@@ -223,8 +253,14 @@ fn a_destroyed_stream_refuses_work() {
 
 #[test]
 fn gpu_and_unknown_devices_are_errors() {
-    assert!(matches!(device::new_stream(Device::GPU), Err(Error::Value(_))));
-    let cpu1 = Device { kind: rmx_core::DeviceType::Cpu, index: 1 };
+    assert!(matches!(
+        device::new_stream(Device::GPU),
+        Err(Error::Value(_))
+    ));
+    let cpu1 = Device {
+        kind: rmx_core::DeviceType::Cpu,
+        index: 1,
+    };
     assert!(matches!(device::default_stream(cpu1), Err(Error::Index(_))));
     assert!(!device::is_available(cpu1));
 }
@@ -250,7 +286,13 @@ fn a_long_async_loop_runs_in_constant_memory() {
     let start = rmx_core::allocator::get_active_memory();
     let mut growth = 0usize;
     for i in 0..10_000 {
-        x = on(s, || ops::add(&ops::multiply(&x, &Array::scalar(0.99f32)).unwrap(), &Array::scalar(1.0f32)).unwrap());
+        x = on(s, || {
+            ops::add(
+                &ops::multiply(&x, &Array::scalar(0.99f32)).unwrap(),
+                &Array::scalar(1.0f32),
+            )
+            .unwrap()
+        });
         rmx_core::async_eval(std::slice::from_ref(&x)).unwrap();
         if i % 100 == 0 {
             x.eval().unwrap();

@@ -110,10 +110,7 @@ pub fn set_default_device(device: &Bound<'_, PyAny>) -> PyResult<()> {
 
 #[pyfunction]
 pub fn is_available(device: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(device::is_available(expect_device(
-        device,
-        "is_available",
-    )?))
+    Ok(device::is_available(expect_device(device, "is_available")?))
 }
 
 #[pyfunction]

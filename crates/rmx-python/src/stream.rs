@@ -140,7 +140,8 @@ pub fn new_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
 
 /// Every rmx stream may be used from any thread, so this is `new_stream`.
 #[pyfunction]
-pub fn new_thread_unsafe_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
+#[pyo3(name = "new_thread_unsafe_stream")]
+pub fn new_stream_for_any_thread(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
     let d = expect_device(device, "new_thread_unsafe_stream")?;
     Ok(PyStream(device::new_stream(d).py()?))
 }
@@ -260,7 +261,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         default_stream,
         set_default_stream,
         new_stream,
-        new_thread_unsafe_stream,
+        new_stream_for_any_thread,
         new_thread_local_stream,
         clear_streams,
         synchronize,

@@ -6,8 +6,8 @@ use crate::errors::{stash, PyResultExt};
 use pyo3::prelude::*;
 use rmx_core::primitives::custom;
 use rmx_core::transforms::{self, CustomFunction};
-use std::sync::Arc;
 use rmx_core::Array;
+use std::sync::Arc;
 
 fn unwrap(v: Vec<PyArray>) -> Vec<Array> {
     v.into_iter().map(|a| a.inner).collect()
@@ -36,11 +36,7 @@ pub fn _vjp_flat(
     primals: Vec<PyArray>,
     cotangents: Vec<PyArray>,
 ) -> PyResult<(Vec<PyArray>, Vec<PyArray>)> {
-    let r = transforms::vjp(
-        |a| call(py, &f, a),
-        &unwrap(primals),
-        &unwrap(cotangents),
-    );
+    let r = transforms::vjp(|a| call(py, &f, a), &unwrap(primals), &unwrap(cotangents));
     let (o, g) = r.py()?;
     Ok((wrap(o), wrap(g)))
 }
@@ -52,11 +48,7 @@ pub fn _jvp_flat(
     primals: Vec<PyArray>,
     tangents: Vec<PyArray>,
 ) -> PyResult<(Vec<PyArray>, Vec<PyArray>)> {
-    let r = transforms::jvp(
-        |a| call(py, &f, a),
-        &unwrap(primals),
-        &unwrap(tangents),
-    );
+    let r = transforms::jvp(|a| call(py, &f, a), &unwrap(primals), &unwrap(tangents));
     let (o, t) = r.py()?;
     Ok((wrap(o), wrap(t)))
 }
@@ -95,9 +87,11 @@ pub fn _vmap_finish(
     out_axis: Option<i64>,
     size: usize,
 ) -> PyResult<PyArray> {
-    Ok(transforms::vmap_finish(&x.inner, batch_axis, out_axis, size)
-        .py()?
-        .into())
+    Ok(
+        transforms::vmap_finish(&x.inner, batch_axis, out_axis, size)
+            .py()?
+            .into(),
+    )
 }
 
 /// Runs `fun` as a custom function: `vjp(primals, cotangents, outputs)`,
@@ -120,19 +114,25 @@ pub fn _custom_call(
         cf = cf.with_vjp(Arc::new(move |p: &[Array], c: &[Array], o: &[Array]| {
             Python::with_gil(|py| {
                 let r = v.call1(py, (wrap(p.to_vec()), wrap(c.to_vec()), wrap(o.to_vec())));
-                let out = r.and_then(|r| r.extract::<Vec<PyArray>>(py)).map_err(stash)?;
+                let out = r
+                    .and_then(|r| r.extract::<Vec<PyArray>>(py))
+                    .map_err(stash)?;
                 Ok(unwrap(out))
             })
         }));
     }
     if let Some(j) = jvp {
-        cf = cf.with_jvp(Arc::new(move |p: &[Array], t: &[Array], argnums: &[usize]| {
-            Python::with_gil(|py| {
-                let r = j.call1(py, (wrap(p.to_vec()), wrap(t.to_vec()), argnums.to_vec()));
-                let out = r.and_then(|r| r.extract::<Vec<PyArray>>(py)).map_err(stash)?;
-                Ok(unwrap(out))
-            })
-        }));
+        cf = cf.with_jvp(Arc::new(
+            move |p: &[Array], t: &[Array], argnums: &[usize]| {
+                Python::with_gil(|py| {
+                    let r = j.call1(py, (wrap(p.to_vec()), wrap(t.to_vec()), argnums.to_vec()));
+                    let out = r
+                        .and_then(|r| r.extract::<Vec<PyArray>>(py))
+                        .map_err(stash)?;
+                    Ok(unwrap(out))
+                })
+            },
+        ));
     }
     if let Some(v) = vmap {
         cf = cf.with_vmap(Arc::new(move |x: &[Array], axes: &[Option<usize>]| {

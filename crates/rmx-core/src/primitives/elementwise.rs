@@ -1,8 +1,8 @@
 //! Elementwise primitives: `Unary`, `Binary`, `Select`, `AsType`, `BitCast`.
 //! Inputs of `Binary` and `Select` are already broadcast and cast by the op layer.
 
-use super::derivatives::{binary_partials, unary_derivative};
 use super::batching::{self, Batched};
+use super::derivatives::{binary_partials, unary_derivative};
 use super::one;
 use crate::array::{Array, ArrayData};
 use crate::backend::{Backend, BinaryOp, UnaryOp};

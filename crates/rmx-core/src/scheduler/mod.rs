@@ -43,10 +43,7 @@ fn queue(stream: Stream) -> Option<Arc<StreamQueue>> {
 }
 
 pub(crate) fn is_live(stream: Stream) -> bool {
-    QUEUES
-        .read()
-        .get(stream.index)
-        .is_some_and(|q| q.is_some())
+    QUEUES.read().get(stream.index).is_some_and(|q| q.is_some())
 }
 
 pub(crate) fn destroy_streams_of_current_thread() {

@@ -10,17 +10,18 @@ use std::sync::Arc;
 
 pub(crate) fn run_node(node: &Arc<Node>) {
     let mut started = None;
-    let result = catch_unwind(AssertUnwindSafe(|| compute(node, &mut started))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        Err(crate::runtime_err!(
-            "[{}] Evaluation panicked: {msg}",
-            node.primitive.name()
-        ))
-    });
+    let result =
+        catch_unwind(AssertUnwindSafe(|| compute(node, &mut started))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(crate::runtime_err!(
+                "[{}] Evaluation panicked: {msg}",
+                node.primitive.name()
+            ))
+        });
     if let Some(t0) = started {
         super::trace::record(node, t0);
     }

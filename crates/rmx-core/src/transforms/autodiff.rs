@@ -2,10 +2,10 @@
 //! The function is traced on wrapped inputs; the graph between the wrappers and the
 //! outputs is walked backwards (or forwards) calling each primitive's own rule.
 
+use super::tape;
 use crate::array::{Array, Node};
 use crate::error::Result;
 use crate::primitives::autodiff::Identity;
-use super::tape;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 

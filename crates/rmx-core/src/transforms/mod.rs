@@ -15,7 +15,11 @@ use std::collections::{HashMap, HashSet};
 /// Arrays between `inputs` and `outputs` that depend on an input, in dependency order.
 /// With `stop_at_blocked`, `stop_gradient` outputs count as constants (the derivative
 /// transforms); vmap passes `false` since values still flow through them.
-pub(crate) fn tape(outputs: &[Array], inputs: &HashSet<usize>, stop_at_blocked: bool) -> Vec<Array> {
+pub(crate) fn tape(
+    outputs: &[Array],
+    inputs: &HashSet<usize>,
+    stop_at_blocked: bool,
+) -> Vec<Array> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     let mut depends: HashMap<usize, bool> = HashMap::new();
@@ -50,5 +54,3 @@ pub(crate) fn tape(outputs: &[Array], inputs: &HashSet<usize>, stop_at_blocked: 
     }
     order
 }
-
-
