@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use std::alloc::{alloc, dealloc, Layout};
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 const ALIGN: usize = 64;
 
@@ -16,6 +16,16 @@ pub struct Buffer {
     ptr: NonNull<u8>,
     nbytes: usize,
     capacity: usize,
+    /// Which memories hold a valid copy of the bytes (`Residency` bits). Only host memory
+    /// exists today; a device backend adds a device copy and the bits for it.
+    residency: AtomicU8,
+}
+
+/// Residency bits of a `Buffer` (see docs/ARCHITECTURE.md, "Unified memory").
+pub struct Residency;
+impl Residency {
+    pub const HOST: u8 = 1;
+    pub const GPU: u8 = 2;
 }
 
 // The buffer is plain memory; synchronisation of writes is the scheduler's job
@@ -47,6 +57,30 @@ impl Buffer {
     }
     pub fn as_bytes(&self) -> &[u8] {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.nbytes) }
+    }
+
+    /// Whether the memory `device` reads holds a valid copy.
+    pub fn is_resident_on(&self, device: crate::Device) -> bool {
+        self.residency.load(Ordering::Acquire) & residency_bit(device) != 0
+    }
+
+    /// Makes a valid copy available to `device` before a node there reads the buffer.
+    /// The scheduler calls it for every input; on the host it is a check. A device
+    /// backend copies host -> device here (and marks the bit) when the data lives elsewhere.
+    pub fn make_resident(&self, device: crate::Device) -> crate::Result<()> {
+        if self.is_resident_on(device) {
+            return Ok(());
+        }
+        Err(crate::runtime_err!(
+            "[make_resident] No copy of this buffer on {device} and no backend to transfer it."
+        ))
+    }
+}
+
+fn residency_bit(device: crate::Device) -> u8 {
+    match device.kind {
+        crate::DeviceType::Cpu => Residency::HOST,
+        crate::DeviceType::Gpu => Residency::GPU,
     }
 }
 
@@ -97,6 +131,7 @@ impl CachingAllocator {
                 ptr: NonNull::new(ALIGN as *mut u8).unwrap(),
                 nbytes: 0,
                 capacity: 0,
+                residency: AtomicU8::new(Residency::HOST),
             });
         }
         let capacity = size_class(nbytes);
@@ -142,6 +177,7 @@ impl CachingAllocator {
             ptr,
             nbytes,
             capacity,
+            residency: AtomicU8::new(Residency::HOST),
         })
     }
 

@@ -10,7 +10,7 @@ use crate::element::{Element, Scalar};
 use crate::error::Result;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::{is_col_contiguous, is_row_contiguous, numel, row_strides, Shape, Strides};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 
 /// A strided view of a buffer: what a materialised array holds and what kernels read.
@@ -174,9 +174,45 @@ pub struct Node {
     /// Cleared once the node is computed, which detaches the graph.
     pub inputs: Mutex<Vec<Array>>,
     pub stream: Stream,
-    /// Filled by eval; each output array takes its entry when it is next touched.
-    pub(crate) results: Mutex<Option<Vec<ArrayData>>>,
+    /// Where the node is in its life; each output array takes its result from `Done`
+    /// when it is next touched. Lock order: an array's `state` before its node's `status`.
+    pub(crate) status: Mutex<Status>,
+    /// The node's event: signalled when `status` becomes `Done` or `Failed`.
+    pub(crate) finished: Condvar,
     pub output_specs: Vec<OutputSpec>,
+}
+
+/// The life of a node: built, claimed by one evaluation (queued on its stream), then
+/// computed or failed. An error stays on the node, so every later evaluation of an
+/// array that depends on it reports it.
+pub(crate) enum Status {
+    Built,
+    Scheduled,
+    Done(Vec<ArrayData>),
+    Failed(crate::Error),
+}
+
+impl Node {
+    pub(crate) fn new(
+        primitive: Arc<dyn Primitive>,
+        inputs: Vec<Array>,
+        stream: Stream,
+        output_specs: Vec<OutputSpec>,
+    ) -> Node {
+        Node {
+            primitive,
+            inputs: Mutex::new(inputs),
+            stream,
+            status: Mutex::new(Status::Built),
+            finished: Condvar::new(),
+            output_specs,
+        }
+    }
+
+    /// Whether the node has been computed (successfully).
+    pub fn is_computed(&self) -> bool {
+        matches!(*self.status.lock(), Status::Done(_))
+    }
 }
 
 pub(crate) enum State {
@@ -232,19 +268,15 @@ impl Array {
         primitive: Arc<dyn Primitive>,
         inputs: Vec<Array>,
     ) -> Vec<Array> {
-        let node = Arc::new(Node {
-            primitive,
-            inputs: Mutex::new(inputs),
-            stream: crate::device::current_stream(),
-            results: Mutex::new(None),
-            output_specs: outputs
-                .iter()
-                .map(|(shape, dtype)| OutputSpec {
-                    shape: shape.clone(),
-                    dtype: *dtype,
-                })
-                .collect(),
-        });
+        let specs = outputs
+            .iter()
+            .map(|(shape, dtype)| OutputSpec {
+                shape: shape.clone(),
+                dtype: *dtype,
+            })
+            .collect();
+        let stream = crate::device::current_stream();
+        let node = Arc::new(Node::new(primitive, inputs, stream, specs));
         outputs
             .into_iter()
             .enumerate()
@@ -336,7 +368,7 @@ impl Array {
     pub fn is_evaluated(&self) -> bool {
         match &*self.inner.state.lock() {
             State::Ready(_) => true,
-            State::Pending { node, .. } => node.results.lock().is_some(),
+            State::Pending { node, .. } => node.is_computed(),
         }
     }
 
@@ -365,10 +397,10 @@ impl Array {
         let mut st = self.inner.state.lock();
         let taken = match &*st {
             State::Ready(d) => return Some(d.clone()),
-            State::Pending { node, index } => {
-                let res = node.results.lock();
-                res.as_ref().map(|r| r[*index].clone())
-            }
+            State::Pending { node, index } => match &*node.status.lock() {
+                Status::Done(r) => Some(r[*index].clone()),
+                _ => None,
+            },
         };
         if let Some(d) = &taken {
             *st = State::Ready(d.clone());

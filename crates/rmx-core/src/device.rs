@@ -1,15 +1,27 @@
-//! Devices and streams. Arrays have no location: each op runs on a stream, and a
-//! stream belongs to a device. The scheduler (eval.rs) routes each node to its
-//! stream's backend.
+//! Devices. Arrays have no location: each op runs on a stream (stream.rs), and a
+//! stream belongs to a device. This file says which devices exist and which is the default.
 
 use crate::error::Result;
-use parking_lot::Mutex;
-use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use crate::stream::{
+    clear_streams, current_stream, default_stream, new_stream, set_default_stream, synchronize,
+    with_device, with_stream, Stream,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeviceType {
     Cpu,
     Gpu,
+}
+
+impl DeviceType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceType::Cpu => "cpu",
+            DeviceType::Gpu => "gpu",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,35 +49,16 @@ impl Device {
 
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let k = match self.kind {
-            DeviceType::Cpu => "cpu",
-            DeviceType::Gpu => "gpu",
-        };
-        write!(f, "Device({k}, {})", self.index)
+        write!(f, "Device({}, {})", self.kind.name(), self.index)
     }
 }
 
-/// An ordered queue of work on one device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Stream {
-    pub index: usize,
-    pub device: Device,
-}
-
-impl std::fmt::Display for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Stream({}, {})", self.device, self.index)
-    }
-}
-
-/// Whether a backend for `device` is compiled in and usable.
+/// Whether a backend for `device` is compiled in and the device exists.
 pub fn is_available(device: Device) -> bool {
-    match device.kind {
-        DeviceType::Cpu => device.index == 0,
-        DeviceType::Gpu => false,
-    }
+    device.index < device_count(device.kind)
 }
 
+/// How many devices of `kind` this build can use (no GPU backend is compiled in yet).
 pub fn device_count(kind: DeviceType) -> usize {
     match kind {
         DeviceType::Cpu => 1,
@@ -73,99 +66,75 @@ pub fn device_count(kind: DeviceType) -> usize {
     }
 }
 
-struct Registry {
-    default_device: Device,
-    streams: Vec<Stream>,
-}
-
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    default_device: Device::CPU,
-    streams: Vec::new(),
-});
-
-fn ensure_default_streams(reg: &mut Registry) {
-    if reg.streams.is_empty() {
-        reg.streams.push(Stream {
-            index: 0,
-            device: Device::CPU,
-        });
+/// Properties of `device` as MLX reports them: `architecture` and `device_name` for the
+/// CPU (of any index, as MLX 0.32.4), nothing for a GPU without a backend.
+pub fn device_info(device: Device) -> Vec<(&'static str, String)> {
+    match device.kind {
+        DeviceType::Gpu => Vec::new(),
+        DeviceType::Cpu => {
+            let name = std::fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("model name"))
+                        .and_then(|l| l.split_once(':'))
+                        .map(|(_, v)| v.trim().to_string())
+                })
+                .unwrap_or_default();
+            vec![
+                ("architecture", std::env::consts::ARCH.to_string()),
+                ("device_name", name),
+            ]
+        }
     }
 }
 
-thread_local! {
-    /// Stream overrides set by `with_stream` (the `stream=` argument, `with mx.stream(s)`).
-    static STREAM_STACK: RefCell<Vec<Stream>> = const { RefCell::new(Vec::new()) };
+// The default device is process-wide, as in MLX (the default *stream* is per thread).
+static DEFAULT_DEVICE: AtomicU64 = AtomicU64::new(0);
+
+fn pack(d: Device) -> u64 {
+    ((d.kind == DeviceType::Gpu) as u64) << 32 | d.index as u64
 }
 
 pub fn default_device() -> Device {
-    REGISTRY.lock().default_device
+    let v = DEFAULT_DEVICE.load(Ordering::Relaxed);
+    Device {
+        kind: if v >> 32 == 1 {
+            DeviceType::Gpu
+        } else {
+            DeviceType::Cpu
+        },
+        index: (v & 0xffff_ffff) as usize,
+    }
 }
 
 pub fn set_default_device(device: Device) -> Result<()> {
-    check_available(device)?;
-    REGISTRY.lock().default_device = device;
+    check_available("set_default_device", device)?;
+    DEFAULT_DEVICE.store(pack(device), Ordering::Relaxed);
     Ok(())
 }
 
-fn check_available(device: Device) -> Result<()> {
+/// MLX's errors for a device without a backend (ValueError) and, where MLX has only a
+/// C++ range error (IndexError), a clear message for a device index that does not exist.
+pub(crate) fn check_available(op: &str, device: Device) -> Result<()> {
     if is_available(device) {
         return Ok(());
     }
-    Err(match device.kind {
-        DeviceType::Gpu => crate::value_err!("Cannot get gpu stream without gpu backend."),
-        DeviceType::Cpu => crate::value_err!("[Device] Invalid cpu device index {}.", device.index),
-    })
-}
-
-/// The default stream of `device`.
-pub fn default_stream(device: Device) -> Result<Stream> {
-    check_available(device)?;
-    let mut reg = REGISTRY.lock();
-    ensure_default_streams(&mut reg);
-    Ok(*reg.streams.iter().find(|s| s.device == device).unwrap())
-}
-
-pub fn new_stream(device: Device) -> Result<Stream> {
-    check_available(device)?;
-    let mut reg = REGISTRY.lock();
-    ensure_default_streams(&mut reg);
-    let s = Stream {
-        index: reg.streams.len(),
-        device,
-    };
-    reg.streams.push(s);
-    Ok(s)
-}
-
-/// The stream ops built on this thread now run on.
-pub fn current_stream() -> Stream {
-    if let Some(s) = STREAM_STACK.with(|st| st.borrow().last().copied()) {
-        return s;
+    if device.kind == DeviceType::Gpu && device_count(DeviceType::Gpu) == 0 {
+        return Err(match op {
+            "new_stream" => {
+                crate::value_err!("[new_stream] Cannot make gpu stream without gpu backend.")
+            }
+            "set_default_device" => {
+                crate::value_err!("[set_default_device] Cannot set gpu device without gpu backend.")
+            }
+            _ => crate::value_err!("[{op}] Cannot get gpu stream without gpu backend."),
+        });
     }
-    let dev = default_device();
-    default_stream(dev).unwrap_or(Stream {
-        index: 0,
-        device: Device::CPU,
-    })
-}
-
-/// Runs `f` with ops placed on `stream`.
-pub fn with_stream<R>(stream: Stream, f: impl FnOnce() -> R) -> R {
-    STREAM_STACK.with(|st| st.borrow_mut().push(stream));
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            STREAM_STACK.with(|st| {
-                st.borrow_mut().pop();
-            });
-        }
-    }
-    let _pop = Pop;
-    f()
-}
-
-/// Runs `f` with ops placed on the default stream of `device`.
-pub fn with_device<R>(device: Device, f: impl FnOnce() -> R) -> Result<R> {
-    let s = default_stream(device)?;
-    Ok(with_stream(s, f))
+    let n = device_count(device.kind);
+    Err(crate::index_err!(
+        "[{op}] There is no {device}: {n} {} device{} available.",
+        device.kind.name(),
+        if n == 1 { " is" } else { "s are" }
+    ))
 }

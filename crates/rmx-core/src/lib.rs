@@ -13,7 +13,9 @@ pub mod format;
 pub mod ops;
 pub mod primitive;
 pub mod primitives;
+pub mod scheduler;
 pub mod shape;
+pub mod stream;
 pub mod transforms;
 
 pub use array::{Array, ArrayData};

@@ -1,9 +1,12 @@
-//! Devices and streams (`mx.cpu`, `mx.gpu`, `Device`, `Stream`, `default_device`, ...)
-//! and the `stream=` argument every op accepts.
+//! Devices (`mx.cpu`, `mx.gpu`, `Device`, `default_device`, `is_available`, ...). Streams
+//! and the `stream=` argument every op accepts are in stream.rs.
 
 use crate::errors::PyResultExt;
 use pyo3::prelude::*;
-use rmx_core::device::{self, Device, DeviceType, Stream};
+use pyo3::types::PyDict;
+use rmx_core::device::{self, Device, DeviceType};
+
+pub use crate::stream::on_stream;
 
 #[pyclass(name = "DeviceType", module = "rmx.core", eq, eq_int, frozen, hash)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +36,16 @@ impl From<PyDeviceType> for DeviceType {
     }
 }
 
-#[pyclass(name = "Device", module = "rmx.core", frozen, eq)]
+impl From<DeviceType> for PyDeviceType {
+    fn from(d: DeviceType) -> Self {
+        match d {
+            DeviceType::Cpu => PyDeviceType::Cpu,
+            DeviceType::Gpu => PyDeviceType::Gpu,
+        }
+    }
+}
+
+#[pyclass(name = "Device", module = "rmx.core", frozen)]
 #[derive(Clone, Copy, PartialEq)]
 pub struct PyDevice(pub Device);
 
@@ -49,78 +61,41 @@ impl PyDevice {
     }
     #[getter]
     fn r#type(&self) -> PyDeviceType {
-        match self.0.kind {
-            DeviceType::Cpu => PyDeviceType::Cpu,
-            DeviceType::Gpu => PyDeviceType::Gpu,
-        }
+        self.0.kind.into()
     }
     fn __repr__(&self) -> String {
-        let k = match self.0.kind {
-            DeviceType::Cpu => "cpu",
-            DeviceType::Gpu => "gpu",
-        };
-        format!("Device({k}, {})", self.0.index)
+        self.0.to_string()
+    }
+    /// Equal to another Device, or to a DeviceType (as `Device(cpu) == mx.cpu` in MLX).
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        device_of(other).is_some_and(|d| d == self.0)
+    }
+    fn __hash__(&self) -> u64 {
+        (self.0.index as u64) << 1 | (self.0.kind == DeviceType::Gpu) as u64
     }
 }
 
-#[pyclass(name = "Stream", module = "rmx.core", frozen, eq)]
-#[derive(Clone, Copy, PartialEq)]
-pub struct PyStream(pub Stream);
-
-#[pymethods]
-impl PyStream {
-    #[getter]
-    fn device(&self) -> PyDevice {
-        PyDevice(self.0.device)
-    }
-    fn __repr__(&self) -> String {
-        format!(
-            "Stream({}, {})",
-            PyDevice(self.0.device).__repr__(),
-            self.0.index
-        )
-    }
-}
-
-fn device_of(obj: &Bound<'_, PyAny>) -> PyResult<Option<Device>> {
+/// A Device or a DeviceType (which means index 0).
+pub fn device_of(obj: &Bound<'_, PyAny>) -> Option<Device> {
     if let Ok(d) = obj.extract::<PyDevice>() {
-        return Ok(Some(d.0));
+        return Some(d.0);
     }
-    if let Ok(t) = obj.extract::<PyDeviceType>() {
-        return Ok(Some(Device {
-            kind: t.into(),
-            index: 0,
-        }));
-    }
-    Ok(None)
+    obj.extract::<PyDeviceType>().ok().map(|t| Device {
+        kind: t.into(),
+        index: 0,
+    })
 }
 
-/// Resolves the `stream=` argument: a Stream, a Device or a DeviceType.
-pub fn resolve_stream(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Stream>> {
-    let Some(obj) = obj else { return Ok(None) };
-    if obj.is_none() {
-        return Ok(None);
-    }
-    if let Ok(s) = obj.extract::<PyStream>() {
-        return Ok(Some(s.0));
-    }
-    if let Some(d) = device_of(obj)? {
-        return Ok(Some(device::default_stream(d).py()?));
-    }
-    Err(pyo3::exceptions::PyTypeError::new_err(
-        "stream must be a Stream, a Device or a DeviceType",
-    ))
-}
-
-/// Runs `f` with ops placed on the requested stream (or the default).
-pub fn on_stream<R>(
-    stream: Option<&Bound<'_, PyAny>>,
-    f: impl FnOnce() -> PyResult<R>,
-) -> PyResult<R> {
-    match resolve_stream(stream)? {
-        None => f(),
-        Some(s) => device::with_stream(s, f),
-    }
+pub fn expect_device(obj: &Bound<'_, PyAny>, func: &str) -> PyResult<Device> {
+    device_of(obj).ok_or_else(|| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "{func}(): incompatible function arguments: expected a Device or DeviceType, got {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })
 }
 
 #[pyfunction]
@@ -130,30 +105,12 @@ pub fn default_device() -> PyDevice {
 
 #[pyfunction]
 pub fn set_default_device(device: &Bound<'_, PyAny>) -> PyResult<()> {
-    let d = device_of(device)?
-        .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("expected a Device"))?;
-    device::set_default_device(d).py()
-}
-
-#[pyfunction]
-pub fn default_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
-    let d = device_of(device)?
-        .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("expected a Device"))?;
-    Ok(PyStream(device::default_stream(d).py()?))
-}
-
-#[pyfunction]
-pub fn new_stream(device: &Bound<'_, PyAny>) -> PyResult<PyStream> {
-    let d = device_of(device)?
-        .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("expected a Device"))?;
-    Ok(PyStream(device::new_stream(d).py()?))
+    device::set_default_device(expect_device(device, "set_default_device")?).py()
 }
 
 #[pyfunction]
 pub fn is_available(device: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let d = device_of(device)?
-        .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("expected a Device"))?;
-    Ok(device::is_available(d))
+    Ok(device::is_available(expect_device(device, "is_available")?))
 }
 
 #[pyfunction]
@@ -162,8 +119,31 @@ pub fn device_count(device_type: PyDeviceType) -> usize {
 }
 
 #[pyfunction]
-#[pyo3(signature = (stream = None))]
-pub fn synchronize(stream: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    resolve_stream(stream)?;
+#[pyo3(signature = (d = None))]
+pub fn device_info<'py>(
+    py: Python<'py>,
+    d: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dev = match d {
+        Some(d) if !d.is_none() => expect_device(d, "device_info")?,
+        _ => device::default_device(),
+    };
+    let out = PyDict::new(py);
+    for (k, v) in device::device_info(dev) {
+        out.set_item(k, v)?;
+    }
+    Ok(out)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDevice>()?;
+    m.add_class::<PyDeviceType>()?;
+    m.add("cpu", PyDeviceType::Cpu)?;
+    m.add("gpu", PyDeviceType::Gpu)?;
+    m.add_function(wrap_pyfunction!(default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(set_default_device, m)?)?;
+    m.add_function(wrap_pyfunction!(is_available, m)?)?;
+    m.add_function(wrap_pyfunction!(device_count, m)?)?;
+    m.add_function(wrap_pyfunction!(device_info, m)?)?;
     Ok(())
 }

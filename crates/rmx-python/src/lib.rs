@@ -18,6 +18,7 @@ mod ops_reduce;
 mod ops_shape;
 mod ops_sort;
 mod random;
+mod stream;
 mod transforms;
 
 use pyo3::prelude::*;
@@ -31,9 +32,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dtype::PyDtypeCategory>()?;
     m.add_class::<dtype::PyFinfo>()?;
     m.add_class::<dtype::PyIinfo>()?;
-    m.add_class::<device::PyDevice>()?;
-    m.add_class::<device::PyDeviceType>()?;
-    m.add_class::<device::PyStream>()?;
     for d in rmx_core::dtype::ALL_DTYPES {
         let name = if d == rmx_core::Dtype::Bool {
             "bool_"
@@ -45,8 +43,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     for c in dtype::CATEGORIES {
         m.add(c.name(), dtype::PyDtypeCategory(c))?;
     }
-    m.add("cpu", device::PyDeviceType::Cpu)?;
-    m.add("gpu", device::PyDeviceType::Gpu)?;
     m.add("pi", std::f64::consts::PI)?;
     m.add("e", std::f64::consts::E)?;
     m.add("inf", f64::INFINITY)?;
@@ -58,13 +54,8 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dtype::can_cast, m)?)?;
     m.add_function(wrap_pyfunction!(dtype::result_type, m)?)?;
     m.add_function(wrap_pyfunction!(dtype::_dtype_from_name, m)?)?;
-    m.add_function(wrap_pyfunction!(device::default_device, m)?)?;
-    m.add_function(wrap_pyfunction!(device::set_default_device, m)?)?;
-    m.add_function(wrap_pyfunction!(device::default_stream, m)?)?;
-    m.add_function(wrap_pyfunction!(device::new_stream, m)?)?;
-    m.add_function(wrap_pyfunction!(device::is_available, m)?)?;
-    m.add_function(wrap_pyfunction!(device::device_count, m)?)?;
-    m.add_function(wrap_pyfunction!(device::synchronize, m)?)?;
+    device::register(m)?;
+    stream::register(m)?;
     ops_creation::register(m)?;
     ops_elementwise::register(m)?;
     ops_reduce::register(m)?;

@@ -98,7 +98,7 @@ pub fn vmap_trace(
             continue;
         };
         let key = Arc::as_ptr(&node);
-        if !done.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = done.entry(key) {
             let ins = a.inputs();
             let (xs, xa): (Vec<Array>, Vec<Option<usize>>) = ins
                 .iter()
@@ -108,7 +108,7 @@ pub fn vmap_trace(
                 })
                 .unzip();
             let result = node.primitive.vmap(&xs, &xa, &node.output_specs)?;
-            done.insert(key, result);
+            slot.insert(result);
         }
         let (outs, oaxes) = &done[&key];
         batched.insert(a.id(), (outs[index].clone(), oaxes[index]));

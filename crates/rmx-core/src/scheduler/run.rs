@@ -1,0 +1,94 @@
+//! Running one node: wait for its inputs (an input from another stream is waited on
+//! through its node's event), make them resident on the node's device, compute, record
+//! the result or the error, signal the node's event and drop the inputs (which detaches
+//! the graph). Never panics and never returns early without signalling.
+
+use crate::array::{Array, ArrayData, Node, Status};
+use crate::error::Result;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+pub(crate) fn run_node(node: &Arc<Node>) {
+    let mut started = None;
+    let result =
+        catch_unwind(AssertUnwindSafe(|| compute(node, &mut started))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(crate::runtime_err!(
+                "[{}] Evaluation panicked: {msg}",
+                node.primitive.name()
+            ))
+        });
+    if let Some(t0) = started {
+        super::trace::record(node, t0);
+    }
+    {
+        let mut st = node.status.lock();
+        *st = match result {
+            Ok(r) => Status::Done(r),
+            Err(e) => Status::Failed(e),
+        };
+    }
+    node.finished.notify_all();
+    let inputs = std::mem::take(&mut *node.inputs.lock());
+    drop(inputs);
+}
+
+/// Computes the node's outputs; `started` gets the trace time once the inputs are ready.
+fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>> {
+    let inputs = node.inputs.lock().clone();
+    let mut in_data = Vec::with_capacity(inputs.len());
+    for inp in &inputs {
+        let d = wait_for_data(inp, node)?;
+        d.buffer.make_resident(node.stream.device)?;
+        in_data.push(d);
+    }
+    let backend = crate::backend::backend_for(node.stream.device)?;
+    *started = super::trace::now_if_enabled();
+    let results = node.primitive.eval(backend, &in_data, &node.output_specs)?;
+    if results.len() != node.output_specs.len() {
+        return Err(crate::runtime_err!(
+            "[{}] Produced {} outputs instead of {}.",
+            node.primitive.name(),
+            results.len(),
+            node.output_specs.len()
+        ));
+    }
+    Ok(results)
+}
+
+/// The data of `inp`, waiting for its node's event if another stream is still computing
+/// it. The array's own lock is not held while waiting, so readers of it never block.
+fn wait_for_data(inp: &Array, consumer: &Node) -> Result<ArrayData> {
+    let (src, _) = match inp.node() {
+        None => return inp.try_data().ok_or_else(|| not_ready(consumer)),
+        Some(n) => n,
+    };
+    {
+        let mut st = src.status.lock();
+        loop {
+            match &*st {
+                Status::Done(_) => break,
+                Status::Failed(e) => return Err(e.clone()),
+                Status::Built => {
+                    return Err(crate::runtime_err!(
+                        "[eval] An input of {} was never scheduled.",
+                        consumer.primitive.name()
+                    ))
+                }
+                Status::Scheduled => src.finished.wait(&mut st),
+            }
+        }
+    }
+    inp.try_data().ok_or_else(|| not_ready(consumer))
+}
+
+fn not_ready(consumer: &Node) -> crate::Error {
+    crate::runtime_err!(
+        "[eval] An input of {} was not computed.",
+        consumer.primitive.name()
+    )
+}
