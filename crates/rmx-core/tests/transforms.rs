@@ -29,8 +29,8 @@ fn vmap_equals_a_loop_over_the_batch() {
     };
     let got = transforms::vmap(f, &[x.clone(), w.clone()], &[Some(1), None], &[Some(0)]).unwrap();
     let mut want = Vec::new();
-    for j in 0..3 {
-        let col = ops::take(&x, &Array::scalar(j as i32), Some(1)).unwrap();
+    for j in 0..3i32 {
+        let col = ops::take(&x, &Array::scalar(j), Some(1)).unwrap();
         want.push(values(&f(&[col, w.clone()]).unwrap()[0])[0]);
     }
     assert_eq!(got[0].shape(), &[3]);
@@ -44,11 +44,11 @@ fn vmap_rejects_bad_axes() {
     let x = f32s(&[1.0, 2.0], &[2]);
     let id = |a: &[Array]| -> rmx_core::Result<Vec<Array>> { Ok(a.to_vec()) };
     assert!(matches!(
-        transforms::vmap(id, &[x.clone()], &[Some(1)], &[Some(0)]),
+        transforms::vmap(id, std::slice::from_ref(&x), &[Some(1)], &[Some(0)]),
         Err(Error::Index(_))
     ));
     assert!(matches!(
-        transforms::vmap(id, &[x.clone()], &[None], &[Some(0)]),
+        transforms::vmap(id, std::slice::from_ref(&x), &[None], &[Some(0)]),
         Err(Error::Value(_))
     ));
     let y = f32s(&[1.0, 2.0, 3.0], &[3]);
@@ -69,13 +69,13 @@ fn custom_vjp_replaces_the_derivative() {
     let x = f32s(&[0.5, 1.0], &[2]);
     let g = transforms::grad(
         |a| Ok(vec![ops::sum(&cf.call(a)?[0], None, false)?]),
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &[0],
     )
     .unwrap();
     assert_eq!(values(&g[0]), vec![10.0, 10.0]);
     // the forward value is the function's
-    let y = cf.call(&[x.clone()]).unwrap();
+    let y = cf.call(std::slice::from_ref(&x)).unwrap();
     assert_eq!(values(&y[0]), values(&ops::sin(&x).unwrap()));
 }
 
@@ -91,7 +91,7 @@ fn checkpoint_gives_the_plain_gradient() {
     let ck = checkpoint(Arc::new(body));
     let x = f32s(&[0.3, -0.7, 1.1], &[3]);
     let sum = |v: Vec<Array>| ops::sum(&v[0], None, false).map(|s| vec![s]);
-    let plain = transforms::grad(|a| sum(body(a)?), &[x.clone()], &[0]).unwrap();
+    let plain = transforms::grad(|a| sum(body(a)?), std::slice::from_ref(&x), &[0]).unwrap();
     let ckd = transforms::grad(|a| sum(ck.call(a)?), &[x], &[0]).unwrap();
     for (p, c) in values(&plain[0]).iter().zip(values(&ckd[0])) {
         assert!((p - c).abs() < 1e-6, "{p} vs {c}");
