@@ -1,0 +1,145 @@
+"""compile: results equal the uncompiled function and MLX's compiled one; tracing happens
+once per signature (side effects run at trace time only); CSE and fusion shrink the graph;
+state capture; transforms of compiled functions; compile modes."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from diff import A, check, get_rmx, rand
+
+FUNS = {
+    "chain": lambda m, x, y: m.exp(m.sin(x) * 2 + 1) * x,
+    "broadcast": lambda m, x, y: m.tanh(x * y[:1] + 0.5) - y[:1],
+    "mixed": lambda m, x, y: (m.softmax(x * 2, axis=-1) + m.sum(m.abs(y) ** 1.5, axis=0)),
+    "where_cast": lambda m, x, y: m.where(x > y, x.astype(m.float16), (y * 3).astype(m.float16)) + 1,
+    "int": lambda m, x, y: (x * 10).astype(m.int32) // 3 + (y * 5).astype(m.int32) % 4,
+    "repeated": lambda m, x, y: m.sin(x) * m.sin(x) + m.sin(x) * 2 + (x + 1.0) * (x + 1.0),
+    "matmul": lambda m, x, y: m.maximum(x @ y.T + 1, 0.0).sum(axis=0),
+    "multi_out": lambda m, x, y: (m.exp(x), m.log(m.abs(y) + 1), x - y),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNS))
+def test_compiled_matches_mlx(name):
+    x = A(rand((4, 6), "float32", seed=1))
+    y = A(rand((4, 6), "float32", seed=2))
+    f = FUNS[name]
+    check(lambda m, a, b: m.compile(lambda p, q: f(m, p, q))(a, b), x, y, rtol=1e-5, atol=1e-6)
+    mx = get_rmx()
+    xa, ya = mx.array(x.data), mx.array(y.data)
+    got, want = mx.compile(lambda p, q: f(mx, p, q))(xa, ya), f(mx, xa, ya)
+    for g, w in zip(got if isinstance(got, tuple) else [got], want if isinstance(want, tuple) else [want]):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(np.array(g), np.array(w), rtol=1e-6, atol=1e-7)
+
+
+def test_traces_once_per_signature():
+    mx = get_rmx()
+    traces = []
+
+    def f(x, y, scale):
+        traces.append(1)  # a Python side effect: runs at trace time only
+        return x * scale + y
+
+    cf = mx.compile(f)
+    a, b = mx.ones((3,)), mx.zeros((3,))
+    for _ in range(3):
+        cf(a, b, 2.0)
+    assert len(traces) == 1
+    cf(mx.ones((4,)), mx.zeros((4,)), 2.0)  # new shape
+    assert len(traces) == 2
+    cf(a.astype(mx.float16), b, 2.0)  # new dtype
+    assert len(traces) == 3
+    assert cf(a, b, 3.0).tolist() == [3.0, 3.0, 3.0]  # new constant
+    assert len(traces) == 4
+    cf(a, b, 2.0)
+    assert len(traces) == 4
+
+
+def test_cse_and_fusion_shrink_the_graph():
+    mx = get_rmx()
+    from rmx import _rmx
+
+    def chain(xs):
+        x = xs[0]
+        return [mx.exp(mx.sin(x) * 2 + 1) * x]
+    g = _rmx._compile_trace(chain, [[8]], [mx.float32])
+    assert (g.num_steps, g.num_fused) == (1, 1)
+
+    def repeated(xs):
+        x = xs[0]
+        return [mx.reshape(x, (2, 4)).sum(axis=0), mx.reshape(x, (2, 4)).sum(axis=0)]
+    try:
+        # each copy is reshape -> sum with kept dims -> reshape dropping the reduced axis
+        mx.set_compile_mode("no_fuse")
+        assert _rmx._compile_trace(repeated, [[8]], [mx.float32]).num_steps == 3
+        mx.set_compile_mode("no_simplify")
+        assert _rmx._compile_trace(repeated, [[8]], [mx.float32]).num_steps == 6
+    finally:
+        mx.enable_compile()
+
+
+def test_fused_kernel_handles_strided_and_broadcast_inputs():
+    mx = get_rmx()
+    x = mx.array(rand((64, 130), "float32", seed=3))
+    f = lambda a, b: mx.exp(a.T * 0.5 - b) / (1 + b)  # noqa: E731
+    b = mx.array(rand((64,), "float32", seed=4))
+    got = mx.compile(f)(x, b)
+    np.testing.assert_allclose(np.array(got), np.array(f(x, b)), rtol=1e-6)
+
+
+def test_state_capture_matches_mlx():
+    def run(m):
+        state = [m.array([1.0, 2.0])]
+
+        def step(v):
+            state[0] = state[0] * 0.5 + v
+            return state[0].sum()
+        cs = m.compile(step, inputs=state, outputs=state)
+        outs = [cs(m.array(1.0)) for _ in range(4)]
+        return outs, state[0]
+    check(run)
+
+
+def test_transforms_of_compiled_functions():
+    x = A(rand((3, 4), "float32", seed=5))
+    f = lambda m, t: m.sum(m.exp(m.sin(t) * 2 + 1) * t)  # noqa: E731
+    check(lambda m, a: m.grad(m.compile(lambda t: f(m, t)))(a), x, rtol=1e-5)
+    check(lambda m, a: m.compile(m.grad(lambda t: f(m, t)))(a), x, rtol=1e-5)
+    check(lambda m, a: m.vmap(m.compile(lambda t: m.exp(t) * t + 1))(a), x, rtol=1e-6)
+    check(lambda m, a: m.jvp(m.compile(lambda t: m.exp(t) * t + 1), [a], [m.ones_like(a)]), x, rtol=1e-6)
+
+
+def test_eval_inside_compile_raises_like_mlx():
+    x = A(rand((3,), "float32", seed=6))
+    check(lambda m, a: m.compile(lambda t: t * t.sum().item())(a), x)
+
+
+def test_disable_compile_runs_the_function_each_time():
+    mx = get_rmx()
+    calls = []
+    cf = mx.compile(lambda t: (calls.append(1), t + 1)[1])
+    try:
+        mx.disable_compile()
+        cf(mx.ones(2))
+        cf(mx.ones(2))
+        assert len(calls) == 2
+    finally:
+        mx.enable_compile()
+    cf(mx.ones(2))
+    cf(mx.ones(2))
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("var", ["RMX_DISABLE_COMPILE", "MLX_DISABLE_COMPILE"])
+def test_environment_variable_disables_compile(var):
+    code = ("import rmx.core as mx; calls = []\n"
+            "cf = mx.compile(lambda t: (calls.append(1), t + 1)[1])\n"
+            "cf(mx.ones(2)); cf(mx.ones(2)); print(len(calls))")
+    env = dict(os.environ, **{var: "1"})
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2"
