@@ -35,6 +35,17 @@ def _np_softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+_COMPILED = {}
+
+
+def _compiled(mx, key, fn):
+    """One compiled function per library, made on first use (compile caches its trace)."""
+    k = (mx.__name__, key)
+    if k not in _COMPILED:
+        _COMPILED[k] = mx.compile(fn)
+    return _COMPILED[k]
+
+
 def _overhead_graph(mx, iters):
     x = mx.array(1.0)
     for _ in range(iters):
@@ -70,6 +81,12 @@ def build(quick):
             lambda mx, x: mx.exp(mx.sin(x) * 2 + 1) * x,
             lambda x: np.exp(np.sin(x) * 2 + 1) * x,
             work=("bytes", 2 * n * f4), note="rate counts 1 read + 1 write"),
+        Workload(
+            "chain_compiled", f"compile(exp(sin(x)*2+1)*x) {n / 1e6:g}M f32",
+            _uniform(n),
+            lambda mx, x: _compiled(mx, "chain", lambda t: mx.exp(mx.sin(t) * 2 + 1) * t)(x),
+            lambda x: np.exp(np.sin(x) * 2 + 1) * x,
+            work=("bytes", 2 * n * f4), note="mx.compile: one fused kernel (rmx), MLX's compile"),
         Workload(
             "sum", f"sum {n / 1e6:g}M f32", _uniform(n),
             lambda mx, x: mx.sum(x), lambda x: x.sum(),
