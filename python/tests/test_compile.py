@@ -143,3 +143,40 @@ def test_environment_variable_disables_compile(var):
     env = dict(os.environ, **{var: "1"})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2"
+
+
+UNARY = ["abs", "sqrt", "square", "exp", "expm1", "log1p", "sin", "cos", "tanh", "sigmoid", "erf",
+         "negative", "floor", "ceil", "sign", "reciprocal", "rsqrt", "arctan", "sinh", "logical_not"]
+BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "arctan2",
+          "logaddexp", "remainder", "floor_divide", "equal", "less", "greater_equal"]
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_every_unary_op_fuses_exactly(name):
+    """A fused chain runs the same kernels in the same order: bit-exact to uncompiled."""
+    mx = get_rmx()
+    x = mx.array(np.abs(rand((3, 1000), "float32", seed=7)) + 0.1)
+    f = lambda t: getattr(mx, name)(t * 0.5 + 0.25) * 2  # noqa: E731
+    assert np.array_equal(np.array(mx.compile(f)(x)), np.array(f(x)), equal_nan=True)
+
+
+@pytest.mark.parametrize("name", BINARY)
+@pytest.mark.parametrize("dtypes", [("float32", "float32"), ("int32", "float16"), ("int16", "int32")])
+def test_every_binary_op_with_mixed_dtypes(name, dtypes):
+    mx = get_rmx()
+    a = mx.array(rand((5, 300), dtypes[0], seed=8, low=1, high=9))
+    b = mx.array(rand((300,), dtypes[1], seed=9, low=1, high=9))
+    f = lambda p, q: getattr(mx, name)(p + 1, q * 2) + 1  # noqa: E731
+    got, want = mx.compile(f)(a, b), f(a, b)
+    assert got.dtype == want.dtype
+    assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
+
+
+def test_compile_of_vmap():
+    x = A(rand((3, 4), "float32", seed=10))
+    check(lambda m, a: m.compile(m.vmap(lambda t: m.exp(t) * t.sum()))(a), x, rtol=1e-6)
+
+
+def test_non_array_output_is_an_error():
+    x = A(rand((3,), "float32", seed=11))
+    check(lambda m, a: m.compile(lambda t: "not an array")(a), x)
