@@ -5,7 +5,9 @@ batch 256, cross-entropy. One process, interleaved repetitions, medians:
 - MLX   the same code on mlx.core
 - NumPy a hand-written forward and backward pass
 - rmx-manual: the NumPy arithmetic written with rmx ops (no `grad`), which measures the
-  overhead of the transform over the bare forward+backward arithmetic.
+  overhead of the transform over the bare forward+backward arithmetic;
+- rmx-compiled / mlx-compiled: the step under `compile` with the parameters as captured
+  state (issue 5).
 
     PYTHONPATH=python python3 bench/train_mlp.py [--steps 10] [--repeats 7]
 """
@@ -36,8 +38,9 @@ def init(rng):
     return params, x, y
 
 
-def mx_trainer(mx, params, x, y):
-    """Returns a callable running one SGD step with value_and_grad, and its state."""
+def mx_trainer(mx, params, x, y, compiled=False):
+    """Returns a callable running one SGD step with value_and_grad; with `compiled`, the
+    step is `mx.compile`d with the parameters captured as state (inputs=/outputs=)."""
     state = [mx.array(p) for p in params]
     xa, ya = mx.array(x), mx.array(y)
     mx.eval(state, xa, ya)
@@ -52,9 +55,15 @@ def mx_trainer(mx, params, x, y):
 
     vag = mx.value_and_grad(loss_fn)
 
-    def step():
+    def update():
         loss, grads = vag(state)
         state[:] = [p - LR * g for p, g in zip(state, grads)]
+        return loss
+
+    run = mx.compile(update, inputs=state, outputs=state) if compiled else update
+
+    def step():
+        loss = run()
         mx.eval(loss, state)
         return loss
 
@@ -153,6 +162,8 @@ def main():
         "mlx": mx_trainer(mlx, params, x, y),
         "numpy": numpy_trainer(params, x, y),
         "rmx-manual": mx_manual_trainer(rmx, params, x, y),
+        "rmx-compiled": mx_trainer(rmx, params, x, y, compiled=True),
+        "mlx-compiled": mx_trainer(mlx, params, x, y, compiled=True),
     }
 
     def run(step):
@@ -169,7 +180,7 @@ def main():
         rate[lib] = args.steps / statistics.median(r["times"])
         print(f"{lib:11s} {rate[lib]:8.1f} steps/s   (last loss {outputs[lib]:.4f})")
     if "rmx" in rate:
-        for other in ("mlx", "numpy", "rmx-manual"):
+        for other in ("mlx", "numpy", "rmx-manual", "rmx-compiled", "mlx-compiled"):
             if other in rate:
                 print(f"rmx / {other:10s} = {rate['rmx'] / rate[other]:.2f}x")
         if "rmx-manual" in rate:

@@ -35,6 +35,17 @@ def _np_softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _gelu(lib, x):
+    return x * (1 + lib.erf(x / 1.4142135623730951)) / 2
+
+
+def _norm(lib, x, w, b):
+    mean = x.mean(axis=-1, keepdims=True)
+    xc = x - mean
+    var = (xc * xc).mean(axis=-1, keepdims=True)
+    return xc / (lib.sqrt(var + 1e-5) if lib is not np else np.sqrt(var + 1e-5)) * w + b
+
+
 _COMPILED = {}
 
 
@@ -87,6 +98,25 @@ def build(quick):
             lambda mx, x: _compiled(mx, "chain", lambda t: mx.exp(mx.sin(t) * 2 + 1) * t)(x),
             lambda x: np.exp(np.sin(x) * 2 + 1) * x,
             work=("bytes", 2 * n * f4), note="mx.compile: one fused kernel (rmx), MLX's compile"),
+        Workload(
+            "gelu", f"gelu (MLX nn.gelu formula) {n / 1e6:g}M f32", _uniform(n),
+            lambda mx, x: _gelu(mx, x), None,
+            work=("bytes", 2 * n * f4), note="x * (1 + erf(x / sqrt 2)) / 2"),
+        Workload(
+            "gelu_compiled", f"compile(gelu) {n / 1e6:g}M f32", _uniform(n),
+            lambda mx, x: _compiled(mx, "gelu", lambda t: _gelu(mx, t))(x), None,
+            work=("bytes", 2 * n * f4)),
+        Workload(
+            "layernorm", f"normalize-scale-shift {m}x{m} f32",
+            lambda rng: _uniform(m, m)(rng) + _uniform(m)(rng) + _uniform(m)(rng),
+            lambda mx, x, w, b: _norm(mx, x, w, b), lambda x, w, b: _norm(np, x, w, b),
+            work=("bytes", 2 * m * m * f4)),
+        Workload(
+            "layernorm_compiled", f"compile(normalize-scale-shift) {m}x{m} f32",
+            lambda rng: _uniform(m, m)(rng) + _uniform(m)(rng) + _uniform(m)(rng),
+            lambda mx, x, w, b: _compiled(mx, "norm", lambda *t: _norm(mx, *t))(x, w, b),
+            lambda x, w, b: _norm(np, x, w, b),
+            work=("bytes", 2 * m * m * f4)),
         Workload(
             "sum", f"sum {n / 1e6:g}M f32", _uniform(n),
             lambda mx, x: mx.sum(x), lambda x: x.sum(),
