@@ -180,3 +180,19 @@ def test_compile_of_vmap():
 def test_non_array_output_is_an_error():
     x = A(rand((3,), "float32", seed=11))
     check(lambda m, a: m.compile(lambda t: "not an array")(a), x)
+
+
+@pytest.mark.parametrize("shapes", [
+    [(7, 5000), (5000,), (7, 1)],          # long rows: column tiles; a per-row column
+    [(3, 4, 9), (4, 9), ()],              # 3-d with a 2-d broadcast row and a scalar
+    [(600, 10), (10,), (600, 10)],        # short rows: many rows per tile
+    [(5, 6, 7), (6, 1), (7,)],            # two different broadcast patterns
+    [(0, 5), (5,), ()],                   # empty
+])
+def test_fused_tiles_over_broadcast_layouts(shapes):
+    mx = get_rmx()
+    xs = [mx.array(rand(s, "float32", seed=20 + i)) for i, s in enumerate(shapes)]
+    f = lambda a, b, c: mx.tanh(a * b + c) * b - c  # noqa: E731
+    got, want = mx.compile(f)(*xs), f(*xs)
+    assert got.shape == want.shape
+    assert np.array_equal(np.array(got), np.array(want))

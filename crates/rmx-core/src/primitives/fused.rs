@@ -13,7 +13,7 @@ use crate::backend::{Backend, BinaryOp, UnaryOp};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::primitive::{OutputSpec, Primitive};
-use crate::shape::{row_strides, Shape};
+use crate::shape::Shape;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -116,14 +116,59 @@ impl Fused {
     }
 }
 
-/// A block `[start, start+len)` of `x`'s row-major elements as a 1-d view, for inputs
-/// that are contiguous or a single broadcast value.
-fn block_view(x: &ArrayData, start: usize, len: usize) -> ArrayData {
-    let shape: Shape = [len].as_slice().into();
-    if x.strides.iter().all(|&s| s == 0) {
-        return x.view(shape, [0isize].as_slice().into(), x.offset);
+/// How an input is addressed tile by tile.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Row-major contiguous over the whole output shape.
+    Contiguous,
+    /// One value broadcast everywhere.
+    Scalar,
+    /// A contiguous row of `len` elements repeated along the leading axes (a broadcast
+    /// bias or scale: strides `[0, ..., 0, contiguous suffix]`).
+    Periodic(usize),
+    /// Anything else: made contiguous before the loop.
+    Other,
+}
+
+fn layout(x: &ArrayData) -> Layout {
+    if x.is_row_contiguous() {
+        return Layout::Contiguous;
     }
-    x.view(shape, row_strides(&[len]), x.offset + start)
+    if x.strides.iter().all(|&s| s == 0) {
+        return Layout::Scalar;
+    }
+    // the longest row-contiguous suffix; everything before it must be broadcast
+    let nd = x.ndim();
+    let mut expect = 1isize;
+    let mut k = nd;
+    while k > 0 && (x.shape[k - 1] == 1 || x.strides[k - 1] == expect) {
+        expect *= x.shape[k - 1] as isize;
+        k -= 1;
+    }
+    if (0..k).all(|d| x.strides[d] == 0 || x.shape[d] == 1) {
+        Layout::Periodic(x.shape[k..].iter().product())
+    } else {
+        Layout::Other
+    }
+}
+
+/// The tile `rows x cols` at row `r0` and column `c0` of `x` seen as `[n / period, period]`.
+fn tile_view(
+    x: &ArrayData,
+    l: Layout,
+    period: usize,
+    r0: usize,
+    c0: usize,
+    rows: usize,
+    cols: usize,
+) -> ArrayData {
+    let shape: Shape = [rows, cols].as_slice().into();
+    let (strides, offset): ([isize; 2], usize) = match l {
+        Layout::Scalar => ([0, 0], x.offset),
+        Layout::Periodic(_) => ([0, 1], x.offset + c0),
+        _ => ([period as isize, 1], x.offset + r0 * period + c0),
+    };
+    x.view(shape, strides.as_slice().into(), offset)
 }
 
 impl Primitive for Fused {
@@ -138,28 +183,62 @@ impl Primitive for Fused {
     ) -> Result<Vec<ArrayData>> {
         let shape = &out[0].shape;
         let n: usize = shape.iter().product();
-        // Inputs the block views cannot address (general strided layouts) are made
-        // contiguous once.
-        let ins: Vec<ArrayData> = inputs
-            .iter()
-            .map(|x| {
-                if x.is_row_contiguous() || x.strides.iter().all(|&s| s == 0) {
-                    Ok(x.clone())
-                } else {
-                    b.copy(x)
-                }
-            })
-            .collect::<Result<_>>()?;
         let o = ArrayData::alloc(out[0].dtype, shape)?;
-        let blocks = n.div_ceil(BLOCK);
-        (0..blocks)
+        if n == 0 {
+            return Ok(vec![o]);
+        }
+        // View the output as [n / period, period]: the period is the row length of the
+        // first broadcast-row input (n when there is none). Inputs with another period or
+        // a layout tiles cannot address are made contiguous once.
+        let mut layouts: Vec<Layout> = inputs.iter().map(layout).collect();
+        let period = layouts
+            .iter()
+            .find_map(|l| match l {
+                Layout::Periodic(p) => Some(*p),
+                _ => None,
+            })
+            .unwrap_or(n);
+        let mut ins: Vec<ArrayData> = Vec::with_capacity(inputs.len());
+        for (x, l) in inputs.iter().zip(layouts.iter_mut()) {
+            let fits = match *l {
+                Layout::Contiguous | Layout::Scalar => true,
+                Layout::Periodic(p) => p == period,
+                Layout::Other => false,
+            };
+            if fits {
+                ins.push(x.clone());
+            } else {
+                ins.push(b.copy(x)?);
+                *l = Layout::Contiguous;
+            }
+        }
+        let rows = n / period;
+        // tiles: several whole rows when rows are short, column chunks when they are long
+        let (rows_per_tile, cols_per_tile) = if period <= BLOCK {
+            (BLOCK / period, period)
+        } else {
+            (1, BLOCK)
+        };
+        let row_tiles = rows.div_ceil(rows_per_tile);
+        let col_tiles = period.div_ceil(cols_per_tile);
+        (0..row_tiles * col_tiles)
             .into_par_iter()
             .try_for_each(|k| -> Result<()> {
-                let start = k * BLOCK;
-                let len = BLOCK.min(n - start);
-                let views: Vec<ArrayData> = ins.iter().map(|x| block_view(x, start, len)).collect();
+                let (r0, c0) = (
+                    (k / col_tiles) * rows_per_tile,
+                    (k % col_tiles) * cols_per_tile,
+                );
+                let (nr, nc) = (rows_per_tile.min(rows - r0), cols_per_tile.min(period - c0));
+                let views: Vec<ArrayData> = ins
+                    .iter()
+                    .zip(&layouts)
+                    .map(|(x, &l)| tile_view(x, l, period, r0, c0, nr, nc))
+                    .collect();
                 let r = self.run_block(b, &views)?;
-                b.copy_into(&r, &block_view(&o, start, len))
+                b.copy_into(
+                    &r,
+                    &tile_view(&o, Layout::Contiguous, period, r0, c0, nr, nc),
+                )
             })?;
         Ok(vec![o])
     }
