@@ -3,9 +3,10 @@
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). The working corpus
 # grows in fuzz/corpus/<target>/ (ignored by git) from the committed seeds in
-# fuzz/seeds/<target>/ (regenerate with scripts/fuzz_seeds.py); a crashing input lands in
-# fuzz/artifacts/<target>/. Copy it into crates/rmx-io/tests/regressions/<format>/, where
-# `cargo test -p rmx-io` loads it on every run. Logs: fuzz/logs/<target>.log.
+# fuzz/seeds/<target>/ (regenerate with scripts/fuzz_seeds.py); fuzz/dicts/<target>.dict
+# lists tokens of the format. A crashing input lands in fuzz/artifacts/<target>/: copy it
+# into crates/rmx-io/tests/regressions/<format>/, where `cargo test -p rmx-io` loads it on
+# every run. Logs: fuzz/logs/<target>.log.
 set -uo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH="${1:-60}"
@@ -29,7 +30,7 @@ for t in "${TARGETS[@]}"; do
     echo "== $t: ${SECONDS_EACH}s"
     cargo +nightly fuzz run -a "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$SECONDS_EACH" -max_len="$(max_len "$t")" \
-        -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+        -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1 -dict="dicts/$t.dict" \
         >"logs/$t.log" 2>&1
     rc=$?
     runs=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "logs/$t.log" | tail -1)

@@ -83,3 +83,68 @@ fn fuzz_seeds_load() {
         r.err().map(|e| format!("{}: {e}", path.display()))
     });
 }
+
+fn gguf_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A GGUF of `n` uint8 metadata entries and `n` empty float32 tensors (a few MB for 100k).
+fn many_entries_gguf(n: usize) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&(n as u64).to_le_bytes());
+    b.extend_from_slice(&(n as u64).to_le_bytes());
+    for i in 0..n {
+        gguf_str(&mut b, &format!("k{i}"));
+        b.extend_from_slice(&0u32.to_le_bytes()); // uint8
+        b.push(i as u8);
+    }
+    for i in 0..n {
+        gguf_str(&mut b, &format!("t{i}"));
+        b.extend_from_slice(&1u32.to_le_bytes()); // one dimension
+        b.extend_from_slice(&0u64.to_le_bytes()); // of size 0
+        b.extend_from_slice(&0u32.to_le_bytes()); // F32
+        b.extend_from_slice(&0u64.to_le_bytes()); // offset
+    }
+    b.resize(b.len().next_multiple_of(32), 0);
+    b
+}
+
+/// Names are deduplicated with hash maps: a file of many entries loads in linear time (it
+/// took minutes when each name was compared with every earlier one).
+#[test]
+fn many_entries_load_in_linear_time() {
+    let n = 100_000;
+    let start = std::time::Instant::now();
+    let (loaded, meta) =
+        rmx_io::load_bytes(many_entries_gguf(n), "many.gguf", Format::Gguf, true).unwrap();
+    let Loaded::Arrays(arrays) = loaded else {
+        panic!("gguf loads named arrays")
+    };
+    let Some(Metadata::Gguf(meta)) = meta else {
+        panic!("gguf has metadata")
+    };
+    assert_eq!((arrays.len(), meta.len()), (n, n));
+    assert_eq!(arrays[n - 1].0, format!("t{}", n - 1));
+
+    let named: Vec<(String, Array)> = (0..20_000)
+        .map(|i| {
+            (
+                format!("a{i}"),
+                Array::from_slice(&[i as f32], &[1]).unwrap(),
+            )
+        })
+        .collect();
+    let npz = rmx_io::npz::to_bytes(&named, false).unwrap();
+    let Loaded::Arrays(back) = rmx_io::load_bytes(npz, "many.npz", Format::Npz, false)
+        .unwrap()
+        .0
+    else {
+        panic!("npz loads named arrays")
+    };
+    assert_eq!(back.len(), 20_000);
+    let secs = start.elapsed().as_secs_f64();
+    assert!(secs < 20.0, "loading many entries took {secs:.1} s");
+    eprintln!("many entries: {secs:.2} s");
+}
