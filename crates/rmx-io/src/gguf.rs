@@ -6,6 +6,7 @@ use crate::gguf_quants::GgmlType;
 use crate::lazy::{Decode, Load, Source};
 use crate::{io_err, with_row_major_bytes, MetaValue, Sink};
 use rmx_core::{runtime_err, value_err, Array, Dtype, Result};
+use std::collections::{HashMap, HashSet};
 
 const MAGIC: &[u8] = b"GGUF";
 const DEFAULT_ALIGNMENT: usize = 32;
@@ -188,6 +189,7 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
         ));
     }
     let mut metadata: Vec<(String, MetaValue)> = Vec::with_capacity(n_kv);
+    let mut meta_index: HashMap<String, usize> = HashMap::with_capacity(n_kv);
     let mut alignment = DEFAULT_ALIGNMENT;
     for _ in 0..n_kv {
         let key = r.string("metadata key")?;
@@ -208,9 +210,14 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
                 ));
             }
         }
-        match metadata.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => metadata.push((key, value)),
+        // A repeated key keeps its first place and takes the last value. Hash maps keep
+        // the name checks linear: a file can hold millions of entries.
+        match meta_index.get(&key) {
+            Some(&i) => metadata[i].1 = value,
+            None => {
+                meta_index.insert(key.clone(), metadata.len());
+                metadata.push((key, value));
+            }
         }
     }
     let mut infos = Vec::with_capacity(n_tensors);
@@ -245,6 +252,7 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
     }
     let data_start = r.pos.div_ceil(alignment) * alignment;
     let mut arrays: Vec<(String, Array)> = Vec::with_capacity(n_tensors);
+    let mut names: HashSet<String> = HashSet::with_capacity(n_tensors);
     let mut ranges: Vec<(usize, usize, usize)> = Vec::with_capacity(n_tensors);
     for (i, t) in infos.iter().enumerate() {
         let name = &t.name;
@@ -255,11 +263,8 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
                 t.ty.name()
             ))
         })?;
-        let numel = t
-            .dims
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| bad(format!("shape {:?} overflows", t.dims)))?;
+        let numel = crate::npy::nbytes(&t.dims, Dtype::Uint8, label)
+            .map_err(|_| bad(format!("shape {:?} is too large", t.dims)))?;
         let last = t.dims.last().copied().unwrap_or(1);
         if !last.is_multiple_of(per_block) {
             return Err(bad(format!(
@@ -339,9 +344,9 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
                     name.as_str()
                 };
                 let mut o = outs.into_iter();
-                insert(&mut arrays, name.clone(), o.next().unwrap(), label)?;
-                insert(&mut arrays, format!("{prefix}.scales"), o.next().unwrap(), label)?;
-                insert(&mut arrays, format!("{prefix}.biases"), o.next().unwrap(), label)?;
+                insert(&mut arrays, &mut names, name.clone(), o.next().unwrap(), label)?;
+                insert(&mut arrays, &mut names, format!("{prefix}.scales"), o.next().unwrap(), label)?;
+                insert(&mut arrays, &mut names, format!("{prefix}.biases"), o.next().unwrap(), label)?;
                 continue;
             }
             GgmlType::Other(_) => {
@@ -353,7 +358,7 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
             _ => f16(),
         };
         for a in outs {
-            insert(&mut arrays, name.clone(), a, label)?;
+            insert(&mut arrays, &mut names, name.clone(), a, label)?;
         }
     }
     ranges.retain(|r| r.1 > r.0);
@@ -370,8 +375,14 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, MetaValu
     Ok((arrays, metadata))
 }
 
-fn insert(arrays: &mut Vec<(String, Array)>, name: String, a: Array, label: &str) -> Result<()> {
-    if arrays.iter().any(|(k, _)| *k == name) {
+fn insert(
+    arrays: &mut Vec<(String, Array)>,
+    names: &mut HashSet<String>,
+    name: String,
+    a: Array,
+    label: &str,
+) -> Result<()> {
+    if !names.insert(name.clone()) {
         return Err(runtime_err!(
             "[load_gguf] Duplicate parameter name {name} in {label}; this can happen when loading quantized tensors."
         ));

@@ -320,12 +320,21 @@ pub fn parse_header(bytes: &[u8], label: &str) -> Result<Header> {
     })
 }
 
-/// Checked byte size of `shape` elements of `dtype`.
+/// Checked byte size of `shape` elements of `dtype`. The shape must also have strides that
+/// fit in `isize` (the product of its dimensions with zeros counted as one): an empty array
+/// such as `(0, 2**31-1, 2**31-1, 2**31-1)` needs no bytes, but its strides would overflow.
 pub(crate) fn nbytes(shape: &[usize], dtype: Dtype, label: &str) -> Result<usize> {
+    let strides_fit = shape
+        .iter()
+        .try_fold(1isize, |acc, &d| {
+            acc.checked_mul(isize::try_from(d.max(1)).ok()?)
+        })
+        .is_some();
     shape
         .iter()
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| runtime_err!("[load] The shape {shape:?} in {label} overflows"))
+        .filter(|_| strides_fit)
+        .ok_or_else(|| runtime_err!("[load] The shape {shape:?} in {label} is too large"))
 }
 
 /// Loads the `.npy` held by `src` starting at `base` and spanning `len` bytes, lazily.

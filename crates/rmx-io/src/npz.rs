@@ -5,6 +5,7 @@ use crate::lazy::Source;
 use crate::npy;
 use crate::Sink;
 use rmx_core::{runtime_err, value_err, Array, Result};
+use std::collections::HashMap;
 use std::io::{Cursor, Read};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
@@ -44,6 +45,7 @@ fn not_zip(label: &str, e: impl std::fmt::Display) -> rmx_core::Error {
 pub fn load(src: &Source) -> Result<Vec<(String, Array)>> {
     let mut zip = ZipArchive::new(Cursor::new(src.bytes())).map_err(|e| not_zip(&src.label, e))?;
     let mut out: Vec<(String, Array)> = Vec::with_capacity(zip.len().min(1 << 16));
+    let mut index: HashMap<String, usize> = HashMap::new();
     for i in 0..zip.len() {
         let mut f = zip
             .by_index(i)
@@ -68,10 +70,14 @@ pub fn load(src: &Source) -> Result<Vec<(String, Array)>> {
             let member = Source::from_bytes(bytes, &label);
             npy::load(&member)?
         };
-        if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = array;
-        } else {
-            out.push((key, array));
+        // A repeated name keeps its first place and takes the last array (a hash map keeps
+        // this linear in the number of members).
+        match index.get(&key) {
+            Some(&i) => out[i].1 = array,
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push((key, array));
+            }
         }
     }
     Ok(out)

@@ -201,10 +201,9 @@ pub fn load(src: &Source) -> Result<(Vec<(String, Array)>, Vec<(String, String)>
             (Some(s), Some(e)) if s >= 0 && e >= s => (s, e),
             _ => return Err(bad(format!("invalid data offsets {:?}", offsets))),
         };
-        let nbytes = shape
-            .iter()
-            .try_fold(dtype.size() as i128, |acc, &d| acc.checked_mul(d as i128));
-        if nbytes != Some(end - start) {
+        let nbytes = crate::npy::nbytes(&shape, dtype, label)
+            .map_err(|_| bad(format!("shape {shape:?} is too large")))?;
+        if nbytes as i128 != end - start {
             return Err(bad(format!(
                 "invalid data offsets ({start}, {end}) for shape {shape:?} of {dtype}"
             )));
