@@ -188,6 +188,9 @@ def test_non_array_output_is_an_error():
     [(600, 10), (10,), (600, 10)],        # short rows: many rows per tile
     [(5, 6, 7), (6, 1), (7,)],            # two different broadcast patterns
     [(0, 5), (5,), ()],                   # empty
+    [(6, 7), (6, 1), (7,)],               # a per-row column and a row: same period
+    [(3, 4, 5), (3, 1, 1), (5,)],         # per-row over 20, row of 5: periods differ
+    [(2, 3, 4), (2, 3, 1), (1, 3, 4)],    # per-row (last axis) and a per-matrix block
 ])
 def test_fused_tiles_over_broadcast_layouts(shapes):
     mx = get_rmx()

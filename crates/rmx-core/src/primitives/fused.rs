@@ -126,6 +126,9 @@ enum Layout {
     /// A contiguous row of `len` elements repeated along the leading axes (a broadcast
     /// bias or scale: strides `[0, ..., 0, contiguous suffix]`).
     Periodic(usize),
+    /// One value per row of `len` elements (a broadcast per-row statistic such as a
+    /// mean with kept dims: contiguous leading axes, stride-0 trailing axes).
+    RowConstant(usize),
     /// Anything else: made contiguous before the loop.
     Other,
 }
@@ -146,10 +149,21 @@ fn layout(x: &ArrayData) -> Layout {
         k -= 1;
     }
     if (0..k).all(|d| x.strides[d] == 0 || x.shape[d] == 1) {
-        Layout::Periodic(x.shape[k..].iter().product())
-    } else {
-        Layout::Other
+        return Layout::Periodic(x.shape[k..].iter().product());
     }
+    // the longest stride-0 suffix; the leading axes must then be row-contiguous
+    let mut k = nd;
+    while k > 0 && (x.strides[k - 1] == 0 || x.shape[k - 1] == 1) {
+        k -= 1;
+    }
+    let mut expect = 1isize;
+    for d in (0..k).rev() {
+        if x.shape[d] != 1 && x.strides[d] != expect {
+            return Layout::Other;
+        }
+        expect *= x.shape[d] as isize;
+    }
+    Layout::RowConstant(x.shape[k..].iter().product())
 }
 
 /// The tile `rows x cols` at row `r0` and column `c0` of `x` seen as `[n / period, period]`.
@@ -166,6 +180,7 @@ fn tile_view(
     let (strides, offset): ([isize; 2], usize) = match l {
         Layout::Scalar => ([0, 0], x.offset),
         Layout::Periodic(_) => ([0, 1], x.offset + c0),
+        Layout::RowConstant(_) => ([1, 0], x.offset + r0),
         _ => ([period as isize, 1], x.offset + r0 * period + c0),
     };
     x.view(shape, strides.as_slice().into(), offset)
@@ -188,13 +203,13 @@ impl Primitive for Fused {
             return Ok(vec![o]);
         }
         // View the output as [n / period, period]: the period is the row length of the
-        // first broadcast-row input (n when there is none). Inputs with another period or
+        // first input broadcast along rows or columns (n when there is none). Inputs with another period or
         // a layout tiles cannot address are made contiguous once.
         let mut layouts: Vec<Layout> = inputs.iter().map(layout).collect();
         let period = layouts
             .iter()
             .find_map(|l| match l {
-                Layout::Periodic(p) => Some(*p),
+                Layout::Periodic(p) | Layout::RowConstant(p) => Some(*p),
                 _ => None,
             })
             .unwrap_or(n);
@@ -202,7 +217,7 @@ impl Primitive for Fused {
         for (x, l) in inputs.iter().zip(layouts.iter_mut()) {
             let fits = match *l {
                 Layout::Contiguous | Layout::Scalar => true,
-                Layout::Periodic(p) => p == period,
+                Layout::Periodic(p) | Layout::RowConstant(p) => p == period,
                 Layout::Other => false,
             };
             if fits {
