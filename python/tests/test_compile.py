@@ -183,7 +183,8 @@ def test_non_array_output_is_an_error():
 
 
 @pytest.mark.parametrize("shapes", [
-    [(7, 5000), (5000,), (7, 1)],          # long rows: column tiles; a per-row column
+    [(7, 5000), (5000,), (7, 1)],          # several rows per tile; a per-row column
+    [(2, 40000), (40000,), (2, 1)],        # rows longer than a tile: column chunks
     [(3, 4, 9), (4, 9), ()],              # 3-d with a 2-d broadcast row and a scalar
     [(600, 10), (10,), (600, 10)],        # short rows: many rows per tile
     [(5, 6, 7), (6, 1), (7,)],            # two different broadcast patterns

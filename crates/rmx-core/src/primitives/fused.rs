@@ -17,8 +17,9 @@ use crate::shape::Shape;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// Elements per block: a few 16 KB temporaries per op stay in L1/L2.
-const BLOCK: usize = 4096;
+/// Elements per tile: a few 64 KB temporaries per op stay in L2 (measured faster than
+/// 4,096 on the chain, gelu and normalize benchmarks: less per-tile overhead).
+const BLOCK: usize = 16384;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FusedKind {
