@@ -153,10 +153,8 @@ def test_vmap_binary_broadcasting(name):
     a = np.abs(rand((B, 4), "float32", seed=4)) + 0.5
     b = np.abs(rand((4, 2, B), "float32", seed=5)) + 0.5
     c = np.abs(rand((2, 1), "float32", seed=6)) + 0.5
-    f = getattr(REF, name)
     check(lambda m, x, y: m.vmap(getattr(m, name), in_axes=(0, -1))(x, y), A(a), A(b))
     check(lambda m, x, y: m.vmap(getattr(m, name), in_axes=(0, None))(x, y), A(a), A(c))
-    assert f is not None
 
 
 @pytest.mark.parametrize("out_axes", [0, 1, -1, -2])

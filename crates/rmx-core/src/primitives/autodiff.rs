@@ -104,3 +104,19 @@ impl Primitive for Placeholder {
         self
     }
 }
+
+/// The tangent given for input `k` (tangents are listed for `argnums` only), or zeros
+/// shaped like that input.
+pub fn tangent_or_zeros(p: &[Array], t: &[Array], argnums: &[usize], k: usize) -> Result<Array> {
+    match argnums.iter().position(|&a| a == k) {
+        Some(i) => Ok(t[i].clone()),
+        None => crate::ops::zeros_like(&p[k]),
+    }
+}
+
+/// Tangents for every input: the given ones at `argnums`, zeros elsewhere.
+pub fn full_tangents(p: &[Array], t: &[Array], argnums: &[usize]) -> Result<Vec<Array>> {
+    (0..p.len())
+        .map(|k| tangent_or_zeros(p, t, argnums, k))
+        .collect()
+}

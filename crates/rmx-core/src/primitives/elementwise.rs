@@ -159,15 +159,8 @@ impl Primitive for Select {
         argnums: &[usize],
         _out: &[Array],
     ) -> Result<Vec<Array>> {
-        let zero = ops::zeros_like(&p[1])?;
-        let get = |k: usize| -> Array {
-            argnums
-                .iter()
-                .position(|&a| a == k)
-                .map(|i| t[i].clone())
-                .unwrap_or(zero.clone())
-        };
-        Ok(vec![ops::where_(&p[0], &get(1), &get(2))?])
+        let get = |k| super::autodiff::tangent_or_zeros(p, t, argnums, k);
+        Ok(vec![ops::where_(&p[0], &get(1)?, &get(2)?)?])
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
         let (xs, b) = batching::all_to_front(x, ax)?;

@@ -269,7 +269,7 @@ impl Primitive for Fused {
         Ok(argnums.iter().map(|&k| grads[k].clone()).collect())
     }
     fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        let tangents = crate::transforms::custom::full_tangents(p, t, argnums)?;
+        let tangents = super::autodiff::full_tangents(p, t, argnums)?;
         Ok(crate::transforms::jvp(|x| Ok(vec![self.replay(x)?]), p, &tangents)?.1)
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {

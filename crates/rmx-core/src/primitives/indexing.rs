@@ -1,6 +1,7 @@
 //! Gather/scatter primitives along one axis. Multi-axis indexing is lowered onto these
 //! by the op layer (indices over several axes become one linear index).
 
+use super::autodiff::tangent_or_zeros;
 use super::batching::{self, Batched};
 use super::one;
 use crate::array::{Array, ArrayData};
@@ -282,18 +283,5 @@ fn take_vmap(x: &Array, idx: &Array, ax: &[Option<usize>], axis: usize) -> Resul
             perm.extend((1 + ni + axis..r.ndim()).map(|p| p as i64));
             batching::at_front(ops::transpose(&r, Some(&perm))?)
         }
-    }
-}
-
-/// The tangent given for input `k`, or zeros shaped like it.
-pub(crate) fn tangent_or_zeros(
-    p: &[Array],
-    t: &[Array],
-    argnums: &[usize],
-    k: usize,
-) -> Result<Array> {
-    match argnums.iter().position(|&a| a == k) {
-        Some(i) => Ok(t[i].clone()),
-        None => ops::zeros_like(&p[k]),
     }
 }

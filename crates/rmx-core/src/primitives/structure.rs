@@ -99,12 +99,7 @@ impl Primitive for Concatenate {
             .collect()
     }
     fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        let parts: Vec<Array> = (0..p.len())
-            .map(|k| match argnums.iter().position(|&a| a == k) {
-                Some(i) => Ok(t[i].clone()),
-                None => ops::zeros_like(&p[k]),
-            })
-            .collect::<Result<_>>()?;
+        let parts = super::autodiff::full_tangents(p, t, argnums)?;
         Ok(vec![ops::concatenate(&parts, Some(self.axis as i64))?])
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
@@ -252,8 +247,8 @@ impl Primitive for SliceUpdate {
             .collect()
     }
     fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        let tx = super::indexing::tangent_or_zeros(p, t, argnums, 0)?;
-        let tu = super::indexing::tangent_or_zeros(p, t, argnums, 1)?;
+        let tx = super::autodiff::tangent_or_zeros(p, t, argnums, 0)?;
+        let tu = super::autodiff::tangent_or_zeros(p, t, argnums, 1)?;
         Ok(vec![ops::slice_update_at(
             &tx,
             &tu,

@@ -5,6 +5,7 @@
 use crate::array::Array;
 use crate::error::Result;
 use crate::ops;
+use crate::primitives::autodiff::full_tangents;
 use crate::primitives::custom::{CustomTransforms, Fun, JvpFun, VjpFun, VmapFun};
 use std::sync::Arc;
 
@@ -80,18 +81,6 @@ impl CustomFunction {
             .collect();
         Ok(Array::from_multi_op(specs, Arc::new(prim), node_inputs))
     }
-}
-
-/// Tangents for every primal: the given ones at `argnums`, zeros elsewhere.
-pub fn full_tangents(primals: &[Array], t: &[Array], argnums: &[usize]) -> Result<Vec<Array>> {
-    primals
-        .iter()
-        .enumerate()
-        .map(|(k, p)| match argnums.iter().position(|&a| a == k) {
-            Some(i) => Ok(t[i].clone()),
-            None => ops::zeros_like(p),
-        })
-        .collect()
 }
 
 /// `fun` with gradient checkpointing: the backward pass recomputes `fun` from its
