@@ -1,0 +1,161 @@
+//! The generation loop: prompt processing in chunks, then one token at a time through the
+//! KV cache, sampling, stop conditions and streamed text.
+
+use crate::cache::KvCache;
+use crate::error::Result;
+use crate::invalid;
+use crate::models::LanguageModel;
+use crate::sample::{Sampler, SamplerConfig};
+use crate::tokenizer::{StreamingDetokenizer, Tokenizer};
+use rmx_core::{ops, Array, Dtype};
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampler: SamplerConfig,
+    /// Prompt tokens per forward pass while processing the prompt.
+    pub prefill_step: usize,
+    /// Generation stops when the text contains one of these (it is cut before it).
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: 256,
+            sampler: SamplerConfig::default(),
+            prefill_step: 512,
+            stop: vec![],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+}
+
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+    pub prompt_tps: f64,
+    pub generation_tps: f64,
+    pub peak_memory_bytes: usize,
+}
+
+/// Logits of the last position of `tokens` after running them through the model.
+pub fn forward_last(model: &dyn LanguageModel, tokens: &[u32], cache: &mut [KvCache]) -> Result<Vec<f32>> {
+    let ids = Array::from_slice(tokens, &[1, tokens.len()])?;
+    let logits = model.forward(&ids, cache)?;
+    let (l, v) = (logits.shape()[1] as i64, logits.shape()[2] as i64);
+    let last = ops::slice(&logits, &[0, l - 1, 0], &[1, l, v], None)?;
+    let last = ops::astype(&last, Dtype::Float32)?;
+    let mut state: Vec<Array> = cache.iter().flat_map(|c| c.state()).collect();
+    state.push(last.clone());
+    rmx_core::eval(&state)?;
+    Ok(last.to_vec::<f32>()?)
+}
+
+/// Runs the prompt through the model (in chunks) and returns the last position's logits.
+pub fn prefill(model: &dyn LanguageModel, prompt: &[u32], cache: &mut [KvCache], step: usize) -> Result<Vec<f32>> {
+    if prompt.is_empty() {
+        return Err(invalid!("the prompt is empty"));
+    }
+    let step = step.max(1);
+    let mut logits = Vec::new();
+    for chunk in prompt.chunks(step) {
+        logits = forward_last(model, chunk, cache)?;
+    }
+    Ok(logits)
+}
+
+/// Generates from `prompt` (token ids), continuing `cache` (pass a fresh one to start),
+/// calling `on_text` with each new piece of text.
+pub fn generate(
+    model: &dyn LanguageModel,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    cache: &mut [KvCache],
+    opts: &GenerateOptions,
+    mut on_text: impl FnMut(&str),
+) -> Result<Generation> {
+    let context = model.args().max_position_embeddings;
+    let used = cache.first().map_or(0, |c| c.offset);
+    if used + prompt.len() > context {
+        return Err(invalid!(
+            "the prompt has {} tokens (plus {used} in the cache), more than the model's context of {context}",
+            prompt.len()
+        ));
+    }
+    let mut sampler = Sampler::new(opts.sampler.clone())?;
+    let t0 = Instant::now();
+    let mut logits = prefill(model, prompt, cache, opts.prefill_step)?;
+    let prompt_time = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut history: Vec<u32> = prompt.to_vec();
+    let mut tokens = Vec::new();
+    let mut detok = StreamingDetokenizer::new(tokenizer);
+    let mut finish = FinishReason::Length;
+    let mut text = String::new();
+    while tokens.len() < opts.max_tokens {
+        let next = sampler.sample(&mut logits, &history);
+        if tokenizer.eos_ids.contains(&next) {
+            finish = FinishReason::Stop;
+            break;
+        }
+        tokens.push(next);
+        history.push(next);
+        let piece = detok.push(next)?;
+        if !piece.is_empty() {
+            let before = text.len();
+            text.push_str(&piece);
+            if let Some(cut) = find_stop(&text, &opts.stop, before) {
+                on_text(&text[before..cut.max(before)]);
+                text.truncate(cut);
+                finish = FinishReason::Stop;
+                break;
+            }
+            on_text(&piece);
+        }
+        if tokens.len() >= opts.max_tokens || used + history.len() >= context {
+            break;
+        }
+        logits = forward_last(model, &[next], cache)?;
+    }
+    if finish == FinishReason::Length {
+        let rest = detok.finish()?;
+        text.push_str(&rest);
+        on_text(&rest);
+    }
+    let gen_time = t1.elapsed().as_secs_f64();
+    Ok(Generation {
+        prompt_tokens: prompt.len(),
+        prompt_tps: prompt.len() as f64 / prompt_time.max(1e-9),
+        generation_tps: tokens.len() as f64 / gen_time.max(1e-9),
+        peak_memory_bytes: rmx_core::allocator::get_peak_memory(),
+        tokens,
+        text,
+        finish,
+    })
+}
+
+/// The byte offset where the first stop string starts, searching only text that could
+/// contain a stop string completed by the newest piece.
+fn find_stop(text: &str, stops: &[String], new_from: usize) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            let mut from = new_from.saturating_sub(s.len());
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            text[from..].find(s.as_str()).map(|i| from + i)
+        })
+        .min()
+}

@@ -1,0 +1,148 @@
+//! The layers LLMs are built from, over float or affine-quantized weights.
+
+use crate::config::QuantConfig;
+use crate::error::Result;
+use crate::kernels;
+use crate::weights::Weights;
+use rmx_core::{ops, Array, Dtype};
+
+/// A packed affine-quantized matrix (MLX's format): rows of `bits`-bit codes in uint32
+/// words, one scale and bias per `group_size` codes.
+#[derive(Clone)]
+pub struct Quantized {
+    pub weight: Array,
+    pub scales: Array,
+    pub biases: Array,
+    pub config: QuantConfig,
+}
+
+impl Quantized {
+    fn load(w: &Weights, prefix: &str) -> Result<Option<Quantized>> {
+        let Some(scales) = w.opt(&format!("{prefix}.scales")) else {
+            return Ok(None);
+        };
+        Ok(Some(Quantized {
+            weight: w.get(&format!("{prefix}.weight"))?,
+            biases: w.get(&format!("{prefix}.biases"))?,
+            config: w.quant_of(prefix)?,
+            scales,
+        }))
+    }
+
+    /// x @ W.T without materializing W.
+    pub fn matmul_t(&self, x: &Array) -> Result<Array> {
+        let y = kernels::quantized_matmul(
+            x,
+            &self.weight,
+            &self.scales,
+            &self.biases,
+            self.config.group_size,
+            self.config.bits,
+        )?;
+        Ok(ops::astype(&y, x.dtype())?)
+    }
+
+    /// Rows `ids` of W, as floats of `dtype`.
+    pub fn rows(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
+        let take = |a: &Array| ops::take(a, ids, Some(0));
+        let w = kernels::dequantize(
+            &take(&self.weight)?,
+            &take(&self.scales)?,
+            &take(&self.biases)?,
+            self.config.group_size,
+            self.config.bits,
+        )?;
+        Ok(ops::astype(&w, dtype)?)
+    }
+}
+
+/// `y = x W^T + b`, with W float or quantized.
+#[derive(Clone)]
+pub enum Linear {
+    Dense { weight: Array, bias: Option<Array> },
+    Quantized { q: Quantized, bias: Option<Array> },
+}
+
+impl Linear {
+    pub fn load(w: &Weights, prefix: &str) -> Result<Linear> {
+        let bias = w.opt(&format!("{prefix}.bias"));
+        Ok(match Quantized::load(w, prefix)? {
+            Some(q) => Linear::Quantized { q, bias },
+            None => Linear::Dense {
+                weight: w.get(&format!("{prefix}.weight"))?,
+                bias,
+            },
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let (y, bias) = match self {
+            Linear::Dense { weight, bias } => {
+                let wt = ops::transpose(&ops::astype(weight, x.dtype())?, None)?;
+                (ops::matmul(x, &wt)?, bias)
+            }
+            Linear::Quantized { q, bias } => (q.matmul_t(x)?, bias),
+        };
+        match bias {
+            Some(b) => Ok(ops::add(&y, &ops::astype(b, x.dtype())?)?),
+            None => Ok(y),
+        }
+    }
+}
+
+/// A token embedding table, float or quantized; `as_linear` gives tied output logits.
+#[derive(Clone)]
+pub struct Embedding(pub Linear);
+
+impl Embedding {
+    pub fn load(w: &Weights, prefix: &str) -> Result<Embedding> {
+        Ok(Embedding(Linear::load(w, prefix)?))
+    }
+
+    /// Embeddings of `ids` (any shape) as `dtype`.
+    pub fn forward(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
+        let flat = ops::flatten(ids, 0, -1)?;
+        let rows = match &self.0 {
+            Linear::Dense { weight, .. } => ops::astype(&ops::take(weight, &flat, Some(0))?, dtype)?,
+            Linear::Quantized { q, .. } => q.rows(&flat, dtype)?,
+        };
+        let mut shape: Vec<i64> = ids.shape().iter().map(|&v| v as i64).collect();
+        shape.push(-1);
+        Ok(ops::reshape(&rows, &shape)?)
+    }
+
+    /// Logits `x E^T` (tied embeddings).
+    pub fn as_linear(&self, x: &Array) -> Result<Array> {
+        self.0.forward(x)
+    }
+}
+
+/// Root-mean-square normalization with a learned scale.
+#[derive(Clone)]
+pub struct RmsNorm {
+    pub weight: Array,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    pub fn load(w: &Weights, prefix: &str, eps: f32) -> Result<RmsNorm> {
+        Ok(RmsNorm {
+            weight: w.get(&format!("{prefix}.weight"))?,
+            eps,
+        })
+    }
+
+    /// Gemma's norms scale by (1 + w): fold the 1 in once at load time.
+    pub fn load_offset(w: &Weights, prefix: &str, eps: f32) -> Result<RmsNorm> {
+        let weight = w.get(&format!("{prefix}.weight"))?;
+        let one = ops::ones_like(&weight)?;
+        Ok(RmsNorm {
+            weight: ops::add(&weight, &one)?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        kernels::rms_norm(x, &ops::astype(&self.weight, x.dtype())?, self.eps)
+    }
+}

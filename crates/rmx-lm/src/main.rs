@@ -1,0 +1,129 @@
+//! The `rmx-lm` command line: generate, chat, serve, convert, benchmark.
+
+use clap::{Args, Parser, Subcommand};
+use rmx_lm::chat_template::{render, Message};
+use rmx_lm::generate::{generate, GenerateOptions};
+use rmx_lm::loader::{self, Loaded};
+use rmx_lm::sample::SamplerConfig;
+use rmx_lm::Result;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "rmx-lm", version, about = "Run, chat with and serve LLMs on rmx")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ModelArg {
+    /// A .gguf file, or a Hugging Face / mlx-lm model folder.
+    #[arg(long)]
+    model: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct SamplingArgs {
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temp: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl SamplingArgs {
+    fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            max_tokens: self.max_tokens,
+            sampler: SamplerConfig {
+                temperature: self.temp,
+                top_p: self.top_p,
+                top_k: self.top_k,
+                min_p: self.min_p,
+                repetition_penalty: self.repetition_penalty,
+                seed: self.seed,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt, streaming it to the terminal.
+    Generate {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long, default_value = "Hello")]
+        prompt: String,
+        #[arg(long)]
+        system_prompt: Option<String>,
+        /// Feed the prompt as is, without the model's chat template.
+        #[arg(long)]
+        ignore_chat_template: bool,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// Print the prompt as the model sees it.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+/// The prompt's token ids, through the chat template unless told otherwise.
+fn prompt_ids(l: &Loaded, prompt: &str, system: Option<&str>, raw: bool, verbose: bool) -> Result<Vec<u32>> {
+    let text = match (&l.tokenizer.chat_template, raw) {
+        (Some(t), false) => {
+            let mut msgs = Vec::new();
+            if let Some(s) = system {
+                msgs.push(Message::new("system", s));
+            }
+            msgs.push(Message::new("user", prompt));
+            render(t, &msgs, true, "", "")?
+        }
+        _ => prompt.to_string(),
+    };
+    if verbose {
+        eprintln!("==========\n{text}\n==========");
+    }
+    l.tokenizer.encode(&text)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate { model, prompt, system_prompt, ignore_chat_template, sampling, verbose } => {
+            let l = loader::load(&model.model)?;
+            let ids = prompt_ids(&l, &prompt, system_prompt.as_deref(), ignore_chat_template, verbose)?;
+            let mut cache = l.model.new_cache();
+            let mut out = std::io::stdout();
+            let g = generate(l.model.as_ref(), &l.tokenizer, &ids, &mut cache, &sampling.options(), |s| {
+                let _ = out.write_all(s.as_bytes());
+                let _ = out.flush();
+            })?;
+            println!();
+            println!("==========");
+            println!("Prompt: {} tokens, {:.3} tokens-per-sec", g.prompt_tokens, g.prompt_tps);
+            println!("Generation: {} tokens, {:.3} tokens-per-sec", g.tokens.len(), g.generation_tps);
+            println!("Peak memory: {:.3} GB", g.peak_memory_bytes as f64 / 1e9);
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

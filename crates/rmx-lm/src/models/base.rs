@@ -1,0 +1,137 @@
+//! Pieces shared by the model families: attention with RoPE and a KV cache, the gated MLP,
+//! and the per-family options that switch them.
+
+use crate::cache::KvCache;
+use crate::config::{ModelArgs, RopeStyle};
+use crate::error::Result;
+use crate::kernels;
+use crate::layers::{Linear, RmsNorm};
+use crate::weights::Weights;
+use rmx_core::{ops, Array};
+
+/// RoPE's inverse frequencies for a head of `dims` features, with Llama-3 scaling.
+pub fn rope_inv_freq(args: &ModelArgs, dims: usize, base: f32) -> Vec<f32> {
+    let mut inv: Vec<f32> = (0..dims / 2)
+        .map(|i| 1.0 / base.powf((2 * i) as f32 / dims as f32) / args.rope_linear_factor)
+        .collect();
+    if let Some((factor, low, high, original)) = args.rope_llama3 {
+        let low_wavelen = original / low;
+        let high_wavelen = original / high;
+        for f in inv.iter_mut() {
+            let wavelen = 2.0 * std::f32::consts::PI / *f;
+            if wavelen > low_wavelen {
+                *f /= factor;
+            } else if wavelen >= high_wavelen {
+                let smooth = (original / wavelen - low) / (high - low);
+                *f = (1.0 - smooth) * *f / factor + smooth * *f;
+            }
+        }
+    }
+    inv
+}
+
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub q_norm: Option<RmsNorm>,
+    pub k_norm: Option<RmsNorm>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+    pub inv_freq: Vec<f32>,
+    pub adjacent: bool,
+}
+
+impl Attention {
+    pub fn load(w: &Weights, prefix: &str, args: &ModelArgs) -> Result<Attention> {
+        let p = |n: &str| format!("{prefix}.{n}");
+        let norm = |n: &str| -> Result<Option<RmsNorm>> {
+            if args.qk_norm {
+                Ok(Some(RmsNorm::load(w, &p(n), args.norm_eps)?))
+            } else {
+                Ok(None)
+            }
+        };
+        Ok(Attention {
+            q_proj: Linear::load(w, &p("q_proj"))?,
+            k_proj: Linear::load(w, &p("k_proj"))?,
+            v_proj: Linear::load(w, &p("v_proj"))?,
+            o_proj: Linear::load(w, &p("o_proj"))?,
+            q_norm: norm("q_norm")?,
+            k_norm: norm("k_norm")?,
+            num_heads: args.num_heads,
+            num_kv_heads: args.num_kv_heads,
+            head_dim: args.head_dim,
+            scale: 1.0 / (args.head_dim as f32).sqrt(),
+            inv_freq: rope_inv_freq(args, args.head_dim, args.rope_theta),
+            adjacent: args.rope_style == RopeStyle::Adjacent,
+        })
+    }
+
+    /// x (B, L, hidden) -> (B, L, hidden), appending this step's keys/values to `cache`.
+    pub fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array> {
+        let (b, l) = (x.shape()[0] as i64, x.shape()[1] as i64);
+        let heads = |y: Array, n: usize, norm: &Option<RmsNorm>| -> Result<Array> {
+            let y = ops::reshape(&y, &[b, l, n as i64, self.head_dim as i64])?;
+            let y = match norm {
+                Some(nm) => nm.forward(&y)?,
+                None => y,
+            };
+            Ok(ops::transpose(&y, Some(&[0, 2, 1, 3]))?)
+        };
+        let q = heads(self.q_proj.forward(x)?, self.num_heads, &self.q_norm)?;
+        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads, &self.k_norm)?;
+        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?;
+        let q = kernels::rope(&q, &self.inv_freq, self.adjacent, cache.offset)?;
+        let k = kernels::rope(&k, &self.inv_freq, self.adjacent, cache.offset)?;
+        let (keys, values) = cache.update(&k, &v)?;
+        let o = kernels::attention(&q, &keys, &values, self.scale, true)?;
+        let o = ops::reshape(&ops::transpose(&o, Some(&[0, 2, 1, 3]))?, &[b, l, -1])?;
+        self.o_proj.forward(&o)
+    }
+}
+
+/// The gated feed-forward block: down(act(gate(x)) * up(x)).
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+    /// Gemma uses tanh-approximated GELU instead of SiLU.
+    pub gelu: bool,
+}
+
+impl Mlp {
+    pub fn load(w: &Weights, prefix: &str, gelu: bool) -> Result<Mlp> {
+        Ok(Mlp {
+            gate_proj: Linear::load(w, &format!("{prefix}.gate_proj"))?,
+            up_proj: Linear::load(w, &format!("{prefix}.up_proj"))?,
+            down_proj: Linear::load(w, &format!("{prefix}.down_proj"))?,
+            gelu,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let g = self.gate_proj.forward(x)?;
+        let act = if self.gelu {
+            gelu_approx(&g)?
+        } else {
+            ops::multiply(&g, &ops::sigmoid(&g)?)?
+        };
+        self.down_proj
+            .forward(&ops::multiply(&act, &self.up_proj.forward(x)?)?)
+    }
+}
+
+/// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+pub fn gelu_approx(x: &Array) -> Result<Array> {
+    let c = |v: f64| ops::astype(&Array::scalar(v), x.dtype());
+    let inner = ops::multiply(
+        &c((2.0 / std::f64::consts::PI).sqrt())?,
+        &ops::add(x, &ops::multiply(&c(0.044715)?, &ops::power(x, &c(3.0)?)?)?)?,
+    )?;
+    let t = ops::add(&c(1.0)?, &ops::tanh(&inner)?)?;
+    Ok(ops::multiply(&ops::multiply(&c(0.5)?, x)?, &t)?)
+}

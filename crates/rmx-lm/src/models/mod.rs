@@ -1,0 +1,32 @@
+//! Model families behind one trait, and loading by architecture name.
+
+pub mod base;
+pub mod llama;
+
+use crate::cache::KvCache;
+use crate::config::ModelArgs;
+use crate::error::Result;
+use crate::model_err;
+use crate::weights::Weights;
+use rmx_core::Array;
+
+/// A causal language model: token ids (B, L) in, logits (B, L, vocab) out.
+pub trait LanguageModel: Send + Sync {
+    fn args(&self) -> &ModelArgs;
+    fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array>;
+    /// A fresh cache, one entry per layer.
+    fn new_cache(&self) -> Vec<KvCache> {
+        (0..self.args().num_layers).map(|_| KvCache::default()).collect()
+    }
+}
+
+/// Builds the model `args.arch` names from its weights.
+pub fn build(weights: &Weights, args: ModelArgs) -> Result<Box<dyn LanguageModel>> {
+    match args.arch.as_str() {
+        "llama" | "mistral" | "qwen2" | "qwen3" => Ok(Box::new(llama::Llama::load(weights, args)?)),
+        other => Err(model_err!(
+            "unsupported architecture '{other}'; supported: {}",
+            crate::config::SUPPORTED.join(", ")
+        )),
+    }
+}
