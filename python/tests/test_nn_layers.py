@@ -354,6 +354,15 @@ def test_pooling_bad_config(name, args, kw):
     assert str(er.value) == str(em.value)
 
 
+def test_pool_window_larger_than_input():
+    ml, rl = pair("AvgPool1d", 5)
+    xm, xr = both(inputs((1, 3, 2))[0])
+    same(rl(xr), ml(xm))
+    ml, rl = pair("MaxPool2d", (2, 4))
+    xm, xr = both(inputs((1, 4, 3, 2))[0])
+    same(rl(xr), ml(xm))
+
+
 def test_pooling_rank_error():
     ml, rl = pair("MaxPool2d", 2)
     xm, xr = both(inputs((4, 4))[0])
@@ -637,3 +646,53 @@ def test_nn_quantize_with_predicate():
     rnn().quantize(rl, 32, 8, class_predicate=pred)
     assert repr(rl) == repr(ml)
     same(rl.parameters(), ml.parameters())
+
+
+# -------------------------------------------------- errors from bad inputs
+
+def _same_error_kind(build, call, x):
+    from diff import exc_kind
+    errs = []
+    for nn, lib in ((mnn, REF), (rnn(), rx())):
+        REF.random.seed(0)
+        layer = build(nn)
+        try:
+            lib.eval(call(layer, lib.array(x) if isinstance(x, np.ndarray) else x))
+        except Exception as e:  # noqa: BLE001
+            errs.append(e)
+        else:
+            errs.append(None)
+    em, er = errs
+    assert em is not None, "MLX accepted the input: the case tests nothing"
+    assert er is not None, f"rmx accepted an input MLX rejects with {em!r}"
+    assert exc_kind(er) is exc_kind(em), (er, em)
+
+
+BAD_INPUTS = [
+    ("RNN 1-D input", lambda nn: nn.RNN(3, 4), lambda l, x: l(x), np.zeros(3, np.float32)),
+    ("GRU 1-D input", lambda nn: nn.GRU(3, 4), lambda l, x: l(x), np.zeros(3, np.float32)),
+    ("LSTM 1-D input", lambda nn: nn.LSTM(3, 4), lambda l, x: l(x), np.zeros(3, np.float32)),
+    ("RNN wrong features", lambda nn: nn.RNN(3, 4), lambda l, x: l(x), np.zeros((2, 5, 2), np.float32)),
+    ("Linear wrong features", lambda nn: nn.Linear(3, 4), lambda l, x: l(x), np.zeros((2, 5), np.float32)),
+    ("Bilinear mismatched", lambda nn: nn.Bilinear(3, 4, 2), lambda l, x: l(x, x), np.zeros((2, 3), np.float32)),
+    ("MHA 2-D input", lambda nn: nn.MultiHeadAttention(8, 2), lambda l, x: l(x, x, x),
+     np.zeros((5, 8), np.float32)),
+    ("Embedding out of rank", lambda nn: nn.Embedding(4, 2), lambda l, x: l(x), 1.5),
+    ("GroupNorm features", lambda nn: nn.GroupNorm(2, 4), lambda l, x: l(x), np.zeros((2, 3, 6), np.float32)),
+    ("BatchNorm features", lambda nn: nn.BatchNorm(4), lambda l, x: l(x), np.zeros((2, 3), np.float32)),
+    ("Sequential chain mismatch", lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)),
+     lambda l, x: l(x), np.zeros((2, 3), np.float32)),
+]
+
+
+@pytest.mark.parametrize("what,build,call,x", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_inputs_raise_like_mlx(what, build, call, x):
+    _same_error_kind(build, call, x)
+
+
+@pytest.mark.parametrize("name,args,shape", [("Conv1d", (3, 4, 3), (5, 3)),
+                                             ("Conv2d", (3, 4, 3), (2, 5, 5, 2)),
+                                             ("ConvTranspose1d", (3, 4, 3), (5, 3))])
+def test_conv_bad_inputs_raise_like_mlx(name, args, shape):
+    _same_error_kind(lambda nn: getattr(nn, name)(*args), lambda l, x: l(x),
+                     np.zeros(shape, np.float32))
