@@ -696,3 +696,25 @@ def test_bad_inputs_raise_like_mlx(what, build, call, x):
 def test_conv_bad_inputs_raise_like_mlx(name, args, shape):
     _same_error_kind(lambda nn: getattr(nn, name)(*args), lambda l, x: l(x),
                      np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("dt", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name,args,shape", [
+    ("Linear", (4, 3), (2, 4)), ("Bilinear", (4, 4, 2), (2, 4)), ("BatchNorm", (4,), (3, 4)),
+    ("GroupNorm", (2, 4), (2, 3, 4)), ("GRU", (4, 3), (2, 3, 4)), ("LSTM", (4, 3), (2, 3, 4)),
+    ("Dropout", (0.25,), (3, 4)), ("AvgPool1d", (2,), (1, 4, 4)), ("MaxPool1d", (2,), (1, 4, 4)),
+    ("Upsample", (2, "linear"), (1, 3, 4)), ("PReLU", (), (2, 4)), ("GELU", ("tanh",), (2, 4)),
+    ("SinusoidalPositionalEncoding", (4,), (2, 4)), ("ALiBi", (), (1, 2, 4, 4)),
+])
+def test_half_precision_layers(dt, name, args, shape):
+    ml, rl = pair(name, *args)
+    ml.set_dtype(getattr(REF, dt)), rl.set_dtype(getattr(rx(), dt))
+    (x,) = inputs(shape, seed=31)
+    REF.random.seed(3)
+    rx().random.seed(3)
+
+    def call(layer, lib):
+        a = lib.array(x).astype(getattr(lib, dt))
+        return layer(a, a) if name == "Bilinear" else layer(a)
+    same(call(rl, rx()), call(ml, REF), 2e-2, 2e-2)
+    same(rl.parameters(), ml.parameters(), 2e-2, 2e-2)
