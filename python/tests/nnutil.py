@@ -13,7 +13,23 @@ import mlx.nn as mnn
 import mlx.optimizers as mopt
 import mlx.utils as mutils
 
-from diff import assert_same, get_rmx, to_numpy
+from diff import REFERENCE_ONLY, assert_same, get_rmx, to_numpy
+
+if REFERENCE_ONLY:
+    # RMX_TEST_REFERENCE_ONLY=1: run rmx.nn / rmx.optimizers' Python code on
+    # top of mlx.core (and mlx.utils), validating these tests and the layers
+    # whose rmx.core ops are not available yet against MLX itself.
+    import os
+    import sys
+    import types
+
+    if "rmx" not in sys.modules:
+        _fake = types.ModuleType("rmx")
+        _fake.__path__ = [os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), "rmx")]
+        _fake.core = REF
+        _fake.utils = mutils
+        sys.modules.update({"rmx": _fake, "rmx.core": REF, "rmx.utils": mutils})
 
 
 def rx():
@@ -144,3 +160,16 @@ def no_mlx_compile():
     REF.disable_compile()
     yield
     REF.enable_compile()
+
+
+def seeded(seed, f_mlx, f_rmx):
+    """(f_mlx(), f_rmx()), each run right after seeding its library's global
+    RNG (the two libraries draw identical bits from identical seeds; seeding
+    each just before use also works when both sides are mlx.core)."""
+    REF.random.seed(seed)
+    a = f_mlx()
+    evaluate(REF, a)
+    rx().random.seed(seed)
+    b = f_rmx()
+    evaluate(rx(), b)
+    return a, b

@@ -7,7 +7,7 @@ import pytest
 import mlx.core as REF
 import mlx.nn as mnn
 
-from nnutil import rnn, rx, same
+from nnutil import rnn, rx, same, seeded
 
 INITS = [
     ("constant", (0.5,), {}, (3, 4)),
@@ -36,34 +36,29 @@ def _mk(lib, nn, name, args, kw):
 def test_initializers(name, args, kw, shape):
     fm = _mk(REF, mnn, name, args, kw)
     fr = _mk(rx(), rnn(), name, args, kw)
-    REF.random.seed(42)
-    rx().random.seed(42)
-    same(fr(rx().zeros(shape)), fm(REF.zeros(shape)), 1e-6, 1e-7)
+    a, b = seeded(42, lambda: fm(REF.zeros(shape)), lambda: fr(rx().zeros(shape)))
+    same(b, a, 1e-6, 1e-7)
 
 
 @pytest.mark.parametrize("name", ["glorot_normal", "glorot_uniform"])
 def test_glorot_gain(name):
-    REF.random.seed(1)
-    rx().random.seed(1)
-    same(getattr(rnn().init, name)()(rx().zeros((4, 6)), gain=2.5),
-         getattr(mnn.init, name)()(REF.zeros((4, 6)), gain=2.5), 1e-6, 1e-7)
+    a, b = seeded(1, lambda: getattr(mnn.init, name)()(REF.zeros((4, 6)), gain=2.5),
+                  lambda: getattr(rnn().init, name)()(rx().zeros((4, 6)), gain=2.5))
+    same(b, a, 1e-6, 1e-7)
 
 
 @pytest.mark.parametrize("name", ["he_normal", "he_uniform"])
 @pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
 def test_he_modes(name, mode):
-    REF.random.seed(2)
-    rx().random.seed(2)
-    same(getattr(rnn().init, name)()(rx().zeros((3, 5, 2)), mode=mode, gain=0.7),
-         getattr(mnn.init, name)()(REF.zeros((3, 5, 2)), mode=mode, gain=0.7), 1e-6, 1e-7)
+    a, b = seeded(2, lambda: getattr(mnn.init, name)()(REF.zeros((3, 5, 2)), mode=mode, gain=0.7),
+                  lambda: getattr(rnn().init, name)()(rx().zeros((3, 5, 2)), mode=mode, gain=0.7))
+    same(b, a, 1e-6, 1e-7)
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (3, 5), (6, 2)])
 def test_orthogonal(shape):
-    REF.random.seed(3)
-    rx().random.seed(3)
-    qr = rnn().init.orthogonal(gain=1.5)(rx().zeros(shape))
-    qm = mnn.init.orthogonal(gain=1.5)(REF.zeros(shape))
+    qm, qr = seeded(3, lambda: mnn.init.orthogonal(gain=1.5)(REF.zeros(shape)),
+                    lambda: rnn().init.orthogonal(gain=1.5)(rx().zeros(shape)))
     same(qr, qm, 1e-4, 1e-5)
     q = np.array(qr) / 1.5
     small = min(shape)
@@ -87,20 +82,18 @@ def test_init_errors(call):
 
 
 def test_apply_initializer_to_model():
-    REF.random.seed(5)
-    rx().random.seed(5)
-    ml = mnn.Sequential(mnn.Linear(3, 4), mnn.Linear(4, 2))
-    rl = rnn().Sequential(rnn().Linear(3, 4), rnn().Linear(4, 2))
+    ml, rl = seeded(5, lambda: mnn.Sequential(mnn.Linear(3, 4), mnn.Linear(4, 2)),
+                    lambda: rnn().Sequential(rnn().Linear(3, 4), rnn().Linear(4, 2)))
     same(rl.parameters(), ml.parameters(), 0, 0)  # default init is reproduced too
     with pytest.raises(ValueError):
         ml.apply(mnn.init.glorot_uniform())  # biases are 1-D
     with pytest.raises(ValueError):
         rl.apply(rnn().init.glorot_uniform())
     wm = [l.weight for l in ml.layers]
-    ml.apply(mnn.init.glorot_uniform(), lambda m, k, v: k == "weight" or k == "layers" or
-             isinstance(v, dict))
-    rl.apply(rnn().init.glorot_uniform(), lambda m, k, v: k == "weight" or k == "layers" or
-             isinstance(v, dict))
+    def keep(m, k, v):
+        return k == "weight" or k == "layers" or isinstance(v, dict)
+    seeded(6, lambda: ml.apply(mnn.init.glorot_uniform(), keep).parameters(),
+           lambda: rl.apply(rnn().init.glorot_uniform(), keep).parameters())
     same(rl.parameters(), ml.parameters(), 1e-6, 1e-7)
     assert not np.array_equal(np.array(ml.layers[0].weight), np.array(wm[0]))
 
@@ -114,8 +107,5 @@ def test_apply_initializer_to_model():
                                        ("LayerNorm", (4,)), ("RMSNorm", (4,)),
                                        ("BatchNorm", (4,)), ("GroupNorm", (2, 4))])
 def test_default_layer_initialization_matches_mlx(name, args):
-    REF.random.seed(9)
-    rx().random.seed(9)
-    ml = getattr(mnn, name)(*args)
-    rl = getattr(rnn(), name)(*args)
+    ml, rl = seeded(9, lambda: getattr(mnn, name)(*args), lambda: getattr(rnn(), name)(*args))
     same(rl.parameters(), ml.parameters(), 0, 0)

@@ -12,7 +12,7 @@ import mlx.core as REF
 import mlx.nn as mnn
 import mlx.utils as mutils
 
-from nnutil import both, copy_params, inputs, rnn, rx, same, to_rmx
+from nnutil import both, copy_params, inputs, rnn, rx, same, seeded, to_rmx
 from nnutil import no_mlx_compile  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_mlx_compile")
@@ -249,9 +249,8 @@ def test_forward_train_and_eval_with_dropout_and_batchnorm():
     ml, rl = models()
     (x,) = inputs((6, 3))
     xm, xr = both(x)
-    REF.random.seed(11)
-    rx().random.seed(11)
-    same(rl(xr), ml(xm), 1e-5, 1e-5, "train")
+    ym, yr = seeded(11, lambda: ml(xm), lambda: rl(xr))
+    same(yr, ym, 1e-5, 1e-5, "train")
     same(rl.parameters(), ml.parameters(), 1e-5, 1e-6, "running stats")
     ml.eval(), rl.eval()
     same(rl(xr), ml(xm), 1e-5, 1e-5, "eval")
@@ -272,10 +271,8 @@ def test_nn_value_and_grad_respects_freezing():
     def loss_r(a, b):
         return rnn().losses.mse_loss(rl(a), b)
 
-    REF.random.seed(1)
-    rx().random.seed(1)
-    vm, gm = mnn.value_and_grad(ml, loss_m)(xm, ym)
-    vr, gr = rnn().value_and_grad(rl, loss_r)(xr, yr)
+    (vm, gm), (vr, gr) = seeded(1, lambda: mnn.value_and_grad(ml, loss_m)(xm, ym),
+                                lambda: rnn().value_and_grad(rl, loss_r)(xr, yr))
     same(vr, vm, 1e-5, 1e-6)
     same(gr, gm, 1e-4, 1e-5)
     assert mutils.tree_flatten(gm["blocks"][0]) == []

@@ -94,8 +94,9 @@ class QuantizedEmbedding(Module):
 
 
 class QuantizedLinear(Module):
-    """A :class:`Linear` whose weight is stored quantized (frozen; the bias
-    stays trainable only after an explicit ``unfreeze``)."""
+    """A :class:`Linear` whose weight is stored quantized.  The quantized
+    weight, scales and biases are frozen; a bias copied by :meth:`from_linear`
+    stays trainable (as in MLX)."""
 
     def __init__(self, input_dims: int, output_dims: int, bias: bool = True,
                  group_size: int = None, bits: int = None, mode: str = "affine"):
