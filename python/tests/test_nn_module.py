@@ -409,3 +409,9 @@ def test_construction_is_lazy():
     after_eval = m.get_active_memory()
     assert after_eval - before >= 48 << 20, (before, after_eval)
     del model
+
+
+def test_average_gradients_single_process():
+    g = {"a": inputs((2, 3))[0], "b": [inputs((4,))[0]]}
+    gm, gr = both(g)
+    same(rnn().average_gradients(gr), mnn.average_gradients(gm), 0, 0)
