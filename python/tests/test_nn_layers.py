@@ -352,6 +352,17 @@ def test_pooling_bad_config(name, args, kw):
     assert str(er.value) == str(em.value)
 
 
+@pytest.mark.parametrize("name,args,kw", [("MaxPool2d", ((3, 2),), {"stride": 1}),
+                                          ("AvgPool2d", (2,), {"padding": 1}),
+                                          ("MaxPool2d", (2,), {})])
+def test_pooling_non_contiguous_input(name, args, kw):
+    ml, rl = pair(name, *args, **kw)
+    x = inputs((1, 4, 6, 5))[0]
+    xm, xr = both(x)
+    same(rl(xr.transpose(0, 2, 1, 3)), ml(xm.transpose(0, 2, 1, 3)))
+    same(rl(xr[:, ::-1, ::2]), ml(xm[:, ::-1, ::2]))
+
+
 def test_pool_window_larger_than_input():
     ml, rl = pair("AvgPool1d", 5)
     xm, xr = both(inputs((1, 3, 2))[0])
