@@ -415,3 +415,21 @@ def test_average_gradients_single_process():
     g = {"a": inputs((2, 3))[0], "b": [inputs((4,))[0]]}
     gm, gr = both(g)
     same(rnn().average_gradients(gr), mnn.average_gradients(gm), 0, 0)
+
+
+def test_nn_value_and_grad_aux_outputs_and_kwargs():
+    ml, rl = models()
+    ml.eval(), rl.eval()
+    (x,) = inputs((4, 3))
+    xm, xr = both(x)
+
+    def fn(nn, model):
+        def f(a, scale=1.0):
+            y = model(a)
+            return (y * y).sum() * scale, y
+        return nn.value_and_grad(model, f)
+
+    (vm, am), gm = fn(mnn, ml)(xm, scale=0.5)
+    (vr, ar), gr = fn(rnn(), rl)(xr, scale=0.5)
+    same([vr, ar], [vm, am], 1e-5, 1e-5)
+    same(gr, gm, 1e-4, 1e-5)
