@@ -10,7 +10,6 @@ import numpy as np
 
 import mlx.core as REF
 import mlx.nn as mnn
-import mlx.optimizers as mopt
 import mlx.utils as mutils
 
 from diff import REFERENCE_ONLY, assert_same, get_rmx, to_numpy

@@ -5,15 +5,13 @@ convolutions, quantization) are tested here too; on a branch without those
 ops they fail with AttributeError.
 """
 
-import math
-
 import numpy as np
 import pytest
 
 import mlx.core as REF
 import mlx.nn as mnn
 
-from diff import check, get_rmx
+from diff import check
 from nnutil import both, forward_and_grad, inputs, pair, rnn, rx, same, copy_params, seeded
 from nnutil import no_mlx_compile  # noqa: F401
 

@@ -3,7 +3,6 @@ updates and their errors, weight files (both directions), modes, dtypes,
 nn.value_and_grad and laziness."""
 
 import gc
-import os
 
 import numpy as np
 import pytest
@@ -98,8 +97,6 @@ def test_trainable_parameters_and_freeze():
 
 
 def test_freeze_strict_keys():
-    for lib in (mnn, rnn()):
-        pass
     ml, rl = models()
     for call in (lambda m: m.freeze(keys="nope", strict=True),
                  lambda m: m.unfreeze(keys=["bias", "nope"], strict=True),
@@ -139,8 +136,6 @@ def test_children_leaf_modules_modules():
 def test_repr_matches():
     ml, rl = models()
     assert repr(rl).replace("rmx", "mlx") == repr(ml)
-    for nn in (mnn, rnn()):
-        pass
     assert repr(rnn().Linear(3, 2, bias=False)) == repr(mnn.Linear(3, 2, bias=False))
 
 

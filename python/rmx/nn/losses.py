@@ -1,7 +1,7 @@
 """Loss functions, as ``mlx.nn.losses``."""
 
 import math
-from typing import Literal, Optional, get_args
+from typing import Literal, get_args
 
 import rmx.core as mx
 

@@ -4,7 +4,7 @@ State is a tree (dict) mirroring the parameters, plus ``step`` (uint64) and
 the hyper-parameters that may be scheduled (``learning_rate``) as arrays.
 """
 
-from typing import Callable, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import rmx.core as mx
 from rmx.nn.module import Module

@@ -4,7 +4,7 @@ import math
 import operator
 from functools import reduce
 from itertools import product
-from typing import Callable, Literal, Tuple, Union
+from typing import Literal, Tuple, Union
 
 import rmx.core as mx
 from rmx.nn.module import Module
