@@ -11,7 +11,7 @@ import pytest
 import mlx.core as REF
 import mlx.nn as mnn
 
-from diff import check
+from diff import A, check
 from nnutil import both, forward_and_grad, inputs, pair, rnn, rx, same, copy_params, seeded
 from nnutil import no_mlx_compile  # noqa: F401
 
@@ -146,7 +146,7 @@ def test_bilinear(bias):
 def test_linear_wrong_input_dims_raises_like_mlx():
     ml, rl = pair("Linear", 6, 4)
     (x,) = inputs((3, 5))
-    check(lambda m, x: (ml if m is REF else rl)(x), *[__import__("diff").A(x)])
+    check(lambda m, x: (ml if m is REF else rl)(x), A(x))
 
 
 def test_embedding():
@@ -725,3 +725,18 @@ def test_half_precision_layers(dt, name, args, shape):
     ym, yr = seeded(3, lambda: call(ml, REF), lambda: call(rl, rx()))
     same(yr, ym, 2e-2, 2e-2)
     same(rl.parameters(), ml.parameters(), 2e-2, 2e-2)
+
+
+def test_to_quantized_argument_errors():
+    for call in (lambda nn: nn.Linear(64, 8).to_quantized(quantize_input=True),
+                 lambda nn: nn.Embedding(4, 64).to_quantized(quantize_input=True),
+                 lambda nn: nn.QuantizedLinear(64, 8, mode="int3"),
+                 lambda nn: nn.quantize(nn.Sequential(nn.Linear(64, 8)),
+                                        class_predicate=lambda p, m: 3),
+                 lambda nn: nn.quantize(nn.Sequential(nn.ReLU()),
+                                        class_predicate=lambda p, m: True)):
+        with pytest.raises(ValueError) as em:
+            call(mnn)
+        with pytest.raises(ValueError) as er:
+            call(rnn())
+        assert str(er.value).replace("rmx.nn", "mlx.nn") == str(em.value)
