@@ -11,5 +11,5 @@ from rmx.nn.layers import (  # noqa: F401
     upsample)
 from rmx.nn.module import Module  # noqa: F401
 from rmx.nn.utils import average_gradients, checkpoint, value_and_grad  # noqa: F401
-from rmx.nn.layers import convolution as convolution_transpose  # noqa: F401
+from rmx.nn.layers import convolution_transpose  # noqa: F401
 from rmx.nn import layers  # noqa: F401
