@@ -18,7 +18,8 @@ from rmx.nn.layers.normalization import (  # noqa: F401
 from rmx.nn.layers.pooling import (  # noqa: F401
     AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
 from rmx.nn.layers.positional_encoding import ALiBi, RoPE, SinusoidalPositionalEncoding  # noqa: F401
-from rmx.nn.layers.quantized import QuantizedEmbedding, QuantizedLinear, quantize  # noqa: F401
+from rmx.nn.layers.quantized import (  # noqa: F401
+    QQLinear, QuantizedEmbedding, QuantizedLinear, quantize)
 from rmx.nn.layers.recurrent import GRU, LSTM, RNN  # noqa: F401
 from rmx.nn.layers.transformer import (  # noqa: F401
     MultiHeadAttention, Transformer, TransformerDecoder, TransformerDecoderLayer,

@@ -40,12 +40,13 @@ class Linear(Module):
     def to_quantized(self, group_size: Optional[int] = None, bits: Optional[int] = None,
                      mode: str = "affine", quantize_input: bool = False):
         """The :class:`QuantizedLinear` equivalent of this layer."""
-        from rmx.nn.layers.quantized import QuantizedLinear
+        from rmx.nn.layers.quantized import QQLinear, QuantizedLinear
         if quantize_input:
-            raise ValueError(
-                f"Quantized activations are only supported for 'nvfp4' and 'mxfp8' "
-                f"modes, got {mode}." if mode not in ("nvfp4", "mxfp8") else
-                "Quantized activations (QQLinear) are not supported by rmx.")
+            if mode not in ("nvfp4", "mxfp8"):
+                raise ValueError(
+                    f"Quantized activations are only supported for 'nvfp4' and 'mxfp8' "
+                    f"modes, got {mode}.")
+            return QQLinear.from_linear(self, group_size, bits, mode)
         return QuantizedLinear.from_linear(self, group_size, bits, mode)
 
 

@@ -133,3 +133,61 @@ class QuantizedLinear(Module):
         if "bias" in linear_layer:
             ql.bias = linear_layer.bias
         return ql
+
+
+class QQLinear(Module):
+    """A linear layer that quantizes both its weight and its input
+    (``mx.qqmm``; modes ``'nvfp4'``/``'mxfp8'``).  In training mode the weight
+    is kept in full precision; ``eval()`` quantizes it, ``train()`` restores it."""
+
+    def __init__(self, input_dims: int, output_dims: int, group_size: int = None,
+                 bits: int = None, mode: str = "nvfp4"):
+        super().__init__()
+        self.group_size, self.bits = _defaults_for_mode(mode, group_size, bits)
+        self.mode = mode
+        s = math.sqrt(1 / input_dims)
+        self.weight = mx.random.uniform(low=-s, high=s, shape=(output_dims, input_dims))
+        self._quantized = False
+
+    def _extra_repr(self):
+        out_dims, in_dims = self.weight.shape
+        if self.weight.dtype == mx.uint32:
+            in_dims = (in_dims * 32) // self.bits
+        return (f"input_dims={in_dims}, output_dims={out_dims}, "
+                f"group_size={self.group_size}, bits={self.bits}, mode={self.mode}")
+
+    def quantize(self):
+        if not self._quantized:
+            self.weight, self.scales = mx.quantize(self.weight, self.group_size, self.bits,
+                                                   mode=self.mode)
+            self._quantized = True
+
+    def dequantize(self):
+        if self._quantized:
+            self.weight = mx.dequantize(self.weight, scales=self.scales,
+                                        group_size=self.group_size, bits=self.bits,
+                                        mode=self.mode)
+            self.__delattr__("scales")
+            self._quantized = False
+
+    def _set_training_mode(self, mode: bool):
+        super()._set_training_mode(mode)
+        if self._training:
+            self.dequantize()
+        else:
+            self.quantize()
+
+    def __call__(self, x):
+        return mx.qqmm(x, self["weight"], scales=self.get("scales"),
+                       group_size=self.group_size, bits=self.bits, mode=self.mode)
+
+    @classmethod
+    def from_linear(cls, linear_layer: Module, group_size: int = None, bits: int = None,
+                    mode: str = "nvfp4"):
+        out_dims, in_dims = linear_layer.weight.shape
+        if linear_layer.get("bias") is not None:
+            raise NotImplementedError("QQLinear does not support bias yet.")
+        ql = cls(in_dims, out_dims, group_size, bits, mode=mode)
+        ql.weight = linear_layer.weight
+        ql.train(linear_layer.training)
+        return ql
