@@ -18,6 +18,8 @@ pub struct GenerateOptions {
     pub prefill_step: usize,
     /// Generation stops when the text contains one of these (it is cut before it).
     pub stop: Vec<String>,
+    /// Keep going past end-of-sequence tokens (benchmarks).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerateOptions {
@@ -27,6 +29,7 @@ impl Default for GenerateOptions {
             sampler: SamplerConfig::default(),
             prefill_step: 512,
             stop: vec![],
+            ignore_eos: false,
         }
     }
 }
@@ -75,14 +78,15 @@ pub fn prefill(model: &dyn LanguageModel, prompt: &[u32], cache: &mut [KvCache],
 }
 
 /// Generates from `prompt` (token ids), continuing `cache` (pass a fresh one to start),
-/// calling `on_text` with each new piece of text.
+/// calling `on_text` with each new piece of text; `on_text` returning false stops
+/// generation (a client went away).
 pub fn generate(
     model: &dyn LanguageModel,
     tokenizer: &Tokenizer,
     prompt: &[u32],
     cache: &mut [KvCache],
     opts: &GenerateOptions,
-    mut on_text: impl FnMut(&str),
+    mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generation> {
     let context = model.args().max_position_embeddings;
     let used = cache.first().map_or(0, |c| c.offset);
@@ -104,7 +108,7 @@ pub fn generate(
     let mut text = String::new();
     while tokens.len() < opts.max_tokens {
         let next = sampler.sample(&mut logits, &history);
-        if tokenizer.eos_ids.contains(&next) {
+        if !opts.ignore_eos && tokenizer.eos_ids.contains(&next) {
             finish = FinishReason::Stop;
             break;
         }
@@ -120,7 +124,10 @@ pub fn generate(
                 finish = FinishReason::Stop;
                 break;
             }
-            on_text(&piece);
+            if !on_text(&piece) {
+                finish = FinishReason::Stop;
+                break;
+            }
         }
         if tokens.len() >= opts.max_tokens || used + history.len() >= context {
             break;

@@ -3,7 +3,9 @@
 //! `loader::load` reads a model (GGUF file, or Hugging Face / mlx-lm folder) into a
 //! `models::LanguageModel` and a `tokenizer::Tokenizer`; `generate::generate` runs it.
 
+pub mod benchmark;
 pub mod cache;
+pub mod chat;
 pub mod chat_template;
 pub mod config;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod loader;
 pub mod metadata;
 pub mod models;
 pub mod sample;
+pub mod server;
 pub mod tokenizer;
 pub mod weights;
 

@@ -78,6 +78,63 @@ enum Command {
         /// Print the prompt as the model sees it.
         #[arg(long)]
         verbose: bool,
+        /// End with a JSON line of the generated token ids (testing).
+        #[arg(long, hide = true)]
+        print_ids: bool,
+    },
+    /// Chat interactively; the KV cache is kept between turns.
+    Chat {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long)]
+        system_prompt: Option<String>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// Serve an OpenAI-compatible HTTP API.
+    Server {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Requests asking for more tokens are rejected.
+        #[arg(long, default_value_t = 4096)]
+        max_tokens_limit: usize,
+    },
+    /// Time prompt processing and generation at fixed lengths.
+    Benchmark {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long, short = 'p', default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, short = 'g', default_value_t = 128)]
+        generation_tokens: usize,
+        #[arg(long, short = 'n', default_value_t = 3)]
+        trials: usize,
+    },
+    /// Print the token ids of a text as JSON (testing and debugging).
+    #[command(hide = true)]
+    Tokenize {
+        #[command(flatten)]
+        model: ModelArg,
+        #[arg(long)]
+        text: String,
+        /// Also write the tokenizer as a Hugging Face tokenizer.json here.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
+    /// Write the logits of every position of a token sequence to an .npy file (testing).
+    #[command(hide = true)]
+    Logits {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Comma-separated token ids.
+        #[arg(long)]
+        tokens: String,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -102,7 +159,7 @@ fn prompt_ids(l: &Loaded, prompt: &str, system: Option<&str>, raw: bool, verbose
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Generate { model, prompt, system_prompt, ignore_chat_template, sampling, verbose } => {
+        Command::Generate { model, prompt, system_prompt, ignore_chat_template, sampling, verbose, print_ids } => {
             let l = loader::load(&model.model)?;
             let ids = prompt_ids(&l, &prompt, system_prompt.as_deref(), ignore_chat_template, verbose)?;
             let mut cache = l.model.new_cache();
@@ -110,12 +167,55 @@ fn run(cli: Cli) -> Result<()> {
             let g = generate(l.model.as_ref(), &l.tokenizer, &ids, &mut cache, &sampling.options(), |s| {
                 let _ = out.write_all(s.as_bytes());
                 let _ = out.flush();
+                true
             })?;
             println!();
             println!("==========");
             println!("Prompt: {} tokens, {:.3} tokens-per-sec", g.prompt_tokens, g.prompt_tps);
             println!("Generation: {} tokens, {:.3} tokens-per-sec", g.tokens.len(), g.generation_tps);
             println!("Peak memory: {:.3} GB", g.peak_memory_bytes as f64 / 1e9);
+            if print_ids {
+                println!("{}", serde_json::json!({"ids": g.tokens}));
+            }
+        }
+        Command::Chat { model, system_prompt, sampling } => {
+            let l = loader::load(&model.model)?;
+            rmx_lm::chat::repl(&l, system_prompt.as_deref(), &sampling.options())?;
+        }
+        Command::Server { model, host, port, max_tokens_limit } => {
+            let l = loader::load(&model.model)?;
+            let config = rmx_lm::server::ServerConfig { host, port, max_tokens_limit, ..Default::default() };
+            rmx_lm::server::serve(l, config)?;
+        }
+        Command::Benchmark { model, prompt_tokens, generation_tokens, trials } => {
+            let l = loader::load(&model.model)?;
+            let t = rmx_lm::benchmark::run(&l, prompt_tokens, generation_tokens, trials)?;
+            print!("{}", rmx_lm::benchmark::table(&l.name, prompt_tokens, generation_tokens, &t));
+        }
+        Command::Tokenize { model, text, dump } => {
+            let l = loader::load(&model.model)?;
+            if let Some(path) = dump {
+                l.tokenizer
+                    .inner
+                    .save(&path, false)
+                    .map_err(|e| rmx_lm::LmError::Tokenizer(e.to_string()))?;
+            }
+            let ids = l.tokenizer.encode(&text)?;
+            let back = l.tokenizer.decode(&ids)?;
+            println!("{}", serde_json::json!({"ids": ids, "decoded": back}));
+        }
+        Command::Logits { model, tokens, out } => {
+            let l = loader::load(&model.model)?;
+            let ids: Vec<u32> = tokens
+                .split(',')
+                .map(|t| t.trim().parse::<u32>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| rmx_lm::invalid!("--tokens: {e}"))?;
+            let x = rmx_core::Array::from_slice(&ids, &[1, ids.len()])?;
+            let mut cache = l.model.new_cache();
+            let logits = l.model.forward(&x, &mut cache)?;
+            let logits = rmx_core::ops::astype(&logits, rmx_core::Dtype::Float32)?;
+            rmx_io::save(&out, &logits)?;
         }
     }
     Ok(())

@@ -1,0 +1,108 @@
+//! The interactive chat loop: the conversation is re-rendered through the chat template
+//! each turn, and only the tokens the KV cache has not seen yet are run through the model.
+
+use crate::cache::KvCache;
+use crate::chat_template::{render, Message};
+use crate::error::Result;
+use crate::generate::{generate, GenerateOptions};
+use crate::loader::Loaded;
+use std::io::{BufRead, Write};
+
+/// The conversation and the tokens its cache holds.
+pub struct ChatSession<'a> {
+    pub loaded: &'a Loaded,
+    pub messages: Vec<Message>,
+    cache: Vec<KvCache>,
+    /// Every token the cache holds, in order.
+    cached: Vec<u32>,
+}
+
+impl<'a> ChatSession<'a> {
+    pub fn new(loaded: &'a Loaded, system_prompt: Option<&str>) -> Self {
+        let mut messages = Vec::new();
+        if let Some(s) = system_prompt {
+            messages.push(Message::new("system", s));
+        }
+        ChatSession {
+            loaded,
+            messages,
+            cache: loaded.model.new_cache(),
+            cached: Vec::new(),
+        }
+    }
+
+    /// Tokens of the whole conversation so far, with the assistant's turn opened.
+    fn prompt_ids(&self) -> Result<Vec<u32>> {
+        let tok = &self.loaded.tokenizer;
+        let text = match &tok.chat_template {
+            Some(t) => render(t, &self.messages, true, "", "")?,
+            None => self
+                .messages
+                .iter()
+                .map(|m| format!("{}: {}\n", m.role, m.content))
+                .collect::<String>()
+                + "assistant: ",
+        };
+        tok.encode(&text)
+    }
+
+    /// Answers `user`, streaming the reply to `on_text`; returns the reply.
+    pub fn turn(&mut self, user: &str, opts: &GenerateOptions, on_text: impl FnMut(&str) -> bool) -> Result<String> {
+        self.messages.push(Message::new("user", user));
+        let ids = self.prompt_ids()?;
+        // Reuse the longest prefix the cache already holds; rewind the rest.
+        let common = ids.iter().zip(&self.cached).take_while(|(a, b)| a == b).count();
+        let common = common.min(ids.len() - 1); // at least one token must run to get logits
+        for c in self.cache.iter_mut() {
+            c.offset = common;
+        }
+        self.cached.truncate(common);
+        let g = generate(
+            self.loaded.model.as_ref(),
+            &self.loaded.tokenizer,
+            &ids[common..],
+            &mut self.cache,
+            opts,
+            on_text,
+        )?;
+        self.cached.extend_from_slice(&ids[common..]);
+        // The last sampled token was never run through the model: it is not cached.
+        let fed = g.tokens.len().saturating_sub(1);
+        self.cached.extend_from_slice(&g.tokens[..fed]);
+        self.messages.push(Message::new("assistant", &g.text));
+        Ok(g.text)
+    }
+}
+
+/// A terminal REPL: `/reset` clears the conversation, `/exit` or end of input quits.
+pub fn repl(loaded: &Loaded, system_prompt: Option<&str>, opts: &GenerateOptions) -> Result<()> {
+    let mut session = ChatSession::new(loaded, system_prompt);
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    println!("[rmx-lm chat with {}: /reset to start over, /exit to quit]", loaded.name);
+    loop {
+        print!(">> ");
+        let _ = out.flush();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).map_err(|e| crate::LmError::Io(e.to_string()))? == 0 {
+            break;
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                session = ChatSession::new(loaded, system_prompt);
+                continue;
+            }
+            _ => {}
+        }
+        session.turn(line, opts, |t| {
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+            true
+        })?;
+        println!();
+    }
+    Ok(())
+}

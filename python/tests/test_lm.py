@@ -1,0 +1,144 @@
+"""rmx-lm end to end on the default model (SmolLM2-135M-Instruct, Q4_1 GGUF): the rebuilt
+tokenizer against the `tokenizers` package, logits against a float64 NumPy forward pass over
+MLX-dequantized weights, greedy decoding token for token, and a real chat answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import fixtures
+from lm_reference import LlamaReference
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("RMX_LM_BIN", os.path.join(ROOT, "target", "release", "rmx-lm"))
+
+
+def rmx_lm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    if not os.path.exists(BIN):
+        pytest.fail(f"{BIN} is missing: run `cargo build --release -p rmx-lm` (scripts/setup.sh does)")
+    return subprocess.run([BIN, *args], capture_output=True, text=True, check=check, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def model() -> str:
+    return fixtures.smollm2_gguf()
+
+
+@pytest.fixture(scope="module")
+def reference(model) -> LlamaReference:
+    return LlamaReference(model)
+
+
+TEXTS = [
+    "Hello, world!",
+    "The year 2024 had 366 days; 3.14159 is pi.",
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+    "emoji: 🦀🚀 and accents: café, naïve, 日本語",
+    "  leading spaces\n\n\ttabs and\r\nnewlines   ",
+    "def f(x):\n    return x ** 2  # comment",
+    "<|endoftext|><repo_name>a<file_sep>",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(model, tmp_path_factory):
+    tokenizers = pytest.importorskip("tokenizers")  # installed by scripts/setup.sh
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    rmx_lm("tokenize", "--model", model, "--text", "x", "--dump", str(path))
+    return tokenizers.Tokenizer.from_file(str(path))
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_tokenizer_matches_tokenizers_package(model, hf_tokenizer, text):
+    got = json.loads(rmx_lm("tokenize", "--model", model, "--text", text).stdout)
+    assert got["ids"] == hf_tokenizer.encode(text).ids
+    assert got["decoded"] == text
+
+
+def test_tokenizer_keeps_special_tokens_whole(model):
+    got = json.loads(rmx_lm("tokenize", "--model", model, "--text", "<|im_start|>user<|im_end|>").stdout)
+    # ids from the GGUF's own token list: 1 = <|im_start|>, 2 = <|im_end|>
+    assert got["ids"][0] == 1 and got["ids"][-1] == 2 and len(got["ids"]) == 3
+
+
+def test_tokenizer_splits_digits_individually(model, reference):
+    import mlx.core as mx
+
+    _, meta = mx.load(model, return_metadata=True)
+    vocab = meta["tokenizer.ggml.tokens"]
+    got = json.loads(rmx_lm("tokenize", "--model", model, "--text", "12345").stdout)
+    assert [vocab[i] for i in got["ids"]] == list("12345")
+
+
+PROMPT_IDS = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28,
+              7018, 411, 407, 19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 3575, 282,
+              4649, 47, 2, 198, 1, 520, 9531, 198]
+
+
+def test_first_position_logits_match_float64_reference(model, reference, tmp_path):
+    out = tmp_path / "logits.npy"
+    ids = PROMPT_IDS[:12]
+    rmx_lm("logits", "--model", model, "--tokens", ",".join(map(str, ids)), "--out", str(out))
+    got = np.load(out)[0].astype(np.float64)
+    want = reference.logits(ids)
+    assert got.shape == want.shape
+    rel = np.linalg.norm(got[0] - want[0]) / np.linalg.norm(want[0])
+    assert rel < 1e-3, rel
+    rel_all = np.linalg.norm(got - want) / np.linalg.norm(want)
+    assert rel_all < 1e-3, rel_all
+
+
+def test_greedy_decoding_matches_reference_token_for_token(model, reference):
+    import mlx.core as mx
+
+    _, meta = mx.load(model, return_metadata=True)
+    vocab = meta["tokenizer.ggml.tokens"]
+    prompt = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    ids = json.loads(rmx_lm("tokenize", "--model", model, "--text", prompt).stdout)["ids"]
+    want = reference.greedy(ids, 32)
+    eos = 2
+    if eos in want:
+        want = want[: want.index(eos)]
+    r = rmx_lm("generate", "--model", model, "--prompt", prompt, "--ignore-chat-template",
+               "--max-tokens", "32", "--temp", "0", "--print-ids")
+    got = json.loads(r.stdout.strip().splitlines()[-1])["ids"]
+    assert got == want, ([vocab[i] for i in got], [vocab[i] for i in want])
+
+
+def test_chat_answer_names_paris(model):
+    r = rmx_lm("generate", "--model", model, "--prompt", "What is the capital of France?",
+               "--max-tokens", "24")
+    assert "Paris" in r.stdout
+    assert "Generation:" in r.stdout and "tokens-per-sec" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--temp", "-1"], "temperature"),
+    (["--top-p", "0"], "top_p"),
+    (["--min-p", "2"], "min_p"),
+    (["--repetition-penalty", "0"], "repetition_penalty"),
+])
+def test_invalid_sampling_values_are_clear_errors(model, args, needle):
+    r = rmx_lm("generate", "--model", model, "--prompt", "hi", *args, check=False)
+    assert r.returncode != 0 and needle in r.stderr and "panicked" not in r.stderr
+
+
+def test_missing_and_malformed_model_files_are_clear_errors(tmp_path):
+    r = rmx_lm("generate", "--model", str(tmp_path / "nope.gguf"), check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 10)
+    r = rmx_lm("generate", "--model", str(bad), check=False)
+    assert r.returncode != 0 and "error" in r.stderr and "panicked" not in r.stderr
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "gpt_bigcode"}')
+    r = rmx_lm("generate", "--model", str(folder), check=False)
+    assert r.returncode != 0 and "unsupported architecture 'gpt_bigcode'" in r.stderr
+    assert "llama" in r.stderr and "qwen3" in r.stderr
