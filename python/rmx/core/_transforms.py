@@ -272,13 +272,31 @@ class custom_function:
         return _rebuild(captured["tree"], outs)
 
 
+class _Slot:
+    """Marks where an array sat in a checkpointed call's arguments."""
+
+
+_SLOT = _Slot()
+
+
 def checkpoint(fun):
     """``fun`` with gradient checkpointing: its backward pass recomputes ``fun`` from
-    the inputs instead of keeping the intermediate activations."""
-    cf = custom_function(fun)
+    the inputs instead of keeping the intermediate activations. As in MLX, the array
+    leaves of the positional and keyword arguments are the inputs; other leaves (``None``,
+    numbers, strings) are passed through unchanged as constants."""
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
-        return cf(*args, **kwargs)
+        full = (list(args), kwargs)
+        arrays = [leaf for _, leaf in tree_flatten(full) if isinstance(leaf, _array)]
+        # Only the constants are kept (the rules outlive this call inside the graph).
+        structure = tree_map(lambda x: _SLOT if isinstance(x, _array) else x, full)
+
+        def inner(*xs):
+            it = iter(xs)
+            a, kw = tree_map(lambda x: next(it) if x is _SLOT else x, structure)
+            return fun(*a, **kw)
+
+        return custom_function(inner)(*arrays)
 
     return wrapper
