@@ -56,21 +56,19 @@ def _state_leaves(tree):
     return [leaf for _, leaf in tree_flatten(tree) if isinstance(leaf, _array)]
 
 
-def _set_state(tree, leaves):
-    """Writes ``leaves`` into the array slots of the (mutable) containers of ``tree``."""
-    it = iter(leaves)
-
+def _walk_state(tree, fn):
+    """Replaces each array ``a`` in the (mutable) containers of ``tree`` by ``fn(a)``."""
     def walk(t):
         if isinstance(t, list):
             for i, c in enumerate(t):
                 if isinstance(c, _array):
-                    t[i] = next(it)
+                    t[i] = fn(c)
                 else:
                     walk(c)
         elif isinstance(t, dict):
             for k, c in t.items():
                 if isinstance(c, _array):
-                    t[k] = next(it)
+                    t[k] = fn(c)
                 else:
                     walk(c)
         elif isinstance(t, tuple):
@@ -79,6 +77,20 @@ def _set_state(tree, leaves):
                     raise ValueError("[compile] State arrays must sit in lists or dicts to be updated.")
                 walk(c)
     walk(tree)
+
+
+def _set_state(tree, leaves):
+    """Writes ``leaves``, in order, into the array slots of ``tree`` (MLX's ``tree_fill``)."""
+    it = iter(leaves)
+    _walk_state(tree, lambda _: next(it))
+
+
+def _restore_state(tree, tracers, originals):
+    """Puts the original arrays back where the trace's placeholders still sit (MLX's
+    ``tree_replace``). Arrays the function added to the state while tracing (e.g. an
+    optimizer initialising itself) stay; the outputs then overwrite them."""
+    back = {id(t): o for t, o in zip(tracers, originals)}
+    _walk_state(tree, lambda a: back.get(id(a), a))
 
 
 def compile(fun=None, inputs=None, outputs=None, shapeless=False):
@@ -103,8 +115,9 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
 
             def flat_fun(xs):
                 n = len(arrays)
+                tracers = list(xs[n:])
                 if inputs is not None:
-                    _set_state(inputs, xs[n:])
+                    _set_state(inputs, tracers)
                 try:
                     a, kw = _fill((args, kwargs), xs[:n])
                     out = fun(*a, **kw)
@@ -112,7 +125,7 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
                     new_state = _state_leaves(outputs) if outputs is not None else []
                 finally:
                     if inputs is not None:
-                        _set_state(inputs, state)
+                        _restore_state(inputs, tracers, state)
                 holder["tree"] = tree_map(lambda x: None if isinstance(x, _array) else x, out)
                 holder["n_out"] = len(out_arrays)
                 return out_arrays + new_state
