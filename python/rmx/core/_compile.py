@@ -7,7 +7,8 @@ optimizer) as implicit inputs and outputs."""
 import functools
 
 from rmx import _rmx
-from rmx.utils import tree_flatten, tree_map
+from rmx.core._random import _RandomState, state as _random_state
+from rmx.utils import tree_map
 
 _array = _rmx.array
 _mode = {"disabled_by_call": False}
@@ -52,12 +53,9 @@ def _fill(tree, leaves):
     return tree_map(lambda x: next(it) if isinstance(x, _array) else x, tree)
 
 
-def _state_leaves(tree):
-    return [leaf for _, leaf in tree_flatten(tree) if isinstance(leaf, _array)]
-
-
 def _walk_state(tree, fn):
-    """Replaces each array ``a`` in the (mutable) containers of ``tree`` by ``fn(a)``."""
+    """Replaces each array ``a`` held by the (mutable) containers of ``tree`` by ``fn(a)``:
+    list and dict slots, and the key behind ``random.state``."""
     def walk(t):
         if isinstance(t, list):
             for i, c in enumerate(t):
@@ -76,7 +74,38 @@ def _walk_state(tree, fn):
                 if isinstance(c, _array):
                     raise ValueError("[compile] State arrays must sit in lists or dicts to be updated.")
                 walk(c)
+        elif isinstance(t, _RandomState):
+            t._set(fn(t[0]))
     walk(tree)
+
+
+def _state_leaves(tree):
+    """The arrays of a captured state tree, in the order ``_walk_state`` visits them."""
+    out = []
+
+    def walk(t):
+        if isinstance(t, _array):
+            out.append(t)
+        elif isinstance(t, (list, tuple)):
+            for c in t:
+                walk(c)
+        elif isinstance(t, dict):
+            for c in t.values():
+                walk(c)
+        elif isinstance(t, _RandomState):
+            out.append(t[0])
+    walk(tree)
+    return out
+
+
+def _has_random_state(tree):
+    if isinstance(tree, _RandomState):
+        return True
+    if isinstance(tree, (list, tuple)):
+        return any(_has_random_state(c) for c in tree)
+    if isinstance(tree, dict):
+        return any(_has_random_state(c) for c in tree.values())
+    return False
 
 
 def _set_state(tree, leaves):
@@ -116,6 +145,7 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
             def flat_fun(xs):
                 n = len(arrays)
                 tracers = list(xs[n:])
+                key = _random_state[0]
                 if inputs is not None:
                     _set_state(inputs, tracers)
                 try:
@@ -126,6 +156,9 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
                 finally:
                     if inputs is not None:
                         _restore_state(inputs, tracers, state)
+                        if _has_random_state(inputs):
+                            # as MLX: the key the trace split is not left behind
+                            _random_state._set(key)
                 holder["tree"] = tree_map(lambda x: None if isinstance(x, _array) else x, out)
                 holder["n_out"] = len(out_arrays)
                 return out_arrays + new_state
