@@ -12,7 +12,9 @@ Rows:
   arithmetic of MLX's ``nn.TransformerDecoderLayer`` (pre-norm: causal self-attention,
   cross-attention over a 256-long memory, ReLU MLP 512-2048-512) built by hand from plain
   ops in rmx, MLX and NumPy (OpenBLAS), plus MLX's own layer (``mx.fast`` kernels) and
-  rmx's ``nn.TransformerDecoderLayer`` when rmx has ``mx.fast``. All use MLX's weights;
+  rmx's ``nn.TransformerDecoderLayer`` when rmx has ``mx.fast``, and NumPy limited to one
+  OpenBLAS thread (``threadpoolctl``): on a machine shared with other jobs OpenBLAS's
+  spinning threads can make the default NumPy row 10x slower. All use MLX's weights;
   outputs are checked against MLX's layer.
 
     PYTHONPATH=python python3 bench/train_nn.py [--repeats 7] [--steps 20]
@@ -196,6 +198,15 @@ def bench_decoder(args, rows, d=512, heads=8, seq=256):
         fns[lib] = (lambda f=f, mx=mx, xa=xa, ma=ma, mk=mk: _eval(mx, f(xa, ma, mk)))
     f_np = make_decoder(NumpyOps, p, heads)
     fns["numpy"] = lambda: f_np(x, memory, mask)
+    try:  # OpenBLAS with one thread: immune to its busy-waiting on an oversubscribed machine
+        from threadpoolctl import threadpool_limits
+
+        def numpy_1t():
+            with threadpool_limits(limits=1, user_api="blas"):
+                return f_np(x, memory, mask)
+        fns["numpy-1t"] = numpy_1t
+    except ImportError:
+        print("note: threadpoolctl is not installed: no single-thread NumPy row")
     xm, mm, mkm = mlx_core.array(x), mlx_core.array(memory), mlx_core.array(mask)
     fns["mlx-nn"] = lambda: _eval(mlx_core, layer(xm, mm, mkm, None))
     if hasattr(rmx_core, "fast"):
@@ -216,7 +227,10 @@ def bench_decoder(args, rows, d=512, heads=8, seq=256):
     rows.append([f"decoder layer fwd d={d} h={heads} L={seq} (plain ops)", fmt_time(t.get("rmx")),
                  fmt_time(t.get("mlx")), fmt_time(t.get("numpy")), ratio(t, "mlx"),
                  ratio(t, "numpy")])
-    rows.append([f"  MLX nn.TransformerDecoderLayer (mx.fast) vs rmx", fmt_time(t.get("rmx-nn")),
+    if "numpy-1t" in t:
+        rows.append(["  NumPy with 1 OpenBLAS thread", fmt_time(t.get("rmx")), "-",
+                     fmt_time(t["numpy-1t"]), "-", ratio(t, "numpy-1t")])
+    rows.append(["  MLX nn.TransformerDecoderLayer (mx.fast) vs rmx", fmt_time(t.get("rmx-nn")),
                  fmt_time(t.get("mlx-nn")), "-",
                  f"{t['mlx-nn'] / t.get('rmx-nn', t['rmx']):.2f}x", "-"])
 
