@@ -145,7 +145,7 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
             def flat_fun(xs):
                 n = len(arrays)
                 tracers = list(xs[n:])
-                key = _random_state[0]
+                saved_key = _random_state[0]
                 if inputs is not None:
                     _set_state(inputs, tracers)
                 try:
@@ -157,8 +157,9 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
                     if inputs is not None:
                         _restore_state(inputs, tracers, state)
                         if _has_random_state(inputs):
-                            # as MLX: the key the trace split is not left behind
-                            _random_state._set(key)
+                            # The key derived from the placeholder must not outlive the
+                            # trace (MLX 0.32.4 leaves it; an `outputs` capture overwrites it).
+                            _random_state._set(saved_key)
                 holder["tree"] = tree_map(lambda x: None if isinstance(x, _array) else x, out)
                 holder["n_out"] = len(out_arrays)
                 return out_arrays + new_state
