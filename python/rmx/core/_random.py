@@ -9,22 +9,22 @@ seeded by the clock), ``seed`` resets the calling thread's key, and a sampler wi
 ``key`` splits the current key in two, keeps the first half and samples with the second.
 """
 
-import threading
-import time
+import threading as _threading
+import time as _time
 
 from rmx import _rmx
 
 _r = _rmx.random
 key = _r.key
 split = _r.split
-_local = threading.local()
+_local = _threading.local()
 
 
 def _keys():
     """This thread's one-element list holding the current key."""
     keys = getattr(_local, "keys", None)
     if keys is None:
-        keys = _local.keys = [_r.key(time.time_ns() & (2**64 - 1))]
+        keys = _local.keys = [_r.key(_time.time_ns() & (2**64 - 1))]
     return keys
 
 
