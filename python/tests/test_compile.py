@@ -105,6 +105,66 @@ def test_state_capture_matches_mlx():
     check(run)
 
 
+def test_state_that_grows_during_the_first_trace_matches_mlx():
+    """The function adds entries to the captured state while tracing (as an optimizer
+    that initialises itself on its first update does); MLX keeps them and retraces
+    with the larger state on the next call."""
+    def run(m):
+        state = {"w": m.array([1.0, 2.0]), "log": []}
+        traces = []
+
+        def step(v):
+            traces.append(1)
+            if "m" not in state:
+                state["m"] = m.zeros_like(state["w"])
+                state["log"].append(m.array(0.0))
+            state["m"] = state["m"] * 0.5 + v
+            state["w"] = state["w"] - 0.1 * state["m"]
+            state["log"][0] = state["log"][0] + 1
+            return state["w"].sum()
+        cs = m.compile(step, inputs=state, outputs=state)
+        outs = [cs(m.array([1.0, -1.0]) * k) for k in range(4)]
+        return outs, state, len(traces)
+    check(run)
+
+
+def test_compiled_training_step_with_uninitialised_optimizer_matches_mlx():
+    """MLX's training pattern: ``state = [model.state, optimizer.state]`` captured before
+    the optimizer has created its per-parameter state."""
+    from nnutil import copy_params, rnn, ropt, same
+    import mlx.nn as mnn
+    import mlx.optimizers as mopt
+    from diff import REF
+
+    x = np.random.default_rng(2).normal(size=(16, 4)).astype(np.float32)
+    y = np.arange(16) % 3
+
+    def train(m, nn, optim, model):
+        opt = optim.Adam(learning_rate=0.01)
+        state = [model.state, opt.state]
+
+        def loss_fn(mdl, a, b):
+            return nn.losses.cross_entropy(mdl(a), b, reduction="mean")
+
+        def step(a, b):
+            loss, grads = nn.value_and_grad(model, loss_fn)(model, a, b)
+            opt.update(model, grads)
+            return loss
+        cs = m.compile(step, inputs=state, outputs=state)
+        losses = []
+        for _ in range(5):
+            losses.append(cs(m.array(x), m.array(y)))
+            m.eval(state)
+        return losses, model.parameters(), opt.state
+
+    ml = mnn.Sequential(mnn.Linear(4, 8), mnn.ReLU(), mnn.Linear(8, 3))
+    rl = copy_params(ml, rnn().Sequential(rnn().Linear(4, 8), rnn().ReLU(), rnn().Linear(8, 3)))
+    got = train(get_rmx(), rnn(), ropt(), rl)
+    exp = train(REF, mnn, mopt, ml)
+    same(got, exp, 1e-5, 1e-6)
+    assert float(exp[0][-1]) < float(exp[0][0])
+
+
 def test_transforms_of_compiled_functions():
     x = A(rand((3, 4), "float32", seed=5))
     f = lambda m, t: m.sum(m.exp(m.sin(t) * 2 + 1) * t)  # noqa: E731

@@ -112,6 +112,30 @@ def test_checkpoint_matches_mlx():
         lambda a, b: m.checkpoint(lambda p, q: (p @ q.T).sum())(a, b), argnums=(0, 1))(x, y), X, Y, rtol=1e-5)
 
 
+def test_checkpoint_accepts_non_array_arguments_as_mlx():
+    """MLX passes non-array leaves (None, numbers, strings) through as constants; array
+    leaves of positional and keyword arguments (nested too) are inputs with gradients."""
+    def f(m, a, b, *rest, **kw):
+        out = m.sin(a) * 2
+        if isinstance(b, (int, float)) and b is not None:
+            out = out * b
+        for r in rest:
+            out = out + r[0] if isinstance(r, list) else out
+        if kw.get("k") is not None:
+            out = out * (kw["k"] if not isinstance(kw["k"], tuple) else kw["k"][1]["q"])
+        return out
+
+    def ck(m, *args, **kw):
+        return m.checkpoint(lambda *a, **k: f(m, *a, **k))(*args, **kw)
+    check(lambda m, x: ck(m, x, None), X)
+    check(lambda m, x: ck(m, x, 3), X)
+    check(lambda m, x: ck(m, x, "name"), X)
+    check(lambda m, x: ck(m, x, 2.5, [x * 3, None], k=None), X)
+    check(lambda m, x: m.grad(lambda t: ck(m, t, None).sum())(x), X, rtol=1e-5)
+    check(lambda m, x: m.grad(lambda t: ck(m, t, 1.5, [t, "s"]).sum())(x), X, rtol=1e-5)
+    check(lambda m, x, y: m.grad(lambda t: ck(m, y, None, k=(None, {"q": t})).sum())(x), X, Y, rtol=1e-5)
+
+
 def test_wrong_number_of_cotangents_is_a_clear_error():
     """MLX silently reuses the single returned cotangent; rmx raises ValueError."""
     mx = get_rmx()

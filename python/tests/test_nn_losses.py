@@ -53,10 +53,7 @@ def run(name, arrays, kwargs, grad_argnums=(0,), rtol=2e-5, atol=1e-6):
             for i, v in zip(grad_argnums, g):
                 full[i] = v
             return lib.sum(getattr(nn.losses, name)(*full, **kwargs) * p)
-        # a single argnum as an int: rmx returns a 1-tuple for argnums=(0,)
-        # where MLX returns the bare array (an rmx.core difference)
-        n = len(grad_argnums)
-        argnums = 0 if n == 1 else tuple(range(n))
+        argnums = tuple(range(len(grad_argnums)))
         return lib.grad(f, argnums=argnums)(*[args[i] for i in grad_argnums])
 
     same(grads(rx(), rnn(), ar), grads(REF, mnn, am), rtol, atol, f"{name} grad")

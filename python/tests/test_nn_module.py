@@ -428,3 +428,39 @@ def test_nn_value_and_grad_aux_outputs_and_kwargs():
     (vr, ar), gr = fn(rnn(), rl)(xr, scale=0.5)
     same([vr, ar], [vm, am], 1e-5, 1e-5)
     same(gr, gm, 1e-4, 1e-5)
+
+
+def test_nn_checkpoint_with_non_array_arguments():
+    """nn.checkpoint passes None/number arguments through (MLX's mx.checkpoint does)."""
+    ml, rl = models()
+    ml.eval(), rl.eval()
+    (x,) = inputs((4, 3))
+    xm, xr = both(x)
+
+    def fn(nn, lib, model):
+        def call(a, mask, scale, extra=None):
+            y = model(a) * scale
+            return y if mask is None else y * mask
+
+        ck = nn.utils.checkpoint(model, call)
+        return nn.value_and_grad(model, lambda a: lib.sum(ck(a, None, 0.5, extra="k") ** 2))
+
+    vm, gm = fn(mnn, REF, ml)(xm)
+    vr, gr = fn(rnn(), rx(), rl)(xr)
+    same(vr, vm, 1e-5, 1e-5)
+    same(gr, gm, 1e-4, 1e-5)
+
+
+def test_load_weights_non_strict_into_a_later_list_slot():
+    """Weights for ``blocks.1`` only: ``tree_unflatten`` keeps ``blocks[0]`` as an empty
+    slot, so ``blocks[1]`` (not ``blocks[0]``) is updated, as in MLX."""
+    ml, rl = models()
+    names = [k for k, _ in mutils.tree_flatten(ml.parameters()) if k.startswith("blocks.1.")]
+    ml.load_weights([(k, REF.full((4, 4) if k.endswith("lin.weight") else (4,), 3.0))
+                     for k in names if k.endswith("lin.weight") or k.endswith("lin.bias")],
+                    strict=False)
+    rl.load_weights([(k, rx().full((4, 4) if k.endswith("lin.weight") else (4,), 3.0))
+                     for k in names if k.endswith("lin.weight") or k.endswith("lin.bias")],
+                    strict=False)
+    same(rl.parameters(), ml.parameters())
+    assert float(REF.sum(ml.blocks[0].lin.bias == 3.0)) < 4

@@ -6,7 +6,7 @@ log/log1p/erf, which rmx vectorises, so float32 results may differ in the last u
 import numpy as np
 import pytest
 
-from diff import A, check, check_raises, get_rmx, rand
+from diff import A, REF, check, check_raises, get_rmx, rand, rmx_only
 
 SEEDS = [0, 1, 7, 123456789, 2**32 + 5, 2**64 - 1]
 SHAPES = [(), (0,), (1,), (2,), (3,), (5,), (2, 3), (7, 9), (4, 0, 3), (1001,)]
@@ -252,3 +252,95 @@ ERRORS = {
 def test_errors(name):
     check_raises(ERRORS[name])
 
+
+
+def test_random_state_holds_the_global_key():
+    """``random.state`` is MLX's ``_RandomState``: one element, the current key, which
+    ``seed`` resets and every key-less sampler advances (errors are MLX's types too)."""
+    def run(m):
+        s = m.random.state
+        m.random.seed(3)
+        out = [s[0], s[-1], len(s), list(s), m.random.state is s]
+        m.random.uniform(shape=(2,))
+        out += [s[0], m.random.split(m.random.key(3))[0]]
+        m.random.normal((2,), key=m.random.key(9))  # an explicit key leaves it alone
+        out.append(s[0])
+        return out
+    check(run, **EXACT)
+    check(lambda m: m.random.state[1])
+    check(lambda m: m.random.state["0"])
+
+    def assign(m):
+        m.random.state[0] = m.random.key(1)
+    check(assign)
+
+
+def _compiled_draws(m, **capture):
+    def f(x):
+        return x + m.random.uniform(shape=(3,))
+    m.random.seed(0)
+    cf = m.compile(f, **capture)
+    draws = [cf(m.zeros((3,))) for _ in range(3)]
+    return draws, m.random.state[0]
+
+
+def test_compile_capturing_random_state_advances_the_key():
+    """With ``inputs``/``outputs=[mx.random.state]`` each call draws new numbers (the same
+    as the uncompiled function would) and the key moves on; without the capture the key
+    is baked in at trace time; every capture variant ends with MLX's key."""
+    st = lambda m: [m.random.state]  # noqa: E731
+    check(lambda m: _compiled_draws(m, inputs=st(m), outputs=st(m)), **EXACT)
+    check(lambda m: _compiled_draws(m, inputs=m.random.state, outputs=m.random.state), **EXACT)
+    check(lambda m: _compiled_draws(m), **EXACT)
+    check(lambda m: _compiled_draws(m, outputs=st(m)), **EXACT)
+    rx = get_rmx()
+    draws, _ = _compiled_draws(rx, inputs=[rx.random.state], outputs=[rx.random.state])
+    assert not np.array_equal(np.array(draws[0]), np.array(draws[1]))
+    rx.random.seed(0)
+    plain = [rx.zeros((3,)) + rx.random.uniform(shape=(3,)) for _ in range(3)]
+    np.testing.assert_array_equal(np.array(draws[2]), np.array(plain[2]))
+
+
+def test_compiled_dropout_with_captured_state_matches_mlx():
+    def run(m, nn):
+        m.random.seed(1)
+        drop = nn.Dropout(0.5)
+        state = [m.random.state]
+        g = m.compile(lambda x: drop(x), inputs=state, outputs=state)
+        return [g(m.ones((8,))) for _ in range(3)]
+    import mlx.nn as mnn
+    from diff import REF, assert_same
+    from nnutil import rnn
+    assert_same(run(get_rmx(), rnn()), run(REF, mnn), exact=True)
+
+
+def test_random_state_is_per_thread():
+    """As MLX 0.32.4: seeding in one thread leaves another thread's key alone."""
+    import threading
+
+    def run(m):
+        m.random.seed(0)
+        seen = {}
+
+        def worker():
+            m.random.seed(5)
+            seen["k"] = m.random.state[0]
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+        return seen["k"], m.random.state[0]
+    check(run, **EXACT)
+
+
+@rmx_only
+def test_compile_with_random_state_as_input_only_keeps_the_key():
+    """Captured as an input but not an output, MLX 0.32.4 leaves the trace's placeholder
+    key behind (the next eval of the key fails: "eval an array without a primitive");
+    rmx puts the key back, so the draws repeat, as an uncaptured key's do."""
+    rx = get_rmx()
+    draws, key = _compiled_draws(rx, inputs=[rx.random.state])
+    np.testing.assert_array_equal(np.array(key), np.array(REF.random.key(0)))
+    REF.random.seed(0)
+    first = REF.random.uniform(shape=(3,))
+    for d in draws:
+        np.testing.assert_array_equal(np.array(d), np.array(first))

@@ -4,7 +4,7 @@ finite differences in float64."""
 import numpy as np
 import pytest
 
-from diff import A, REF, check, get_rmx, rand, rmx_only
+from diff import A, REF, assert_same, check, get_rmx, rand, rmx_only
 
 UNARY = ["abs", "sqrt", "rsqrt", "square", "reciprocal", "exp", "expm1", "log", "log1p", "log2",
          "log10", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
@@ -269,3 +269,40 @@ def test_jvp_compound(name):
     x = A(rand((3, 4), "float32", seed=30))
     t = A(rand((3, 4), "float32", seed=31))
     check(lambda m, a, v: m.jvp(lambda q: REDUCE_AND_SHAPE[name](m, q), [a], [v])[1][0], x, t, **TOL)
+
+
+ARGNUMS = [None, 0, 1, (0,), [0], (1,), [1], (0, 1), [1, 0], (2, 0, 1)]
+
+
+@pytest.mark.parametrize("argnums", ARGNUMS, ids=repr)
+@pytest.mark.parametrize("argnames", [(), ("z",)], ids=repr)
+@pytest.mark.parametrize("transform", ["grad", "value_and_grad"])
+def test_argnums_forms_return_what_mlx_returns(argnums, argnames, transform):
+    """A one-element argnums tuple/list gives the bare gradient (not a 1-tuple), several a
+    tuple in argument order (MLX sorts argnums); with argnames the result is ``(positional, {name: grad})``; ``check`` compares
+    the container types too."""
+    x, y = A(rand((3,), "float32", seed=50)), A(rand((3,), "float32", seed=51))
+
+    def f(m, a, b):
+        fun = lambda p, q, r, z=None: (p * q * q * r * z).sum()  # noqa: E731
+        return getattr(m, transform)(fun, argnums=argnums, argnames=argnames)(a, b, b + 1, z=a * 2)
+    check(f, x, y)
+
+
+def test_argnums_structure_checks_types():
+    """Guards the test above: the comparison must notice a 1-tuple against a bare array."""
+    g = REF.array([1.0, 2.0])
+    with pytest.raises(AssertionError):
+        assert_same((g,), g)
+
+
+@pytest.mark.parametrize("kwargs", [dict(argnums=()), dict(argnums=(0, 0)), dict(argnums=-1),
+                                    dict(argnums=(0, -2)), dict(argnums=[], argnames=())], ids=repr)
+def test_argnums_errors_at_creation_match_mlx(kwargs):
+    check(lambda m: m.grad(lambda t: t.sum(), **kwargs))
+
+
+def test_argnums_errors_at_call_match_mlx():
+    x = A(rand((3,), "float32", seed=53))
+    check(lambda m, a: m.grad(lambda t, u=None: t.sum(), argnums=(0, 2))(a, a), x)
+    check(lambda m, a: m.value_and_grad(lambda t, **k: t.sum(), argnames="q")(a, w=a, v=a), x)

@@ -7,9 +7,11 @@ from rmx._rmx import array, bool_  # noqa: F401
 # `where` is a Python keyword only as a statement; it is a valid attribute name.
 from rmx._rmx import where  # noqa: F401
 
-# Submodules made in Rust: register them so `import rmx.core.random` works too.
+# Submodules: register them so `import rmx.core.random` works too. `random` wraps the
+# Rust samplers around the key sequence kept in Python (`random.state`, for `compile`).
 import sys as _sys  # noqa: E402
-from rmx._rmx import fft, random  # noqa: F401,E402
+from rmx._rmx import fft  # noqa: F401,E402
+from rmx.core import _random as random  # noqa: E402
 
 _sys.modules[__name__ + ".random"] = random
 _sys.modules[__name__ + ".fft"] = fft

@@ -7,7 +7,8 @@ optimizer) as implicit inputs and outputs."""
 import functools
 
 from rmx import _rmx
-from rmx.utils import tree_flatten, tree_map
+from rmx.core._random import _RandomState, state as _random_state
+from rmx.utils import tree_map
 
 _array = _rmx.array
 _mode = {"disabled_by_call": False}
@@ -52,25 +53,20 @@ def _fill(tree, leaves):
     return tree_map(lambda x: next(it) if isinstance(x, _array) else x, tree)
 
 
-def _state_leaves(tree):
-    return [leaf for _, leaf in tree_flatten(tree) if isinstance(leaf, _array)]
-
-
-def _set_state(tree, leaves):
-    """Writes ``leaves`` into the array slots of the (mutable) containers of ``tree``."""
-    it = iter(leaves)
-
+def _walk_state(tree, fn):
+    """Replaces each array ``a`` held by the (mutable) containers of ``tree`` by ``fn(a)``:
+    list and dict slots, and the key behind ``random.state``."""
     def walk(t):
         if isinstance(t, list):
             for i, c in enumerate(t):
                 if isinstance(c, _array):
-                    t[i] = next(it)
+                    t[i] = fn(c)
                 else:
                     walk(c)
         elif isinstance(t, dict):
             for k, c in t.items():
                 if isinstance(c, _array):
-                    t[k] = next(it)
+                    t[k] = fn(c)
                 else:
                     walk(c)
         elif isinstance(t, tuple):
@@ -78,7 +74,52 @@ def _set_state(tree, leaves):
                 if isinstance(c, _array):
                     raise ValueError("[compile] State arrays must sit in lists or dicts to be updated.")
                 walk(c)
+        elif isinstance(t, _RandomState):
+            t._set(fn(t[0]))
     walk(tree)
+
+
+def _state_leaves(tree):
+    """The arrays of a captured state tree, in the order ``_walk_state`` visits them."""
+    out = []
+
+    def walk(t):
+        if isinstance(t, _array):
+            out.append(t)
+        elif isinstance(t, (list, tuple)):
+            for c in t:
+                walk(c)
+        elif isinstance(t, dict):
+            for c in t.values():
+                walk(c)
+        elif isinstance(t, _RandomState):
+            out.append(t[0])
+    walk(tree)
+    return out
+
+
+def _has_random_state(tree):
+    if isinstance(tree, _RandomState):
+        return True
+    if isinstance(tree, (list, tuple)):
+        return any(_has_random_state(c) for c in tree)
+    if isinstance(tree, dict):
+        return any(_has_random_state(c) for c in tree.values())
+    return False
+
+
+def _set_state(tree, leaves):
+    """Writes ``leaves``, in order, into the array slots of ``tree`` (MLX's ``tree_fill``)."""
+    it = iter(leaves)
+    _walk_state(tree, lambda _: next(it))
+
+
+def _restore_state(tree, tracers, originals):
+    """Puts the original arrays back where the trace's placeholders still sit (MLX's
+    ``tree_replace``). Arrays the function added to the state while tracing (e.g. an
+    optimizer initialising itself) stay; the outputs then overwrite them."""
+    back = {id(t): o for t, o in zip(tracers, originals)}
+    _walk_state(tree, lambda a: back.get(id(a), a))
 
 
 def compile(fun=None, inputs=None, outputs=None, shapeless=False):
@@ -103,8 +144,10 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
 
             def flat_fun(xs):
                 n = len(arrays)
+                tracers = list(xs[n:])
+                saved_key = _random_state[0]
                 if inputs is not None:
-                    _set_state(inputs, xs[n:])
+                    _set_state(inputs, tracers)
                 try:
                     a, kw = _fill((args, kwargs), xs[:n])
                     out = fun(*a, **kw)
@@ -112,7 +155,11 @@ def compile(fun=None, inputs=None, outputs=None, shapeless=False):
                     new_state = _state_leaves(outputs) if outputs is not None else []
                 finally:
                     if inputs is not None:
-                        _set_state(inputs, state)
+                        _restore_state(inputs, tracers, state)
+                        if _has_random_state(inputs):
+                            # The key derived from the placeholder must not outlive the
+                            # trace (MLX 0.32.4 leaves it; an `outputs` capture overwrites it).
+                            _random_state._set(saved_key)
                 holder["tree"] = tree_map(lambda x: None if isinstance(x, _array) else x, out)
                 holder["n_out"] = len(out_arrays)
                 return out_arrays + new_state

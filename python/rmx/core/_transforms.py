@@ -26,29 +26,54 @@ def _rebuild(structure, leaves):
 
 
 def _resolve_argnums(argnums, argnames):
+    """MLX's argnums/argnames validation, done when the transform is created; like MLX,
+    the argument numbers are sorted (gradients come back in argument order)."""
     if argnums is None:
-        return ((0,), True) if not argnames else ((), False)
-    if isinstance(argnums, int):
-        return (argnums,), True
-    return tuple(argnums), False
+        nums = [] if argnames else [0]
+    elif isinstance(argnums, int):
+        nums = [argnums]
+    else:
+        nums = sorted(argnums)
+    if not nums and not argnames:
+        raise ValueError("[grad] Gradient wrt no argument requested")
+    seen = set()
+    for k in nums:
+        if k < 0:
+            raise ValueError(f"[grad] Can't compute the gradient of negative argument index {k}")
+        if k in seen:
+            raise ValueError(f"[grad] Duplicate argument index {k} is not allowed.")
+        seen.add(k)
+    return tuple(nums)
+
+
+def _positional_grads(grads):
+    """As MLX: one argnum gives the bare gradient, several a tuple, none ``None``."""
+    if len(grads) == 1:
+        return grads[0]
+    return tuple(grads) if grads else None
 
 
 def value_and_grad(fun, argnums=None, argnames=()):
     """A function returning ``(fun(*args), grad)``; the first output of ``fun`` must be a scalar."""
     if isinstance(argnames, str):
         argnames = (argnames,)
-    nums, single = _resolve_argnums(argnums, argnames)
+    argnames = tuple(argnames)
+    nums = _resolve_argnums(argnums, argnames)
 
     def wrapper(*args, **kwargs):
         for k in nums:
-            if k >= len(args) or k < -len(args):
+            if k >= len(args):
                 raise ValueError(
-                    f"[grad] Invalid argument number {k} for function with {len(args)} positional arguments."
+                    f"[grad] Can't compute the gradient of argument index {k} because the function "
+                    f"is called with only {len(args)} positional arguments."
                 )
-        norm = [k % len(args) for k in nums]
+        norm = list(nums)
         for name in argnames:
             if name not in kwargs:
-                raise ValueError(f"[grad] Can't compute the gradient of argument '{name}': it was not given.")
+                raise ValueError(
+                    f"[grad] Can't compute the gradient of keyword argument '{name}' because the "
+                    f"function is called with the following keyword arguments {{{''.join(k + ',' for k in kwargs)}}}"
+                )
         trees = [args[k] for k in norm] + [kwargs[n] for n in argnames]
         flats = [_leaves(t, "grad") for t in trees]
         counts = [len(f) for f in flats]
@@ -78,12 +103,10 @@ def value_and_grad(fun, argnums=None, argnames=()):
         for j in range(len(flats)):
             trees_g.append(_rebuild(trees[j], grads[i:i + counts[j]]))
             i += counts[j]
-        pos, named = trees_g[:len(norm)], dict(zip(argnames, trees_g[len(norm):]))
+        pos = _positional_grads(trees_g[:len(norm)])
         if argnames:
-            g = (pos[0] if single else tuple(pos), named)
-        else:
-            g = pos[0] if single else tuple(pos)
-        return value, g
+            return value, (pos, dict(zip(argnames, trees_g[len(norm):])))
+        return value, pos
 
     return wrapper
 
@@ -249,13 +272,31 @@ class custom_function:
         return _rebuild(captured["tree"], outs)
 
 
+class _Slot:
+    """Marks where an array sat in a checkpointed call's arguments."""
+
+
+_SLOT = _Slot()
+
+
 def checkpoint(fun):
     """``fun`` with gradient checkpointing: its backward pass recomputes ``fun`` from
-    the inputs instead of keeping the intermediate activations."""
-    cf = custom_function(fun)
+    the inputs instead of keeping the intermediate activations. As in MLX, the array
+    leaves of the positional and keyword arguments are the inputs; other leaves (``None``,
+    numbers, strings) are passed through unchanged as constants."""
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
-        return cf(*args, **kwargs)
+        full = (list(args), kwargs)
+        arrays = [leaf for _, leaf in tree_flatten(full) if isinstance(leaf, _array)]
+        # Only the constants are kept (the rules outlive this call inside the graph).
+        structure = tree_map(lambda x: _SLOT if isinstance(x, _array) else x, full)
+
+        def inner(*xs):
+            it = iter(xs)
+            a, kw = tree_map(lambda x: next(it) if x is _SLOT else x, structure)
+            return fun(*a, **kw)
+
+        return custom_function(inner)(*arrays)
 
     return wrapper

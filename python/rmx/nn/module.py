@@ -11,31 +11,7 @@ import textwrap
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import rmx.core as mx
-from rmx.utils import tree_flatten
-
-
-def _flat_dict(tree, is_leaf=None):
-    return dict(tree_flatten(tree, is_leaf=is_leaf))
-
-
-def _unflatten(pairs):
-    """``(dotted_path, leaf)`` pairs -> tree, as ``mlx.utils.tree_unflatten``:
-    integer keys make lists whose missing indices are ``{}``.  (rmx.utils'
-    version packs ``layers.1`` into index 0 when ``layers.0`` is absent.)"""
-    if len(pairs) == 1 and pairs[0][0] == "":
-        return pairs[0][1]
-    groups = {}
-    for key, value in pairs:
-        head, *rest = key.split(".", maxsplit=1)
-        groups.setdefault(head, []).append((rest[0] if rest else "", value))
-    try:
-        idx = {int(k): k for k in groups}
-    except ValueError:
-        return {k: _unflatten(v) for k, v in groups.items()}
-    out = [{} for _ in range(max(idx) + 1)]
-    for i, k in idx.items():
-        out[i] = _unflatten(groups[k])
-    return out
+from rmx.utils import tree_flatten, tree_unflatten
 
 
 class Module(dict):
@@ -103,7 +79,7 @@ class Module(dict):
             weights = list(mx.load(weights).items())
         if strict:
             new = dict(weights)
-            cur = _flat_dict(self.parameters())
+            cur = tree_flatten(self.parameters(), destination={})
             extras = new.keys() - cur.keys()
             if extras:
                 names = ",\n".join(sorted(extras))
@@ -123,12 +99,12 @@ class Module(dict):
                         f"Expected shape {tuple(v.shape)} but received shape "
                         f"{tuple(w.shape)} for parameter {name}")
         if len(weights) != 0:
-            self.update(_unflatten(list(weights)), strict=False)
+            self.update(tree_unflatten(weights), strict=False)
         return self
 
     def save_weights(self, file: str):
         """Saves the parameters to ``file`` (``.npz`` or ``.safetensors``)."""
-        flat = _flat_dict(self.parameters())
+        flat = tree_flatten(self.parameters(), destination={})
         if file.endswith(".npz"):
             mx.savez(file, **flat)
         elif file.endswith(".safetensors"):

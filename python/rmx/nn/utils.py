@@ -24,37 +24,22 @@ def value_and_grad(model: Module, fn: Callable):
     return wrapped
 
 
-def _all_arrays(tree):
-    if isinstance(tree, mx.array):
-        return True
-    if isinstance(tree, (list, tuple)):
-        return all(_all_arrays(t) for t in tree)
-    if isinstance(tree, dict):
-        return all(_all_arrays(t) for t in tree.values())
-    return False
-
-
 def checkpoint(module: Module, fn: Optional[Callable] = None):
-    """Gradient checkpointing of ``fn`` (default: the module's ``__call__``):
-    its intermediates are recomputed in the backward pass."""
+    """Gradient checkpointing of ``fn`` (default: the module's ``__call__``)
+    with respect to the module's trainable parameters and ``fn``'s inputs: its
+    intermediates are recomputed in the backward pass."""
     if fn is None:
         fn = module
 
+    def inner(params, *args, **kwargs):
+        module.update(params)
+        return fn(*args, **kwargs)
+
+    checkpointed = mx.checkpoint(inner)
+
     @wraps(fn)
     def wrapped(*args, **kwargs):
-        # rmx's mx.checkpoint only accepts array trees as arguments (MLX also
-        # takes e.g. None); non-array positional arguments are closed over.
-        is_arr = [_all_arrays(a) for a in args]
-        consts = [None if t else a for a, t in zip(args, is_arr)]
-
-        def inner(params, *arrs):
-            module.update(params)
-            it = iter(arrs)
-            full = [next(it) if t else c for t, c in zip(is_arr, consts)]
-            return fn(*full, **kwargs)
-
-        arrs = [a for a, t in zip(args, is_arr) if t]
-        return mx.checkpoint(inner)(module.trainable_parameters(), *arrs)
+        return checkpointed(module.trainable_parameters(), *args, **kwargs)
 
     return wrapped
 

@@ -8,33 +8,10 @@ from typing import List, Optional, Tuple
 
 import rmx.core as mx
 from rmx.nn.module import Module
-from rmx.utils import tree_flatten, tree_map, tree_reduce, tree_unflatten
+from rmx.utils import tree_flatten, tree_map, tree_merge, tree_reduce, tree_unflatten
 
 __all__ = ["Optimizer", "MultiOptimizer", "SGD", "RMSprop", "Adagrad", "AdaDelta", "Adam",
            "AdamW", "Adamax", "Lion", "Adafactor", "Muon", "clip_grad_norm"]
-
-
-def _tree_merge(a, b):
-    """Merges two trees with disjoint leaves (``{}``/``None`` count as empty)."""
-    def empty(t):
-        return t is None or (isinstance(t, (dict, list, tuple)) and len(t) == 0)
-
-    if empty(a):
-        return b
-    if empty(b):
-        return a
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = _tree_merge(out[k], v) if k in out else v
-        return out
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        n = max(len(a), len(b))
-        items = [_tree_merge(a[i] if i < len(a) else None, b[i] if i < len(b) else None)
-                 for i in range(n)]
-        return type(a)(items)
-    raise ValueError("Trees contain elements at the same locations but no merge "
-                     "function was provided")
 
 
 def _fro_norm(x):
@@ -154,7 +131,7 @@ class MultiOptimizer(Optimizer):
     def apply_gradients(self, gradients: dict, parameters: dict):
         tree = {}
         for o, g in zip(self.optimizers, self._split_dictionary(gradients)):
-            tree = _tree_merge(tree, o.apply_gradients(g, parameters))
+            tree = tree_merge(tree, o.apply_gradients(g, parameters))
         return tree
 
     @property
