@@ -1,7 +1,7 @@
 //! Affine quantization primitives: `Quantize` (one input, three outputs), `Dequantize`
 //! and `QuantizedMatmul`. Derivatives follow MLX 0.32.4: none through the packed weights
 //! (zeros for `dequantize`, an error for `quantized_matmul`), the product's rules for `x`,
-//! group sums for scales and biases; `quantize`'s cotangent is zero.
+//! group sums for scales and biases; `quantize` differentiates its scale/bias formulas.
 
 use super::batching::{self, Batched};
 use crate::array::{Array, ArrayData};
@@ -46,9 +46,10 @@ impl Primitive for Quantize {
     fn eval(&self, b: &dyn Backend, x: &[ArrayData], _o: &[OutputSpec]) -> Result<Vec<ArrayData>> {
         b.quantize(QuantizeOp::Quantize, x, self.group_size, self.bits)
     }
-    /// Rounding is flat almost everywhere: MLX returns zeros.
-    fn vjp(&self, p: &[Array], _ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        Ok(vec![ops::zeros_like(&p[0])?])
+    /// Through the scale and bias formulas only (`quantize_grad.rs`), as MLX.
+    fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let g = super::quantize_grad::quantize_vjp(&p[0], &ct[1], &ct[2], self.group_size, self.bits)?;
+        Ok(vec![g])
     }
     fn jvp(&self, _p: &[Array], _t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
         Err(crate::value_err!(
