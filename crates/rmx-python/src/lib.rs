@@ -14,6 +14,7 @@ mod io;
 mod misc;
 mod ops_creation;
 mod ops_elementwise;
+mod ops_quantized;
 mod ops_reduce;
 mod ops_shape;
 mod ops_sort;
@@ -61,6 +62,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
     ops_sort::register(m)?;
+    ops_quantized::register(m)?;
     random::register(m)?;
     fft::register(m)?;
     misc::register(m)?;

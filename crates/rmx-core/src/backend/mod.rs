@@ -137,6 +137,16 @@ pub enum ScatterMode {
     Min,
 }
 
+/// Direction of an affine quantization kernel (see `Backend::quantize`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuantizeOp {
+    /// `[w]` (float, last dim a multiple of the group size) to `[wq, scales, biases]`.
+    Quantize,
+    /// `[wq, scales, biases]` (equal batch shapes) to one array of this float dtype: the
+    /// promoted type of scales and biases, in which MLX computes.
+    Dequantize(Dtype),
+}
+
 /// The kernel families a device provides. Inputs are strided views; outputs are fresh
 /// row-contiguous arrays unless stated. Binary/select inputs arrive already broadcast
 /// (zero strides) to the output shape and cast to one dtype.
@@ -225,6 +235,28 @@ pub trait Backend: Send + Sync {
         real: bool,
         out_shape: &[usize],
         scale: f32,
+    ) -> Result<ArrayData>;
+    /// Affine quantization of the last axis in groups of `group_size` elements of `bits`
+    /// bits, packed in uint32 words in MLX's layout (low bits first), or its inverse.
+    fn quantize(
+        &self,
+        op: QuantizeOp,
+        inputs: &[ArrayData],
+        group_size: usize,
+        bits: usize,
+    ) -> Result<Vec<ArrayData>>;
+    /// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)`: `x` `[..., M, K]` and
+    /// scales/biases of one float dtype (the output's), `w` uint32; equal batch shapes.
+    #[allow(clippy::too_many_arguments)]
+    fn quantized_matmul(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        scales: &ArrayData,
+        biases: &ArrayData,
+        group_size: usize,
+        bits: usize,
+        transpose: bool,
     ) -> Result<ArrayData>;
 }
 

@@ -12,6 +12,8 @@ pub mod fft;
 pub mod fused;
 pub mod indexing;
 pub mod linalg;
+pub mod quantize_grad;
+pub mod quantized;
 pub mod random;
 pub mod reduce;
 pub mod scan_derivatives;

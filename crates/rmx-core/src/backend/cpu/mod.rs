@@ -8,6 +8,8 @@ mod indexing;
 pub mod loops;
 pub mod math;
 mod matmul;
+mod qmm;
+mod quantized;
 mod random;
 mod reduce;
 mod scan;
@@ -16,7 +18,9 @@ mod sort;
 mod unary;
 
 use crate::array::ArrayData;
-use crate::backend::{ArgReduceOp, Backend, BinaryOp, ReduceOp, ScanOp, ScatterMode, UnaryOp};
+use crate::backend::{
+    ArgReduceOp, Backend, BinaryOp, QuantizeOp, ReduceOp, ScanOp, ScatterMode, UnaryOp,
+};
 use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
@@ -138,5 +142,31 @@ impl Backend for CpuBackend {
         scale: f32,
     ) -> Result<ArrayData> {
         fft::fft(x, axes, inverse, real, out_shape, scale)
+    }
+    fn quantize(
+        &self,
+        op: QuantizeOp,
+        inputs: &[ArrayData],
+        group_size: usize,
+        bits: usize,
+    ) -> Result<Vec<ArrayData>> {
+        match op {
+            QuantizeOp::Quantize => quantized::quantize(&inputs[0], group_size, bits),
+            QuantizeOp::Dequantize(dtype) => Ok(vec![quantized::dequantize(
+                &inputs[0], &inputs[1], &inputs[2], group_size, bits, dtype,
+            )?]),
+        }
+    }
+    fn quantized_matmul(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        scales: &ArrayData,
+        biases: &ArrayData,
+        group_size: usize,
+        bits: usize,
+        transpose: bool,
+    ) -> Result<ArrayData> {
+        qmm::quantized_matmul(x, w, scales, biases, group_size, bits, transpose)
     }
 }
