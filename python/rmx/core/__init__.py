@@ -9,10 +9,11 @@ from rmx._rmx import where  # noqa: F401
 
 # Submodules made in Rust: register them so `import rmx.core.random` works too.
 import sys as _sys  # noqa: E402
-from rmx._rmx import fft, random  # noqa: F401,E402
+from rmx._rmx import fast, fft, random  # noqa: F401,E402
 
 _sys.modules[__name__ + ".random"] = random
 _sys.modules[__name__ + ".fft"] = fft
+_sys.modules[__name__ + ".fast"] = fast
 
 # MLX's alternative names for the same functions.
 acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan, arctanh  # noqa: F405

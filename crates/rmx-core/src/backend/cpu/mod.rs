@@ -2,6 +2,7 @@
 
 mod binary;
 mod copy;
+mod fast;
 pub mod fast_math;
 mod fft;
 mod indexing;
@@ -16,7 +17,10 @@ mod sort;
 mod unary;
 
 use crate::array::ArrayData;
-use crate::backend::{ArgReduceOp, Backend, BinaryOp, ReduceOp, ScanOp, ScatterMode, UnaryOp};
+use crate::backend::{
+    ArgReduceOp, AttnMask, Backend, BinaryOp, NormKind, ReduceOp, RopeSpec, ScanOp, ScatterMode,
+    UnaryOp,
+};
 use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
@@ -138,5 +142,35 @@ impl Backend for CpuBackend {
         scale: f32,
     ) -> Result<ArrayData> {
         fft::fft(x, axes, inverse, real, out_shape, scale)
+    }
+    fn norm(
+        &self,
+        kind: NormKind,
+        x: &ArrayData,
+        weight: Option<&ArrayData>,
+        bias: Option<&ArrayData>,
+        eps: f32,
+    ) -> Result<ArrayData> {
+        fast::norm::norm(kind, x, weight, bias, eps)
+    }
+    fn rope(
+        &self,
+        x: &ArrayData,
+        offset: &ArrayData,
+        freqs: Option<&ArrayData>,
+        spec: RopeSpec,
+    ) -> Result<ArrayData> {
+        fast::rope::rope(x, offset, freqs, spec)
+    }
+    fn attention(
+        &self,
+        q: &ArrayData,
+        k: &ArrayData,
+        v: &ArrayData,
+        mask: AttnMask<'_>,
+        sinks: Option<&ArrayData>,
+        scale: f32,
+    ) -> Result<ArrayData> {
+        fast::attention::attention(q, k, v, mask, sinks, scale)
     }
 }
