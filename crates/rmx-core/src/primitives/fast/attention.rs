@@ -84,7 +84,12 @@ impl Attention {
                 Some(ops::greater_equal(&ops::expand_dims(&qi, &[1])?, &ops::expand_dims(&ki, &[0])?)?)
             }
             MaskKind::Bool | MaskKind::Additive => {
-                let mut m = p[3].clone();
+                // a bool mask is a constant of the function
+                let mut m = if self.mask == MaskKind::Bool {
+                    ops::stop_gradient(&p[3])?
+                } else {
+                    p[3].clone()
+                };
                 if rep > 1 && m.ndim() >= 3 {
                     m = if m.shape()[m.ndim() - 3] == 1 {
                         ops::expand_dims(&m, &[-3])?
