@@ -2,8 +2,8 @@
 
 use crate::array::PyArray;
 use crate::convert::arg_array;
-use crate::errors::PyResultExt;
 use crate::device::on_stream;
+use crate::errors::PyResultExt;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use rmx_core::ops::fast::{self as f, SdpaMask};
@@ -20,7 +20,12 @@ fn opt_array(x: Option<&Any<'_>>) -> PyResult<Option<Array>> {
 
 #[pyfunction]
 #[pyo3(signature = (x, weight, eps, *, stream = None))]
-fn rms_norm(x: &Any<'_>, weight: Option<&Any<'_>>, eps: f32, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+fn rms_norm(
+    x: &Any<'_>,
+    weight: Option<&Any<'_>>,
+    eps: f32,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
     let (x, w) = (arg_array(x)?, opt_array(weight)?);
     on_stream(stream, || Ok(f::rms_norm(&x, w.as_ref(), eps).py()?.into()))
 }
@@ -56,9 +61,11 @@ fn rope(
     let (x, fr) = (arg_array(a)?, opt_array(freqs)?);
     on_stream(stream, || {
         let off = arg_array(offset)?;
-        Ok(f::rope(&x, dims, traditional, base, scale, &off, fr.as_ref())
-            .py()?
-            .into())
+        Ok(
+            f::rope(&x, dims, traditional, base, scale, &off, fr.as_ref())
+                .py()?
+                .into(),
+        )
     })
 }
 
@@ -77,20 +84,29 @@ fn scaled_dot_product_attention(
 ) -> PyResult<PyArray> {
     // every configuration runs the fused kernel, so `force_fused` changes nothing
     let _ = force_fused;
-    let (q, k, v, s) = (arg_array(q)?, arg_array(k)?, arg_array(v)?, opt_array(sinks)?);
+    let (q, k, v, s) = (
+        arg_array(q)?,
+        arg_array(k)?,
+        arg_array(v)?,
+        opt_array(sinks)?,
+    );
     let mask_arr = match mask {
         Some(m) if !m.is_none() && !m.is_instance_of::<PyString>() => Some(arg_array(m)?),
         _ => None,
     };
     let mask = match (mask, &mask_arr) {
         (_, Some(m)) => SdpaMask::Array(m),
-        (Some(m), None) if m.is_instance_of::<PyString>() => SdpaMask::parse(m.extract::<&str>()?).py()?,
+        (Some(m), None) if m.is_instance_of::<PyString>() => {
+            SdpaMask::parse(m.extract::<&str>()?).py()?
+        }
         _ => SdpaMask::None,
     };
     on_stream(stream, || {
-        Ok(f::scaled_dot_product_attention(&q, &k, &v, scale, mask, s.as_ref())
-            .py()?
-            .into())
+        Ok(
+            f::scaled_dot_product_attention(&q, &k, &v, scale, mask, s.as_ref())
+                .py()?
+                .into(),
+        )
     })
 }
 

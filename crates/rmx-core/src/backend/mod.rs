@@ -163,7 +163,8 @@ pub struct RopeSpec {
 #[derive(Clone, Copy)]
 pub enum AttnMask<'a> {
     None,
-    /// Query i sees keys j <= i + max(Lk - Lq, 0) (MLX's lower-right alignment).
+    /// Query i sees keys j <= i + Lk - Lq (MLX's lower-right alignment; when Lq > Lk the
+    /// first rows see nothing and, scored like masked bool entries, average all values).
     Causal,
     /// A bool mask (false = masked, scored as the dtype's lowest finite value) or an
     /// additive mask of the queries' dtype, as a view broadcast to [B, Hq, Lq, Lk].

@@ -3,13 +3,13 @@
 //! arguments as MLX does, casts the inputs to the result dtype and records one node.
 
 use crate::array::Array;
+use crate::backend::NormKind;
 use crate::dtype::{promote_types, result_type, Dtype};
 use crate::error::Result;
 use crate::primitives::fast::attention::{Attention, MaskKind};
 use crate::primitives::fast::norm::Norm;
 use crate::primitives::fast::rope::Rope;
 use crate::shape::{broadcast_shapes, shape_str};
-use crate::backend::NormKind;
 
 use super::elementwise::astype;
 
@@ -55,8 +55,11 @@ fn norm(
     for (what, p) in params {
         check_affine(op, what, x, p)?;
     }
+    // as MLX: without a weight the bias does not take part in the result type
     let mut dtypes = vec![x.dtype()];
-    dtypes.extend(params.iter().filter_map(|(_, p)| p.map(|p| p.dtype())));
+    if params[0].1.is_some() {
+        dtypes.extend(params.iter().filter_map(|(_, p)| p.map(|p| p.dtype())));
+    }
     let out = result_type(&dtypes).expect("x is there");
     if !out.is_float() {
         return Err(crate::value_err!("[{op}] Received unsupported type {out}."));
@@ -78,12 +81,29 @@ fn norm(
 
 /// Root-mean-square normalization over the last axis, times `weight` (1-d) if given.
 pub fn rms_norm(x: &Array, weight: Option<&Array>, eps: f32) -> Result<Array> {
-    norm("rms_norm", NormKind::Rms, x, [("(*weight)", weight), ("bias", None)], eps)
+    norm(
+        "rms_norm",
+        NormKind::Rms,
+        x,
+        [("(*weight)", weight), ("bias", None)],
+        eps,
+    )
 }
 
 /// Layer normalization over the last axis, times `weight` and plus `bias` if given.
-pub fn layer_norm(x: &Array, weight: Option<&Array>, bias: Option<&Array>, eps: f32) -> Result<Array> {
-    norm("layer_norm", NormKind::Layer, x, [("weight", weight), ("bias", bias)], eps)
+pub fn layer_norm(
+    x: &Array,
+    weight: Option<&Array>,
+    bias: Option<&Array>,
+    eps: f32,
+) -> Result<Array> {
+    norm(
+        "layer_norm",
+        NormKind::Layer,
+        x,
+        [("weight", weight), ("bias", bias)],
+        eps,
+    )
 }
 
 /// Rotary positional encoding of `a` `[B, ..., T, D]` over its first `dims` features, at
@@ -113,10 +133,14 @@ pub fn rope(
     }
     let d = a.shape()[a.ndim() - 1];
     if dims <= 0 {
-        return Err(crate::value_err!("[rope] dims must be positive but got {dims}."));
+        return Err(crate::value_err!(
+            "[rope] dims must be positive but got {dims}."
+        ));
     }
     if dims % 2 != 0 {
-        return Err(crate::value_err!("[rope] dims must be even but got {dims}."));
+        return Err(crate::value_err!(
+            "[rope] dims must be even but got {dims}."
+        ));
     }
     if dims as usize > d {
         return Err(crate::value_err!(
@@ -143,9 +167,15 @@ pub fn rope(
         ));
     }
     match (base, freqs) {
-        (None, None) => return Err(crate::value_err!("[rope] Neither base nor freqs has a value.")),
+        (None, None) => {
+            return Err(crate::value_err!(
+                "[rope] Neither base nor freqs has a value."
+            ))
+        }
         (Some(_), Some(_)) => {
-            return Err(crate::value_err!("[rope] Only one of base or freqs can have a value."))
+            return Err(crate::value_err!(
+                "[rope] Only one of base or freqs can have a value."
+            ))
         }
         _ => {}
     }

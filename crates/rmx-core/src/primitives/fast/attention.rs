@@ -78,10 +78,13 @@ impl Attention {
             MaskKind::None => None,
             MaskKind::Causal => {
                 let (ql, kl) = (q.shape()[q.ndim() - 2], k.shape()[k.ndim() - 2]);
-                let off = kl.saturating_sub(ql) as f64;
+                let off = kl as f64 - ql as f64;
                 let qi = ops::arange(off, off + ql as f64, 1.0, Dtype::Int32)?;
                 let ki = ops::arange(0.0, kl as f64, 1.0, Dtype::Int32)?;
-                Some(ops::greater_equal(&ops::expand_dims(&qi, &[1])?, &ops::expand_dims(&ki, &[0])?)?)
+                Some(ops::greater_equal(
+                    &ops::expand_dims(&qi, &[1])?,
+                    &ops::expand_dims(&ki, &[0])?,
+                )?)
             }
             MaskKind::Bool | MaskKind::Additive => {
                 // a bool mask is a constant of the function
@@ -103,7 +106,11 @@ impl Attention {
         if let Some(m) = mask {
             scores = if m.dtype() == Dtype::Bool {
                 let lowest = finfo(scores.dtype()).map_or(f64::MIN, |f| f.min);
-                ops::where_(&m, &scores, &Array::scalar_of(Scalar::Float(lowest), scores.dtype())?)?
+                ops::where_(
+                    &m,
+                    &scores,
+                    &Array::scalar_of(Scalar::Float(lowest), scores.dtype())?,
+                )?
             } else {
                 ops::add(&scores, &m)?
             };
@@ -137,10 +144,17 @@ impl Primitive for Attention {
     fn name(&self) -> &'static str {
         "ScaledDotProductAttention"
     }
-    fn eval(&self, b: &dyn Backend, inputs: &[ArrayData], _out: &[OutputSpec]) -> Result<Vec<ArrayData>> {
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
         let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
         let scores = [q.shape[0], q.shape[1], q.shape[2], k.shape[2]];
-        let mask_view = self.has_mask_input().then(|| broadcast_view(&inputs[3], &scores));
+        let mask_view = self
+            .has_mask_input()
+            .then(|| broadcast_view(&inputs[3], &scores));
         let mask = match (self.mask, &mask_view) {
             (MaskKind::Causal, _) => AttnMask::Causal,
             (_, Some(m)) => AttnMask::Array(m),
@@ -150,7 +164,13 @@ impl Primitive for Attention {
         one(b.attention(q, k, v, mask, sinks, self.scale)?)
     }
     /// Through the composite; a bool mask gets zeros.
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         let grads = super::composite_vjp(&|x| self.composite(x), p, ct, argnums)?;
         argnums
             .iter()

@@ -38,7 +38,11 @@ pub(crate) fn composite_jvp(
 
 /// The composite definition vectorized (used where the batch axis does not map onto
 /// the primitive's own batch dimensions).
-pub(crate) fn composite_vmap(f: Composite<'_>, x: &[Array], ax: &[Option<usize>]) -> Result<Batched> {
+pub(crate) fn composite_vmap(
+    f: Composite<'_>,
+    x: &[Array],
+    ax: &[Option<usize>],
+) -> Result<Batched> {
     let axes: Vec<Option<i64>> = ax.iter().map(|a| a.map(|a| a as i64)).collect();
     let (outs, oaxes, _) = crate::transforms::vmap_trace(|y| Ok(vec![f(y)?]), x, &axes)?;
     Ok((outs, oaxes))

@@ -88,7 +88,12 @@ impl Primitive for Norm {
             NormKind::Layer => "LayerNorm",
         }
     }
-    fn eval(&self, b: &dyn Backend, inputs: &[ArrayData], _out: &[OutputSpec]) -> Result<Vec<ArrayData>> {
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
         let w = self.has_weight.then(|| &inputs[1]);
         let bias = self.has_bias.then(|| &inputs[1 + self.has_weight as usize]);
         one(b.norm(self.kind, &inputs[0], w, bias, self.eps)?)
@@ -97,7 +102,13 @@ impl Primitive for Norm {
     /// rms: `dx = rstd * (gn - n * mean(gn * n))`;
     /// layer: `dx = rstd * (gn - mean(gn) - n * mean(gn * n))`;
     /// `dw = sum(g * n)`, `db = sum(g)` over the leading axes.
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         let (x, w, b) = self.split(p);
         let c = compute_type(x.dtype());
         let last: &[i64] = &[-1];

@@ -59,7 +59,8 @@ impl Rope {
             None => ops::reciprocal(&ops::astype(&p[2], f32_)?)?,
             Some(base) => {
                 let i = ops::arange(0.0, half as f64, 1.0, f32_)?;
-                let step = Array::scalar_of(Scalar::Float(-(base as f64).ln() / half as f64), f32_)?;
+                let step =
+                    Array::scalar_of(Scalar::Float(-(base as f64).ln() / half as f64), f32_)?;
                 ops::exp(&ops::multiply(&i, &step)?)?
             }
         };
@@ -74,12 +75,21 @@ impl Rope {
         let pos = ops::multiply(&ops::add(&t, &off)?, &scale)?; // [..., T]
         let theta = ops::multiply(&ops::expand_dims(&pos, &[-1])?, &inv_freqs)?; // [..., T, half]
         let c = super::norm::compute_type(x.dtype());
-        let (cos, sin) = (ops::astype(&ops::cos(&theta)?, c)?, ops::astype(&ops::sin(&theta)?, c)?);
+        let (cos, sin) = (
+            ops::astype(&ops::cos(&theta)?, c)?,
+            ops::astype(&ops::sin(&theta)?, c)?,
+        );
         let xc = ops::astype(x, c)?;
         let (x1, x2) = if self.traditional {
-            (Self::features(&xc, 0, self.dims, 2)?, Self::features(&xc, 1, self.dims, 2)?)
+            (
+                Self::features(&xc, 0, self.dims, 2)?,
+                Self::features(&xc, 1, self.dims, 2)?,
+            )
         } else {
-            (Self::features(&xc, 0, half, 1)?, Self::features(&xc, half, self.dims, 1)?)
+            (
+                Self::features(&xc, 0, half, 1)?,
+                Self::features(&xc, half, self.dims, 1)?,
+            )
         };
         let o1 = ops::subtract(&ops::multiply(&x1, &cos)?, &ops::multiply(&x2, &sin)?)?;
         let o2 = ops::add(&ops::multiply(&x1, &sin)?, &ops::multiply(&x2, &cos)?)?;
@@ -101,7 +111,12 @@ impl Primitive for Rope {
     fn name(&self) -> &'static str {
         "RoPE"
     }
-    fn eval(&self, b: &dyn Backend, inputs: &[ArrayData], _out: &[OutputSpec]) -> Result<Vec<ArrayData>> {
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
         let spec = RopeSpec {
             dims: self.dims,
             traditional: self.traditional,
@@ -112,7 +127,13 @@ impl Primitive for Rope {
     }
     /// `x` rotates back by the negated angle; offsets are integers and the frequencies
     /// get no gradient (as in MLX, which differentiates `x` only).
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         argnums
             .iter()
             .map(|&k| {

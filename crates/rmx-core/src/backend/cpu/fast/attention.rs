@@ -85,14 +85,25 @@ impl<T: Copy> Operand<T> {
         unsafe { *self.p.get().offset(o) }
     }
     /// Rows `r0..r0+n` of matrix `[i0, i1]` (`width` columns) into `dst`, row-major, converted.
-    fn pack<C>(&self, i0: usize, i1: usize, r0: usize, n: usize, width: usize, dst: &mut Vec<C>, up: impl Fn(T) -> C) {
+    fn pack<C>(
+        &self,
+        i0: usize,
+        i1: usize,
+        r0: usize,
+        n: usize,
+        width: usize,
+        dst: &mut Vec<C>,
+        up: impl Fn(T) -> C,
+    ) {
         dst.clear();
         for r in r0..r0 + n {
             if self.s[3] == 1 {
                 let row = unsafe {
                     std::slice::from_raw_parts(
                         self.p.get().offset(
-                            i0 as isize * self.s[0] + i1 as isize * self.s[1] + r as isize * self.s[2],
+                            i0 as isize * self.s[0]
+                                + i1 as isize * self.s[1]
+                                + r as isize * self.s[2],
                         ),
                         width,
                     )
@@ -133,7 +144,8 @@ fn run<T: FloatElem + Send + Sync>(
     }
     if lk == 0 {
         // an empty softmax weighs nothing: zeros, as MLX's definition gives
-        unsafe { std::slice::from_raw_parts_mut(op.get(), out.numel()) }.fill(T::down(T::C::zero()));
+        unsafe { std::slice::from_raw_parts_mut(op.get(), out.numel()) }
+            .fill(T::down(T::C::zero()));
         return;
     }
     let cv = |x: f64| -> T::C { NumCast::from(x).expect("finite") };
@@ -145,14 +157,28 @@ fn run<T: FloatElem + Send + Sync>(
         AttnMask::Array(m) => MaskOf::Add(Operand::of(m)),
     };
     let sinks: Option<Vec<T::C>> = sinks.map(super::vector_up::<T>);
-    let (qo, ko, vo) = (Operand::<T>::of(q), Operand::<T>::of(k), Operand::<T>::of(v));
+    let (qo, ko, vo) = (
+        Operand::<T>::of(q),
+        Operand::<T>::of(k),
+        Operand::<T>::of(v),
+    );
     let rep = hq / hkv;
-    let q_off = lk.saturating_sub(lq);
+    // lower-right alignment: query i sees keys j <= i + lk - lq (none when that is < 0)
+    let q_off = lk as isize - lq as isize;
     let qblocks = lq.div_ceil(BQ);
     let scale_c = cv(scale as f64);
     let up = |e: T| e.up();
     (0..b * hq * qblocks).into_par_iter().for_each_init(
-        || (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+        || {
+            (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            )
+        },
         |(qt, kt, vt, st, acc, tmp), task| {
             let (bi, h, qb) = (task / (hq * qblocks), (task / qblocks) % hq, task % qblocks);
             let kh = h / rep;
@@ -167,9 +193,12 @@ fn run<T: FloatElem + Send + Sync>(
             };
             let mut m = vec![m0; nq];
             let mut l = vec![l0; nq];
-            // keys visible to this block's last query
+            // keys visible to this block's last query; a block with a fully masked row
+            // (scored `lowest` throughout: a uniform average, as MLX) visits every key
             let k_end = match mask {
-                MaskOf::Causal => (q0 + nq + q_off).min(lk),
+                MaskOf::Causal if q0 as isize + q_off >= 0 => {
+                    ((q0 + nq) as isize + q_off).clamp(0, lk as isize) as usize
+                }
                 _ => lk,
             };
             let mut k0 = 0;
@@ -182,11 +211,25 @@ fn run<T: FloatElem + Send + Sync>(
                 unsafe {
                     // S = scale * Q K^T
                     gemm::gemm(
-                        nq, nk, d,
-                        st.as_mut_ptr(), 1, nk as isize, false,
-                        qt.as_ptr(), 1, d as isize,
-                        kt.as_ptr(), d as isize, 1,
-                        T::C::zero(), scale_c, false, false, false, Parallelism::None,
+                        nq,
+                        nk,
+                        d,
+                        st.as_mut_ptr(),
+                        1,
+                        nk as isize,
+                        false,
+                        qt.as_ptr(),
+                        1,
+                        d as isize,
+                        kt.as_ptr(),
+                        d as isize,
+                        1,
+                        T::C::zero(),
+                        scale_c,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
                     );
                 }
                 for i in 0..nq {
@@ -195,10 +238,10 @@ fn run<T: FloatElem + Send + Sync>(
                     match &mask {
                         MaskOf::None => {}
                         MaskOf::Causal => {
-                            let last = qi + q_off; // last visible key
+                            let last = qi as isize + q_off; // last visible key
                             for (j, s) in row.iter_mut().enumerate() {
-                                if k0 + j > last {
-                                    *s = T::C::neg_infinity();
+                                if (k0 + j) as isize > last {
+                                    *s = lowest;
                                 }
                             }
                         }
@@ -238,11 +281,25 @@ fn run<T: FloatElem + Send + Sync>(
                 unsafe {
                     // O += P V
                     gemm::gemm(
-                        nq, dv, nk,
-                        acc.as_mut_ptr(), 1, dv as isize, true,
-                        st.as_ptr(), 1, nk as isize,
-                        vt.as_ptr(), 1, dv as isize,
-                        T::C::one(), T::C::one(), false, false, false, Parallelism::None,
+                        nq,
+                        dv,
+                        nk,
+                        acc.as_mut_ptr(),
+                        1,
+                        dv as isize,
+                        true,
+                        st.as_ptr(),
+                        1,
+                        nk as isize,
+                        vt.as_ptr(),
+                        1,
+                        dv as isize,
+                        T::C::one(),
+                        T::C::one(),
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
                     );
                 }
                 k0 += nk;
@@ -251,7 +308,10 @@ fn run<T: FloatElem + Send + Sync>(
             let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(base), nq * dv) };
             for i in 0..nq {
                 let inv = T::C::one() / l[i];
-                for (o, &a) in os[i * dv..(i + 1) * dv].iter_mut().zip(&acc[i * dv..(i + 1) * dv]) {
+                for (o, &a) in os[i * dv..(i + 1) * dv]
+                    .iter_mut()
+                    .zip(&acc[i * dv..(i + 1) * dv])
+                {
                     *o = T::down(a * inv);
                 }
             }

@@ -1,6 +1,6 @@
 //! Rotary positional embedding in one pass. The angles `(t + offset) * scale * inv_freq`
-//! are computed once per (offset, position) into a cos/sin table (in f32, as MLX does)
-//! shared by every head; then each row of `D` features is rotated pairwise — adjacent
+//! are computed once per (offset, position) into a cos/sin table (angle in f64, reduced to
+//! one turn, then f32 sin/cos) shared by every head; then each row of `D` features is rotated pairwise — adjacent
 //! pairs (traditional) or the two halves of the first `dims` — and the rest copied.
 
 use super::super::loops::{par_range, par_rows, ConstPtr, SendPtr};
@@ -43,8 +43,11 @@ pub fn rope(
         for k in s..e {
             let (row, i) = (k / half, k % half);
             let (o, t) = (row / t_len, row % t_len);
-            let pos = (t as f32 + offsets[o] as f32) * spec.scale;
-            let (sn, cs) = (pos * inv_freqs[i]).sin_cos();
+            // the angle in f64, reduced to one turn before the f32 sin/cos, so long
+            // positions keep f32 accuracy
+            let pos = (t as f64 + offsets[o] as f64) * spec.scale as f64;
+            let theta = (pos * inv_freqs[i] as f64) % std::f64::consts::TAU;
+            let (sn, cs) = (theta as f32).sin_cos();
             unsafe { *tp.get().add(k) = (cs, sn) };
         }
     });
@@ -62,7 +65,11 @@ pub fn rope(
         Dtype::Bfloat16 => rows::<bf16>(&x, &out, &table, &g),
         Dtype::Float32 => rows::<f32>(&x, &out, &table, &g),
         Dtype::Float64 => rows::<f64>(&x, &out, &table, &g),
-        dt => return Err(crate::value_err!("[rope] Input must be a floating type but got {dt}.")),
+        dt => {
+            return Err(crate::value_err!(
+                "[rope] Input must be a floating type but got {dt}."
+            ))
+        }
     }
     Ok(out)
 }
@@ -78,8 +85,12 @@ struct Geometry {
     traditional: bool,
 }
 
-fn rows<T: FloatElem + Send + Sync>(x: &ArrayData, out: &ArrayData, table: &[(f32, f32)], g: &Geometry)
-where
+fn rows<T: FloatElem + Send + Sync>(
+    x: &ArrayData,
+    out: &ArrayData,
+    table: &[(f32, f32)],
+    g: &Geometry,
+) where
     T::C: NumCast,
 {
     let n_rows = x.numel() / g.d;
