@@ -8,6 +8,7 @@ mod convert;
 mod device;
 mod dtype;
 mod errors;
+mod fast;
 mod fft;
 mod indexing;
 mod io;
@@ -65,6 +66,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_quantized::register(m)?;
     random::register(m)?;
     fft::register(m)?;
+    fast::register(m)?;
     misc::register(m)?;
     transforms::register(m)?;
     compile::register(m)?;

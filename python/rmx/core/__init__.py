@@ -10,11 +10,12 @@ from rmx._rmx import where  # noqa: F401
 # Submodules: register them so `import rmx.core.random` works too. `random` wraps the
 # Rust samplers around the key sequence kept in Python (`random.state`, for `compile`).
 import sys as _sys  # noqa: E402
-from rmx._rmx import fft  # noqa: F401,E402
+from rmx._rmx import fast, fft  # noqa: F401,E402
 from rmx.core import _random as random  # noqa: E402
 
 _sys.modules[__name__ + ".random"] = random
 _sys.modules[__name__ + ".fft"] = fft
+_sys.modules[__name__ + ".fast"] = fast
 
 # MLX's alternative names for the same functions.
 acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan, arctanh  # noqa: F405

@@ -145,6 +145,39 @@ pub enum QuantizeOp {
     /// `[wq, scales, biases]` (equal batch shapes) to one array of this float dtype: the
     /// promoted type of scales and biases, in which MLX computes.
     Dequantize(Dtype),
+    }
+/// Which normalization over the last axis `Backend::norm` computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NormKind {
+    /// `x * rsqrt(mean(x^2) + eps)`.
+    Rms,
+    /// `(x - mean(x)) * rsqrt(var(x) + eps)`.
+    Layer,
+}
+
+/// Parameters of a rotary embedding (`Backend::rope`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeSpec {
+    /// Leading features rotated (even); the rest pass through.
+    pub dims: usize,
+    /// Rotate adjacent pairs (2i, 2i+1) instead of the halves (i, i + dims/2).
+    pub traditional: bool,
+    /// Frequencies are `base^(-2i/dims)` unless explicit `freqs` are given.
+    pub base: f32,
+    /// Positions are `(t + offset) * scale`.
+    pub scale: f32,
+}
+
+/// The mask of `Backend::attention`.
+#[derive(Clone, Copy)]
+pub enum AttnMask<'a> {
+    None,
+    /// Query i sees keys j <= i + Lk - Lq (MLX's lower-right alignment; when Lq > Lk the
+    /// first rows see nothing and, scored like masked bool entries, average all values).
+    Causal,
+    /// A bool mask (false = masked, scored as the dtype's lowest finite value) or an
+    /// additive mask of the queries' dtype, as a view broadcast to [B, Hq, Lq, Lk].
+    Array(&'a ArrayData),
 }
 
 /// The kernel families a device provides. Inputs are strided views; outputs are fresh
@@ -257,6 +290,38 @@ pub trait Backend: Send + Sync {
         group_size: usize,
         bits: usize,
         transpose: bool,
+    ) -> Result<ArrayData>;
+    /// Normalization over the last axis, then `* weight` and `+ bias` (1-d, the last
+    /// axis' size); all inputs share one floating dtype, which the output has.
+    fn norm(
+        &self,
+        kind: NormKind,
+        x: &ArrayData,
+        weight: Option<&ArrayData>,
+        bias: Option<&ArrayData>,
+        eps: f32,
+    ) -> Result<ArrayData>;
+    /// Rotary embedding of `x` `[B, ..., T, D]` (floating) at positions
+    /// `(t + offset[b]) * scale`; `offset` is int32 with 1 or B elements, `freqs` (float32,
+    /// dims/2 elements) replaces the base's frequencies.
+    fn rope(
+        &self,
+        x: &ArrayData,
+        offset: &ArrayData,
+        freqs: Option<&ArrayData>,
+        spec: RopeSpec,
+    ) -> Result<ArrayData>;
+    /// `softmax(scale * q k^T + mask) v` per head, with `q` `[B, Hq, Lq, D]`, `k`
+    /// `[B, Hkv, Lk, D]`, `v` `[B, Hkv, Lk, Dv]` (Hq a multiple of Hkv) of one floating
+    /// dtype; `sinks` (`[Hq]`, same dtype) adds one extra logit per head to each softmax.
+    fn attention(
+        &self,
+        q: &ArrayData,
+        k: &ArrayData,
+        v: &ArrayData,
+        mask: AttnMask<'_>,
+        sinks: Option<&ArrayData>,
+        scale: f32,
     ) -> Result<ArrayData>;
 }
 

@@ -3,6 +3,7 @@
 
 pub mod creation;
 pub mod elementwise;
+pub mod fast;
 pub mod fft;
 pub mod indexing;
 pub mod linalg;

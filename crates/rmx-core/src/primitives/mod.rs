@@ -8,6 +8,7 @@ pub mod creation;
 pub mod custom;
 pub mod derivatives;
 pub mod elementwise;
+pub mod fast;
 pub mod fft;
 pub mod fused;
 pub mod indexing;

@@ -2,6 +2,7 @@
 
 mod binary;
 mod copy;
+mod fast;
 pub mod fast_math;
 mod fft;
 mod indexing;
@@ -19,7 +20,8 @@ mod unary;
 
 use crate::array::ArrayData;
 use crate::backend::{
-    ArgReduceOp, Backend, BinaryOp, QuantizeOp, ReduceOp, ScanOp, ScatterMode, UnaryOp,
+    ArgReduceOp, AttnMask, Backend, BinaryOp, NormKind, QuantizeOp, ReduceOp, RopeSpec, ScanOp,
+    ScatterMode, UnaryOp,
 };
 use crate::dtype::Dtype;
 use crate::element::Scalar;
@@ -168,5 +170,35 @@ impl Backend for CpuBackend {
         transpose: bool,
     ) -> Result<ArrayData> {
         qmm::quantized_matmul(x, w, scales, biases, group_size, bits, transpose)
+    }
+    fn norm(
+        &self,
+        kind: NormKind,
+        x: &ArrayData,
+        weight: Option<&ArrayData>,
+        bias: Option<&ArrayData>,
+        eps: f32,
+    ) -> Result<ArrayData> {
+        fast::norm::norm(kind, x, weight, bias, eps)
+    }
+    fn rope(
+        &self,
+        x: &ArrayData,
+        offset: &ArrayData,
+        freqs: Option<&ArrayData>,
+        spec: RopeSpec,
+    ) -> Result<ArrayData> {
+        fast::rope::rope(x, offset, freqs, spec)
+    }
+    fn attention(
+        &self,
+        q: &ArrayData,
+        k: &ArrayData,
+        v: &ArrayData,
+        mask: AttnMask<'_>,
+        sinks: Option<&ArrayData>,
+        scale: f32,
+    ) -> Result<ArrayData> {
+        fast::attention::attention(q, k, v, mask, sinks, scale)
     }
 }

@@ -1,0 +1,339 @@
+//! `fast`: fused ops with their own derivative rules, named as in `mlx.core.fast` —
+//! rms_norm, layer_norm, rope and scaled_dot_product_attention. Each checks its
+//! arguments as MLX does, casts the inputs to the result dtype and records one node.
+
+use crate::array::Array;
+use crate::backend::NormKind;
+use crate::dtype::{promote_types, result_type, Dtype};
+use crate::error::Result;
+use crate::primitives::fast::attention::{Attention, MaskKind};
+use crate::primitives::fast::norm::Norm;
+use crate::primitives::fast::rope::Rope;
+use crate::shape::{broadcast_shapes, shape_str};
+
+use super::elementwise::astype;
+
+/// `x` in `dtype` (no node when it already is).
+fn cast(x: &Array, dtype: Dtype) -> Result<Array> {
+    if x.dtype() == dtype {
+        Ok(x.clone())
+    } else {
+        astype(x, dtype)
+    }
+}
+
+/// Checks a 1-d `weight`/`bias` of the last axis' size.
+fn check_affine(op: &str, what: &str, x: &Array, p: Option<&Array>) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    if p.ndim() != 1 {
+        return Err(crate::value_err!(
+            "[{op}] {what} must have 1 dimension but has {} dimensions.",
+            p.ndim()
+        ));
+    }
+    if p.size() != x.shape()[x.ndim() - 1] {
+        return Err(crate::value_err!(
+            "[{op}] {what} must have the same size as the last dimension of x but has {} elements.",
+            p.size()
+        ));
+    }
+    Ok(())
+}
+
+fn norm(
+    op: &str,
+    kind: NormKind,
+    x: &Array,
+    params: [(&str, Option<&Array>); 2],
+    eps: f32,
+) -> Result<Array> {
+    if x.ndim() == 0 {
+        return Err(crate::value_err!(
+            "[{op}] Input must have at least 1 dimension but got input with 0 dimensions."
+        ));
+    }
+    for (what, p) in params {
+        check_affine(op, what, x, p)?;
+    }
+    // as MLX: without a weight the bias does not take part in the result type
+    let mut dtypes = vec![x.dtype()];
+    if params[0].1.is_some() {
+        dtypes.extend(params.iter().filter_map(|(_, p)| p.map(|p| p.dtype())));
+    }
+    let out = result_type(&dtypes).expect("x is there");
+    if !out.is_float() {
+        return Err(crate::value_err!("[{op}] Received unsupported type {out}."));
+    }
+    let mut inputs = vec![cast(x, out)?];
+    for (_, p) in params.iter() {
+        if let Some(p) = p {
+            inputs.push(cast(p, out)?);
+        }
+    }
+    Ok(Norm {
+        kind,
+        eps,
+        has_weight: params[0].1.is_some(),
+        has_bias: params[1].1.is_some(),
+    }
+    .node(inputs))
+}
+
+/// Root-mean-square normalization over the last axis, times `weight` (1-d) if given.
+pub fn rms_norm(x: &Array, weight: Option<&Array>, eps: f32) -> Result<Array> {
+    norm(
+        "rms_norm",
+        NormKind::Rms,
+        x,
+        [("(*weight)", weight), ("bias", None)],
+        eps,
+    )
+}
+
+/// Layer normalization over the last axis, times `weight` and plus `bias` if given.
+pub fn layer_norm(
+    x: &Array,
+    weight: Option<&Array>,
+    bias: Option<&Array>,
+    eps: f32,
+) -> Result<Array> {
+    norm(
+        "layer_norm",
+        NormKind::Layer,
+        x,
+        [("weight", weight), ("bias", bias)],
+        eps,
+    )
+}
+
+/// Rotary positional encoding of `a` `[B, ..., T, D]` over its first `dims` features, at
+/// positions `(t + offset) * scale`: `offset` is an integer scalar or one per batch
+/// element. Exactly one of `base` (frequencies `base^(-2i/dims)`) and `freqs` (dims/2
+/// frequencies) is given.
+pub fn rope(
+    a: &Array,
+    dims: i64,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    offset: &Array,
+    freqs: Option<&Array>,
+) -> Result<Array> {
+    if a.ndim() < 3 {
+        return Err(crate::value_err!(
+            "[rope] Input must have at least 3 dimensions but got input with {} dimensions.",
+            a.ndim()
+        ));
+    }
+    if !a.dtype().is_float() {
+        return Err(crate::value_err!(
+            "[rope] Input must be a floating type but got {}.",
+            a.dtype()
+        ));
+    }
+    let d = a.shape()[a.ndim() - 1];
+    if dims <= 0 {
+        return Err(crate::value_err!(
+            "[rope] dims must be positive but got {dims}."
+        ));
+    }
+    if dims % 2 != 0 {
+        return Err(crate::value_err!(
+            "[rope] dims must be even but got {dims}."
+        ));
+    }
+    if dims as usize > d {
+        return Err(crate::value_err!(
+            "[rope] dims must not exceed the input's last dimension ({d}) but got {dims}."
+        ));
+    }
+    if offset.ndim() > 1 {
+        return Err(crate::value_err!(
+            "[rope] offset must have at most one dimension but has shape {}.",
+            shape_str(offset.shape())
+        ));
+    }
+    let batch = a.shape()[0];
+    if offset.size() != 1 && offset.size() != batch {
+        return Err(crate::value_err!(
+            "[rope] offset must be a scalar or vector with {batch} elements but has shape {}.",
+            shape_str(offset.shape())
+        ));
+    }
+    if !offset.dtype().is_integer() {
+        return Err(crate::value_err!(
+            "[rope] offset must be an integer but got type {}.",
+            offset.dtype()
+        ));
+    }
+    match (base, freqs) {
+        (None, None) => {
+            return Err(crate::value_err!(
+                "[rope] Neither base nor freqs has a value."
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(crate::value_err!(
+                "[rope] Only one of base or freqs can have a value."
+            ))
+        }
+        _ => {}
+    }
+    let half = dims as usize / 2;
+    let mut inputs = vec![a.clone(), cast(offset, Dtype::Int32)?];
+    if let Some(f) = freqs {
+        if f.ndim() != 1 || f.shape()[0] != half {
+            return Err(crate::value_err!(
+                "[rope] freqs must be one dimensional with size {half} but got shape {}.",
+                shape_str(f.shape())
+            ));
+        }
+        inputs.push(cast(f, Dtype::Float32)?);
+    }
+    Ok(Rope {
+        dims: dims as usize,
+        traditional,
+        base,
+        scale,
+    }
+    .node(inputs))
+}
+
+/// The mask of `scaled_dot_product_attention`.
+#[derive(Clone, Copy)]
+pub enum SdpaMask<'a> {
+    None,
+    /// Lower-right aligned: the last query sees the last key.
+    Causal,
+    /// A bool (false = masked) or additive mask broadcastable to `[B, Hq, Lq, Lk]`.
+    Array(&'a Array),
+}
+
+impl SdpaMask<'_> {
+    /// The mask named by a string (only "causal").
+    pub fn parse(name: &str) -> Result<SdpaMask<'static>> {
+        match name {
+            "causal" => Ok(SdpaMask::Causal),
+            _ => Err(crate::value_err!(
+                "[scaled_dot_product_attention] invalid mask option '{name}'. Must be 'causal', or an array."
+            )),
+        }
+    }
+}
+
+const SDPA: &str = "[scaled_dot_product_attention]";
+
+/// `softmax(scale * q k^T + mask) v` per head: `q` `[B, Hq, Lq, D]`, `k` `[B, Hkv, Lk, D]`,
+/// `v` `[B, Hkv, Lk, Dv]` with Hq a multiple of Hkv (grouped-query heads share a key head);
+/// `sinks` (`[Hq]`) adds one logit per head to each softmax, weighing no value.
+pub fn scaled_dot_product_attention(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    mask: SdpaMask<'_>,
+    sinks: Option<&Array>,
+) -> Result<Array> {
+    for x in [q, k, v] {
+        if x.ndim() != 4 {
+            return Err(crate::value_err!(
+                "{SDPA} input with shape {} expected to be rank 4",
+                shape_str(x.shape())
+            ));
+        }
+    }
+    if let SdpaMask::Array(m) = mask {
+        if m.ndim() > 4 {
+            return Err(crate::value_err!(
+                "{SDPA} the mask with shape {} expected to have at most rank 4.",
+                shape_str(m.shape())
+            ));
+        }
+    }
+    let (b, hq, lq, d) = (q.shape()[0], q.shape()[1], q.shape()[2], q.shape()[3]);
+    for x in [k, v] {
+        if x.shape()[0] != b {
+            return Err(crate::value_err!(
+                "{SDPA} mismatching batch dimension for input with shape {}.",
+                shape_str(x.shape())
+            ));
+        }
+    }
+    if k.shape()[3] != d {
+        return Err(crate::value_err!(
+            "{SDPA} query, keys expected to have matching last dimension; found query shape {} for keys shape {}.",
+            shape_str(q.shape()),
+            shape_str(k.shape())
+        ));
+    }
+    let (hkv, lk) = (k.shape()[1], k.shape()[2]);
+    if v.shape()[1] != hkv {
+        return Err(crate::value_err!(
+            "{SDPA} keys, values expected to have matching n_kv_heads; found keys with n_heads {hkv} for values with n_heads {}.",
+            v.shape()[1]
+        ));
+    }
+    if hkv == 0 || hq % hkv != 0 {
+        return Err(crate::value_err!(
+            "{SDPA} n_heads must be a multiple of n_kv_heads, found n_heads {hq} for n_kv_heads {hkv}."
+        ));
+    }
+    if v.shape()[2] != lk {
+        return Err(crate::value_err!(
+            "{SDPA} keys, values expected to have matching sequence lengths; found keys shape {} for values shape {}.",
+            shape_str(k.shape()),
+            shape_str(v.shape())
+        ));
+    }
+    let out = result_type(&[q.dtype(), k.dtype(), v.dtype()]).expect("three dtypes");
+    if !out.is_float() {
+        return Err(crate::value_err!("{SDPA} Received unsupported type {out}."));
+    }
+    let mut inputs = vec![cast(q, out)?, cast(k, out)?, cast(v, out)?];
+    let kind = match mask {
+        SdpaMask::None => MaskKind::None,
+        SdpaMask::Causal => MaskKind::Causal,
+        SdpaMask::Array(m) => {
+            let scores = [b, hq, lq, lk];
+            if broadcast_shapes(m.shape(), &scores)?.as_slice() != scores {
+                return Err(crate::value_err!(
+                    "{SDPA} the mask with shape {} cannot be broadcast to the scores' shape {}.",
+                    shape_str(m.shape()),
+                    shape_str(&scores)
+                ));
+            }
+            if m.dtype() == Dtype::Bool {
+                inputs.push(m.clone());
+                MaskKind::Bool
+            } else {
+                if promote_types(m.dtype(), out) != out {
+                    return Err(crate::value_err!(
+                        "{SDPA} Mask type must promote to output type {out}."
+                    ));
+                }
+                inputs.push(cast(m, out)?);
+                MaskKind::Additive
+            }
+        }
+    };
+    if let Some(s) = sinks {
+        if s.ndim() != 1 || s.shape()[0] != hq {
+            return Err(crate::value_err!(
+                "{SDPA} Received invalid shape for sinks {}.",
+                shape_str(s.shape())
+            ));
+        }
+        if promote_types(s.dtype(), out) != out {
+            return Err(crate::value_err!(
+                "{SDPA} Type of sinks must promote to output type {out}."
+            ));
+        }
+        inputs.push(cast(s, out)?);
+    }
+    Ok(Attention {
+        scale,
+        mask: kind,
+        has_sinks: sinks.is_some(),
+    }
+    .node(inputs))
+}

@@ -1,0 +1,49 @@
+//! The fused `fast` primitives (MLX's `mx.fast`): `Norm` (rms_norm, layer_norm), `Rope`
+//! and `Attention`. Each evaluates through one backend kernel and keeps its composite
+//! definition (the same function from ordinary ops, as MLX's fallback writes it), which
+//! the derivative and vmap rules that have no cheaper form differentiate or vectorize.
+
+pub mod attention;
+pub mod norm;
+pub mod rope;
+
+use super::batching::Batched;
+use crate::array::Array;
+use crate::error::Result;
+
+/// A composite definition: the primitive's inputs to its one output.
+pub(crate) type Composite<'a> = &'a dyn Fn(&[Array]) -> Result<Array>;
+
+/// Cotangents of `argnums` through the composite definition.
+pub(crate) fn composite_vjp(
+    f: Composite<'_>,
+    p: &[Array],
+    ct: &[Array],
+    argnums: &[usize],
+) -> Result<Vec<Array>> {
+    let (_, grads) = crate::transforms::vjp(|x| Ok(vec![f(x)?]), p, &ct[..1])?;
+    Ok(argnums.iter().map(|&k| grads[k].clone()).collect())
+}
+
+/// The output's tangent through the composite definition.
+pub(crate) fn composite_jvp(
+    f: Composite<'_>,
+    p: &[Array],
+    t: &[Array],
+    argnums: &[usize],
+) -> Result<Vec<Array>> {
+    let tangents = super::autodiff::full_tangents(p, t, argnums)?;
+    Ok(crate::transforms::jvp(|x| Ok(vec![f(x)?]), p, &tangents)?.1)
+}
+
+/// The composite definition vectorized (used where the batch axis does not map onto
+/// the primitive's own batch dimensions).
+pub(crate) fn composite_vmap(
+    f: Composite<'_>,
+    x: &[Array],
+    ax: &[Option<usize>],
+) -> Result<Batched> {
+    let axes: Vec<Option<i64>> = ax.iter().map(|a| a.map(|a| a as i64)).collect();
+    let (outs, oaxes, _) = crate::transforms::vmap_trace(|y| Ok(vec![f(y)?]), x, &axes)?;
+    Ok((outs, oaxes))
+}

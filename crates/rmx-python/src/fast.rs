@@ -1,0 +1,120 @@
+//! `rmx.core.fast`, the submodule mirroring `mlx.core.fast`.
+
+use crate::array::PyArray;
+use crate::convert::arg_array;
+use crate::device::on_stream;
+use crate::errors::PyResultExt;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use rmx_core::ops::fast::{self as f, SdpaMask};
+use rmx_core::Array;
+
+type Any<'py> = Bound<'py, PyAny>;
+
+fn opt_array(x: Option<&Any<'_>>) -> PyResult<Option<Array>> {
+    match x {
+        Some(x) if !x.is_none() => Ok(Some(arg_array(x)?)),
+        _ => Ok(None),
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, weight, eps, *, stream = None))]
+fn rms_norm(
+    x: &Any<'_>,
+    weight: Option<&Any<'_>>,
+    eps: f32,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
+    let (x, w) = (arg_array(x)?, opt_array(weight)?);
+    on_stream(stream, || Ok(f::rms_norm(&x, w.as_ref(), eps).py()?.into()))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, weight, bias, eps, *, stream = None))]
+fn layer_norm(
+    x: &Any<'_>,
+    weight: Option<&Any<'_>>,
+    bias: Option<&Any<'_>>,
+    eps: f32,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
+    let (x, w, b) = (arg_array(x)?, opt_array(weight)?, opt_array(bias)?);
+    on_stream(stream, || {
+        Ok(f::layer_norm(&x, w.as_ref(), b.as_ref(), eps).py()?.into())
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (a, dims, *, traditional, base, scale, offset, freqs = None, stream = None))]
+#[allow(clippy::too_many_arguments)]
+fn rope(
+    a: &Any<'_>,
+    dims: i64,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    offset: &Any<'_>,
+    freqs: Option<&Any<'_>>,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
+    let (x, fr) = (arg_array(a)?, opt_array(freqs)?);
+    on_stream(stream, || {
+        let off = arg_array(offset)?;
+        Ok(
+            f::rope(&x, dims, traditional, base, scale, &off, fr.as_ref())
+                .py()?
+                .into(),
+        )
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (q, k, v, *, scale, mask = None, sinks = None, force_fused = false, stream = None))]
+#[allow(clippy::too_many_arguments)]
+fn scaled_dot_product_attention(
+    q: &Any<'_>,
+    k: &Any<'_>,
+    v: &Any<'_>,
+    scale: f32,
+    mask: Option<&Any<'_>>,
+    sinks: Option<&Any<'_>>,
+    force_fused: bool,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
+    // every configuration runs the fused kernel, so `force_fused` changes nothing
+    let _ = force_fused;
+    let (q, k, v, s) = (
+        arg_array(q)?,
+        arg_array(k)?,
+        arg_array(v)?,
+        opt_array(sinks)?,
+    );
+    let mask_arr = match mask {
+        Some(m) if !m.is_none() && !m.is_instance_of::<PyString>() => Some(arg_array(m)?),
+        _ => None,
+    };
+    let mask = match (mask, &mask_arr) {
+        (_, Some(m)) => SdpaMask::Array(m),
+        (Some(m), None) if m.is_instance_of::<PyString>() => {
+            SdpaMask::parse(m.extract::<&str>()?).py()?
+        }
+        _ => SdpaMask::None,
+    };
+    on_stream(stream, || {
+        Ok(
+            f::scaled_dot_product_attention(&q, &k, &v, scale, mask, s.as_ref())
+                .py()?
+                .into(),
+        )
+    })
+}
+
+pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
+    let m = PyModule::new(parent.py(), "fast")?;
+    m.add_function(wrap_pyfunction!(rms_norm, &m)?)?;
+    m.add_function(wrap_pyfunction!(layer_norm, &m)?)?;
+    m.add_function(wrap_pyfunction!(rope, &m)?)?;
+    m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;
+    parent.add_submodule(&m)
+}
