@@ -136,7 +136,11 @@ impl ModelArgs {
             vocab_size: require(c, "vocab_size")?,
             norm_eps: get_f32(c, "rms_norm_eps").unwrap_or(1e-6),
             rope_theta: get_f32(c, "rope_theta").unwrap_or(10000.0),
-            rope_style: RopeStyle::HalfSplit,
+            rope_style: if c["rope_traditional"].as_bool() == Some(true) {
+                RopeStyle::Adjacent
+            } else {
+                RopeStyle::HalfSplit
+            },
             rope_llama3,
             rope_linear_factor,
             tie_word_embeddings: c["tie_word_embeddings"].as_bool().unwrap_or(gemma),

@@ -45,14 +45,14 @@ impl Quantized {
     /// Rows `ids` of W, as floats of `dtype`.
     pub fn rows(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
         let take = |a: &Array| ops::take(a, ids, Some(0));
-        let w = kernels::dequantize(
+        kernels::dequantize(
             &take(&self.weight)?,
             &take(&self.scales)?,
             &take(&self.biases)?,
             self.config.group_size,
             self.config.bits,
-        )?;
-        Ok(ops::astype(&w, dtype)?)
+            dtype,
+        )
     }
 }
 

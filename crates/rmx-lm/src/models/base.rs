@@ -41,7 +41,9 @@ pub struct Attention {
     pub num_kv_heads: usize,
     pub head_dim: usize,
     pub scale: f32,
-    pub inv_freq: Vec<f32>,
+    /// RoPE periods (MLX's `freqs`) and the number of rotated features.
+    pub rope_freqs: Array,
+    pub rope_dims: usize,
     pub adjacent: bool,
 }
 
@@ -66,7 +68,8 @@ impl Attention {
             num_kv_heads: args.num_kv_heads,
             head_dim: args.head_dim,
             scale: 1.0 / (args.head_dim as f32).sqrt(),
-            inv_freq: rope_inv_freq(args, args.head_dim, args.rope_theta),
+            rope_freqs: kernels::rope_freqs(&rope_inv_freq(args, args.head_dim, args.rope_theta))?,
+            rope_dims: args.head_dim,
             adjacent: args.rope_style == RopeStyle::Adjacent,
         })
     }
@@ -85,8 +88,10 @@ impl Attention {
         let q = heads(self.q_proj.forward(x)?, self.num_heads, &self.q_norm)?;
         let k = heads(self.k_proj.forward(x)?, self.num_kv_heads, &self.k_norm)?;
         let v = heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?;
-        let q = kernels::rope(&q, &self.inv_freq, self.adjacent, cache.offset)?;
-        let k = kernels::rope(&k, &self.inv_freq, self.adjacent, cache.offset)?;
+        let rope = |x: &Array| {
+            kernels::rope(x, &self.rope_freqs, self.rope_dims, self.adjacent, cache.offset)
+        };
+        let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = cache.update(&k, &v)?;
         let o = kernels::attention(&q, &keys, &values, self.scale, true)?;
         let o = ops::reshape(&ops::transpose(&o, Some(&[0, 2, 1, 3]))?, &[b, l, -1])?;
