@@ -12,6 +12,7 @@ mod fft;
 mod indexing;
 mod io;
 mod misc;
+mod ops_conv;
 mod ops_creation;
 mod ops_elementwise;
 mod ops_reduce;
@@ -61,6 +62,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_reduce::register(m)?;
     ops_shape::register(m)?;
     ops_sort::register(m)?;
+    ops_conv::register(m)?;
     random::register(m)?;
     fft::register(m)?;
     misc::register(m)?;

@@ -1,6 +1,7 @@
 //! The CPU backend: kernels for each family of the `Backend` trait, threaded with rayon.
 
 mod binary;
+mod conv;
 mod copy;
 pub mod fast_math;
 mod fft;
@@ -16,7 +17,9 @@ mod sort;
 mod unary;
 
 use crate::array::ArrayData;
-use crate::backend::{ArgReduceOp, Backend, BinaryOp, ReduceOp, ScanOp, ScatterMode, UnaryOp};
+use crate::backend::{
+    ArgReduceOp, Backend, BinaryOp, ConvParams, ReduceOp, ScanOp, ScatterMode, UnaryOp,
+};
 use crate::dtype::Dtype;
 use crate::element::Scalar;
 use crate::error::Result;
@@ -138,5 +141,14 @@ impl Backend for CpuBackend {
         scale: f32,
     ) -> Result<ArrayData> {
         fft::fft(x, axes, inverse, real, out_shape, scale)
+    }
+    fn conv(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        p: &ConvParams,
+        out_shape: &[usize],
+    ) -> Result<ArrayData> {
+        conv::conv(x, w, p, out_shape)
     }
 }
