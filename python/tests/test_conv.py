@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from diff import A, check, check_raises, get_rmx, mlx_quirk, rand, rmx_only, to_numpy
+from diff import (A, check, check_meta, check_np, check_raises, get_rmx, mlx_quirk, rand,
+                  rmx_only, to_numpy)
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 
@@ -84,7 +85,7 @@ def _xw(xshape, wshape, seed=0, dt="float32"):
 CONV1D = [  # (L, C_in, C_out, K, stride, padding, dilation, groups)
     (9, 4, 6, 3, 1, 0, 1, 1), (9, 4, 6, 3, 2, 1, 1, 1), (10, 4, 6, 3, 3, 2, 2, 1),
     (8, 4, 6, 1, 1, 0, 1, 1), (8, 6, 4, 2, 1, 1, 1, 2), (8, 6, 6, 3, 1, 1, 1, 6),
-    (12, 8, 4, 5, 2, 3, 2, 4), (5, 3, 2, 5, 1, 0, 1, 1), (3, 2, 2, 4, 2, 0, 1, 1),
+    (12, 8, 4, 5, 2, 3, 2, 4), (5, 3, 2, 5, 1, 0, 1, 1),
 ]
 
 
@@ -201,15 +202,40 @@ def test_conv_transpose_mlx_edges():
 # ------------------------------------------------------------------ dtypes, views, shapes
 
 @pytest.mark.parametrize("xdt,wdt", [("float16", "float16"), ("bfloat16", "bfloat16"),
-                                     ("float64", "float64"), ("float32", "float16"),
-                                     ("float16", "int32"), ("float16", "bfloat16"),
-                                     ("float64", "float32"), ("float32", "int8")])
+                                     ("float32", "float16"), ("float16", "int32"),
+                                     ("float16", "bfloat16"), ("float32", "int8")])
 def test_dtypes(xdt, wdt):
     x = A(rand((2, 7, 6, 4), xdt, seed=7, low=-1, high=1), xdt)
     w = A(rand((5, 3, 3, 4), wdt, seed=8, low=-1, high=1), wdt)
     tol = {"float16": dict(rtol=5e-3, atol=5e-3), "bfloat16": dict(rtol=3e-2, atol=3e-2)}
     check(lambda m, a, b: m.conv2d(a, b, padding=1), x, w, **tol.get(xdt, TOL))
     check(lambda m, a, b: m.conv_transpose2d(a, b, stride=2), x, w, **tol.get(xdt, TOL))
+
+
+def test_float64_dtype():
+    """Convolutions promote to float64 as in MLX (where its CPU kernels accept float64:
+    no padding)."""
+    x = A(rand((2, 7, 6, 4), "float64", seed=7), "float64")
+    w = A(rand((5, 3, 3, 4), "float64", seed=8), "float64")
+    # MLX's float64 results carry float32 precision only; rmx's hold float64's (NumPy)
+    f64 = dict(rtol=1e-5, atol=1e-5, np_rtol=1e-12, np_atol=1e-12)
+    check(lambda m, a, b: m.conv2d(a, b), x, w, np_fn=lambda a, b: np_conv(a, b), **f64)
+    check(lambda m, a, b: m.conv1d(a[:, 0], b[:, 0].astype(m.float32)), x, w,
+          np_fn=lambda a, b: np_conv(a[:, 0], b[:, 0].astype(np.float32)), **f64)
+
+
+@rmx_only
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(groups=2), dict(flip=True, input_dilation=2)],
+                         ids=str)
+def test_float64_all_paths(kw):
+    """MLX 0.32.4 raises 'unsupported data type' at eval for float64 in most kernel paths
+    (padding, groups, flips); rmx computes them all in float64."""
+    x = A(rand((2, 7, 6, 4), "float64", seed=7), "float64")
+    w = A(rand((6, 3, 3, 4 // kw.get("groups", 1)), "float64", seed=8), "float64")
+    p = kw.get("padding", 0)
+    check_np(lambda m, a, b: m.conv_general(a, b, **kw), lambda a, b: np_conv(
+        a, b, 1, p, p, 1, kw.get("input_dilation", 1), kw.get("groups", 1),
+        kw.get("flip", False)), x, w, rtol=1e-12, atol=1e-12, dtype="float64")
 
 
 @mlx_quirk
@@ -242,10 +268,22 @@ def test_edge_shapes():
     check(lambda m: m.conv1d(m.ones((0, 8, 4)), m.ones((6, 3, 4))))
     check(lambda m: m.conv2d(m.ones((0, 5, 5, 2)), m.ones((3, 2, 2, 2)), padding=1))
     check(lambda m: m.conv1d(m.ones((2, 0, 4)), m.ones((6, 3, 4)), padding=2))
-    # C integer division: a kernel overhanging the input by less than a stride still
-    # gives one output, reading zeros past the end
-    check(lambda m: m.conv1d(m.ones((1, 3, 1)), m.ones((1, 4, 1)), stride=2))
     check(lambda m: m.conv1d(m.ones((1, 1, 1)), m.ones((1, 1, 1))))
+    # the output size MLX computes for a kernel overhanging the input
+    check_meta(lambda m: m.conv1d(m.ones((3, 3, 2)), m.ones((2, 4, 2)), stride=2))
+    check_meta(lambda m: m.conv2d(m.ones((1, 5, 3, 2)), m.ones((2, 3, 4, 2)), stride=(1, 3)))
+
+
+@rmx_only
+@pytest.mark.parametrize("shape", [((3, 3, 2), (2, 4, 2), 2), ((2, 7, 3), (4, 5, 3), 3)], ids=str)
+def test_kernel_overhang_reads_zeros(shape):
+    """MLX sizes the output with C's truncating division, so a kernel that overhangs the
+    input by less than a stride still gives one output; MLX then reads past the input
+    (other batch elements or garbage), rmx reads zeros, as padding."""
+    xs, ws, s = shape
+    x, w = _xw(xs, ws, seed=16)
+    check_np(lambda m, a, b: m.conv1d(a, b, stride=s), lambda a, b: np_conv(a, b, s), x, w,
+             **TOL)
 
 
 @rmx_only
@@ -366,7 +404,6 @@ GRAD_CASES = [  # (x shape, w shape, conv_general kwargs)
     ((2, 11, 4), (6, 3, 2), dict(stride=2, padding=([1], [2]), kernel_dilation=2,
                                  input_dilation=3, groups=2, flip=True)),
     ((2, 9, 4), (6, 3, 4), dict(padding=([-1], [0]))),
-    ((1, 3, 1), (1, 4, 1), dict(stride=2)),
     ((2, 6, 7, 3), (4, 3, 2, 3), dict(stride=[2, 1], padding=([1, 0], [0, 2]))),
     ((1, 7, 6, 4), (4, 3, 3, 2), dict(groups=2, kernel_dilation=[1, 2], input_dilation=[2, 1])),
     ((1, 5, 4, 4, 2), (3, 2, 3, 2, 2), dict(stride=[1, 2, 1], padding=1, flip=True)),
@@ -409,10 +446,13 @@ def _fd(f, x, eps=1e-6):
     return g
 
 
-@pytest.mark.parametrize("case", [0, 2, 4, 5, 8, 11])
+FD_CASES = [GRAD_CASES[i] for i in (0, 2, 4, 5, 8, 10)] + [((1, 3, 1), (1, 4, 1), dict(stride=2))]
+
+
+@pytest.mark.parametrize("case", range(len(FD_CASES)))
 def test_vjp_finite_differences(case):
     rx = get_rmx()
-    xs, ws, kw = GRAD_CASES[case]
+    xs, ws, kw = FD_CASES[case]
     g = np.random.default_rng(50 + case)
     x, w = g.standard_normal(xs), g.standard_normal(ws)
     y0 = np.array(rx.conv_general(rx.array(x, dtype=rx.float64), rx.array(w, dtype=rx.float64),
@@ -432,7 +472,7 @@ def test_vjp_finite_differences(case):
 
 
 @rmx_only
-@pytest.mark.parametrize("case", [0, 3, 6, 8, 12, 13])
+@pytest.mark.parametrize("case", [0, 3, 6, 8, 11, 12])
 def test_jvp_vs_numpy(case):
     """MLX has no jvp for convolutions; the tangent is conv(tx, w) + conv(x, tw)."""
     rx = get_rmx()
@@ -472,7 +512,10 @@ def test_vmap(axes, kw):
         ws.insert(aw, 3)
     x, w = _xw(xs, ws, seed=70)
     f = lambda m: lambda p, q: m.conv1d(p, q, **kw)  # noqa: E731
-    check(lambda m, a, b: m.vmap(f(m), in_axes=axes)(a, b), x, w, **TOL)
+    # MLX 0.32.4's vmap over a grouped convolution's weight gives wrong values (it
+    # disagrees with its own loop); there rmx is checked against the loop only
+    if not (aw is not None and kw.get("groups", 1) > 1):
+        check(lambda m, a, b: m.vmap(f(m), in_axes=axes)(a, b), x, w, **TOL)
 
     def loop(m, a, b):
         outs = []
@@ -489,6 +532,12 @@ def test_vmap(axes, kw):
 
 
 def test_vmap_of_grad():
-    x, w = _xw((3, 2, 8, 4), (6, 3, 4), seed=71)
-    check(lambda m, a, b: m.vmap(m.grad(lambda p, q: (m.conv1d(p, q, stride=2) ** 2).sum(),
-                                        argnums=1), in_axes=(0, None))(a, b), x, w, **TOL)
+    """Per-example weight gradients (MLX cannot vmap its conv vjp: AsStrided has no vmap)."""
+    rx = get_rmx()
+    g = np.random.default_rng(71)
+    x, w = g.standard_normal((3, 2, 8, 4)), g.standard_normal((6, 3, 4))
+    arr = lambda v: rx.array(v, dtype=rx.float64)  # noqa: E731
+    gf = rx.grad(lambda p, q: (rx.conv1d(p, q, stride=2, padding=1) ** 2).sum(), argnums=1)
+    got = np.array(rx.vmap(gf, in_axes=(0, None))(arr(x), arr(w)))
+    ref = np.stack([np.array(gf(arr(x[i]), arr(w))) for i in range(3)])
+    assert np.allclose(got, ref, rtol=1e-12, atol=1e-12)
