@@ -16,19 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import fmt_ratio, fmt_time, measure  # noqa: E402
-
-
-def np_conv2d_im2col(x, w, pad):
-    """Reference: pad, gather the 3x3 patches (strided view), one BLAS matmul."""
-    n, h, wd, c = x.shape
-    o, kh, kw, _ = w.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
-    s = xp.strides
-    cols = np.lib.stride_tricks.as_strided(
-        xp, (n, oh, ow, kh, kw, c), (s[0], s[1], s[2], s[1], s[2], s[3]))
-    cols = np.ascontiguousarray(cols).reshape(n * oh * ow, kh * kw * c)
-    return (cols @ w.reshape(o, -1).T).reshape(n, oh, ow, o)
+from workloads import np_conv2d_im2col  # noqa: E402
 
 
 def main():
