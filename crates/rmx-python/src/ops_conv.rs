@@ -90,7 +90,12 @@ pub fn conv1d(
     let f = "conv1d";
     let (x, w) = (arr(input, f)?, arr(weight, f)?);
     let get = |o: Option<&Any<'_>>, d: i64| o.map_or(Ok(d), |v| int(v, f));
-    let (s, p, d, g) = (get(stride, 1)?, get(padding, 0)?, get(dilation, 1)?, get(groups, 1)?);
+    let (s, p, d, g) = (
+        get(stride, 1)?,
+        get(padding, 0)?,
+        get(dilation, 1)?,
+        get(groups, 1)?,
+    );
     on_stream(stream, || Ok(ops::conv1d(&x, &w, s, p, d, g).py()?.into()))
 }
 

@@ -281,7 +281,15 @@ pub fn conv2d(
     groups: i64,
 ) -> Result<Array> {
     conv_general(
-        input, weight, &stride, &padding, &padding, &dilation, &[1, 1], groups, false,
+        input,
+        weight,
+        &stride,
+        &padding,
+        &padding,
+        &dilation,
+        &[1, 1],
+        groups,
+        false,
     )
 }
 

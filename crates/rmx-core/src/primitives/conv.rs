@@ -168,7 +168,13 @@ impl Primitive for Convolution {
     ) -> Result<Vec<ArrayData>> {
         one(b.conv(&inputs[0], &inputs[1], &self.0, &out[0].shape)?)
     }
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         let (x, w, c) = (&p[0], &p[1], &ct[0]);
         argnums
             .iter()
@@ -185,7 +191,13 @@ impl Primitive for Convolution {
             .collect()
     }
     /// Linear in each argument: the tangents pass through the same convolution.
-    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], out: &[Array]) -> Result<Vec<Array>> {
+    fn jvp(
+        &self,
+        p: &[Array],
+        t: &[Array],
+        argnums: &[usize],
+        out: &[Array],
+    ) -> Result<Vec<Array>> {
         let shape: Shape = out[0].shape().into();
         let mut acc: Option<Array> = None;
         for (i, &a) in argnums.iter().enumerate() {
@@ -206,7 +218,12 @@ impl Primitive for Convolution {
     }
     /// A batched input folds the batch into N; a batched weight folds it into the groups
     /// (the input's channels repeated per batch element, or interleaved when it is batched too).
-    fn vmap(&self, inputs: &[Array], axes: &[Option<usize>], out: &[OutputSpec]) -> Result<Batched> {
+    fn vmap(
+        &self,
+        inputs: &[Array],
+        axes: &[Option<usize>],
+        out: &[OutputSpec],
+    ) -> Result<Batched> {
         let (x, w) = (&inputs[0], &inputs[1]);
         let nd = self.nsp() + 2;
         let os = &out[0].shape;

@@ -134,7 +134,12 @@ impl Geometry {
     }
 }
 
-pub fn conv(x: &ArrayData, w: &ArrayData, p: &ConvParams, out_shape: &[usize]) -> Result<ArrayData> {
+pub fn conv(
+    x: &ArrayData,
+    w: &ArrayData,
+    p: &ConvParams,
+    out_shape: &[usize],
+) -> Result<ArrayData> {
     let geo = Geometry::new(&x.shape, &w.shape, out_shape, p)?;
     let w = if w.dtype == x.dtype {
         w.clone()
