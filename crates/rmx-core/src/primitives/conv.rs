@@ -246,7 +246,7 @@ impl Primitive for Convolution {
                 let wb = to_front(w, Some(wa))?;
                 let b = wb.shape()[0];
                 let cin = match xa {
-                    Some(a) => x.shape()[if a <= nd - 1 { nd } else { nd - 1 }],
+                    Some(a) => x.shape()[if a < nd { nd } else { nd - 1 }],
                     None => x.shape()[nd - 1],
                 };
                 // input channels laid out [B, C_in]
