@@ -359,3 +359,118 @@ fn gather<T: ConvFloat>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one output at a time (2 spatial axes), for comparison.
+    fn naive(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], p: &ConvParams) -> Vec<f64> {
+        let [n, h, wd, cin] = xs;
+        let [cout, kh, kw, cig] = ws;
+        let cog = cout / p.groups;
+        let size = |d: usize, l: usize, k: usize| {
+            let ispan = ((l - 1) * p.input_dilation[d] + 1) as i64;
+            let kspan = ((k - 1) * p.kernel_dilation[d] + 1) as i64;
+            ((ispan + p.pad_lo[d] + p.pad_hi[d] - kspan) / p.stride[d] as i64 + 1) as usize
+        };
+        let (th, tw) = (size(0, h, kh), size(1, wd, kw));
+        let read = |d: usize, t: usize, k: usize, l: usize| -> Option<usize> {
+            let pos = (t * p.stride[d] + k * p.kernel_dilation[d]) as i64 - p.pad_lo[d];
+            let id = p.input_dilation[d] as i64;
+            (pos >= 0 && pos % id == 0 && pos / id < l as i64).then_some((pos / id) as usize)
+        };
+        let mut out = vec![0.0; n * th * tw * cout];
+        for b in 0..n {
+            for (t0, t1, o) in itertools(th, tw, cout) {
+                let g = o / cog;
+                let mut acc = 0.0;
+                for (k0, k1, c) in itertools(kh, kw, cig) {
+                    let (q0, q1) = if p.flip {
+                        (kh - 1 - k0, kw - 1 - k1)
+                    } else {
+                        (k0, k1)
+                    };
+                    if let (Some(i0), Some(i1)) = (read(0, t0, k0, h), read(1, t1, k1, wd)) {
+                        acc += x[((b * h + i0) * wd + i1) * cin + g * cig + c]
+                            * w[((o * kh + q0) * kw + q1) * cig + c];
+                    }
+                }
+                out[((b * th + t0) * tw + t1) * cout + o] = acc;
+            }
+        }
+        out
+    }
+
+    fn itertools(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |k| (i, j, k))))
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition() {
+        let cases = [
+            (1, false, [1, 1], [0, 0], [1, 1], [1, 1], [1, 1]),
+            (2, true, [2, 1], [1, -1], [0, 2], [1, 2], [2, 1]),
+            (4, false, [1, 3], [-2, 2], [1, 1], [2, 1], [1, 3]),
+            (8, false, [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]),
+        ];
+        for (groups, flip, stride, lo, hi, kd, id) in cases {
+            let p = ConvParams {
+                stride: stride.to_vec(),
+                pad_lo: lo.to_vec(),
+                pad_hi: hi.to_vec(),
+                kernel_dilation: kd.to_vec(),
+                input_dilation: id.to_vec(),
+                groups,
+                flip,
+            };
+            let (xs, ws) = ([2, 7, 6, 8], [8, 3, 2, 8 / groups]);
+            let (x, w) = (values(2 * 7 * 6 * 8, 1), values(8 * 3 * 2 * 8 / groups, 2));
+            let expect = naive(&x, xs, &w, ws, &p);
+            let xa = ArrayData::from_slice(&x, &xs).unwrap();
+            let wa = ArrayData::from_slice(&w, &ws).unwrap();
+            let t = expect.len() / (2 * 8);
+            let (th, tw) = {
+                let ispan = |d: usize, l: usize| ((l - 1) * id[d] + 1) as i64;
+                let kspan = |d: usize, k: usize| ((k - 1) * kd[d] + 1) as i64;
+                let s = |d: usize, l, k| {
+                    ((ispan(d, l) + lo[d] + hi[d] - kspan(d, k)) / stride[d] as i64 + 1) as usize
+                };
+                (s(0, 7, 3), s(1, 6, 2))
+            };
+            assert_eq!(th * tw, t);
+            let got = conv(&xa, &wa, &p, &[2, th, tw, 8]).unwrap().to_vec::<f64>();
+            for (g, e) in got.iter().zip(&expect) {
+                assert!((g - e).abs() < 1e-12, "{p:?}: {g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_inconsistent_shapes() {
+        let x = ArrayData::from_slice(&[0f32; 12], &[1, 3, 4]).unwrap();
+        let w = ArrayData::from_slice(&[0f32; 6], &[2, 1, 3]).unwrap();
+        let p = ConvParams {
+            stride: vec![1],
+            pad_lo: vec![0],
+            pad_hi: vec![0],
+            kernel_dilation: vec![1],
+            input_dilation: vec![1],
+            groups: 1,
+            flip: false,
+        };
+        assert!(conv(&x, &w, &p, &[1, 3, 2]).is_err());
+    }
+}
