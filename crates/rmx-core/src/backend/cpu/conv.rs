@@ -3,8 +3,9 @@
 //! patches its kernel taps read into one row of a panel (zeros for padding, dilation
 //! holes and positions outside the input), and the panel times the packed weight of a
 //! group gives that group's output channels. A 1x1 kernel that reads every input
-//! position once skips the gather and multiplies the input in place. f16/bf16 run in
-//! f32 and round once at the end; f64 stays f64.
+//! position once skips the gather and multiplies the input in place; depthwise
+//! convolutions (one input channel per group) accumulate whole input rows tap by tap
+//! instead. f16/bf16 run in f32 and round once at the end; f64 stays f64.
 
 use super::loops::{ConstPtr, SendPtr};
 use crate::array::ArrayData;
@@ -213,69 +214,135 @@ fn conv_typed<T: ConvFloat>(
     let wp = pack_weight::<T>(&w, geo, flip);
     let xp = ConstPtr(unsafe { x.ptr::<T>() });
     let threads = rayon::current_num_threads().max(1);
+    if geo.cig == 1 && geo.cog <= DIRECT_MAX && !geo.is_pointwise() {
+        depthwise(xp, &wp, op, geo, rows);
+        return Ok(out);
+    }
     let panel = (PANEL_ELEMS / kc).clamp(16, 1024).min(rows);
     let panels = rows.div_ceil(panel);
+    // one task per (panel, group): disjoint blocks of the output
+    let tasks = panels * geo.groups;
     let work = rows * kc * geo.cout;
-    // Few panels: one at a time, gemm itself threaded; else one panel per task.
-    let inner = if panels < 2 * threads && work >= (1 << 18) && threads > 1 {
+    // Few tasks: one at a time, gemm itself threaded; else tasks split across threads.
+    let inner = if tasks < 2 * threads && work >= (1 << 18) && threads > 1 {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
     let pointwise = geo.is_pointwise();
-    let run_panel = |col: &mut Vec<T>, pi: usize| {
+    let run_task = |col: &mut Vec<T>, task: usize| {
+        let (pi, g) = (task / geo.groups, task % geo.groups);
         let r0 = pi * panel;
         let r1 = (r0 + panel).min(rows);
-        for g in 0..geo.groups {
-            let wg = &wp[g * kc * geo.cog..(g + 1) * kc * geo.cog];
-            let (lhs, lhs_rs) = if pointwise {
-                (unsafe { xp.get().add(r0 * geo.cin + g * geo.cig) }, geo.cin)
-            } else {
-                col.resize((r1 - r0) * kc, T::zero());
-                gather(xp, geo, g, r0, r1, col);
-                (col.as_ptr(), kc)
-            };
-            let dst = unsafe { op.get().add(r0 * geo.cout + g * geo.cog) };
-            if geo.cig * geo.cog <= DIRECT_MAX {
-                direct(lhs, lhs_rs, wg, dst, r1 - r0, kc, geo.cog, geo.cout);
-            } else {
-                unsafe {
-                    gemm::gemm(
-                        r1 - r0,
-                        geo.cog,
-                        kc,
-                        dst,
-                        1,
-                        geo.cout as isize,
-                        false,
-                        lhs,
-                        1,
-                        lhs_rs as isize,
-                        wg.as_ptr(),
-                        1,
-                        geo.cog as isize,
-                        T::zero(),
-                        T::one(),
-                        false,
-                        false,
-                        false,
-                        inner,
-                    )
-                }
+        let wg = &wp[g * kc * geo.cog..(g + 1) * kc * geo.cog];
+        let (lhs, lhs_rs) = if pointwise {
+            (unsafe { xp.get().add(r0 * geo.cin + g * geo.cig) }, geo.cin)
+        } else {
+            col.resize((r1 - r0) * kc, T::zero());
+            gather(xp, geo, g, r0, r1, col);
+            (col.as_ptr(), kc)
+        };
+        let dst = unsafe { op.get().add(r0 * geo.cout + g * geo.cog) };
+        if geo.cig * geo.cog <= DIRECT_MAX {
+            direct(lhs, lhs_rs, wg, dst, r1 - r0, kc, geo.cog, geo.cout);
+        } else {
+            unsafe {
+                gemm::gemm(
+                    r1 - r0,
+                    geo.cog,
+                    kc,
+                    dst,
+                    1,
+                    geo.cout as isize,
+                    false,
+                    lhs,
+                    1,
+                    lhs_rs as isize,
+                    wg.as_ptr(),
+                    1,
+                    geo.cog as isize,
+                    T::zero(),
+                    T::one(),
+                    false,
+                    false,
+                    false,
+                    inner,
+                )
             }
         }
     };
-    if matches!(inner, Parallelism::None) && panels > 1 && threads > 1 {
-        (0..panels)
+    if matches!(inner, Parallelism::None) && tasks > 1 && threads > 1 {
+        (0..tasks)
             .into_par_iter()
-            .for_each_init(Vec::new, |col, pi| run_panel(col, pi));
+            .for_each_init(Vec::new, |col, t| run_task(col, t));
     } else {
         let mut col = Vec::new();
-        for pi in 0..panels {
-            run_panel(&mut col, pi);
+        for t in 0..tasks {
+            run_task(&mut col, t);
         }
     }
     Ok(out)
+}
+
+/// One input channel per group (depthwise): each output row accumulates, tap by tap,
+/// the input row at the tapped position times that tap's weights, over all channels at
+/// once (contiguous, vectorised), rows split across threads.
+fn depthwise<T: ConvFloat>(
+    xp: ConstPtr<T>,
+    wp: &[T],
+    op: SendPtr<T>,
+    geo: &Geometry,
+    rows: usize,
+) {
+    let (cin, cout, cog) = (geo.cin, geo.cout, geo.cog);
+    let kt = geo.kernel_taps();
+    // packed per group as [tap, o]; regroup as [tap, output channel]
+    let mut wt = vec![T::zero(); kt * cout];
+    for g in 0..geo.groups {
+        for k in 0..kt {
+            for o in 0..cog {
+                wt[k * cout + g * cog + o] = wp[g * kt * cog + k * cog + o];
+            }
+        }
+    }
+    let [l0, l1, l2] = geo.in_sp;
+    let [k0, k1, k2] = geo.k_sp;
+    let [t0, t1, t2] = geo.out_sp;
+    let (s2, s1, s0) = (cin, l2 * cin, l1 * l2 * cin);
+    let sn = l0 * s0;
+    let opos = t0 * t1 * t2;
+    super::loops::par_rows(rows, kt * cout, |r0, r1| {
+        for r in r0..r1 {
+            let n = r / opos;
+            let q = r % opos;
+            let (o0, o1, o2) = (q / (t1 * t2), (q / t2) % t1, q % t2);
+            let acc = unsafe { std::slice::from_raw_parts_mut(op.get().add(r * cout), cout) };
+            acc.fill(T::zero());
+            let mut k = 0;
+            for &i0 in &geo.taps[0][o0 * k0..(o0 + 1) * k0] {
+                for &i1 in &geo.taps[1][o1 * k1..(o1 + 1) * k1] {
+                    for &i2 in &geo.taps[2][o2 * k2..(o2 + 1) * k2] {
+                        let wk = &wt[k * cout..(k + 1) * cout];
+                        k += 1;
+                        if i0 < 0 || i1 < 0 || i2 < 0 {
+                            continue;
+                        }
+                        let off = n * sn + i0 as usize * s0 + i1 as usize * s1 + i2 as usize * s2;
+                        let xr = unsafe { std::slice::from_raw_parts(xp.get().add(off), cin) };
+                        if cog == 1 {
+                            for ((a, &x), &w) in acc.iter_mut().zip(xr).zip(wk) {
+                                *a = *a + x * w;
+                            }
+                        } else {
+                            for (o, (a, &w)) in acc.iter_mut().zip(wk).enumerate() {
+                                *a = *a + xr[o / cog] * w;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// `dst[r, o] = sum_k lhs[r, k] * w[k, o]` for small `cog` (row stride of dst `ld`).
