@@ -287,13 +287,7 @@ fn conv_typed<T: ConvFloat>(
 /// One input channel per group (depthwise): each output row accumulates, tap by tap,
 /// the input row at the tapped position times that tap's weights, over all channels at
 /// once (contiguous, vectorised), rows split across threads.
-fn depthwise<T: ConvFloat>(
-    xp: ConstPtr<T>,
-    wp: &[T],
-    op: SendPtr<T>,
-    geo: &Geometry,
-    rows: usize,
-) {
+fn depthwise<T: ConvFloat>(xp: ConstPtr<T>, wp: &[T], op: SendPtr<T>, geo: &Geometry, rows: usize) {
     let (cin, cout, cog) = (geo.cin, geo.cout, geo.cog);
     let kt = geo.kernel_taps();
     // packed per group as [tap, o]; regroup as [tap, output channel]
