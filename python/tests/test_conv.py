@@ -350,6 +350,9 @@ ERRORS = {
     "scalar_input": lambda m: m.conv1d(1.0, W1(m)),
     "list_input": lambda m: m.conv1d([[[1.0] * 4] * 8], W1(m)),
     "float_stride": lambda m: m.conv1d(X1(m), W1(m), stride=1.5),
+    "huge_stride": lambda m: m.conv1d(X1(m), W1(m), stride=2 ** 40),
+    "huge_padding": lambda m: m.conv_general(X1(m), W1(m), padding=([2 ** 31], [0])),
+    "int32_max_padding": lambda m: m.conv_transpose1d(X1(m), W1(m), padding=2 ** 31 - 1),
     "tuple3_for_2d": lambda m: m.conv2d(m.ones((1, 4, 4, 4)), m.ones((2, 2, 2, 4)),
                                         stride=(1, 1, 1)),
     "tuple1_for_2d": lambda m: m.conv2d(m.ones((1, 4, 4, 4)), m.ones((2, 2, 2, 4)),
@@ -378,6 +381,15 @@ def test_groups_zero_is_an_error():
         rx.conv1d(rx.ones((2, 8, 4)), rx.ones((6, 3, 4)), groups=0)
     with pytest.raises(ValueError):
         rx.conv_general(rx.ones((2, 8, 4)), rx.ones((6, 3, 4)), groups=0)
+
+
+@rmx_only
+def test_extreme_negative_padding():
+    """A crop by -2**31 leaves nothing: ValueError (MLX raises OverflowError for the
+    cropped shape instead)."""
+    rx = get_rmx()
+    with pytest.raises(ValueError):
+        rx.conv_general(rx.ones((2, 8, 4)), rx.ones((6, 3, 4)), padding=([-2 ** 31], [0]))
 
 
 def test_accepted_argument_forms():

@@ -29,7 +29,10 @@ fn int(obj: &Any<'_>, func: &str) -> PyResult<i64> {
     if obj.is_instance_of::<pyo3::types::PyFloat>() {
         return Err(bad_args(func));
     }
-    obj.extract::<i64>().map_err(|_| bad_args(func))
+    // MLX's parameters are C ints: anything outside int32 does not bind
+    obj.extract::<i32>()
+        .map(i64::from)
+        .map_err(|_| bad_args(func))
 }
 
 fn is_seq(obj: &Any<'_>) -> bool {

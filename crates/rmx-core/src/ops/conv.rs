@@ -126,10 +126,11 @@ fn out_shape(
                 tuple(stride)
             ));
         }
-        let kspan = 1 + kd[d] * (w[1 + d] as i64 - 1);
-        let ispan = 1 + id[d] * (x[1 + d] as i64 - 1);
-        let n = (ispan + lo[d] + hi[d] - kspan) / stride[d] + 1;
-        if n <= 0 {
+        // i128: no parameter can overflow the arithmetic
+        let kspan = 1 + kd[d] as i128 * (w[1 + d] as i128 - 1);
+        let ispan = 1 + id[d] as i128 * (x[1 + d] as i128 - 1);
+        let n = (ispan + lo[d] as i128 + hi[d] as i128 - kspan) / stride[d] as i128 + 1;
+        if n <= 0 || n > isize::MAX as i128 {
             return Err(crate::value_err!(
                 "[conv] Spatial dimensions of input after padding cannot be smaller than weight spatial dimensions. Got error at axis {} for input with shape {}, padding low {}, padding high {}, and weight of shape {}.",
                 d + 1,
@@ -225,11 +226,11 @@ pub fn conv_general(
         let mut stop: Vec<i64> = x.shape().iter().map(|&s| s as i64).collect();
         for d in 0..nsp {
             if lo[d] < 0 {
-                start[d + 1] -= lo[d];
+                start[d + 1] = start[d + 1].saturating_sub(lo[d]);
                 lo[d] = 0;
             }
             if hi[d] < 0 {
-                stop[d + 1] += hi[d];
+                stop[d + 1] = stop[d + 1].saturating_add(hi[d]);
                 hi[d] = 0;
             }
         }
@@ -334,11 +335,19 @@ fn conv_transpose_general(
         for i in 0..nsp {
             let k = weight.shape()[1 + i] as i64;
             let l = input.shape()[1 + i] as i64;
-            let wt_size = 1 + dilation[i] * (k - 1);
-            lo[i] = wt_size - padding[i] - 1;
-            let conv_out = (l - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k - 1) + 1;
-            let out_size = 1 + stride[i] * (l - 1);
-            hi[i] = conv_out - out_size + padding[i] + output_padding[i];
+            // saturating: absurd parameters become an out-of-range error, not an overflow
+            let wt_size = dilation[i].saturating_mul(k - 1).saturating_add(1);
+            lo[i] = wt_size.saturating_sub(padding[i]).saturating_sub(1);
+            // conv output size minus the dilated input size, as MLX computes them
+            let conv_out = ((l - 1).saturating_mul(stride[i]))
+                .saturating_sub(padding[i].saturating_mul(2))
+                .saturating_add(dilation[i].saturating_mul(k - 1))
+                .saturating_add(1);
+            let out_size = stride[i].saturating_mul(l - 1).saturating_add(1);
+            hi[i] = conv_out
+                .saturating_sub(out_size)
+                .saturating_add(padding[i])
+                .saturating_add(output_padding[i]);
         }
     }
     conv_general(

@@ -95,17 +95,18 @@ impl Geometry {
         };
         for d in 0..nsp {
             let (l, k, t) = (x[1 + d], w[1 + d], out[1 + d]);
+            // i128: positions of any parameters fit
             let (s, kd, id) = (
-                p.stride[d] as i64,
-                p.kernel_dilation[d] as i64,
-                p.input_dilation[d] as i64,
+                p.stride[d] as i128,
+                p.kernel_dilation[d] as i128,
+                p.input_dilation[d] as i128,
             );
             let mut taps = Vec::with_capacity(t * k);
-            for ti in 0..t as i64 {
-                for ki in 0..k as i64 {
-                    let pos = ti * s + ki * kd - p.pad_lo[d];
-                    let ok = pos >= 0 && pos % id == 0 && pos / id < l as i64;
-                    taps.push(if ok { pos / id } else { -1 });
+            for ti in 0..t as i128 {
+                for ki in 0..k as i128 {
+                    let pos = ti * s + ki * kd - p.pad_lo[d] as i128;
+                    let ok = pos >= 0 && pos % id == 0 && pos / id < l as i128;
+                    taps.push(if ok { (pos / id) as i64 } else { -1 });
                 }
             }
             geo.in_sp[pad + d] = l;
