@@ -46,6 +46,30 @@ def _norm(lib, x, w, b):
     return xc / (lib.sqrt(var + 1e-5) if lib is not np else np.sqrt(var + 1e-5)) * w + b
 
 
+def np_conv2d_im2col(x, w, pad):
+    """conv2d reference (NHWC, OHWI weight): pad, gather the patches (a strided view),
+    one BLAS matmul."""
+    n, h, wd, c = x.shape
+    o, kh, kw, _ = w.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
+    s = xp.strides
+    cols = np.lib.stride_tricks.as_strided(
+        xp, (n, oh, ow, kh, kw, c), (s[0], s[1], s[2], s[1], s[2], s[3]))
+    cols = np.ascontiguousarray(cols).reshape(n * oh * ow, kh * kw * c)
+    return (cols @ w.reshape(o, -1).T).reshape(n, oh, ow, o)
+
+
+def _conv_inputs(b):
+    return lambda rng: [rng.uniform(-1, 1, (b, 56, 56, 64)).astype(np.float32),
+                        rng.uniform(-0.05, 0.05, (64, 3, 3, 64)).astype(np.float32)]
+
+
+def _conv_grads(mx, x, w):
+    gx, gw = mx.grad(lambda a, b: mx.conv2d(a, b, padding=1).sum(), argnums=(0, 1))(x, w)
+    return mx.concatenate([gx.reshape(-1), gw.reshape(-1)])
+
+
 _COMPILED = {}
 
 
@@ -147,6 +171,16 @@ def build(quick):
             lambda mx, a, b: mx.matmul(a, b), lambda a, b: a @ b,
             work=("flops", 2 * half ** 3), dtype=dt, tol=3e-2,
             note="NumPy column: f32 at the same size (reference)"))
+    cb = 2 if quick else 8
+    conv_flops = 2 * cb * 56 * 56 * 64 * 64 * 9
+    w.append(Workload(
+        "conv2d", f"conv2d {cb}x56x56x64 * 64x3x3x64 pad 1 f32", _conv_inputs(cb),
+        lambda mx, x, k: mx.conv2d(x, k, padding=1), lambda x, k: np_conv2d_im2col(x, k, 1),
+        work=("flops", conv_flops), note="NumPy: im2col (strided view copy) + OpenBLAS matmul"))
+    w.append(Workload(
+        "conv2d_grad", f"conv2d {cb}x56x56x64 forward+backward (d input, d weight) f32",
+        _conv_inputs(cb), _conv_grads, None, work=("flops", 3 * conv_flops),
+        note="both gradients of conv2d(...).sum(), concatenated"))
     w.append(Workload(
         "overhead", f"per-op overhead, {iters}-op scalar graph",
         lambda rng: [], lambda mx: _overhead_graph(mx, iters), None,

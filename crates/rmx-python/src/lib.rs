@@ -13,6 +13,7 @@ mod fft;
 mod indexing;
 mod io;
 mod misc;
+mod ops_conv;
 mod ops_creation;
 mod ops_elementwise;
 mod ops_quantized;
@@ -64,6 +65,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops_shape::register(m)?;
     ops_sort::register(m)?;
     ops_quantized::register(m)?;
+    ops_conv::register(m)?;
     random::register(m)?;
     fft::register(m)?;
     fast::register(m)?;

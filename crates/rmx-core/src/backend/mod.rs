@@ -180,6 +180,23 @@ pub enum AttnMask<'a> {
     Array(&'a ArrayData),
 }
 
+/// Parameters of a convolution (channels-last input `[N, ...spatial, C_in]`, weight
+/// `[C_out, ...kernel, C_in / groups]`), one entry per spatial axis. Output position `t`
+/// and kernel tap `k` read the input at `t * stride + k * kernel_dilation - pad_lo` in the
+/// coordinates of the input dilated by `input_dilation`; positions outside the input or
+/// between dilated elements read zero, so pads may be negative. `pad_hi` only enters the
+/// output shape, which the caller gives. With `flip` the kernel taps are reversed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvParams {
+    pub stride: Vec<usize>,
+    pub pad_lo: Vec<i64>,
+    pub pad_hi: Vec<i64>,
+    pub kernel_dilation: Vec<usize>,
+    pub input_dilation: Vec<usize>,
+    pub groups: usize,
+    pub flip: bool,
+}
+
 /// The kernel families a device provides. Inputs are strided views; outputs are fresh
 /// row-contiguous arrays unless stated. Binary/select inputs arrive already broadcast
 /// (zero strides) to the output shape and cast to one dtype.
@@ -322,6 +339,15 @@ pub trait Backend: Send + Sync {
         mask: AttnMask<'_>,
         sinks: Option<&ArrayData>,
         scale: f32,
+    ) -> Result<ArrayData>;
+    /// Convolution of `x` with `w` (same float dtype) under `p`, into a fresh array of
+    /// `out_shape` (`[N, ...out spatial, C_out]`).
+    fn conv(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        p: &ConvParams,
+        out_shape: &[usize],
     ) -> Result<ArrayData>;
 }
 

@@ -1,6 +1,7 @@
 //! The public op API, named as in `mlx.core`. Each op checks its arguments, applies
 //! MLX's dtype and shape rules and records a graph node; nothing is computed here.
 
+pub mod conv;
 pub mod creation;
 pub mod elementwise;
 pub mod fast;
@@ -13,6 +14,7 @@ pub mod reduce;
 pub mod shape;
 pub mod sort;
 
+pub use conv::*;
 pub use creation::*;
 pub use elementwise::*;
 pub use indexing::*;

@@ -4,6 +4,7 @@
 
 pub mod autodiff;
 pub mod batching;
+pub mod conv;
 pub mod creation;
 pub mod custom;
 pub mod derivatives;

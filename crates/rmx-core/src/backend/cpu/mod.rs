@@ -1,6 +1,7 @@
 //! The CPU backend: kernels for each family of the `Backend` trait, threaded with rayon.
 
 mod binary;
+mod conv;
 mod copy;
 mod fast;
 pub mod fast_math;
@@ -20,8 +21,8 @@ mod unary;
 
 use crate::array::ArrayData;
 use crate::backend::{
-    ArgReduceOp, AttnMask, Backend, BinaryOp, NormKind, QuantizeOp, ReduceOp, RopeSpec, ScanOp,
-    ScatterMode, UnaryOp,
+    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, NormKind, QuantizeOp, ReduceOp,
+    RopeSpec, ScanOp, ScatterMode, UnaryOp,
 };
 use crate::dtype::Dtype;
 use crate::element::Scalar;
@@ -200,5 +201,14 @@ impl Backend for CpuBackend {
         scale: f32,
     ) -> Result<ArrayData> {
         fast::attention::attention(q, k, v, mask, sinks, scale)
+    }
+    fn conv(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        p: &ConvParams,
+        out_shape: &[usize],
+    ) -> Result<ArrayData> {
+        conv::conv(x, w, p, out_shape)
     }
 }
