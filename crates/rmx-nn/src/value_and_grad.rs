@@ -26,7 +26,7 @@ where
             |traced: &[Array]| {
                 let subst: Params = names.iter().cloned().zip(traced.iter().cloned()).collect();
                 model.update_partial(&subst)?;
-                Ok(vec![f(model, inputs)?])
+                Ok(vec![f(&*model, inputs)?])
             },
             &values,
             &argnums,

@@ -126,9 +126,9 @@ fn dropout_zeroes_and_rescales_in_training_only() {
 #[test]
 fn sequential_names_entries_by_index_and_chains() {
     let s = Sequential::new()
-        .add(Linear::new(3, 4, true).unwrap())
-        .add(Activation::new(act::relu))
-        .add(Linear::new(4, 2, false).unwrap());
+        .push(Linear::new(3, 4, true).unwrap())
+        .push(Activation::new(act::relu))
+        .push(Linear::new(4, 2, false).unwrap());
     let names: Vec<String> = s.parameters().into_iter().map(|p| p.0).collect();
     assert_eq!(names, ["layers.0.weight", "layers.0.bias", "layers.2.weight"]);
     let x = arr(&X, &[2, 3]);

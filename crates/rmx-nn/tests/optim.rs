@@ -178,7 +178,7 @@ fn schedules_match_their_formulas() {
     assert!((j.at(10) - 0.1).abs() < 1e-12);
     assert!((j.at(13) - Schedule::cosine_decay(0.1, 10, 0.01).unwrap().at(3)).abs() < 1e-12);
     assert!(Schedule::join(vec![], vec![]).is_err());
-    assert!(Schedule::join(vec![0.1.into()], vec![3]).is_err());
+    assert!(Schedule::join(vec![Schedule::Constant(0.1)], vec![3]).is_err());
     assert!(Schedule::cosine_decay(0.1, 0, 0.0).is_err());
     assert!(Schedule::step_decay(0.1, 0.5, 0).is_err());
 }

@@ -60,7 +60,6 @@ fn a_failing_loss_leaves_the_model_intact() {
     let e = vg(&mut l, &[]).unwrap_err();
     assert_eq!(e.to_string(), "boom");
     assert_eq!(vals(&l.weight), before);
-    assert!(l.weight.node().is_none() || l.weight.is_evaluated());
     // a non-scalar loss is an error from the transform
     let vg = value_and_grad(|m: &Linear, b: &[Array]| m.forward(&b[0]));
     assert!(vg(&mut l, &[arr(&[1.0, 2.0, 3.0, 4.0], &[2, 2])]).is_err());
@@ -71,7 +70,7 @@ fn train(opt: &mut impl Optimizer, steps: usize) -> (f32, f32) {
     // two Gaussian blobs, labels by sign of x0 + x1
     let x = random::normal(&[64, 2], rmx_core::Dtype::Float32, None, None, None).unwrap();
     let s = ops::sum(&x, Some(&[-1]), false).unwrap();
-    let y = ops::astype(&ops::greater(&s, &Array::scalar(0.0f32)).unwrap(), rmx_core::Dtype::Int32).unwrap();
+    let y = ops::astype(&ops::greater(&s, &Array::scalar(0.0)).unwrap(), rmx_core::Dtype::Int32).unwrap();
     let mut model = Linear::new(2, 2, true).unwrap();
     let vg = value_and_grad(|m: &Linear, b: &[Array]| {
         let opts = CrossEntropy {

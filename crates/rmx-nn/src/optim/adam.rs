@@ -122,7 +122,7 @@ impl Optimizer for Adam {
         &self,
         grad: &Array,
         param: &Array,
-        state: &mut Vec<Array>,
+        state: &mut [Array],
         info: &StepInfo,
     ) -> Result<Array> {
         adam_step(self, grad, param, state, info)
@@ -186,7 +186,7 @@ impl Optimizer for AdamW {
         &self,
         grad: &Array,
         param: &Array,
-        state: &mut Vec<Array>,
+        state: &mut [Array],
         info: &StepInfo,
     ) -> Result<Array> {
         let lr = lr_as(info, grad)?;

@@ -61,7 +61,7 @@ pub trait Optimizer {
         &self,
         grad: &Array,
         param: &Array,
-        state: &mut Vec<Array>,
+        state: &mut [Array],
         info: &StepInfo,
     ) -> Result<Array>;
 

@@ -72,7 +72,7 @@ impl Optimizer for Sgd {
         &self,
         grad: &Array,
         param: &Array,
-        state: &mut Vec<Array>,
+        state: &mut [Array],
         info: &StepInfo,
     ) -> Result<Array> {
         let mut g = grad.clone();
