@@ -172,12 +172,24 @@ fn set_frozen<M: Module + ?Sized>(m: &mut M, keys: Option<&[&str]>, frozen: bool
             }
         }
     }
-    m.visit_params_mut("", &mut |name, p| {
+    let mut before: HashMap<String, bool> = HashMap::new();
+    m.visit_params("", &mut |name, p| {
+        before.insert(name.to_string(), p.is_frozen());
+    });
+    let applied = m.visit_params_mut("", &mut |name, p| {
         if keys.is_none_or(|ks| ks.iter().any(|k| key_matches(k, name))) {
             p.set_frozen(frozen);
         }
         Ok(())
-    })
+    });
+    if applied.is_err() {
+        // put every flag back, so a failed call changes nothing
+        m.visit_params_mut("", &mut |name, p| {
+            p.set_frozen(before.get(name).copied().unwrap_or(false));
+            Ok(())
+        })?;
+    }
+    applied
 }
 
 fn check_update<M: Module + ?Sized>(m: &M, params: &Params, require_all: bool) -> Result<()> {

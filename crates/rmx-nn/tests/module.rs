@@ -58,6 +58,14 @@ fn net() -> Net {
     }
 }
 
+#[test]
+fn skipped_fields_keep_their_values() {
+    let b = block(false);
+    assert_eq!(vals(&b.scale), [2.0]);
+    assert_eq!(b.name, ["b"]);
+    assert_eq!(b.depth, 1);
+}
+
 fn names(m: &impl Module) -> Vec<String> {
     m.parameters().into_iter().map(|p| p.0).collect()
 }
@@ -144,9 +152,18 @@ fn freeze_by_key_and_unfreeze() {
     assert!(trainable.iter().all(|k| !k.ends_with("bias")), "{trainable:?}");
     assert!(trainable.contains(&"blocks.0.lin.weight".to_string()));
 
-    n.freeze_keys(&["blocks.0"]).unwrap();
+    // blocks.0 holds a plain Array (gain), which cannot be frozen: an error, no change
+    let e = n.freeze_keys(&["blocks.0"]).unwrap_err().to_string();
+    assert!(e.contains("blocks.0.gain") && e.contains("Param"), "{e}");
+    let again: Vec<String> = n.trainable_parameters().into_iter().map(|p| p.0).collect();
+    assert_eq!(again, trainable);
+
+    n.freeze_keys(&["blocks.0.lin", "blocks.0.norm"]).unwrap();
     let trainable: Vec<String> = n.trainable_parameters().into_iter().map(|p| p.0).collect();
-    assert!(trainable.iter().all(|k| !k.starts_with("blocks.0.")), "{trainable:?}");
+    assert!(
+        trainable.iter().all(|k| !k.starts_with("blocks.0.") || k == "blocks.0.gain"),
+        "{trainable:?}"
+    );
     assert!(trainable.contains(&"blocks.1.lin.weight".to_string()));
 
     n.unfreeze_keys(&["blocks.0.lin.bias"]).unwrap();
@@ -159,6 +176,7 @@ fn freeze_by_key_and_unfreeze() {
     // a plain Array field cannot hold a frozen flag
     let e = n.freeze().unwrap_err().to_string();
     assert!(e.contains("gain") && e.contains("Param"), "{e}");
+    assert!(n.trainable_parameters().iter().any(|p| p.0 == "blocks.1.lin.weight"));
 
     let mut l = Linear::new(2, 2, true).unwrap();
     l.freeze().unwrap();
