@@ -40,12 +40,10 @@ fn expand(input: DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let fields = match &input.data {
         Data::Struct(s) => &s.fields,
-        _ => {
-            return Err(syn::Error::new_spanned(
-                &input.ident,
-                "#[derive(Module)] supports structs only; implement rmx_nn::Module by hand for enums",
-            ))
-        }
+        _ => return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Module)] supports structs only; implement rmx_nn::Module by hand for enums",
+        )),
     };
     // (accessor, name under which the field's parameters appear)
     let mut visited: Vec<(TokenStream2, String)> = Vec::new();

@@ -57,14 +57,18 @@ fn loss_fn(model: &Mlp, batch: &[Array]) -> Result<Array> {
 
 fn accuracy(model: &Mlp, x: &Array, y: &Array) -> Result<f64> {
     let pred = ops::argmax(&model.forward(x)?, Some(-1), false)?;
-    let hits = ops::astype(&ops::equal(&pred, &ops::astype(y, pred.dtype())?)?, Dtype::Float32)?;
-    ops::mean(&hits, None, false)?.item_as::<f32>().map(|v| v as f64)
+    let hits = ops::astype(
+        &ops::equal(&pred, &ops::astype(y, pred.dtype())?)?,
+        Dtype::Float32,
+    )?;
+    ops::mean(&hits, None, false)?
+        .item_as::<f32>()
+        .map(|v| v as f64)
 }
 
 fn load(path: &str) -> std::result::Result<[Array; 4], Box<dyn std::error::Error>> {
-    let loaded = rmx_io::load(path).map_err(|e| {
-        format!("{e}\n(create the data with `python3 scripts/export_digits.py`)")
-    })?;
+    let loaded = rmx_io::load(path)
+        .map_err(|e| format!("{e}\n(create the data with `python3 scripts/export_digits.py`)"))?;
     let arrays = match loaded {
         rmx_io::Loaded::Arrays(a) => a,
         rmx_io::Loaded::Array(_) => return Err(format!("{path} is not an .npz archive").into()),
@@ -76,7 +80,12 @@ fn load(path: &str) -> std::result::Result<[Array; 4], Box<dyn std::error::Error
             .map(|(_, a)| a.clone())
             .ok_or_else(|| format!("{path} has no array {k:?}"))
     };
-    Ok([get("x_train")?, get("y_train")?, get("x_test")?, get("y_test")?])
+    Ok([
+        get("x_train")?,
+        get("y_train")?,
+        get("x_test")?,
+        get("y_test")?,
+    ])
 }
 
 fn bar(done: usize, total: usize) -> String {
@@ -87,7 +96,9 @@ fn bar(done: usize, total: usize) -> String {
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.fixtures/digits.npz");
-    let path = std::env::args().nth(1).unwrap_or_else(|| default.to_string());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| default.to_string());
     let [x_train, y_train, x_test, y_test] = load(&path)?;
     let n = x_train.shape()[0];
     let features = x_train.shape()[1];
@@ -107,7 +118,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     for epoch in 1..=EPOCHS {
         model.train(true);
         let perm = random::permutation_n(n, None)?;
-        let (xs, ys) = (ops::take(&x_train, &perm, Some(0))?, ops::take(&y_train, &perm, Some(0))?);
+        let (xs, ys) = (
+            ops::take(&x_train, &perm, Some(0))?,
+            ops::take(&y_train, &perm, Some(0))?,
+        );
         let mut epoch_loss = 0.0;
         for b in 0..steps_per_epoch {
             let (lo, hi) = ((b * BATCH) as i64, ((b + 1) * BATCH).min(n) as i64);
@@ -120,7 +134,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             live.push(loss.clone());
             rmx_core::eval(&live)?;
             epoch_loss += loss.item_as::<f32>()? as f64;
-            print!("\repoch {epoch:>2}/{EPOCHS} {}", bar(b + 1, steps_per_epoch));
+            print!(
+                "\repoch {epoch:>2}/{EPOCHS} {}",
+                bar(b + 1, steps_per_epoch)
+            );
             std::io::stdout().flush()?;
         }
         model.train(false);

@@ -120,7 +120,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut adamw = AdamW::new(0.02).weight_decay(0.05);
     let trained = train("adamw", &mut adamw, &args[2], &batch, &mut out)?;
     let sched = Schedule::cosine_decay(0.1, 3, 0.01)?;
-    let mut sgd = Sgd::new(sched).momentum(0.9).weight_decay(0.01).nesterov(true);
+    let mut sgd = Sgd::new(sched)
+        .momentum(0.9)
+        .weight_decay(0.01)
+        .nesterov(true);
     train("sgd", &mut sgd, &args[2], &batch, &mut out)?;
 
     rmx_io::savez(&args[3], &out)?;

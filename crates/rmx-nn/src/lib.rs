@@ -9,17 +9,15 @@ extern crate self as rmx_nn;
 
 pub mod activations;
 pub mod layers;
+mod leaves;
 pub mod losses;
 mod module;
 pub mod optim;
 mod param;
-mod leaves;
 mod value_and_grad;
 mod weights;
 
-pub use layers::{Activation,
-    Dropout, Embedding, Layer, LayerNorm, Linear, RMSNorm, Sequential,
-};
+pub use layers::{Activation, Dropout, Embedding, Layer, LayerNorm, Linear, RMSNorm, Sequential};
 pub use module::{join_key, Module, Params};
 pub use param::Param;
 pub use rmx_core::{Array, Error, Result};

@@ -160,7 +160,10 @@ pub fn binary_cross_entropy(
         let one_minus = ops::subtract(&s(1.0, inputs)?, inputs)?;
         let log_q = ops::clip(&ops::log(&one_minus)?, Some(&floor), None)?;
         let t_q = ops::subtract(&s(1.0, targets)?, targets)?;
-        let sum = ops::add(&ops::multiply(targets, &log_p)?, &ops::multiply(&t_q, &log_q)?)?;
+        let sum = ops::add(
+            &ops::multiply(targets, &log_p)?,
+            &ops::multiply(&t_q, &log_q)?,
+        )?;
         ops::negative(&sum)?
     };
     reduction.apply(apply_weights(loss, weights)?)

@@ -197,7 +197,10 @@ fn check_update<M: Module + ?Sized>(m: &M, params: &Params, require_all: bool) -
     m.visit_params("", &mut |name, p| {
         current.insert(name.to_string(), p.shape().to_vec());
     });
-    let mut extra: Vec<&String> = params.keys().filter(|k| !current.contains_key(*k)).collect();
+    let mut extra: Vec<&String> = params
+        .keys()
+        .filter(|k| !current.contains_key(*k))
+        .collect();
     if !extra.is_empty() {
         extra.sort();
         let list: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
@@ -208,7 +211,10 @@ fn check_update<M: Module + ?Sized>(m: &M, params: &Params, require_all: bool) -
         ));
     }
     if require_all {
-        let mut missing: Vec<&String> = current.keys().filter(|k| !params.contains_key(*k)).collect();
+        let mut missing: Vec<&String> = current
+            .keys()
+            .filter(|k| !params.contains_key(*k))
+            .collect();
         if !missing.is_empty() {
             missing.sort();
             let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();

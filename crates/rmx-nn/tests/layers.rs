@@ -6,7 +6,9 @@ use common::{arr, assert_close, vals};
 use rmx_core::ops::random;
 use rmx_core::Array;
 use rmx_nn::activations as act;
-use rmx_nn::{Activation, Dropout, Embedding, Layer, LayerNorm, Linear, Module, RMSNorm, Sequential};
+use rmx_nn::{
+    Activation, Dropout, Embedding, Layer, LayerNorm, Linear, Module, RMSNorm, Sequential,
+};
 
 const X: [f32; 6] = [0.5, -1.0, 2.0, 1.5, 0.0, -0.25];
 
@@ -25,7 +27,9 @@ fn linear_forward_is_x_wt_plus_b() {
     let mut want = Vec::new();
     for r in 0..2 {
         for o in 0..2 {
-            let dot: f64 = (0..3).map(|k| X[r * 3 + k] as f64 * w[o * 3 + k] as f64).sum();
+            let dot: f64 = (0..3)
+                .map(|k| X[r * 3 + k] as f64 * w[o * 3 + k] as f64)
+                .sum();
             want.push(dot + b[o] as f64);
         }
     }
@@ -68,7 +72,9 @@ fn embedding_takes_rows_and_has_normal_init() {
 }
 
 fn rows(x: &[f32], d: usize) -> Vec<Vec<f64>> {
-    x.chunks(d).map(|r| r.iter().map(|v| *v as f64).collect()).collect()
+    x.chunks(d)
+        .map(|r| r.iter().map(|v| *v as f64).collect())
+        .collect()
 }
 
 #[test]
@@ -91,8 +97,20 @@ fn layer_norm_normalizes_last_axis() {
         }
     }
     assert_close(&vals(&y), &want, 1e-5);
-    assert_eq!(LayerNorm::new(3, 1e-5, false, true).unwrap().parameters().len(), 0);
-    assert_eq!(LayerNorm::new(3, 1e-5, true, false).unwrap().parameters().len(), 1);
+    assert_eq!(
+        LayerNorm::new(3, 1e-5, false, true)
+            .unwrap()
+            .parameters()
+            .len(),
+        0
+    );
+    assert_eq!(
+        LayerNorm::new(3, 1e-5, true, false)
+            .unwrap()
+            .parameters()
+            .len(),
+        1
+    );
     assert!(LayerNorm::new(3, 0.0, true, true).is_err());
     assert!(ln.forward(&arr(&X, &[3, 2])).is_err());
 }
@@ -116,7 +134,9 @@ fn dropout_zeroes_and_rescales_in_training_only() {
     let y = vals(&d.forward(&arr(&vec![1.0; 20000], &[20000])).unwrap());
     let zeros = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
     assert!((zeros - 0.25).abs() < 0.02, "dropped fraction {zeros}");
-    assert!(y.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+    assert!(y
+        .iter()
+        .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
     d.train(false);
     assert_eq!(vals(&d.forward(&arr(&[2.0; 4], &[4])).unwrap()), [2.0; 4]);
     assert!(Dropout::new(1.0).is_err());
@@ -130,18 +150,29 @@ fn sequential_names_entries_by_index_and_chains() {
         .push(Activation::new(act::relu))
         .push(Linear::new(4, 2, false).unwrap());
     let names: Vec<String> = s.parameters().into_iter().map(|p| p.0).collect();
-    assert_eq!(names, ["layers.0.weight", "layers.0.bias", "layers.2.weight"]);
+    assert_eq!(
+        names,
+        ["layers.0.weight", "layers.0.bias", "layers.2.weight"]
+    );
     let x = arr(&X, &[2, 3]);
     let p = s.parameter_map();
     let h = act::relu(
         &rmx_core::ops::add(
-            &rmx_core::ops::matmul(&x, &rmx_core::ops::transpose(&p["layers.0.weight"], None).unwrap()).unwrap(),
+            &rmx_core::ops::matmul(
+                &x,
+                &rmx_core::ops::transpose(&p["layers.0.weight"], None).unwrap(),
+            )
+            .unwrap(),
             &p["layers.0.bias"],
         )
         .unwrap(),
     )
     .unwrap();
-    let want = rmx_core::ops::matmul(&h, &rmx_core::ops::transpose(&p["layers.2.weight"], None).unwrap()).unwrap();
+    let want = rmx_core::ops::matmul(
+        &h,
+        &rmx_core::ops::transpose(&p["layers.2.weight"], None).unwrap(),
+    )
+    .unwrap();
     let want: Vec<f64> = vals(&want).iter().map(|v| *v as f64).collect();
     assert_close(&vals(&s.forward(&x).unwrap()), &want, 1e-6);
 }
@@ -153,24 +184,43 @@ fn activations_match_reference_values() {
     // Phi(1) = 0.841344746..., Phi(2) = 0.977249868...
     assert_close(
         &vals(&act::gelu(&x).unwrap()),
-        &[-0.158655253931457, 0.0, 0.841344746068543, 1.954499736103642],
+        &[
+            -0.158655253931457,
+            0.0,
+            0.841344746068543,
+            1.954499736103642,
+        ],
         1e-6,
     );
     let tanh_gelu = |v: f64| {
         0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
     };
-    let want: Vec<f64> = [-1.0, 0.0, 1.0, 2.0].iter().map(|v| tanh_gelu(*v)).collect();
+    let want: Vec<f64> = [-1.0, 0.0, 1.0, 2.0]
+        .iter()
+        .map(|v| tanh_gelu(*v))
+        .collect();
     assert_close(&vals(&act::gelu_approx(&x).unwrap()), &want, 1e-6);
     let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
     let want: Vec<f64> = [-1.0, 0.0, 1.0, 2.0].iter().map(|v| v * sig(*v)).collect();
     assert_close(&vals(&act::silu(&x).unwrap()), &want, 1e-6);
-    let want: Vec<f64> = [-1.0f64, 0.0, 1.0, 2.0].iter().map(|v| v.exp().ln_1p()).collect();
+    let want: Vec<f64> = [-1.0f64, 0.0, 1.0, 2.0]
+        .iter()
+        .map(|v| v.exp().ln_1p())
+        .collect();
     assert_close(&vals(&act::softplus(&x).unwrap()), &want, 1e-6);
     let want: Vec<f64> = [-1.0f64, 0.0, 1.0, 2.0].iter().map(|v| v.tanh()).collect();
     assert_close(&vals(&act::tanh(&x).unwrap()), &want, 1e-6);
     let ls = vals(&act::log_softmax(&x, -1).unwrap());
-    let lse = [-1.0f64, 0.0, 1.0, 2.0].iter().map(|v| v.exp()).sum::<f64>().ln();
+    let lse = [-1.0f64, 0.0, 1.0, 2.0]
+        .iter()
+        .map(|v| v.exp())
+        .sum::<f64>()
+        .ln();
     let want: Vec<f64> = [-1.0, 0.0, 1.0, 2.0].iter().map(|v| v - lse).collect();
     assert_close(&ls, &want, 1e-6);
-    assert_close(&vals(&act::leaky_relu(&x, 0.1).unwrap()), &[-0.1, 0.0, 1.0, 2.0], 1e-7);
+    assert_close(
+        &vals(&act::leaky_relu(&x, 0.1).unwrap()),
+        &[-0.1, 0.0, 1.0, 2.0],
+        1e-7,
+    );
 }

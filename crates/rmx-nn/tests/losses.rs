@@ -38,12 +38,20 @@ fn cross_entropy_with_indices_and_reductions() {
         reduction: Reduction::Mean,
         ..Default::default()
     };
-    assert_close(&vals(&cross_entropy(&logits, &targets(), &mean).unwrap()), &[(want[0] + want[1]) / 2.0], 1e-6);
+    assert_close(
+        &vals(&cross_entropy(&logits, &targets(), &mean).unwrap()),
+        &[(want[0] + want[1]) / 2.0],
+        1e-6,
+    );
     let sum = CrossEntropy {
         reduction: Reduction::Sum,
         ..Default::default()
     };
-    assert_close(&vals(&cross_entropy(&logits, &targets(), &sum).unwrap()), &[want[0] + want[1]], 1e-6);
+    assert_close(
+        &vals(&cross_entropy(&logits, &targets(), &sum).unwrap()),
+        &[want[0] + want[1]],
+        1e-6,
+    );
 }
 
 #[test]
@@ -55,8 +63,16 @@ fn cross_entropy_label_smoothing_and_weights() {
         weights: Some(&w),
         ..Default::default()
     };
-    let want: Vec<f64> = ce_ref(0.2).iter().zip([0.5, 2.0]).map(|(l, w)| l * w).collect();
-    assert_close(&vals(&cross_entropy(&logits, &targets(), &opts).unwrap()), &want, 1e-6);
+    let want: Vec<f64> = ce_ref(0.2)
+        .iter()
+        .zip([0.5, 2.0])
+        .map(|(l, w)| l * w)
+        .collect();
+    assert_close(
+        &vals(&cross_entropy(&logits, &targets(), &opts).unwrap()),
+        &want,
+        1e-6,
+    );
     let bad = CrossEntropy {
         label_smoothing: 1.0,
         ..Default::default()
@@ -82,7 +98,11 @@ fn cross_entropy_with_probabilities_and_axis() {
         axis: 0,
         ..Default::default()
     };
-    assert_close(&vals(&cross_entropy(&lt, &targets(), &opts).unwrap()), &ce_ref(0.0), 1e-6);
+    assert_close(
+        &vals(&cross_entropy(&lt, &targets(), &opts).unwrap()),
+        &ce_ref(0.0),
+        1e-6,
+    );
     let bad_t = Array::from_slice(&[0i32, 1, 2], &[3]).unwrap();
     let e = cross_entropy(&logits, &bad_t, &CrossEntropy::default()).unwrap_err();
     assert!(e.to_string().contains("does not match"), "{e}");
@@ -97,9 +117,21 @@ fn cross_entropy_with_probabilities_and_axis() {
 fn regression_losses() {
     let p = arr(&[1.0, 2.0, -1.0], &[3]);
     let t = arr(&[0.5, 2.0, 1.0], &[3]);
-    assert_close(&vals(&mse_loss(&p, &t, Reduction::Mean).unwrap()), &[(0.25 + 0.0 + 4.0) / 3.0], 1e-6);
-    assert_close(&vals(&mse_loss(&p, &t, Reduction::None).unwrap()), &[0.25, 0.0, 4.0], 1e-6);
-    assert_close(&vals(&l1_loss(&p, &t, Reduction::Sum).unwrap()), &[2.5], 1e-6);
+    assert_close(
+        &vals(&mse_loss(&p, &t, Reduction::Mean).unwrap()),
+        &[(0.25 + 0.0 + 4.0) / 3.0],
+        1e-6,
+    );
+    assert_close(
+        &vals(&mse_loss(&p, &t, Reduction::None).unwrap()),
+        &[0.25, 0.0, 4.0],
+        1e-6,
+    );
+    assert_close(
+        &vals(&l1_loss(&p, &t, Reduction::Sum).unwrap()),
+        &[2.5],
+        1e-6,
+    );
     assert!(mse_loss(&p, &arr(&[1.0], &[1]), Reduction::Mean).is_err());
     assert_eq!(Reduction::from_name("sum").unwrap(), Reduction::Sum);
     assert!(Reduction::from_name("avg").is_err());
@@ -111,11 +143,19 @@ fn binary_cross_entropy_logits_and_probabilities() {
     let t = [1.0f64, 0.0, 1.0];
     let logits = arr(&[0.5, -1.0, 2.0], &[3]);
     let targets = arr(&[1.0, 0.0, 1.0], &[3]);
-    let want: Vec<f64> = z.iter().zip(t).map(|(z, t)| z.exp().ln_1p() - z * t).collect();
+    let want: Vec<f64> = z
+        .iter()
+        .zip(t)
+        .map(|(z, t)| z.exp().ln_1p() - z * t)
+        .collect();
     let got = binary_cross_entropy(&logits, &targets, None, true, Reduction::None).unwrap();
     assert_close(&vals(&got), &want, 1e-6);
-    let probs: Vec<f32> = z.iter().map(|z| (1.0 / (1.0 + (-z).exp())) as f32).collect();
-    let got = binary_cross_entropy(&arr(&probs, &[3]), &targets, None, false, Reduction::Mean).unwrap();
+    let probs: Vec<f32> = z
+        .iter()
+        .map(|z| (1.0 / (1.0 + (-z).exp())) as f32)
+        .collect();
+    let got =
+        binary_cross_entropy(&arr(&probs, &[3]), &targets, None, false, Reduction::Mean).unwrap();
     assert_close(&vals(&got), &[want.iter().sum::<f64>() / 3.0], 1e-5);
 }
 

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{arr, tmp_dir, vals};
-use rmx_nn::{Dropout, Layer, Linear, Module, Param, Params};
 use rmx_core::Array;
+use rmx_nn::{Dropout, Layer, Linear, Module, Param, Params};
 
 #[derive(Module)]
 struct Block {
@@ -87,7 +87,11 @@ fn dotted_names_follow_mlx_for_nested_vec_and_option() {
             "head.weight",
         ]
     );
-    let shapes: Vec<Vec<usize>> = n.parameters().iter().map(|p| p.1.shape().to_vec()).collect();
+    let shapes: Vec<Vec<usize>> = n
+        .parameters()
+        .iter()
+        .map(|p| p.1.shape().to_vec())
+        .collect();
     assert_eq!(shapes[0], [2, 3]);
     assert_eq!(shapes[8], [4, 2]);
     assert_eq!(n.num_parameters(), 6 + 2 + 2 + 2 + 2 + 6 + 2 + 2 + 8);
@@ -121,7 +125,10 @@ fn update_replaces_values_and_rejects_bad_maps_atomically() {
     partial.remove("head.weight");
     partial.insert("blocks.0.gain".into(), arr(&[5.0, 5.0], &[2]));
     let e = n.update(&partial).unwrap_err().to_string();
-    assert!(e.contains("Missing 1 parameters") && e.contains("head.weight"), "{e}");
+    assert!(
+        e.contains("Missing 1 parameters") && e.contains("head.weight"),
+        "{e}"
+    );
     assert_eq!(vals(&n.blocks[0].gain), before, "nothing changes on error");
     // partial updates are fine through update_partial
     n.update_partial(&partial).unwrap();
@@ -130,7 +137,10 @@ fn update_replaces_values_and_rejects_bad_maps_atomically() {
     // unknown key
     full.insert("blocks.2.lin.weight".into(), arr(&[0.0; 6], &[2, 3]));
     let e = n.update(&full).unwrap_err().to_string();
-    assert!(e.contains("not in model") && e.contains("blocks.2.lin.weight"), "{e}");
+    assert!(
+        e.contains("not in model") && e.contains("blocks.2.lin.weight"),
+        "{e}"
+    );
     let e = n.update_partial(&full).unwrap_err().to_string();
     assert!(e.contains("blocks.2.lin.weight"), "{e}");
     full.remove("blocks.2.lin.weight");
@@ -149,7 +159,10 @@ fn freeze_by_key_and_unfreeze() {
     let mut n = net();
     n.freeze_keys(&["bias"]).unwrap();
     let trainable: Vec<String> = n.trainable_parameters().into_iter().map(|p| p.0).collect();
-    assert!(trainable.iter().all(|k| !k.ends_with("bias")), "{trainable:?}");
+    assert!(
+        trainable.iter().all(|k| !k.ends_with("bias")),
+        "{trainable:?}"
+    );
     assert!(trainable.contains(&"blocks.0.lin.weight".to_string()));
 
     // blocks.0 holds a plain Array (gain), which cannot be frozen: an error, no change
@@ -161,7 +174,9 @@ fn freeze_by_key_and_unfreeze() {
     n.freeze_keys(&["blocks.0.lin", "blocks.0.norm"]).unwrap();
     let trainable: Vec<String> = n.trainable_parameters().into_iter().map(|p| p.0).collect();
     assert!(
-        trainable.iter().all(|k| !k.starts_with("blocks.0.") || k == "blocks.0.gain"),
+        trainable
+            .iter()
+            .all(|k| !k.starts_with("blocks.0.") || k == "blocks.0.gain"),
         "{trainable:?}"
     );
     assert!(trainable.contains(&"blocks.1.lin.weight".to_string()));
@@ -176,7 +191,10 @@ fn freeze_by_key_and_unfreeze() {
     // a plain Array field cannot hold a frozen flag
     let e = n.freeze().unwrap_err().to_string();
     assert!(e.contains("gain") && e.contains("Param"), "{e}");
-    assert!(n.trainable_parameters().iter().any(|p| p.0 == "blocks.1.lin.weight"));
+    assert!(n
+        .trainable_parameters()
+        .iter()
+        .any(|p| p.0 == "blocks.1.lin.weight"));
 
     let mut l = Linear::new(2, 2, true).unwrap();
     l.freeze().unwrap();
@@ -218,7 +236,10 @@ fn roundtrip(ext: &str) {
     let mut d2 = net();
     d2.missing = Some(Linear::new(1, 1, false).unwrap());
     let e = d2.load_weights(&path, true).unwrap_err().to_string();
-    assert!(e.contains("Missing 1 parameters") && e.contains("missing.weight"), "{e}");
+    assert!(
+        e.contains("Missing 1 parameters") && e.contains("missing.weight"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -12,7 +12,9 @@ const GRADS: [[f64; 3]; 3] = [[0.1, -0.2, 0.3], [-0.4, 0.5, 0.05], [0.25, 0.1, -
 
 fn map(name: &str, v: &[f64]) -> Params {
     let f: Vec<f32> = v.iter().map(|x| *x as f32).collect();
-    [(name.to_string(), arr(&f, &[v.len()]))].into_iter().collect()
+    [(name.to_string(), arr(&f, &[v.len()]))]
+        .into_iter()
+        .collect()
 }
 
 /// Runs three steps of `opt` on one parameter and returns its values after each step.
@@ -33,7 +35,13 @@ fn check(got: Vec<Vec<f32>>, want: Vec<[f64; 3]>) {
     }
 }
 
-fn sgd_ref(lr: &dyn Fn(usize) -> f64, mom: f64, wd: f64, damp: f64, nesterov: bool) -> Vec<[f64; 3]> {
+fn sgd_ref(
+    lr: &dyn Fn(usize) -> f64,
+    mom: f64,
+    wd: f64,
+    damp: f64,
+    nesterov: bool,
+) -> Vec<[f64; 3]> {
     let (mut w, mut v) = (W0, [0.0; 3]);
     let mut out = Vec::new();
     for (t, g) in GRADS.iter().enumerate() {
@@ -80,12 +88,18 @@ fn adam_ref(lr: f64, b1: f64, b2: f64, eps: f64, bc: bool, wd: f64) -> Vec<[f64;
 
 #[test]
 fn sgd_plain() {
-    check(run(&mut Sgd::new(0.1)), sgd_ref(&|_| 0.1, 0.0, 0.0, 0.0, false));
+    check(
+        run(&mut Sgd::new(0.1)),
+        sgd_ref(&|_| 0.1, 0.0, 0.0, 0.0, false),
+    );
 }
 
 #[test]
 fn sgd_momentum_weight_decay_dampening() {
-    let mut o = Sgd::new(0.05).momentum(0.9).weight_decay(0.01).dampening(0.2);
+    let mut o = Sgd::new(0.05)
+        .momentum(0.9)
+        .weight_decay(0.01)
+        .dampening(0.2);
     check(run(&mut o), sgd_ref(&|_| 0.05, 0.9, 0.01, 0.2, false));
     assert_eq!(o.state("w").unwrap().len(), 1);
 }
@@ -99,7 +113,9 @@ fn sgd_nesterov() {
 #[test]
 fn sgd_nesterov_needs_momentum() {
     let mut o = Sgd::new(0.1).nesterov(true);
-    let e = o.apply_gradients(&map("w", &[1.0]), &map("w", &[1.0])).unwrap_err();
+    let e = o
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
     assert!(e.to_string().contains("Nesterov"), "{e}");
     assert_eq!(o.step(), 0);
 }
@@ -108,12 +124,18 @@ fn sgd_nesterov_needs_momentum() {
 fn sgd_follows_a_schedule() {
     let sched = Schedule::linear_schedule(0.1, 0.0, 4).unwrap();
     let mut o = Sgd::new(sched);
-    check(run(&mut o), sgd_ref(&|t| 0.1 - 0.025 * t as f64, 0.0, 0.0, 0.0, false));
+    check(
+        run(&mut o),
+        sgd_ref(&|t| 0.1 - 0.025 * t as f64, 0.0, 0.0, 0.0, false),
+    );
 }
 
 #[test]
 fn adam_default() {
-    check(run(&mut Adam::new(0.01)), adam_ref(0.01, 0.9, 0.999, 1e-8, false, 0.0));
+    check(
+        run(&mut Adam::new(0.01)),
+        adam_ref(0.01, 0.9, 0.999, 1e-8, false, 0.0),
+    );
 }
 
 #[test]
@@ -127,22 +149,31 @@ fn adamw_decays_weights() {
     let mut o = AdamW::new(0.01).weight_decay(0.1);
     check(run(&mut o), adam_ref(0.01, 0.9, 0.999, 1e-8, false, 0.1));
     // MLX's default weight decay is 0.01
-    check(run(&mut AdamW::new(0.02)), adam_ref(0.02, 0.9, 0.999, 1e-8, false, 0.01));
+    check(
+        run(&mut AdamW::new(0.02)),
+        adam_ref(0.02, 0.9, 0.999, 1e-8, false, 0.01),
+    );
 }
 
 #[test]
 fn adam_rejects_bad_betas() {
     let mut o = Adam::new(0.1).betas(1.0, 0.9);
-    let e = o.apply_gradients(&map("w", &[1.0]), &map("w", &[1.0])).unwrap_err();
+    let e = o
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
     assert!(e.to_string().contains("beta1"), "{e}");
 }
 
 #[test]
 fn gradients_must_name_parameters_with_their_shapes() {
     let mut o = Sgd::new(0.1);
-    let e = o.apply_gradients(&map("v", &[1.0]), &map("w", &[1.0])).unwrap_err();
+    let e = o
+        .apply_gradients(&map("v", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
     assert!(e.to_string().contains("\"v\""), "{e}");
-    let e = o.apply_gradients(&map("w", &[1.0, 2.0]), &map("w", &[1.0])).unwrap_err();
+    let e = o
+        .apply_gradients(&map("w", &[1.0, 2.0]), &map("w", &[1.0]))
+        .unwrap_err();
     assert!(e.to_string().contains("shape"), "{e}");
 }
 
@@ -150,9 +181,15 @@ fn gradients_must_name_parameters_with_their_shapes() {
 fn update_writes_into_the_model() {
     let mut lin = rmx_nn::Linear::new(3, 1, false).unwrap();
     let w0 = vals(&lin.weight);
-    let grads: Params = [("weight".to_string(), arr(&[1.0, 2.0, 3.0], &[1, 3]))].into_iter().collect();
+    let grads: Params = [("weight".to_string(), arr(&[1.0, 2.0, 3.0], &[1, 3]))]
+        .into_iter()
+        .collect();
     Sgd::new(0.5).update(&mut lin, &grads).unwrap();
-    let want: Vec<f64> = w0.iter().zip([1.0, 2.0, 3.0]).map(|(w, g)| *w as f64 - 0.5 * g).collect();
+    let want: Vec<f64> = w0
+        .iter()
+        .zip([1.0, 2.0, 3.0])
+        .map(|(w, g)| *w as f64 - 0.5 * g)
+        .collect();
     assert_close(&vals(&lin.weight), &want, 1e-6);
     assert_eq!(lin.parameters().len(), 1);
 }
@@ -169,7 +206,10 @@ fn schedules_match_their_formulas() {
     let l = Schedule::linear_schedule(0.0, 1.0, 4).unwrap();
     assert_eq!([l.at(0), l.at(2), l.at(4), l.at(9)], [0.0, 0.5, 1.0, 1.0]);
     let st = Schedule::step_decay(1.0, 0.5, 3).unwrap();
-    assert_eq!([st.at(0), st.at(2), st.at(3), st.at(7)], [1.0, 1.0, 0.5, 0.25]);
+    assert_eq!(
+        [st.at(0), st.at(2), st.at(3), st.at(7)],
+        [1.0, 1.0, 0.5, 0.25]
+    );
     let e = Schedule::exponential_decay(2.0, 0.5);
     assert_eq!(e.at(3), 0.25);
     let warm = Schedule::linear_schedule(0.0, 0.1, 10).unwrap();

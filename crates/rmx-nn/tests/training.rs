@@ -32,12 +32,26 @@ fn gradients_of_mse_match_the_analytic_formula() {
     let vg = value_and_grad(mse);
     let (loss, grads) = vg(&mut l, &[xa, ya]).unwrap();
     // d/dw mean((w.x + b - y)^2) = 2/n sum r x, d/db = 2/n sum r
-    let r: Vec<f64> = x.iter().zip(y).map(|(xi, yi)| 0.5 * xi[0] - xi[1] + 0.25 - yi).collect();
+    let r: Vec<f64> = x
+        .iter()
+        .zip(y)
+        .map(|(xi, yi)| 0.5 * xi[0] - xi[1] + 0.25 - yi)
+        .collect();
     let n = 3.0;
-    assert_close(&vals(&loss), &[r.iter().map(|v| v * v).sum::<f64>() / n], 1e-6);
-    let gw: Vec<f64> = (0..2).map(|k| 2.0 / n * r.iter().zip(&x).map(|(r, xi)| r * xi[k]).sum::<f64>()).collect();
+    assert_close(
+        &vals(&loss),
+        &[r.iter().map(|v| v * v).sum::<f64>() / n],
+        1e-6,
+    );
+    let gw: Vec<f64> = (0..2)
+        .map(|k| 2.0 / n * r.iter().zip(&x).map(|(r, xi)| r * xi[k]).sum::<f64>())
+        .collect();
     assert_close(&vals(&grads["weight"]), &gw, 1e-6);
-    assert_close(&vals(&grads["bias"]), &[2.0 / n * r.iter().sum::<f64>()], 1e-6);
+    assert_close(
+        &vals(&grads["bias"]),
+        &[2.0 / n * r.iter().sum::<f64>()],
+        1e-6,
+    );
     assert_eq!(grads.len(), 2);
     // the model holds its own parameters again afterwards
     assert_eq!(vals(&l.weight), [0.5, -1.0]);
@@ -70,7 +84,11 @@ fn train(opt: &mut impl Optimizer, steps: usize) -> (f32, f32) {
     // two Gaussian blobs, labels by sign of x0 + x1
     let x = random::normal(&[64, 2], rmx_core::Dtype::Float32, None, None, None).unwrap();
     let s = ops::sum(&x, Some(&[-1]), false).unwrap();
-    let y = ops::astype(&ops::greater(&s, &Array::scalar(0.0)).unwrap(), rmx_core::Dtype::Int32).unwrap();
+    let y = ops::astype(
+        &ops::greater(&s, &Array::scalar(0.0)).unwrap(),
+        rmx_core::Dtype::Int32,
+    )
+    .unwrap();
     let mut model = Linear::new(2, 2, true).unwrap();
     let vg = value_and_grad(|m: &Linear, b: &[Array]| {
         let opts = CrossEntropy {

@@ -20,7 +20,13 @@ impl Embedding {
             ));
         }
         let scale = f32_scalar((1.0 / dims as f64).sqrt());
-        let w = random::normal(&[num_embeddings, dims], Dtype::Float32, None, Some(&scale), None)?;
+        let w = random::normal(
+            &[num_embeddings, dims],
+            Dtype::Float32,
+            None,
+            Some(&scale),
+            None,
+        )?;
         Ok(Embedding { weight: w.into() })
     }
 

@@ -190,7 +190,10 @@ impl Optimizer for AdamW {
         info: &StepInfo,
     ) -> Result<Array> {
         let lr = lr_as(info, grad)?;
-        let decay = ops::subtract(&s(1.0, &lr)?, &ops::multiply(&lr, &s(self.weight_decay, &lr)?)?)?;
+        let decay = ops::subtract(
+            &s(1.0, &lr)?,
+            &ops::multiply(&lr, &s(self.weight_decay, &lr)?)?,
+        )?;
         let decayed = ops::multiply(param, &decay)?;
         adam_step(&self.adam, grad, &decayed, state, info)
     }

@@ -24,7 +24,10 @@ pub fn clip_grad_norm(grads: &Params, max_norm: f64) -> Result<(Params, Array)> 
     }
     let norm = ops::sqrt(&sq)?;
     let f = |v: f64| Array::scalar_of(Scalar::Float(v), norm.dtype());
-    let normalizer = ops::minimum(&ops::divide(&f(max_norm)?, &ops::add(&norm, &f(1e-6)?)?)?, &f(1.0)?)?;
+    let normalizer = ops::minimum(
+        &ops::divide(&f(max_norm)?, &ops::add(&norm, &f(1e-6)?)?)?,
+        &f(1.0)?,
+    )?;
     let mut out = Params::new();
     for name in names {
         let g = &grads[name];

@@ -104,7 +104,10 @@ pub trait Optimizer {
             }
         }
         let core = self.core();
-        let lr = Array::scalar_of(Scalar::Float(core.learning_rate.at(core.step)), rmx_core::Dtype::Float32)?;
+        let lr = Array::scalar_of(
+            Scalar::Float(core.learning_rate.at(core.step)),
+            rmx_core::Dtype::Float32,
+        )?;
         let info = StepInfo {
             lr: &lr,
             step: core.step + 1,

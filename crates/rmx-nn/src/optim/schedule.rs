@@ -9,7 +9,10 @@ use std::sync::Arc;
 pub enum Schedule {
     Constant(f64),
     /// `init * decay_rate ** step`.
-    Exponential { init: f64, decay_rate: f64 },
+    Exponential {
+        init: f64,
+        decay_rate: f64,
+    },
     /// `init * decay_rate ** (step / step_size)` (integer division).
     Step {
         init: f64,
@@ -17,9 +20,17 @@ pub enum Schedule {
         step_size: u64,
     },
     /// `end + 0.5 (1 + cos(pi * min(step, decay_steps) / decay_steps)) (init - end)`.
-    Cosine { init: f64, decay_steps: u64, end: f64 },
+    Cosine {
+        init: f64,
+        decay_steps: u64,
+        end: f64,
+    },
     /// `init + min(step, steps) (end - init) / steps`.
-    Linear { init: f64, end: f64, steps: u64 },
+    Linear {
+        init: f64,
+        end: f64,
+        steps: u64,
+    },
     /// `schedules[i]` from `boundaries[i-1]` on, counting steps from that boundary.
     Join {
         schedules: Vec<Schedule>,
@@ -146,7 +157,10 @@ impl fmt::Debug for Schedule {
         match self {
             Schedule::Constant(v) => write!(f, "Constant({v})"),
             Schedule::Exponential { init, decay_rate } => {
-                write!(f, "Exponential {{ init: {init}, decay_rate: {decay_rate} }}")
+                write!(
+                    f,
+                    "Exponential {{ init: {init}, decay_rate: {decay_rate} }}"
+                )
             }
             Schedule::Step {
                 init,
@@ -170,7 +184,10 @@ impl fmt::Debug for Schedule {
             Schedule::Join {
                 schedules,
                 boundaries,
-            } => write!(f, "Join {{ schedules: {schedules:?}, boundaries: {boundaries:?} }}"),
+            } => write!(
+                f,
+                "Join {{ schedules: {schedules:?}, boundaries: {boundaries:?} }}"
+            ),
             Schedule::Custom(_) => write!(f, "Custom(..)"),
         }
     }
