@@ -12,9 +12,9 @@ use rmx_nn::{value_and_grad, Dropout, Layer, Linear, Module};
 use std::io::Write;
 use std::time::Instant;
 
-const EPOCHS: usize = 30;
+const EPOCHS: usize = 40;
 const BATCH: usize = 32;
-const HIDDEN: usize = 128;
+const HIDDEN: usize = 256;
 
 #[derive(Module)]
 struct Mlp {
@@ -30,7 +30,7 @@ impl Mlp {
             .collect::<Result<Vec<_>>>()?;
         Ok(Mlp {
             layers,
-            dropout: Dropout::new(0.1)?,
+            dropout: Dropout::new(0.2)?,
         })
     }
 }
