@@ -224,6 +224,29 @@ fn schedules_match_their_formulas() {
 }
 
 #[test]
+fn invalid_schedules_built_by_hand_are_errors_not_panics() {
+    let bad = Schedule::Step {
+        init: 0.1,
+        decay_rate: 0.5,
+        step_size: 0,
+    };
+    assert!(bad.at(3).is_nan());
+    let mut o = Sgd::new(bad);
+    let e = o
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
+    assert!(e.to_string().contains("step_size"), "{e}");
+    let empty = Schedule::Join {
+        schedules: vec![],
+        boundaries: vec![],
+    };
+    assert!(empty.at(0).is_nan());
+    assert!(Sgd::new(empty)
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .is_err());
+}
+
+#[test]
 fn clip_grad_norm_scales_only_large_gradients() {
     let mut g = map("a", &[3.0, 0.0]);
     g.extend(map("b", &[4.0]));

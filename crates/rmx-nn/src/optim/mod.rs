@@ -89,6 +89,7 @@ pub trait Optimizer {
     /// Unknown names and shape mismatches are errors; nothing changes then.
     fn apply_gradients(&mut self, grads: &Params, params: &Params) -> Result<Params> {
         self.validate()?;
+        self.core().learning_rate.validate()?;
         let mut names: Vec<&String> = grads.keys().collect();
         names.sort();
         for name in &names {

@@ -99,8 +99,42 @@ impl Schedule {
         Schedule::Custom(Arc::new(f))
     }
 
-    /// The value at `step` (0 for the first update).
+    /// Checks a schedule built directly from its variants (the constructors check too):
+    /// the step counts must be positive and `Join` needs one boundary fewer than schedules.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Schedule::Step { step_size, .. } if *step_size < 1 => Err(value_err!(
+                "step_size must be greater than 0, but got {step_size}."
+            )),
+            Schedule::Cosine { decay_steps, .. } if *decay_steps < 1 => Err(value_err!(
+                "decay_steps must be greater than 0, but got {decay_steps}."
+            )),
+            Schedule::Linear { steps, .. } if *steps < 1 => {
+                Err(value_err!("steps must be greater than 0, but got {steps}."))
+            }
+            Schedule::Join {
+                schedules,
+                boundaries,
+            } => {
+                if schedules.is_empty() || schedules.len() != boundaries.len() + 1 {
+                    return Err(value_err!(
+                        "Received {} boundaries but expected {}.",
+                        boundaries.len(),
+                        schedules.len().saturating_sub(1)
+                    ));
+                }
+                schedules.iter().try_for_each(|s| s.validate())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The value at `step` (0 for the first update). An invalid schedule (see
+    /// `validate`) gives NaN instead of panicking.
     pub fn at(&self, step: u64) -> f64 {
+        if self.validate().is_err() {
+            return f64::NAN;
+        }
         match self {
             Schedule::Constant(v) => *v,
             Schedule::Exponential { init, decay_rate } => init * decay_rate.powf(step as f64),
