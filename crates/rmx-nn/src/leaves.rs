@@ -1,5 +1,6 @@
 //! `Module` for the building blocks of a derived struct: the leaves (`Param`, `Array`),
-//! containers (`Vec`, `Option`, `Box`) and plain settings with no parameters.
+//! containers (`Vec`, `Option`, `Box`, `BTreeMap` as MLX's dicts of modules) and plain
+//! settings with no parameters.
 
 use crate::{join_key, Module, Param};
 use rmx_core::{value_err, Array, Result};
@@ -107,6 +108,32 @@ impl<T: Module + ?Sized> Module for Box<T> {
 
     fn set_training(&mut self, training: bool) {
         (**self).set_training(training)
+    }
+}
+
+/// Entries named `prefix.key`, in key order (a dict of modules in MLX).
+impl<T: Module> Module for std::collections::BTreeMap<String, T> {
+    fn visit_params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        for (k, m) in self {
+            m.visit_params(&join_key(prefix, k), f);
+        }
+    }
+
+    fn visit_params_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &mut Param) -> Result<()>,
+    ) -> Result<()> {
+        for (k, m) in self.iter_mut() {
+            m.visit_params_mut(&join_key(prefix, k), f)?;
+        }
+        Ok(())
+    }
+
+    fn set_training(&mut self, training: bool) {
+        for m in self.values_mut() {
+            m.set_training(training);
+        }
     }
 }
 

@@ -273,3 +273,36 @@ fn train_flag_reaches_nested_dropout() {
     n.train(true);
     assert!(n.drop.training);
 }
+
+#[test]
+fn btreemap_entries_are_named_by_key() {
+    let mut heads = std::collections::BTreeMap::new();
+    heads.insert("b".to_string(), Linear::new(2, 1, false).unwrap());
+    heads.insert("a".to_string(), Linear::new(2, 1, true).unwrap());
+    let w = Wrapper { inner: heads };
+    assert_eq!(
+        names(&w),
+        ["inner.a.weight", "inner.a.bias", "inner.b.weight"]
+    );
+}
+
+#[test]
+fn train_flag_reaches_dropout_inside_sequential() {
+    let mut s = rmx_nn::Sequential::new()
+        .push(Linear::new(4, 4, true).unwrap())
+        .push(Dropout::new(0.9).unwrap());
+    s.train(false);
+    let x = arr(&[1.0; 8], &[2, 4]);
+    let a = vals(&s.forward(&x).unwrap());
+    let b = vals(&s.forward(&x).unwrap());
+    assert_eq!(a, b, "evaluation mode is deterministic");
+    s.train(true);
+    rmx_core::ops::random::seed(1).unwrap();
+    let big = arr(&vec![1.0; 400], &[100, 4]);
+    let y = vals(&s.forward(&big).unwrap());
+    let zeros = y.iter().filter(|v| **v == 0.0).count();
+    assert!(
+        zeros > 300,
+        "training mode drops about 90%: {zeros} of 400 are zero"
+    );
+}
