@@ -8,4 +8,6 @@ python3 -m pip install -q --disable-pip-version-check numpy pytest maturin 'mlx[
     safetensors gguf scikit-learn
 cargo build --release -p rmx-python
 cp target/release/lib_rmx.so python/rmx/_rmx.abi3.so
+# Rust examples; python/tests/test_rust_nn.py runs target/release/examples/parity
+cargo build --release -p rmx-nn --examples
 echo "rmx built: PYTHONPATH=$(pwd)/python python3 -c 'import rmx.core as mx'"

@@ -1,0 +1,26 @@
+//! Layers with MLX's semantics and default initialisations.
+
+mod dropout;
+mod embedding;
+mod linear;
+mod norm;
+mod sequential;
+
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use linear::Linear;
+pub use norm::{LayerNorm, RMSNorm};
+pub use sequential::{Activation, Sequential};
+
+use crate::Module;
+use rmx_core::{Array, Result};
+
+/// A module with one input and one output (MLX's `__call__(x)`).
+pub trait Layer: Module {
+    fn forward(&self, x: &Array) -> Result<Array>;
+}
+
+/// A float32 0-d scalar.
+pub(crate) fn f32_scalar(v: f64) -> Array {
+    Array::scalar(rmx_core::Scalar::Float(v))
+}
