@@ -5,8 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-cargo test --release -p rmx-core
-cargo test --release -p rmx-io
-cargo test --release -p rmx-nn
+cargo test --release -p rmx-core -p rmx-io -p rmx-nn -p rmx-lm
 # Tests marked mlx_quirk check MLX behaviours rmx deliberately does not copy (see README).
 PYTHONPATH="$(pwd)/python" python3 -m pytest python/tests -q -p no:cacheprovider -m "not mlx_quirk"

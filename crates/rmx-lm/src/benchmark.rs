@@ -15,10 +15,22 @@ pub struct Trial {
 
 /// Runs `trials` generations of `gen_tokens` tokens after a random `prompt_tokens`-token
 /// prompt (fixed seed; end-of-sequence ignored so every trial does the same work).
-pub fn run(l: &Loaded, prompt_tokens: usize, gen_tokens: usize, trials: usize) -> Result<Vec<Trial>> {
-    let vocab = l.model.args().vocab_size.min(l.tokenizer.vocab_size()).max(2) as u32;
+pub fn run(
+    l: &Loaded,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    trials: usize,
+) -> Result<Vec<Trial>> {
+    let vocab = l
+        .model
+        .args()
+        .vocab_size
+        .min(l.tokenizer.vocab_size())
+        .max(2) as u32;
     let mut rng = StdRng::seed_from_u64(0);
-    let prompt: Vec<u32> = (0..prompt_tokens).map(|_| rng.gen_range(0..vocab)).collect();
+    let prompt: Vec<u32> = (0..prompt_tokens)
+        .map(|_| rng.gen_range(0..vocab))
+        .collect();
     let opts = GenerateOptions {
         max_tokens: gen_tokens,
         ignore_eos: true,
@@ -27,7 +39,14 @@ pub fn run(l: &Loaded, prompt_tokens: usize, gen_tokens: usize, trials: usize) -
     let mut out = Vec::new();
     for _ in 0..trials {
         let mut cache = l.model.new_cache();
-        let g = generate(l.model.as_ref(), &l.tokenizer, &prompt, &mut cache, &opts, |_| true)?;
+        let g = generate(
+            l.model.as_ref(),
+            &l.tokenizer,
+            &prompt,
+            &mut cache,
+            &opts,
+            |_| true,
+        )?;
         out.push(Trial {
             prompt_tps: g.prompt_tps,
             generation_tps: g.generation_tps,

@@ -70,6 +70,10 @@ impl KvCache {
 
     /// The arrays to evaluate after a step (so the graph behind them is dropped).
     pub fn state(&self) -> Vec<Array> {
-        self.keys.iter().chain(self.values.iter()).cloned().collect()
+        self.keys
+            .iter()
+            .chain(self.values.iter())
+            .cloned()
+            .collect()
     }
 }

@@ -36,22 +36,32 @@ impl<'a> ChatSession<'a> {
         let tok = &self.loaded.tokenizer;
         let text = match &tok.chat_template {
             Some(t) => render(t, &self.messages, true, "", "")?,
-            None => self
-                .messages
-                .iter()
-                .map(|m| format!("{}: {}\n", m.role, m.content))
-                .collect::<String>()
-                + "assistant: ",
+            None => {
+                self.messages
+                    .iter()
+                    .map(|m| format!("{}: {}\n", m.role, m.content))
+                    .collect::<String>()
+                    + "assistant: "
+            }
         };
         tok.encode(&text)
     }
 
     /// Answers `user`, streaming the reply to `on_text`; returns the reply.
-    pub fn turn(&mut self, user: &str, opts: &GenerateOptions, on_text: impl FnMut(&str) -> bool) -> Result<String> {
+    pub fn turn(
+        &mut self,
+        user: &str,
+        opts: &GenerateOptions,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<String> {
         self.messages.push(Message::new("user", user));
         let ids = self.prompt_ids()?;
         // Reuse the longest prefix the cache already holds; rewind the rest.
-        let common = ids.iter().zip(&self.cached).take_while(|(a, b)| a == b).count();
+        let common = ids
+            .iter()
+            .zip(&self.cached)
+            .take_while(|(a, b)| a == b)
+            .count();
         let common = common.min(ids.len() - 1); // at least one token must run to get logits
         for c in self.cache.iter_mut() {
             c.offset = common;
@@ -79,12 +89,20 @@ pub fn repl(loaded: &Loaded, system_prompt: Option<&str>, opts: &GenerateOptions
     let mut session = ChatSession::new(loaded, system_prompt);
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
-    println!("[rmx-lm chat with {}: /reset to start over, /exit to quit]", loaded.name);
+    println!(
+        "[rmx-lm chat with {}: /reset to start over, /exit to quit]",
+        loaded.name
+    );
     loop {
         print!(">> ");
         let _ = out.flush();
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line).map_err(|e| crate::LmError::Io(e.to_string()))? == 0 {
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| crate::LmError::Io(e.to_string()))?
+            == 0
+        {
             break;
         }
         let line = line.trim();

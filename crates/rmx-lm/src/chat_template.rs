@@ -20,7 +20,10 @@ impl Message {
 }
 
 fn raise_exception(msg: String) -> std::result::Result<String, minijinja::Error> {
-    Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    Err(minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        msg,
+    ))
 }
 
 /// Renders `template` over `messages`, ending with the assistant's turn opened when
@@ -37,7 +40,9 @@ pub fn render(
     env.add_function("raise_exception", raise_exception);
     env.add_template("chat", template)
         .map_err(|e| LmError::Template(e.to_string()))?;
-    let t = env.get_template("chat").map_err(|e| LmError::Template(e.to_string()))?;
+    let t = env
+        .get_template("chat")
+        .map_err(|e| LmError::Template(e.to_string()))?;
     t.render(context! {
         messages => messages,
         add_generation_prompt => add_generation_prompt,
@@ -55,7 +60,10 @@ mod tests {
 
     #[test]
     fn chatml_renders_turns_and_the_generation_prompt() {
-        let m = [Message::new("system", "Be brief."), Message::new("user", "Hi")];
+        let m = [
+            Message::new("system", "Be brief."),
+            Message::new("user", "Hi"),
+        ];
         let s = render(CHATML, &m, true, "", "").unwrap();
         assert_eq!(
             s,
@@ -66,7 +74,10 @@ mod tests {
     #[test]
     fn python_string_methods_work() {
         let t = "{{ messages[0]['content'].strip() }}";
-        assert_eq!(render(t, &[Message::new("user", "  x ")], false, "", "").unwrap(), "x");
+        assert_eq!(
+            render(t, &[Message::new("user", "  x ")], false, "", "").unwrap(),
+            "x"
+        );
     }
 
     #[test]

@@ -71,7 +71,15 @@ fn require(c: &Value, key: &str) -> Result<usize> {
     get_usize(c, key).ok_or_else(|| model_err!("config.json: '{key}' is missing or not a number"))
 }
 
-pub const SUPPORTED: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"];
+pub const SUPPORTED: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+];
 
 impl ModelArgs {
     /// From a Hugging Face / mlx-lm `config.json`.
@@ -122,7 +130,11 @@ impl ModelArgs {
         });
         let eos_token_ids = match &c["eos_token_id"] {
             Value::Number(n) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            Value::Array(v) => v.iter().filter_map(Value::as_u64).map(|v| v as u32).collect(),
+            Value::Array(v) => v
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|v| v as u32)
+                .collect(),
             _ => vec![],
         };
         let gemma = arch.starts_with("gemma");
@@ -184,13 +196,17 @@ impl ModelArgs {
             hidden_size,
             num_layers: meta.usize(&k("block_count"))?,
             num_heads,
-            num_kv_heads: meta.usize(&k("attention.head_count_kv")).unwrap_or(num_heads),
+            num_kv_heads: meta
+                .usize(&k("attention.head_count_kv"))
+                .unwrap_or(num_heads),
             head_dim: meta
                 .usize(&k("attention.key_length"))
                 .unwrap_or(hidden_size / num_heads.max(1)),
             intermediate_size: meta.usize(&k("feed_forward_length"))?,
             vocab_size,
-            norm_eps: meta.num(&k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5) as f32,
+            norm_eps: meta
+                .num(&k("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-5) as f32,
             rope_theta: meta.num(&k("rope.freq_base")).unwrap_or(10000.0) as f32,
             rope_style: style,
             rope_llama3: None,

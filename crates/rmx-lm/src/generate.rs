@@ -52,7 +52,11 @@ pub struct Generation {
 }
 
 /// Logits of the last position of `tokens` after running them through the model.
-pub fn forward_last(model: &dyn LanguageModel, tokens: &[u32], cache: &mut [KvCache]) -> Result<Vec<f32>> {
+pub fn forward_last(
+    model: &dyn LanguageModel,
+    tokens: &[u32],
+    cache: &mut [KvCache],
+) -> Result<Vec<f32>> {
     let ids = Array::from_slice(tokens, &[1, tokens.len()])?;
     let logits = model.forward(&ids, cache)?;
     let (l, v) = (logits.shape()[1] as i64, logits.shape()[2] as i64);
@@ -65,7 +69,12 @@ pub fn forward_last(model: &dyn LanguageModel, tokens: &[u32], cache: &mut [KvCa
 }
 
 /// Runs the prompt through the model (in chunks) and returns the last position's logits.
-pub fn prefill(model: &dyn LanguageModel, prompt: &[u32], cache: &mut [KvCache], step: usize) -> Result<Vec<f32>> {
+pub fn prefill(
+    model: &dyn LanguageModel,
+    prompt: &[u32],
+    cache: &mut [KvCache],
+    step: usize,
+) -> Result<Vec<f32>> {
     if prompt.is_empty() {
         return Err(invalid!("the prompt is empty"));
     }

@@ -13,7 +13,15 @@ pub fn rms_norm(x: &Array, weight: &Array, eps: f32) -> Result<Array> {
 /// `offset + l`; `adjacent` pairs (2i, 2i+1), otherwise (i, i + dims/2).
 pub fn rope(x: &Array, freqs: &Array, dims: usize, adjacent: bool, offset: usize) -> Result<Array> {
     let offset = Array::from_slice(&[offset as i32], &[])?;
-    Ok(fast::rope(x, dims as i64, adjacent, None, 1.0, &offset, Some(freqs))?)
+    Ok(fast::rope(
+        x,
+        dims as i64,
+        adjacent,
+        None,
+        1.0,
+        &offset,
+        Some(freqs),
+    )?)
 }
 
 /// RoPE's `freqs` argument (periods, as MLX takes them) from inverse frequencies.
@@ -25,8 +33,14 @@ pub fn rope_freqs(inv_freq: &[f32]) -> Result<Array> {
 /// Attention of q (B, Hq, L, D) over k, v (B, Hkv, S, D) with grouped heads; causal
 /// masking aligns the last query with the last key.
 pub fn attention(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<Array> {
-    let mask = if causal && q.shape()[2] > 1 { SdpaMask::Causal } else { SdpaMask::None };
-    Ok(fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?)
+    let mask = if causal && q.shape()[2] > 1 {
+        SdpaMask::Causal
+    } else {
+        SdpaMask::None
+    };
+    Ok(fast::scaled_dot_product_attention(
+        q, k, v, scale, mask, None,
+    )?)
 }
 
 /// The float weight (N, K) of an affine-quantized one.

@@ -103,7 +103,9 @@ impl Embedding {
     pub fn forward(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
         let flat = ops::flatten(ids, 0, -1)?;
         let rows = match &self.0 {
-            Linear::Dense { weight, .. } => ops::astype(&ops::take(weight, &flat, Some(0))?, dtype)?,
+            Linear::Dense { weight, .. } => {
+                ops::astype(&ops::take(weight, &flat, Some(0))?, dtype)?
+            }
             Linear::Quantized { q, .. } => q.rows(&flat, dtype)?,
         };
         let mut shape: Vec<i64> = ids.shape().iter().map(|&v| v as i64).collect();

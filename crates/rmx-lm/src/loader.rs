@@ -18,7 +18,10 @@ pub struct Loaded {
 
 pub fn load(path: &Path) -> Result<Loaded> {
     if !path.exists() {
-        return Err(LmError::Io(format!("model path {} does not exist", path.display())));
+        return Err(LmError::Io(format!(
+            "model path {} does not exist",
+            path.display()
+        )));
     }
     let name = path
         .file_name()

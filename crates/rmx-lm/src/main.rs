@@ -10,7 +10,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "rmx-lm", version, about = "Run, chat with and serve LLMs on rmx")]
+#[command(
+    name = "rmx-lm",
+    version,
+    about = "Run, chat with and serve LLMs on rmx"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -139,7 +143,13 @@ enum Command {
 }
 
 /// The prompt's token ids, through the chat template unless told otherwise.
-fn prompt_ids(l: &Loaded, prompt: &str, system: Option<&str>, raw: bool, verbose: bool) -> Result<Vec<u32>> {
+fn prompt_ids(
+    l: &Loaded,
+    prompt: &str,
+    system: Option<&str>,
+    raw: bool,
+    verbose: bool,
+) -> Result<Vec<u32>> {
     let text = match (&l.tokenizer.chat_template, raw) {
         (Some(t), false) => {
             let mut msgs = Vec::new();
@@ -159,38 +169,88 @@ fn prompt_ids(l: &Loaded, prompt: &str, system: Option<&str>, raw: bool, verbose
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Generate { model, prompt, system_prompt, ignore_chat_template, sampling, verbose, print_ids } => {
+        Command::Generate {
+            model,
+            prompt,
+            system_prompt,
+            ignore_chat_template,
+            sampling,
+            verbose,
+            print_ids,
+        } => {
             let l = loader::load(&model.model)?;
-            let ids = prompt_ids(&l, &prompt, system_prompt.as_deref(), ignore_chat_template, verbose)?;
+            let ids = prompt_ids(
+                &l,
+                &prompt,
+                system_prompt.as_deref(),
+                ignore_chat_template,
+                verbose,
+            )?;
             let mut cache = l.model.new_cache();
             let mut out = std::io::stdout();
-            let g = generate(l.model.as_ref(), &l.tokenizer, &ids, &mut cache, &sampling.options(), |s| {
-                let _ = out.write_all(s.as_bytes());
-                let _ = out.flush();
-                true
-            })?;
+            let g = generate(
+                l.model.as_ref(),
+                &l.tokenizer,
+                &ids,
+                &mut cache,
+                &sampling.options(),
+                |s| {
+                    let _ = out.write_all(s.as_bytes());
+                    let _ = out.flush();
+                    true
+                },
+            )?;
             println!();
             println!("==========");
-            println!("Prompt: {} tokens, {:.3} tokens-per-sec", g.prompt_tokens, g.prompt_tps);
-            println!("Generation: {} tokens, {:.3} tokens-per-sec", g.tokens.len(), g.generation_tps);
+            println!(
+                "Prompt: {} tokens, {:.3} tokens-per-sec",
+                g.prompt_tokens, g.prompt_tps
+            );
+            println!(
+                "Generation: {} tokens, {:.3} tokens-per-sec",
+                g.tokens.len(),
+                g.generation_tps
+            );
             println!("Peak memory: {:.3} GB", g.peak_memory_bytes as f64 / 1e9);
             if print_ids {
                 println!("{}", serde_json::json!({"ids": g.tokens}));
             }
         }
-        Command::Chat { model, system_prompt, sampling } => {
+        Command::Chat {
+            model,
+            system_prompt,
+            sampling,
+        } => {
             let l = loader::load(&model.model)?;
             rmx_lm::chat::repl(&l, system_prompt.as_deref(), &sampling.options())?;
         }
-        Command::Server { model, host, port, max_tokens_limit } => {
+        Command::Server {
+            model,
+            host,
+            port,
+            max_tokens_limit,
+        } => {
             let l = loader::load(&model.model)?;
-            let config = rmx_lm::server::ServerConfig { host, port, max_tokens_limit, ..Default::default() };
+            let config = rmx_lm::server::ServerConfig {
+                host,
+                port,
+                max_tokens_limit,
+                ..Default::default()
+            };
             rmx_lm::server::serve(l, config)?;
         }
-        Command::Benchmark { model, prompt_tokens, generation_tokens, trials } => {
+        Command::Benchmark {
+            model,
+            prompt_tokens,
+            generation_tokens,
+            trials,
+        } => {
             let l = loader::load(&model.model)?;
             let t = rmx_lm::benchmark::run(&l, prompt_tokens, generation_tokens, trials)?;
-            print!("{}", rmx_lm::benchmark::table(&l.name, prompt_tokens, generation_tokens, &t));
+            print!(
+                "{}",
+                rmx_lm::benchmark::table(&l.name, prompt_tokens, generation_tokens, &t)
+            );
         }
         Command::Tokenize { model, text, dump } => {
             let l = loader::load(&model.model)?;

@@ -40,8 +40,9 @@ impl Meta {
     /// Numbers (any GGUF numeric type, scalar or list) as f64.
     pub fn nums(&self, key: &str) -> Result<Vec<f64>> {
         match self.0.get(key) {
-            Some(MetaValue::Array(a)) => Ok(rmx_core::ops::astype(a, rmx_core::Dtype::Float64)?
-                .to_vec::<f64>()?),
+            Some(MetaValue::Array(a)) => {
+                Ok(rmx_core::ops::astype(a, rmx_core::Dtype::Float64)?.to_vec::<f64>()?)
+            }
             Some(_) => Err(model_err!("GGUF metadata '{key}' is not numeric")),
             None => Err(model_err!("GGUF metadata '{key}' is missing")),
         }
@@ -51,7 +52,10 @@ impl Meta {
         let v = self.nums(key)?;
         match v.as_slice() {
             [x] => Ok(*x),
-            _ => Err(model_err!("GGUF metadata '{key}' holds {} values, expected one", v.len())),
+            _ => Err(model_err!(
+                "GGUF metadata '{key}' holds {} values, expected one",
+                v.len()
+            )),
         }
     }
 

@@ -37,7 +37,10 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(invalid!("temperature must be >= 0, got {}", self.temperature));
+            return Err(invalid!(
+                "temperature must be >= 0, got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(invalid!("top_p must be in (0, 1], got {}", self.top_p));
@@ -76,7 +79,11 @@ impl Sampler {
             let start = history.len().saturating_sub(c.repetition_context);
             for &t in &history[start..] {
                 if let Some(l) = logits.get_mut(t as usize) {
-                    *l = if *l < 0.0 { *l * c.repetition_penalty } else { *l / c.repetition_penalty };
+                    *l = if *l < 0.0 {
+                        *l * c.repetition_penalty
+                    } else {
+                        *l / c.repetition_penalty
+                    };
                 }
             }
         }
@@ -147,7 +154,11 @@ mod tests {
 
     #[test]
     fn top_k_one_is_greedy_at_any_temperature() {
-        let cfg = SamplerConfig { temperature: 5.0, top_k: 1, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 5.0,
+            top_k: 1,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg).unwrap();
         for _ in 0..20 {
             assert_eq!(s.sample(&mut [0.1, 3.0, -1.0, 2.9], &[]), 1);
@@ -157,7 +168,12 @@ mod tests {
     #[test]
     fn min_p_drops_unlikely_tokens() {
         // p(0) ~ 0.73, p(1) ~ 0.27, p(2) ~ 1e-9: min_p 0.1 never draws token 2.
-        let cfg = SamplerConfig { temperature: 1.0, min_p: 0.1, seed: 7, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            min_p: 0.1,
+            seed: 7,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg).unwrap();
         let mut seen = [0; 3];
         for _ in 0..2000 {
@@ -169,7 +185,10 @@ mod tests {
 
     #[test]
     fn repetition_penalty_demotes_seen_tokens() {
-        let cfg = SamplerConfig { repetition_penalty: 2.0, ..Default::default() };
+        let cfg = SamplerConfig {
+            repetition_penalty: 2.0,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg).unwrap();
         assert_eq!(s.sample(&mut [1.0, 1.5], &[1]), 0);
     }
@@ -177,10 +196,22 @@ mod tests {
     #[test]
     fn bad_values_are_errors() {
         for cfg in [
-            SamplerConfig { temperature: -1.0, ..Default::default() },
-            SamplerConfig { top_p: 0.0, ..Default::default() },
-            SamplerConfig { min_p: 2.0, ..Default::default() },
-            SamplerConfig { repetition_penalty: 0.0, ..Default::default() },
+            SamplerConfig {
+                temperature: -1.0,
+                ..Default::default()
+            },
+            SamplerConfig {
+                top_p: 0.0,
+                ..Default::default()
+            },
+            SamplerConfig {
+                min_p: 2.0,
+                ..Default::default()
+            },
+            SamplerConfig {
+                repetition_penalty: 0.0,
+                ..Default::default()
+            },
         ] {
             assert!(Sampler::new(cfg).is_err());
         }

@@ -107,10 +107,16 @@ struct CompletionRequest {
 }
 
 fn options(c: &Common, cfg: &ServerConfig) -> Result<GenerateOptions, Response> {
-    let max_tokens = c.max_completion_tokens.or(c.max_tokens).unwrap_or(cfg.default_max_tokens);
+    let max_tokens = c
+        .max_completion_tokens
+        .or(c.max_tokens)
+        .unwrap_or(cfg.default_max_tokens);
     if max_tokens == 0 || max_tokens > cfg.max_tokens_limit {
         return Err(bad(
-            format!("max_tokens must be between 1 and {}, got {max_tokens}", cfg.max_tokens_limit),
+            format!(
+                "max_tokens must be between 1 and {}, got {max_tokens}",
+                cfg.max_tokens_limit
+            ),
             Some("max_tokens"),
         ));
     }
@@ -121,7 +127,10 @@ fn options(c: &Common, cfg: &ServerConfig) -> Result<GenerateOptions, Response> 
         min_p: c.min_p.unwrap_or(0.0),
         repetition_penalty: c.repetition_penalty.unwrap_or(1.0),
         seed: c.seed.unwrap_or_else(|| {
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
         }),
         ..Default::default()
     };
@@ -144,7 +153,10 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn finish_name(f: FinishReason) -> &'static str {
@@ -178,14 +190,27 @@ async fn chat_completions(State(s): State<Shared>, body: Bytes) -> Response {
         let l = s.model.lock().unwrap_or_else(|p| p.into_inner());
         let text = match &l.tokenizer.chat_template {
             Some(t) => render(t, &req.messages, true, "", ""),
-            None => Ok(req.messages.iter().map(|m| format!("{}: {}\n", m.role, m.content)).collect()),
+            None => Ok(req
+                .messages
+                .iter()
+                .map(|m| format!("{}: {}\n", m.role, m.content))
+                .collect()),
         };
         match text.and_then(|t| l.tokenizer.encode(&t)) {
             Ok(ids) => ids,
             Err(e) => return bad(e.to_string(), Some("messages")),
         }
     };
-    run(s, Job { prompt, opts, chat: true, stream: req.common.stream }).await
+    run(
+        s,
+        Job {
+            prompt,
+            opts,
+            chat: true,
+            stream: req.common.stream,
+        },
+    )
+    .await
 }
 
 async fn completions(State(s): State<Shared>, body: Bytes) -> Response {
@@ -205,24 +230,46 @@ async fn completions(State(s): State<Shared>, body: Bytes) -> Response {
             Err(e) => return bad(e.to_string(), Some("prompt")),
         }
     };
-    run(s, Job { prompt, opts, chat: false, stream: req.common.stream }).await
+    run(
+        s,
+        Job {
+            prompt,
+            opts,
+            chat: false,
+            stream: req.common.stream,
+        },
+    )
+    .await
 }
 
 enum Piece {
     Text(String),
-    Done { finish: FinishReason, prompt_tokens: usize, completion_tokens: usize },
+    Done {
+        finish: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
     Failed(String),
 }
 
 /// Generates on a blocking thread, sending text pieces; stops when the receiver is gone.
-fn spawn_generation(s: Shared, job_prompt: Vec<u32>, opts: GenerateOptions) -> mpsc::Receiver<Piece> {
+fn spawn_generation(
+    s: Shared,
+    job_prompt: Vec<u32>,
+    opts: GenerateOptions,
+) -> mpsc::Receiver<Piece> {
     let (tx, rx) = mpsc::channel::<Piece>(256);
     tokio::task::spawn_blocking(move || {
         let l = s.model.lock().unwrap_or_else(|p| p.into_inner());
         let mut cache = l.model.new_cache();
-        let result = generate(l.model.as_ref(), &l.tokenizer, &job_prompt, &mut cache, &opts, |t| {
-            tx.blocking_send(Piece::Text(t.to_string())).is_ok()
-        });
+        let result = generate(
+            l.model.as_ref(),
+            &l.tokenizer,
+            &job_prompt,
+            &mut cache,
+            &opts,
+            |t| tx.blocking_send(Piece::Text(t.to_string())).is_ok(),
+        );
         let last = match result {
             Ok(g) => Piece::Done {
                 finish: g.finish,
@@ -237,7 +284,11 @@ fn spawn_generation(s: Shared, job_prompt: Vec<u32>, opts: GenerateOptions) -> m
 }
 
 async fn run(s: Shared, job: Job) -> Response {
-    let id = format!("{}-{}", if job.chat { "chatcmpl" } else { "cmpl" }, now_nanos());
+    let id = format!(
+        "{}-{}",
+        if job.chat { "chatcmpl" } else { "cmpl" },
+        now_nanos()
+    );
     let model = s.name.clone();
     let created = now();
     let mut rx = spawn_generation(s, job.prompt, job.opts);
@@ -247,7 +298,11 @@ async fn run(s: Shared, job: Job) -> Response {
             match p {
                 Piece::Text(t) => text.push_str(&t),
                 Piece::Failed(e) => return bad(e, None),
-                Piece::Done { finish, prompt_tokens, completion_tokens } => {
+                Piece::Done {
+                    finish,
+                    prompt_tokens,
+                    completion_tokens,
+                } => {
                     let choice = if job.chat {
                         json!({"index": 0, "message": {"role": "assistant", "content": text},
                                "finish_reason": finish_name(finish)})
@@ -266,9 +321,17 @@ async fn run(s: Shared, job: Job) -> Response {
                 }
             }
         }
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "generation ended unexpectedly", None);
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "generation ended unexpectedly",
+            None,
+        );
     }
-    let object = if job.chat { "chat.completion.chunk" } else { "text_completion" };
+    let object = if job.chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
     let chunk = move |delta: Option<&str>, finish: Option<&str>| -> Event {
         let choice = if job.chat {
             let d = match delta {
@@ -304,7 +367,9 @@ fn async_stream(
                 }
                 Piece::Failed(e) => {
                     let _ = tx
-                        .send(Ok(Event::default().data(json!({"error": {"message": e}}).to_string())))
+                        .send(Ok(
+                            Event::default().data(json!({"error": {"message": e}}).to_string())
+                        ))
                         .await;
                     return;
                 }
@@ -318,7 +383,10 @@ fn async_stream(
 }
 
 fn now_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 async fn models(State(s): State<Shared>) -> Json<Value> {

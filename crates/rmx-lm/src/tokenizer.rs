@@ -24,8 +24,11 @@ impl Tokenizer {
     /// Rebuilds the tokenizer stored in a GGUF file's metadata.
     pub fn from_gguf(meta: &Meta) -> Result<Tokenizer> {
         let json = crate::gguf_tokenizer::tokenizer_json(meta)?;
-        let inner = tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).map_err(tok_err)?;
-        let bos_id = meta.opt_num("tokenizer.ggml.bos_token_id").map(|x| x as u32);
+        let inner =
+            tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).map_err(tok_err)?;
+        let bos_id = meta
+            .opt_num("tokenizer.ggml.bos_token_id")
+            .map(|x| x as u32);
         let mut eos_ids = Vec::new();
         for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
             if let Some(id) = meta.opt_num(key) {
@@ -49,11 +52,12 @@ impl Tokenizer {
         let inner = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| {
             LmError::Tokenizer(format!("{}: {e}", dir.join("tokenizer.json").display()))
         })?;
-        let cfg: serde_json::Value = match std::fs::read_to_string(dir.join("tokenizer_config.json")) {
-            Ok(s) => serde_json::from_str(&s)
-                .map_err(|e| LmError::Tokenizer(format!("tokenizer_config.json: {e}")))?,
-            Err(_) => serde_json::Value::Null,
-        };
+        let cfg: serde_json::Value =
+            match std::fs::read_to_string(dir.join("tokenizer_config.json")) {
+                Ok(s) => serde_json::from_str(&s)
+                    .map_err(|e| LmError::Tokenizer(format!("tokenizer_config.json: {e}")))?,
+                Err(_) => serde_json::Value::Null,
+            };
         let token_id = |key: &str| -> Option<u32> {
             let v = &cfg[key];
             let s = v.as_str().or_else(|| v["content"].as_str())?;

@@ -157,8 +157,14 @@ mod tests {
 
     #[test]
     fn gguf_names_map_to_hugging_face_names() {
-        assert_eq!(hf_name("blk.3.attn_q.scales"), "model.layers.3.self_attn.q_proj.scales");
-        assert_eq!(hf_name("blk.12.ffn_down.weight"), "model.layers.12.mlp.down_proj.weight");
+        assert_eq!(
+            hf_name("blk.3.attn_q.scales"),
+            "model.layers.3.self_attn.q_proj.scales"
+        );
+        assert_eq!(
+            hf_name("blk.12.ffn_down.weight"),
+            "model.layers.12.mlp.down_proj.weight"
+        );
         assert_eq!(hf_name("token_embd.biases"), "model.embed_tokens.biases");
         assert_eq!(hf_name("output_norm.weight"), "model.norm.weight");
         assert_eq!(hf_name("output.weight"), "lm_head.weight");

@@ -145,7 +145,7 @@ pub enum QuantizeOp {
     /// `[wq, scales, biases]` (equal batch shapes) to one array of this float dtype: the
     /// promoted type of scales and biases, in which MLX computes.
     Dequantize(Dtype),
-    }
+}
 /// Which normalization over the last axis `Backend::norm` computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NormKind {

@@ -89,7 +89,13 @@ impl Attention {
         let k = heads(self.k_proj.forward(x)?, self.num_kv_heads, &self.k_norm)?;
         let v = heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?;
         let rope = |x: &Array| {
-            kernels::rope(x, &self.rope_freqs, self.rope_dims, self.adjacent, cache.offset)
+            kernels::rope(
+                x,
+                &self.rope_freqs,
+                self.rope_dims,
+                self.adjacent,
+                cache.offset,
+            )
         };
         let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = cache.update(&k, &v)?;

@@ -31,7 +31,11 @@ impl Llama {
             .map(|i| {
                 let p = format!("model.layers.{i}");
                 Ok(Block {
-                    input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm"), args.norm_eps)?,
+                    input_layernorm: RmsNorm::load(
+                        w,
+                        &format!("{p}.input_layernorm"),
+                        args.norm_eps,
+                    )?,
                     self_attn: Attention::load(w, &format!("{p}.self_attn"), &args)?,
                     post_attention_layernorm: RmsNorm::load(
                         w,
@@ -65,9 +69,13 @@ impl LanguageModel for Llama {
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array> {
         let mut h = self.embed_tokens.forward(tokens, Dtype::Float32)?;
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
-            let a = layer.self_attn.forward(&layer.input_layernorm.forward(&h)?, c)?;
+            let a = layer
+                .self_attn
+                .forward(&layer.input_layernorm.forward(&h)?, c)?;
             h = ops::add(&h, &a)?;
-            let m = layer.mlp.forward(&layer.post_attention_layernorm.forward(&h)?)?;
+            let m = layer
+                .mlp
+                .forward(&layer.post_attention_layernorm.forward(&h)?)?;
             h = ops::add(&h, &m)?;
         }
         let h = self.norm.forward(&h)?;

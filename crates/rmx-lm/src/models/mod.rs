@@ -16,7 +16,9 @@ pub trait LanguageModel: Send + Sync {
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array>;
     /// A fresh cache, one entry per layer.
     fn new_cache(&self) -> Vec<KvCache> {
-        (0..self.args().num_layers).map(|_| KvCache::default()).collect()
+        (0..self.args().num_layers)
+            .map(|_| KvCache::default())
+            .collect()
     }
 }
 

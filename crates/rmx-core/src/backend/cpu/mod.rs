@@ -21,8 +21,8 @@ mod unary;
 
 use crate::array::ArrayData;
 use crate::backend::{
-    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, NormKind, QuantizeOp, ReduceOp,
-    RopeSpec, ScanOp, ScatterMode, UnaryOp,
+    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, NormKind, QuantizeOp, ReduceOp, RopeSpec,
+    ScanOp, ScatterMode, UnaryOp,
 };
 use crate::dtype::Dtype;
 use crate::element::Scalar;

@@ -223,7 +223,14 @@ fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Dequantizes whole groups: `out[i] = q[i] * scale[g] + bias[g]`.
-fn dequantize_segment(words: &[u32], s: &[f32], b: &[f32], gs: usize, bits: usize, out: &mut [f32]) {
+fn dequantize_segment(
+    words: &[u32],
+    s: &[f32],
+    b: &[f32],
+    gs: usize,
+    bits: usize,
+    out: &mut [f32],
+) {
     let wpg = words_per_group(gs, bits);
     for (g, o) in out.chunks_exact_mut(gs).enumerate() {
         unpack(&words[g * wpg..(g + 1) * wpg], bits, o);

@@ -151,7 +151,8 @@ fn quantize_typed<T: Element + Into<f32> + FromF32>(
         let mut q = vec![0u32; group_size];
         for g in g0..g1 {
             // SAFETY: group g owns elements [g*gs, (g+1)*gs), words [g*wpg, (g+1)*wpg).
-            let input = unsafe { std::slice::from_raw_parts(src.get().add(g * group_size), group_size) };
+            let input =
+                unsafe { std::slice::from_raw_parts(src.get().add(g * group_size), group_size) };
             for (v, &x) in vals.iter_mut().zip(input) {
                 *v = x.into();
             }
@@ -252,12 +253,12 @@ pub fn dequantize(
                 let (sv, bv) = (*s.ptr::<f32>().add(g), *b.ptr::<f32>().add(g));
                 let val = |qi: f32| round_to(round_to(qi * sv, s_dt) + bv, out_dt);
                 match out_dt {
-                    Dtype::Float16 => store(out.ptr_mut::<f16>().add(o), &q, |x| {
-                        f16::from_f32(val(x))
-                    }),
-                    Dtype::Bfloat16 => store(out.ptr_mut::<bf16>().add(o), &q, |x| {
-                        bf16::from_f32(val(x))
-                    }),
+                    Dtype::Float16 => {
+                        store(out.ptr_mut::<f16>().add(o), &q, |x| f16::from_f32(val(x)))
+                    }
+                    Dtype::Bfloat16 => {
+                        store(out.ptr_mut::<bf16>().add(o), &q, |x| bf16::from_f32(val(x)))
+                    }
                     _ => store(out.ptr_mut::<f32>().add(o), &q, val),
                 }
             }
