@@ -208,7 +208,9 @@ macro_rules! float_element {
 float_element!(f16, Float16, |x: f16| x.to_f64(), f16::from_f64);
 // Through f32, as MLX converts: `half`'s `bf16::from_f64` drops the low 32 mantissa bits
 // before rounding, so an f32 just above a bfloat16 midpoint rounded down (11040.001 -> 11008).
-float_element!(bf16, Bfloat16, |x: bf16| x.to_f64(), |x: f64| bf16::from_f32(x as f32));
+float_element!(bf16, Bfloat16, |x: bf16| x.to_f64(), |x: f64| {
+    bf16::from_f32(x as f32)
+});
 float_element!(f32, Float32, |x: f32| x as f64, |x: f64| x as f32);
 float_element!(f64, Float64, |x: f64| x, |x: f64| x);
 

@@ -23,7 +23,9 @@ fn affine_params(
         "mxfp4" | "mxfp8" | "nvfp4" => Err(crate::value_err!(
             "[{op}] Quantization mode '{mode}' is not supported by rmx yet (only 'affine')."
         )),
-        _ => Err(crate::value_err!("[{op}] Invalid quantization mode '{mode}'.")),
+        _ => Err(crate::value_err!(
+            "[{op}] Invalid quantization mode '{mode}'."
+        )),
     }
 }
 
@@ -251,7 +253,11 @@ pub fn quantized_matmul(
     let (rows, cols) = (ws[nd - 2], ws[nd - 1] * 32 / b);
     let inner = if transpose { cols } else { rows };
     if k != inner {
-        let (er, ec) = if transpose { (cols, rows) } else { (rows, cols) };
+        let (er, ec) = if transpose {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
         return Err(crate::value_err!(
             "[quantized_matmul] Last dimension of first input with shape (..., {k}) does not \
              match the expanded quantized matrix ({er}, {ec}) computed from shape {} with \

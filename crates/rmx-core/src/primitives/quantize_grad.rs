@@ -12,7 +12,13 @@ fn f32s(v: f32) -> Array {
 }
 
 /// `w`'s cotangent given those of the scales and biases (`[..., G]`).
-pub fn quantize_vjp(w: &Array, ct_s: &Array, ct_b: &Array, gs: usize, bits: usize) -> Result<Array> {
+pub fn quantize_vjp(
+    w: &Array,
+    ct_s: &Array,
+    ct_b: &Array,
+    gs: usize,
+    bits: usize,
+) -> Result<Array> {
     let f = Dtype::Float32;
     let mut grouped: Vec<i64> = w.shape().iter().map(|&d| d as i64).collect();
     let k = grouped.pop().unwrap_or(0);
@@ -44,7 +50,11 @@ pub fn quantize_vjp(w: &Array, ct_s: &Array, ct_b: &Array, gs: usize, bits: usiz
         let d_edge = ops::where_(&nz, &ops::add(&ops::divide(&cs, &safe_q0)?, &cb)?, &zero)?;
         let sign = ops::where_(&lo_edge, &f32s(1.0), &f32s(-1.0))?;
         let flat = ops::logical_and(&ops::logical_not(&nz)?, &live)?;
-        let d_r = ops::where_(&flat, &ops::divide(&ops::multiply(&cs, &sign)?, &n_bins)?, &zero)?;
+        let d_r = ops::where_(
+            &flat,
+            &ops::divide(&ops::multiply(&cs, &sign)?, &n_bins)?,
+            &zero,
+        )?;
         (
             ops::add(&ops::where_(&lo_edge, &zero, &d_edge)?, &d_r)?,
             ops::subtract(&ops::where_(&lo_edge, &d_edge, &zero)?, &d_r)?,

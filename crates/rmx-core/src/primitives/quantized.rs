@@ -48,7 +48,8 @@ impl Primitive for Quantize {
     }
     /// Through the scale and bias formulas only (`quantize_grad.rs`), as MLX.
     fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        let g = super::quantize_grad::quantize_vjp(&p[0], &ct[1], &ct[2], self.group_size, self.bits)?;
+        let g =
+            super::quantize_grad::quantize_vjp(&p[0], &ct[1], &ct[2], self.group_size, self.bits)?;
         Ok(vec![g])
     }
     fn jvp(&self, _p: &[Array], _t: &[Array], _a: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
@@ -87,7 +88,13 @@ impl Dequantize {
 }
 
 /// The quantized values of `wq` as `dtype` (scale 1, bias 0).
-fn levels(wq: &Array, scales_shape: &[usize], group_size: usize, bits: usize, dtype: Dtype) -> Result<Array> {
+fn levels(
+    wq: &Array,
+    scales_shape: &[usize],
+    group_size: usize,
+    bits: usize,
+    dtype: Dtype,
+) -> Result<Array> {
     let shape: Vec<i64> = scales_shape.iter().map(|&d| d as i64).collect();
     let one = ops::ones(&shape, dtype)?;
     let zero = ops::zeros(&shape, dtype)?;
@@ -147,12 +154,26 @@ impl Primitive for Dequantize {
         b.quantize(op, x, self.group_size, self.bits)
     }
     /// None through the packed integers (zeros, as MLX); group sums for scales and biases.
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         argnums
             .iter()
             .map(|&i| match i {
                 0 => ops::zeros_like(&p[0]),
-                _ => scale_bias_grads(&ct[0], &p[0], &p[1], &p[2], self.group_size, self.bits, i == 1),
+                _ => scale_bias_grads(
+                    &ct[0],
+                    &p[0],
+                    &p[1],
+                    &p[2],
+                    self.group_size,
+                    self.bits,
+                    i == 1,
+                ),
             })
             .collect()
     }
@@ -223,7 +244,13 @@ impl Primitive for QuantizedMatmul {
         )?;
         Ok(vec![y])
     }
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         let (x, w, s, b) = (&p[0], &p[1], &p[2], &p[3]);
         let mut out = Vec::with_capacity(argnums.len());
         for &i in argnums {

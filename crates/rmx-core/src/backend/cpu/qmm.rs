@@ -204,6 +204,8 @@ fn decode_row_impl<const FMA: bool>(
 fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     for (ca, cb) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+        // fixed-size views: no bounds checks, so the lanes vectorise
+        let (ca, cb): (&[f32; 16], &[f32; 16]) = (ca.try_into().unwrap(), cb.try_into().unwrap());
         for l in 0..16 {
             acc[l] = if FMA {
                 ca[l].mul_add(cb[l], acc[l])
@@ -223,7 +225,14 @@ fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Dequantizes whole groups: `out[i] = q[i] * scale[g] + bias[g]`.
-fn dequantize_segment(words: &[u32], s: &[f32], b: &[f32], gs: usize, bits: usize, out: &mut [f32]) {
+fn dequantize_segment(
+    words: &[u32],
+    s: &[f32],
+    b: &[f32],
+    gs: usize,
+    bits: usize,
+    out: &mut [f32],
+) {
     let wpg = words_per_group(gs, bits);
     for (g, o) in out.chunks_exact_mut(gs).enumerate() {
         unpack(&words[g * wpg..(g + 1) * wpg], bits, o);
