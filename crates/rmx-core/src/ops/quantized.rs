@@ -70,7 +70,7 @@ pub fn quantize(
     }
     let (gs, b) = check_affine("quantize", gs, b)?;
     let k = w.shape()[w.ndim() - 1];
-    if k % gs != 0 {
+    if !k.is_multiple_of(gs) {
         return Err(crate::value_err!(
             "[quantize] The last dimension of the matrix needs to be divisible by the \
              quantization group size {gs}. However the provided  matrix has shape {}",

@@ -22,19 +22,21 @@ pub fn words_per_group(group_size: usize, bits: usize) -> usize {
 #[inline(always)]
 pub fn unpack(words: &[u32], bits: usize, out: &mut [f32]) {
     match bits {
-        4 => unpack_pow2::<4>(words, out),
-        8 => unpack_pow2::<8>(words, out),
-        2 => unpack_pow2::<2>(words, out),
-        1 => unpack_pow2::<1>(words, out),
+        4 => unpack_pow2::<4, 8>(words, out),
+        8 => unpack_pow2::<8, 4>(words, out),
+        2 => unpack_pow2::<2, 16>(words, out),
+        1 => unpack_pow2::<1, 32>(words, out),
         _ => unpack_stream(words, bits, out),
     }
 }
 
+/// `B` bits, `PER` = 32 / B values per word.
 #[inline(always)]
-fn unpack_pow2<const B: usize>(words: &[u32], out: &mut [f32]) {
-    let per = 32 / B;
+fn unpack_pow2<const B: usize, const PER: usize>(words: &[u32], out: &mut [f32]) {
     let mask = (1u32 << B) - 1;
-    for (o, &w) in out.chunks_exact_mut(per).zip(words) {
+    for (o, &w) in out.chunks_exact_mut(PER).zip(words) {
+        // a fixed-size view: no bounds checks, so the shifts vectorise
+        let o: &mut [f32; PER] = o.try_into().unwrap();
         for (j, v) in o.iter_mut().enumerate() {
             *v = ((w >> (B * j)) & mask) as f32;
         }
