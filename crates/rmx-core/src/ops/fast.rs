@@ -65,10 +65,8 @@ fn norm(
         return Err(crate::value_err!("[{op}] Received unsupported type {out}."));
     }
     let mut inputs = vec![cast(x, out)?];
-    for (_, p) in params.iter() {
-        if let Some(p) = p {
-            inputs.push(cast(p, out)?);
-        }
+    for p in params.iter().filter_map(|(_, p)| *p) {
+        inputs.push(cast(p, out)?);
     }
     Ok(Norm {
         kind,

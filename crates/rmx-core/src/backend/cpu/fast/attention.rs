@@ -85,6 +85,7 @@ impl<T: Copy> Operand<T> {
         unsafe { *self.p.get().offset(o) }
     }
     /// Rows `r0..r0+n` of matrix `[i0, i1]` (`width` columns) into `dst`, row-major, converted.
+    #[allow(clippy::too_many_arguments)]
     fn pack<C>(
         &self,
         i0: usize,
@@ -232,7 +233,7 @@ fn run<T: FloatElem + Send + Sync>(
                         Parallelism::None,
                     );
                 }
-                for i in 0..nq {
+                for (i, (mi, li)) in m.iter_mut().zip(l.iter_mut()).enumerate() {
                     let row = &mut st[i * nk..(i + 1) * nk];
                     let qi = q0 + i;
                     match &mask {
@@ -258,20 +259,20 @@ fn run<T: FloatElem + Send + Sync>(
                             }
                         }
                     }
-                    let mx = row.iter().fold(m[i], |a, &s| a.max(s));
+                    let mx = row.iter().fold(*mi, |a, &s| a.max(s));
                     if mx == T::C::neg_infinity() {
                         // nothing visible yet: the tile weighs zero
                         row.fill(T::C::zero());
                         continue;
                     }
-                    let alpha = (m[i] - mx).exp();
+                    let alpha = (*mi - mx).exp();
                     for s in row.iter_mut() {
                         *s = *s - mx;
                     }
                     exp_row(row, tmp);
                     let sum = row.iter().fold(T::C::zero(), |a, &s| a + s);
-                    l[i] = l[i] * alpha + sum;
-                    m[i] = mx;
+                    *li = *li * alpha + sum;
+                    *mi = mx;
                     if alpha != T::C::one() {
                         for a in &mut acc[i * dv..(i + 1) * dv] {
                             *a = *a * alpha;
@@ -306,12 +307,10 @@ fn run<T: FloatElem + Send + Sync>(
             }
             let base = ((bi * hq + h) * lq + q0) * dv;
             let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(base), nq * dv) };
-            for i in 0..nq {
-                let inv = T::C::one() / l[i];
-                for (o, &a) in os[i * dv..(i + 1) * dv]
-                    .iter_mut()
-                    .zip(&acc[i * dv..(i + 1) * dv])
-                {
+            let rows = os.chunks_mut(dv.max(1)).zip(acc.chunks(dv.max(1)));
+            for ((orow, arow), &li) in rows.zip(l.iter()) {
+                let inv = T::C::one() / li;
+                for (o, &a) in orow.iter_mut().zip(arow) {
                     *o = T::down(a * inv);
                 }
             }

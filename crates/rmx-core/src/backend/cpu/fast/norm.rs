@@ -39,8 +39,8 @@ fn lane_sum<T: FloatElem>(xs: &[T], f: impl Fn(T::C) -> T::C) -> T::C {
     let chunks = xs.chunks_exact(8);
     let tail = chunks.remainder();
     for c in chunks {
-        for l in 0..8 {
-            acc[l] = acc[l] + f(c[l].up());
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = *a + f(v.up());
         }
     }
     let mut s = tail.iter().fold(T::C::zero(), |a, &v| a + f(v.up()));

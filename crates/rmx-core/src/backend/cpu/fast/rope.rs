@@ -27,11 +27,11 @@ pub fn rope(
     let nd = x.ndim();
     let (t_len, d) = (x.shape[nd - 2], x.shape[nd - 1]);
     let half = spec.dims / 2;
-    let inv_freqs: Vec<f32> = match freqs {
-        Some(f) => f.to_vec::<f32>().iter().map(|v| 1.0 / v).collect(),
+    let inv_freqs: Vec<f64> = match freqs {
+        Some(f) => f.to_vec::<f32>().iter().map(|&v| 1.0 / v as f64).collect(),
         None => {
             let step = -(spec.base as f64).ln() / half as f64;
-            (0..half).map(|i| (i as f64 * step).exp() as f32).collect()
+            (0..half).map(|i| (i as f64 * step).exp()).collect()
         }
     };
     let offsets: Vec<i32> = offset.to_vec::<i32>();
@@ -46,7 +46,7 @@ pub fn rope(
             // the angle in f64, reduced to one turn before the f32 sin/cos, so long
             // positions keep f32 accuracy
             let pos = (t as f64 + offsets[o] as f64) * spec.scale as f64;
-            let theta = (pos * inv_freqs[i] as f64) % std::f64::consts::TAU;
+            let theta = (pos * inv_freqs[i]) % std::f64::consts::TAU;
             let (sn, cs) = (theta as f32).sin_cos();
             unsafe { *tp.get().add(k) = (cs, sn) };
         }
@@ -115,11 +115,12 @@ fn rows<T: FloatElem + Send + Sync>(
             } else {
                 let (x1, x2) = (&xs[..g.half], &xs[g.half..2 * g.half]);
                 let (o1, o2) = os[..2 * g.half].split_at_mut(g.half);
-                for i in 0..g.half {
-                    let (cs, sn) = (c(tab[i].0), c(tab[i].1));
-                    let (a, b) = (x1[i].up(), x2[i].up());
-                    o1[i] = T::down(a * cs - b * sn);
-                    o2[i] = T::down(a * sn + b * cs);
+                let pairs = o1.iter_mut().zip(o2.iter_mut()).zip(x1.iter().zip(x2));
+                for (((y1, y2), (a, b)), &(cs, sn)) in pairs.zip(tab) {
+                    let (cs, sn) = (c(cs), c(sn));
+                    let (a, b) = (a.up(), b.up());
+                    *y1 = T::down(a * cs - b * sn);
+                    *y2 = T::down(a * sn + b * cs);
                 }
             }
             os[2 * g.half..].copy_from_slice(&xs[2 * g.half..]);
