@@ -7,6 +7,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def _dequantize_exact(q, scales, biases, group_size):
+    """codes * scale + bias in float64 (MLX's own dequantize rounds to the scales' float16)."""
+    k = scales.shape[-1] * group_size
+    bits = q.shape[-1] * 32 // k
+    per = 32 // bits
+    shifts = (np.arange(per, dtype=np.uint32) * bits).astype(np.uint32)
+    codes = (q[..., None] >> shifts) & np.uint32((1 << bits) - 1)
+    codes = codes.reshape(q.shape[0], k // group_size, group_size).astype(np.float64)
+    w = codes * scales[..., None].astype(np.float64) + biases[..., None].astype(np.float64)
+    return w.reshape(q.shape[0], k)
+
+
 class LlamaReference:
     def __init__(self, path: str):
         import mlx.core as mx
@@ -25,10 +37,8 @@ class LlamaReference:
         def w(name):
             if name + ".scales" in arrays:
                 q, s, b = arrays[name + ".weight"], arrays[name + ".scales"], arrays[name + ".biases"]
-                k = s.shape[-1] * 32
-                bits = q.shape[-1] * 32 // k
-                d = mx.dequantize(q, s, b, group_size=32, bits=bits).astype(mx.float32)
-                return np.array(d).astype(np.float64)
+                return _dequantize_exact(np.array(q), np.array(s.astype(mx.float32)),
+                                         np.array(b.astype(mx.float32)), 32)
             return np.array(arrays[name + ".weight"].astype(mx.float32)).astype(np.float64)
 
         self.embed = w("token_embd")

@@ -31,7 +31,9 @@ IDS = [5, 17, 300, 42, 42, 7, 0, 199, 64, 3, 250, 11]
 
 
 def _write(model_type: str, quantize: bool, path) -> np.ndarray:
-    module = importlib.import_module(f"mlx_lm.models.{model_type}")
+    from mlx_lm.utils import MODEL_REMAPPING  # mlx-lm runs Mistral with its Llama code
+
+    module = importlib.import_module(f"mlx_lm.models.{MODEL_REMAPPING.get(model_type, model_type)}")
     fields = {f for f in module.ModelArgs.__dataclass_fields__}
     cfg = {"model_type": model_type, **COMMON, **FAMILIES[model_type]}
     args = module.ModelArgs.from_dict(cfg) if hasattr(module.ModelArgs, "from_dict") else \

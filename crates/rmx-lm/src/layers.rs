@@ -6,6 +6,17 @@ use crate::kernels;
 use crate::weights::Weights;
 use rmx_core::{ops, Array, Dtype};
 
+/// `a` as float32, computed now: models run in f32 on the CPU, and converting at load
+/// keeps a per-call cast out of every forward pass.
+fn f32(a: Array) -> Result<Array> {
+    if a.dtype() == Dtype::Float32 {
+        return Ok(a);
+    }
+    let a = ops::astype(&a, Dtype::Float32)?;
+    rmx_core::eval(std::slice::from_ref(&a))?;
+    Ok(a)
+}
+
 /// A packed affine-quantized matrix (MLX's format): rows of `bits`-bit codes in uint32
 /// words, one scale and bias per `group_size` codes.
 #[derive(Clone)]
@@ -21,11 +32,13 @@ impl Quantized {
         let Some(scales) = w.opt(&format!("{prefix}.scales")) else {
             return Ok(None);
         };
+        // The kernel computes in the activations' type (f32): convert scales and biases
+        // once here instead of on every call.
         Ok(Some(Quantized {
             weight: w.get(&format!("{prefix}.weight"))?,
-            biases: w.get(&format!("{prefix}.biases"))?,
+            biases: f32(w.get(&format!("{prefix}.biases"))?)?,
             config: w.quant_of(prefix)?,
-            scales,
+            scales: f32(scales)?,
         }))
     }
 
@@ -69,7 +82,7 @@ impl Linear {
         Ok(match Quantized::load(w, prefix)? {
             Some(q) => Linear::Quantized { q, bias },
             None => Linear::Dense {
-                weight: w.get(&format!("{prefix}.weight"))?,
+                weight: f32(w.get(&format!("{prefix}.weight"))?)?,
                 bias,
             },
         })
@@ -129,7 +142,7 @@ pub struct RmsNorm {
 impl RmsNorm {
     pub fn load(w: &Weights, prefix: &str, eps: f32) -> Result<RmsNorm> {
         Ok(RmsNorm {
-            weight: w.get(&format!("{prefix}.weight"))?,
+            weight: f32(w.get(&format!("{prefix}.weight"))?)?,
             eps,
         })
     }

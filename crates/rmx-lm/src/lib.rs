@@ -8,6 +8,7 @@ pub mod cache;
 pub mod chat;
 pub mod chat_template;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod generate;
 pub mod gguf_tokenizer;

@@ -39,7 +39,42 @@ pub fn load(path: &Path) -> Result<Loaded> {
     ))
 }
 
-fn load_gguf(path: &Path, name: String) -> Result<Loaded> {
+/// What a checkpoint holds before a model is built from it.
+pub struct Parts {
+    pub weights: Weights,
+    pub args: ModelArgs,
+    pub tokenizer: Tokenizer,
+    /// The folder's config.json (None for GGUF).
+    pub config: Option<serde_json::Value>,
+}
+
+/// Reads weights, hyper-parameters and tokenizer without building the model.
+pub fn load_parts(path: &Path) -> Result<Parts> {
+    if !path.exists() {
+        return Err(LmError::Io(format!(
+            "model path {} does not exist",
+            path.display()
+        )));
+    }
+    if path.is_dir() {
+        let (weights, args, tokenizer, config) = folder_parts(path)?;
+        return Ok(Parts {
+            weights,
+            args,
+            tokenizer,
+            config: Some(config),
+        });
+    }
+    let (weights, args, tokenizer) = gguf_parts(path)?;
+    Ok(Parts {
+        weights,
+        args,
+        tokenizer,
+        config: None,
+    })
+}
+
+fn gguf_parts(path: &Path) -> Result<(Weights, ModelArgs, Tokenizer)> {
     let (arrays, meta) = match rmx_io::load_with_metadata(path, Some(rmx_io::Format::Gguf), true)? {
         (rmx_io::Loaded::Arrays(a), Some(rmx_io::Metadata::Gguf(m))) => (a, m),
         _ => return Err(model_err!("{}: not a GGUF model", path.display())),
@@ -49,6 +84,11 @@ fn load_gguf(path: &Path, name: String) -> Result<Loaded> {
     let weights = Weights::from_gguf(arrays);
     args.tie_word_embeddings = weights.opt("lm_head.weight").is_none();
     let tokenizer = Tokenizer::from_gguf(&meta)?;
+    Ok((weights, args, tokenizer))
+}
+
+fn load_gguf(path: &Path, name: String) -> Result<Loaded> {
+    let (weights, args, tokenizer) = gguf_parts(path)?;
     let model = models::build(&weights, args)?;
     Ok(Loaded {
         model,
@@ -57,7 +97,8 @@ fn load_gguf(path: &Path, name: String) -> Result<Loaded> {
     })
 }
 
-fn load_folder(dir: &Path, name: String) -> Result<Loaded> {
+#[allow(clippy::type_complexity)]
+fn folder_parts(dir: &Path) -> Result<(Weights, ModelArgs, Tokenizer, serde_json::Value)> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path)
         .map_err(|e| LmError::Io(format!("{}: {e}", cfg_path.display())))?;
@@ -66,6 +107,11 @@ fn load_folder(dir: &Path, name: String) -> Result<Loaded> {
     let args = ModelArgs::from_hf_config(&config)?;
     let weights = Weights::from_folder(dir, &config)?;
     let tokenizer = Tokenizer::from_folder(dir, &args.eos_token_ids)?;
+    Ok((weights, args, tokenizer, config))
+}
+
+fn load_folder(dir: &Path, name: String) -> Result<Loaded> {
+    let (weights, args, tokenizer, _) = folder_parts(dir)?;
     let model = models::build(&weights, args)?;
     Ok(Loaded {
         model,

@@ -28,6 +28,7 @@ struct ModelArg {
 }
 
 #[derive(Args, Clone)]
+#[command(allow_negative_numbers = true)]
 struct SamplingArgs {
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
@@ -106,6 +107,28 @@ enum Command {
         /// Requests asking for more tokens are rejected.
         #[arg(long, default_value_t = 4096)]
         max_tokens_limit: usize,
+    },
+    /// Convert a GGUF file or a Hugging Face folder to MLX's format (optionally quantized).
+    Convert {
+        /// Source: a .gguf file or a Hugging Face / mlx-lm folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Destination folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Quantize float matrices (affine, MLX's format).
+        #[arg(short = 'q', long)]
+        quantize: bool,
+        #[arg(long, default_value_t = 4)]
+        q_bits: usize,
+        #[arg(long, default_value_t = 64)]
+        q_group_size: usize,
+        /// Turn quantized matrices back into floats.
+        #[arg(long)]
+        dequantize: bool,
+        /// float16, bfloat16 or float32 for the floats written.
+        #[arg(long, default_value = "float16")]
+        dtype: String,
     },
     /// Time prompt processing and generation at fixed lengths.
     Benchmark {
@@ -238,6 +261,36 @@ fn run(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             rmx_lm::server::serve(l, config)?;
+        }
+        Command::Convert {
+            model,
+            out,
+            quantize,
+            q_bits,
+            q_group_size,
+            dequantize,
+            dtype,
+        } => {
+            let dtype = match dtype.as_str() {
+                "float16" => rmx_core::Dtype::Float16,
+                "bfloat16" => rmx_core::Dtype::Bfloat16,
+                "float32" => rmx_core::Dtype::Float32,
+                other => {
+                    return Err(rmx_lm::invalid!(
+                        "--dtype {other}: expected float16, bfloat16 or float32"
+                    ))
+                }
+            };
+            let opts = rmx_lm::convert::ConvertOptions {
+                quantize: quantize.then_some(rmx_lm::config::QuantConfig {
+                    group_size: q_group_size,
+                    bits: q_bits,
+                }),
+                dequantize,
+                dtype: Some(dtype),
+            };
+            rmx_lm::convert::convert(&model, &out, &opts)?;
+            println!("wrote {}", out.display());
         }
         Command::Benchmark {
             model,
