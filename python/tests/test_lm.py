@@ -142,3 +142,22 @@ def test_missing_and_malformed_model_files_are_clear_errors(tmp_path):
     r = rmx_lm("generate", "--model", str(folder), check=False)
     assert r.returncode != 0 and "unsupported architecture 'gpt_bigcode'" in r.stderr
     assert "llama" in r.stderr and "qwen3" in r.stderr
+
+
+def test_kv_cache_options(model):
+    r = rmx_lm("generate", "--model", model, "--prompt", "What is the capital of France?",
+               "--max-tokens", "24", "--kv-bits", "8")
+    assert "Paris" in r.stdout
+    # A rotating cache smaller than the prompt still generates (and bounds memory).
+    r = rmx_lm("generate", "--model", model, "--prompt", "What is the capital of France?",
+               "--max-tokens", "40", "--max-kv-size", "24", "--print-ids")
+    assert len(json.loads(r.stdout.strip().splitlines()[-1])["ids"]) > 0
+    for bad, needle in ((["--kv-bits", "7"], "--kv-bits"), (["--max-kv-size", "2"], "--max-kv-size")):
+        r = rmx_lm("generate", "--model", model, "--prompt", "hi", *bad, check=False)
+        assert r.returncode != 0 and needle in r.stderr and "panicked" not in r.stderr
+
+
+def test_prompt_longer_than_the_context_is_a_clear_error(model):
+    r = rmx_lm("generate", "--model", model, "--prompt", "word " * 9000,
+               "--ignore-chat-template", "--max-tokens", "1", check=False)
+    assert r.returncode != 0 and "context" in r.stderr and "panicked" not in r.stderr

@@ -1,25 +1,63 @@
-//! Key/value caches: one per layer, grown in steps so appending a token does not copy the
-//! whole history every time.
+//! Key/value caches, one per layer: a standard cache grown in steps (so appending a token
+//! does not reallocate every time), a rotating cache bounded to `--max-kv-size` tokens
+//! (the first `keep` tokens stay, the oldest others are dropped), and a quantized cache
+//! (`--kv-bits`) storing keys and values in MLX's affine format.
 
 use crate::error::Result;
+use crate::invalid;
 use rmx_core::{ops, Array};
 
-/// Keys and values of shape (B, H, capacity, D), filled up to `offset`.
+/// How a cache stores what it has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum CacheKind {
+    #[default]
+    Standard,
+    /// At most `max_size` tokens; the first `keep` (attention sinks) always stay.
+    Rotating { max_size: usize, keep: usize },
+    /// Keys and values quantized to `bits` in groups of `group_size` along the head dim.
+    Quantized { bits: usize, group_size: usize },
+}
+
+impl CacheKind {
+    pub fn from_flags(max_kv_size: Option<usize>, kv_bits: Option<usize>) -> Result<CacheKind> {
+        match (max_kv_size, kv_bits) {
+            (Some(_), Some(_)) => Err(invalid!("--max-kv-size and --kv-bits cannot be combined")),
+            (Some(m), None) if m < 8 => Err(invalid!("--max-kv-size must be at least 8, got {m}")),
+            (Some(m), None) => Ok(CacheKind::Rotating {
+                max_size: m,
+                keep: 4,
+            }),
+            (None, Some(b)) if ![2, 3, 4, 5, 6, 8].contains(&b) => Err(invalid!(
+                "--kv-bits must be one of 2, 3, 4, 5, 6, 8, got {b}"
+            )),
+            (None, Some(b)) => Ok(CacheKind::Quantized {
+                bits: b,
+                group_size: 64,
+            }),
+            (None, None) => Ok(CacheKind::Standard),
+        }
+    }
+}
+
+/// One layer's cache. Keys and values are (B, H, tokens, D).
 pub struct KvCache {
+    kind: CacheKind,
+    /// Float storage with room to grow (standard and rotating caches).
     keys: Option<Array>,
     values: Option<Array>,
+    /// Packed storage (quantized cache): [codes, scales, biases] for keys and for values.
+    qkeys: Option<[Array; 3]>,
+    qvalues: Option<[Array; 3]>,
+    /// Tokens seen: the position the next token gets (RoPE offset).
     pub offset: usize,
+    /// Tokens stored (less than `offset` once a rotating cache has dropped some).
+    len: usize,
     step: usize,
 }
 
 impl Default for KvCache {
     fn default() -> Self {
-        KvCache {
-            keys: None,
-            values: None,
-            offset: 0,
-            step: 256,
-        }
+        KvCache::new(CacheKind::Standard)
     }
 }
 
@@ -27,11 +65,54 @@ fn dims(a: &Array) -> Vec<i64> {
     a.shape().iter().map(|&v| v as i64).collect()
 }
 
+/// `a[:, :, start:stop]`.
+fn tokens(a: &Array, start: usize, stop: usize) -> Result<Array> {
+    let mut lo = vec![0i64; a.ndim()];
+    lo[2] = start as i64;
+    let mut hi = dims(a);
+    hi[2] = stop as i64;
+    Ok(ops::slice(a, &lo, &hi, None)?)
+}
+
 impl KvCache {
-    /// Appends k, v (B, H, L, D); returns all keys and values so far.
+    pub fn new(kind: CacheKind) -> KvCache {
+        KvCache {
+            kind,
+            keys: None,
+            values: None,
+            qkeys: None,
+            qvalues: None,
+            offset: 0,
+            len: 0,
+            step: 256,
+        }
+    }
+
+    pub fn kind(&self) -> CacheKind {
+        self.kind
+    }
+
+    /// Appends k, v (B, H, L, D); returns every key and value the new queries attend to.
     pub fn update(&mut self, k: &Array, v: &Array) -> Result<(Array, Array)> {
         let l = k.shape()[2];
-        let needed = self.offset + l;
+        let out = match self.kind {
+            CacheKind::Quantized { bits, group_size } => {
+                self.update_quantized(k, v, bits, group_size)?
+            }
+            _ => self.update_float(k, v)?,
+        };
+        self.offset += l;
+        if let CacheKind::Rotating { max_size, keep } = self.kind {
+            if self.len > max_size {
+                self.trim(max_size, keep)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn update_float(&mut self, k: &Array, v: &Array) -> Result<(Array, Array)> {
+        let l = k.shape()[2];
+        let needed = self.len + l;
         let capacity = self.keys.as_ref().map_or(0, |a| a.shape()[2]);
         if needed > capacity {
             let new_cap = needed.div_ceil(self.step) * self.step;
@@ -49,31 +130,195 @@ impl KvCache {
         }
         let put = |buf: &Array, new: &Array| -> Result<Array> {
             let mut start = vec![0i64; 4];
-            start[2] = self.offset as i64;
+            start[2] = self.len as i64;
             let mut stop = dims(new);
             stop[2] = needed as i64;
             Ok(ops::slice_update(buf, new, &start, &stop, None)?)
         };
-        let keys = put(self.keys.as_ref().unwrap(), k)?;
-        let values = put(self.values.as_ref().unwrap(), v)?;
-        self.offset = needed;
-        let used = |a: &Array| -> Result<Array> {
-            let mut stop = dims(a);
-            stop[2] = needed as i64;
-            Ok(ops::slice(a, &[0; 4], &stop, None)?)
-        };
-        let out = (used(&keys)?, used(&values)?);
+        let keys = put(self.keys.as_ref().expect("allocated above"), k)?;
+        let values = put(self.values.as_ref().expect("allocated above"), v)?;
+        self.len = needed;
+        let out = (tokens(&keys, 0, needed)?, tokens(&values, 0, needed)?);
         self.keys = Some(keys);
         self.values = Some(values);
         Ok(out)
     }
 
+    /// Keeps the first `keep` and the last `max_size - keep` stored tokens.
+    fn trim(&mut self, max_size: usize, keep: usize) -> Result<()> {
+        let drop_to = self.len - (max_size - keep);
+        for buf in [&mut self.keys, &mut self.values] {
+            let a = buf.as_ref().expect("a rotating cache stores floats");
+            let kept = ops::concatenate(
+                &[tokens(a, 0, keep)?, tokens(a, drop_to, self.len)?],
+                Some(2),
+            )?;
+            *buf = Some(kept);
+        }
+        self.len = max_size;
+        Ok(())
+    }
+
+    fn update_quantized(
+        &mut self,
+        k: &Array,
+        v: &Array,
+        bits: usize,
+        group_size: usize,
+    ) -> Result<(Array, Array)> {
+        let d = k.shape()[3];
+        let gs = if d % group_size == 0 { group_size } else { 32 };
+        if d % gs != 0 {
+            return Err(invalid!(
+                "--kv-bits needs a head dim divisible by 32, got {d}"
+            ));
+        }
+        let quant = |x: &Array| -> Result<[Array; 3]> {
+            let mut p = ops::quantized::quantize(x, Some(gs as i64), Some(bits as i64), "affine")?;
+            let b = p.pop().expect("three parts");
+            let s = p.pop().expect("three parts");
+            let q = p.pop().expect("three parts");
+            Ok([q, s, b])
+        };
+        let append = |old: &Option<[Array; 3]>, new: [Array; 3]| -> Result<[Array; 3]> {
+            Ok(match old {
+                None => new,
+                Some(o) => {
+                    let cat = |i: usize| ops::concatenate(&[o[i].clone(), new[i].clone()], Some(2));
+                    [cat(0)?, cat(1)?, cat(2)?]
+                }
+            })
+        };
+        let qk = append(&self.qkeys, quant(k)?)?;
+        let qv = append(&self.qvalues, quant(v)?)?;
+        let deq = |p: &[Array; 3], like: &Array| -> Result<Array> {
+            Ok(ops::quantized::dequantize(
+                &p[0],
+                &p[1],
+                Some(&p[2]),
+                Some(gs as i64),
+                Some(bits as i64),
+                "affine",
+                Some(like.dtype()),
+            )?)
+        };
+        let out = (deq(&qk, k)?, deq(&qv, v)?);
+        self.len += k.shape()[2];
+        self.qkeys = Some(qk);
+        self.qvalues = Some(qv);
+        Ok(out)
+    }
+
+    /// Forgets everything after the first `to` tokens; false when this cache cannot
+    /// (a rotating cache that has dropped tokens, or a quantized one), then it is cleared.
+    pub fn rewind(&mut self, to: usize) -> bool {
+        if self.kind == CacheKind::Standard || (self.offset == self.len && self.qkeys.is_none()) {
+            if to <= self.len {
+                self.offset = to;
+                self.len = to;
+                return true;
+            }
+        }
+        *self = KvCache::new(self.kind);
+        to == 0
+    }
+
     /// The arrays to evaluate after a step (so the graph behind them is dropped).
     pub fn state(&self) -> Vec<Array> {
-        self.keys
+        let mut v: Vec<Array> = self
+            .keys
             .iter()
             .chain(self.values.iter())
             .cloned()
-            .collect()
+            .collect();
+        for p in self.qkeys.iter().chain(self.qvalues.iter()) {
+            v.extend(p.iter().cloned());
+        }
+        v
+    }
+
+    /// Bytes held by the stored keys and values.
+    pub fn nbytes(&self) -> usize {
+        self.state().iter().map(|a| a.nbytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (1, 2, l, 64) with entry value = position * 1000 + feature, so rows are traceable.
+    fn seq(start: usize, l: usize) -> Array {
+        let mut v = Vec::new();
+        for _h in 0..2 {
+            for p in start..start + l {
+                for d in 0..64 {
+                    v.push((p * 1000 + d) as f32 / 1000.0);
+                }
+            }
+        }
+        Array::from_vec(v, &[1, 2, l, 64]).unwrap()
+    }
+
+    fn positions(a: &Array) -> Vec<usize> {
+        let v = a.to_vec::<f32>().unwrap();
+        let l = a.shape()[2];
+        (0..l).map(|i| (v[i * 64] + 0.5) as usize).collect()
+    }
+
+    #[test]
+    fn standard_cache_returns_everything_in_order_across_growth() {
+        let mut c = KvCache::new(CacheKind::Standard);
+        let mut seen = 0;
+        for l in [5, 1, 300, 1, 7] {
+            let (k, v) = c.update(&seq(seen, l), &seq(seen, l)).unwrap();
+            seen += l;
+            assert_eq!(positions(&k), (0..seen).collect::<Vec<_>>());
+            assert_eq!(k.to_vec::<f32>().unwrap(), v.to_vec::<f32>().unwrap());
+        }
+        assert_eq!(c.offset, seen);
+        assert!(c.rewind(10));
+        let (k, _) = c.update(&seq(10, 1), &seq(10, 1)).unwrap();
+        assert_eq!(positions(&k), (0..11).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rotating_cache_keeps_the_first_tokens_and_the_newest() {
+        let mut c = KvCache::new(CacheKind::Rotating { max_size: 10, keep: 2 });
+        c.update(&seq(0, 6), &seq(0, 6)).unwrap();
+        let mut seen = 6;
+        for _ in 0..9 {
+            let (k, _) = c.update(&seq(seen, 1), &seq(seen, 1)).unwrap();
+            seen += 1;
+            let p = positions(&k);
+            assert_eq!(&p[..2], &[0, 1]);
+            assert_eq!(*p.last().unwrap(), seen - 1);
+            assert!(p.len() <= 11);
+            assert!(p.windows(2).all(|w| w[0] < w[1]));
+        }
+        assert_eq!(c.offset, 15, "the position keeps counting for RoPE");
+        assert!(!c.rewind(3), "a rotated cache cannot rewind");
+        assert_eq!(c.offset, 0);
+    }
+
+    #[test]
+    fn quantized_cache_stays_within_quantization_error() {
+        let mut c = KvCache::new(CacheKind::Quantized { bits: 8, group_size: 64 });
+        c.update(&seq(0, 3), &seq(0, 3)).unwrap();
+        let (k, _) = c.update(&seq(3, 2), &seq(3, 2)).unwrap();
+        let got = k.to_vec::<f32>().unwrap();
+        let want = seq(0, 5).to_vec::<f32>().unwrap();
+        // 8 bits over a group's range of 0.063: steps of 2.5e-4.
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 2e-4, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(CacheKind::from_flags(Some(4), None).is_err());
+        assert!(CacheKind::from_flags(None, Some(7)).is_err());
+        assert!(CacheKind::from_flags(Some(64), Some(4)).is_err());
+        assert_eq!(CacheKind::from_flags(None, None).unwrap(), CacheKind::Standard);
     }
 }

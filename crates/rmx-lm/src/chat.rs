@@ -1,7 +1,7 @@
 //! The interactive chat loop: the conversation is re-rendered through the chat template
 //! each turn, and only the tokens the KV cache has not seen yet are run through the model.
 
-use crate::cache::KvCache;
+use crate::cache::{CacheKind, KvCache};
 use crate::chat_template::{render, Message};
 use crate::error::Result;
 use crate::generate::{generate, GenerateOptions};
@@ -18,7 +18,7 @@ pub struct ChatSession<'a> {
 }
 
 impl<'a> ChatSession<'a> {
-    pub fn new(loaded: &'a Loaded, system_prompt: Option<&str>) -> Self {
+    pub fn new(loaded: &'a Loaded, system_prompt: Option<&str>, kind: CacheKind) -> Self {
         let mut messages = Vec::new();
         if let Some(s) = system_prompt {
             messages.push(Message::new("system", s));
@@ -26,7 +26,7 @@ impl<'a> ChatSession<'a> {
         ChatSession {
             loaded,
             messages,
-            cache: loaded.model.new_cache(),
+            cache: loaded.model.new_cache_of(kind),
             cached: Vec::new(),
         }
     }
@@ -62,9 +62,17 @@ impl<'a> ChatSession<'a> {
             .zip(&self.cached)
             .take_while(|(a, b)| a == b)
             .count();
-        let common = common.min(ids.len() - 1); // at least one token must run to get logits
+        let mut common = common.min(ids.len() - 1); // one token must run to get logits
+        let mut kept = true;
         for c in self.cache.iter_mut() {
-            c.offset = common;
+            kept &= c.rewind(common);
+        }
+        if !kept {
+            // This cache kind cannot rewind: start it over with the whole conversation.
+            for c in self.cache.iter_mut() {
+                c.rewind(0);
+            }
+            common = 0;
         }
         self.cached.truncate(common);
         let g = generate(
@@ -85,8 +93,13 @@ impl<'a> ChatSession<'a> {
 }
 
 /// A terminal REPL: `/reset` clears the conversation, `/exit` or end of input quits.
-pub fn repl(loaded: &Loaded, system_prompt: Option<&str>, opts: &GenerateOptions) -> Result<()> {
-    let mut session = ChatSession::new(loaded, system_prompt);
+pub fn repl(
+    loaded: &Loaded,
+    system_prompt: Option<&str>,
+    opts: &GenerateOptions,
+    kind: CacheKind,
+) -> Result<()> {
+    let mut session = ChatSession::new(loaded, system_prompt, kind);
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     println!(
@@ -110,7 +123,7 @@ pub fn repl(loaded: &Loaded, system_prompt: Option<&str>, opts: &GenerateOptions
             "" => continue,
             "/exit" | "/quit" => break,
             "/reset" => {
-                session = ChatSession::new(loaded, system_prompt);
+                session = ChatSession::new(loaded, system_prompt, kind);
                 continue;
             }
             _ => {}

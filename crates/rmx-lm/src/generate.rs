@@ -97,7 +97,16 @@ pub fn generate(
     opts: &GenerateOptions,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generation> {
-    let context = model.args().max_position_embeddings;
+    let rotating = matches!(
+        cache.first().map(|c| c.kind()),
+        Some(crate::cache::CacheKind::Rotating { .. })
+    );
+    // A rotating cache bounds memory instead: positions may run past the context.
+    let context = if rotating {
+        usize::MAX
+    } else {
+        model.args().max_position_embeddings
+    };
     let used = cache.first().map_or(0, |c| c.offset);
     if used + prompt.len() > context {
         return Err(invalid!(

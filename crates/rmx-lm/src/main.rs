@@ -45,9 +45,19 @@ struct SamplingArgs {
     repetition_penalty: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Bound the KV cache to this many tokens (a rotating cache).
+    #[arg(long)]
+    max_kv_size: Option<usize>,
+    /// Store the KV cache quantized to this many bits.
+    #[arg(long)]
+    kv_bits: Option<usize>,
 }
 
 impl SamplingArgs {
+    fn cache_kind(&self) -> Result<rmx_lm::cache::CacheKind> {
+        rmx_lm::cache::CacheKind::from_flags(self.max_kv_size, self.kv_bits)
+    }
+
     fn options(&self) -> GenerateOptions {
         GenerateOptions {
             max_tokens: self.max_tokens,
@@ -209,7 +219,7 @@ fn run(cli: Cli) -> Result<()> {
                 ignore_chat_template,
                 verbose,
             )?;
-            let mut cache = l.model.new_cache();
+            let mut cache = l.model.new_cache_of(sampling.cache_kind()?);
             let mut out = std::io::stdout();
             let g = generate(
                 l.model.as_ref(),
@@ -245,7 +255,12 @@ fn run(cli: Cli) -> Result<()> {
             sampling,
         } => {
             let l = loader::load(&model.model)?;
-            rmx_lm::chat::repl(&l, system_prompt.as_deref(), &sampling.options())?;
+            rmx_lm::chat::repl(
+                &l,
+                system_prompt.as_deref(),
+                &sampling.options(),
+                sampling.cache_kind()?,
+            )?;
         }
         Command::Server {
             model,

@@ -3,7 +3,7 @@
 pub mod base;
 pub mod llama;
 
-use crate::cache::KvCache;
+use crate::cache::{CacheKind, KvCache};
 use crate::config::ModelArgs;
 use crate::error::Result;
 use crate::model_err;
@@ -14,10 +14,13 @@ use rmx_core::Array;
 pub trait LanguageModel: Send + Sync {
     fn args(&self) -> &ModelArgs;
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array>;
-    /// A fresh cache, one entry per layer.
+    /// A fresh standard cache, one entry per layer.
     fn new_cache(&self) -> Vec<KvCache> {
+        self.new_cache_of(CacheKind::Standard)
+    }
+    fn new_cache_of(&self, kind: CacheKind) -> Vec<KvCache> {
         (0..self.args().num_layers)
-            .map(|_| KvCache::default())
+            .map(|_| KvCache::new(kind))
             .collect()
     }
 }
