@@ -26,6 +26,7 @@ FAMILIES = {
     "mistral": dict(rope_theta=10000.0, tie_word_embeddings=False),
     "qwen2": dict(rope_theta=1000000.0, tie_word_embeddings=True),
     "qwen3": dict(rope_theta=1000000.0, tie_word_embeddings=True, head_dim=16),
+    "phi3": dict(rope_theta=10000.0, tie_word_embeddings=False),
 }
 IDS = [5, 17, 300, 42, 42, 7, 0, 199, 64, 3, 250, 11]
 

@@ -284,7 +284,10 @@ mod tests {
 
     #[test]
     fn rotating_cache_keeps_the_first_tokens_and_the_newest() {
-        let mut c = KvCache::new(CacheKind::Rotating { max_size: 10, keep: 2 });
+        let mut c = KvCache::new(CacheKind::Rotating {
+            max_size: 10,
+            keep: 2,
+        });
         c.update(&seq(0, 6), &seq(0, 6)).unwrap();
         let mut seen = 6;
         for _ in 0..9 {
@@ -303,7 +306,10 @@ mod tests {
 
     #[test]
     fn quantized_cache_stays_within_quantization_error() {
-        let mut c = KvCache::new(CacheKind::Quantized { bits: 8, group_size: 64 });
+        let mut c = KvCache::new(CacheKind::Quantized {
+            bits: 8,
+            group_size: 64,
+        });
         c.update(&seq(0, 3), &seq(0, 3)).unwrap();
         let (k, _) = c.update(&seq(3, 2), &seq(3, 2)).unwrap();
         let got = k.to_vec::<f32>().unwrap();
@@ -319,6 +325,9 @@ mod tests {
         assert!(CacheKind::from_flags(Some(4), None).is_err());
         assert!(CacheKind::from_flags(None, Some(7)).is_err());
         assert!(CacheKind::from_flags(Some(64), Some(4)).is_err());
-        assert_eq!(CacheKind::from_flags(None, None).unwrap(), CacheKind::Standard);
+        assert_eq!(
+            CacheKind::from_flags(None, None).unwrap(),
+            CacheKind::Standard
+        );
     }
 }

@@ -26,7 +26,7 @@ pub struct QuantConfig {
 
 #[derive(Clone, Debug)]
 pub struct ModelArgs {
-    /// The family: "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3".
+    /// The family: one of `SUPPORTED`.
     pub arch: String,
     pub hidden_size: usize,
     pub num_layers: usize,
@@ -43,6 +43,8 @@ pub struct ModelArgs {
     /// Linear RoPE scaling (positions divided by this).
     pub rope_linear_factor: f32,
     pub tie_word_embeddings: bool,
+    /// The fraction of each head's features RoPE rotates (Phi-3 variants use < 1).
+    pub partial_rotary_factor: f32,
     pub max_position_embeddings: usize,
     pub attention_bias: bool,
     /// Qwen3: RMSNorm of each head of q and k before RoPE.
@@ -71,15 +73,7 @@ fn require(c: &Value, key: &str) -> Result<usize> {
     get_usize(c, key).ok_or_else(|| model_err!("config.json: '{key}' is missing or not a number"))
 }
 
-pub const SUPPORTED: &[&str] = &[
-    "llama",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "gemma2",
-    "gemma3_text",
-    "phi3",
-];
+pub const SUPPORTED: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3"];
 
 impl ModelArgs {
     /// From a Hugging Face / mlx-lm `config.json`.
@@ -156,6 +150,7 @@ impl ModelArgs {
             rope_llama3,
             rope_linear_factor,
             tie_word_embeddings: c["tie_word_embeddings"].as_bool().unwrap_or(gemma),
+            partial_rotary_factor: get_f32(c, "partial_rotary_factor").unwrap_or(1.0),
             max_position_embeddings: get_usize(c, "max_position_embeddings").unwrap_or(4096),
             attention_bias: c["attention_bias"].as_bool().unwrap_or(arch == "qwen2"),
             qk_norm: arch == "qwen3" || arch == "gemma3_text",
@@ -216,6 +211,7 @@ impl ModelArgs {
                 .filter(|_| meta.opt_str(&k("rope.scaling.type")) == Some("linear"))
                 .unwrap_or(1.0) as f32,
             tie_word_embeddings: false, // decided by the presence of output.weight
+            partial_rotary_factor: 1.0,
             max_position_embeddings: meta.usize(&k("context_length")).unwrap_or(4096),
             attention_bias: family == "qwen2",
             qk_norm: family == "qwen3",

@@ -89,7 +89,7 @@ fn gguf_parts(path: &Path) -> Result<(Weights, ModelArgs, Tokenizer)> {
 
 fn load_gguf(path: &Path, name: String) -> Result<Loaded> {
     let (weights, args, tokenizer) = gguf_parts(path)?;
-    let model = models::build(&weights, args)?;
+    let model = models::build(weights, args)?;
     Ok(Loaded {
         model,
         tokenizer,
@@ -112,7 +112,7 @@ fn folder_parts(dir: &Path) -> Result<(Weights, ModelArgs, Tokenizer, serde_json
 
 fn load_folder(dir: &Path, name: String) -> Result<Loaded> {
     let (weights, args, tokenizer, _) = folder_parts(dir)?;
-    let model = models::build(&weights, args)?;
+    let model = models::build(weights, args)?;
     Ok(Loaded {
         model,
         tokenizer,

@@ -57,6 +57,7 @@ impl Attention {
                 Ok(None)
             }
         };
+        let rope_dims = ((args.head_dim as f32 * args.partial_rotary_factor) as usize) & !1;
         Ok(Attention {
             q_proj: Linear::load(w, &p("q_proj"))?,
             k_proj: Linear::load(w, &p("k_proj"))?,
@@ -68,8 +69,8 @@ impl Attention {
             num_kv_heads: args.num_kv_heads,
             head_dim: args.head_dim,
             scale: 1.0 / (args.head_dim as f32).sqrt(),
-            rope_freqs: kernels::rope_freqs(&rope_inv_freq(args, args.head_dim, args.rope_theta))?,
-            rope_dims: args.head_dim,
+            rope_freqs: kernels::rope_freqs(&rope_inv_freq(args, rope_dims, args.rope_theta))?,
+            rope_dims,
             adjacent: args.rope_style == RopeStyle::Adjacent,
         })
     }

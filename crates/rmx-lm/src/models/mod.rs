@@ -2,6 +2,7 @@
 
 pub mod base;
 pub mod llama;
+pub mod phi3;
 
 use crate::cache::{CacheKind, KvCache};
 use crate::config::ModelArgs;
@@ -26,9 +27,12 @@ pub trait LanguageModel: Send + Sync {
 }
 
 /// Builds the model `args.arch` names from its weights.
-pub fn build(weights: &Weights, args: ModelArgs) -> Result<Box<dyn LanguageModel>> {
+pub fn build(weights: Weights, args: ModelArgs) -> Result<Box<dyn LanguageModel>> {
     match args.arch.as_str() {
-        "llama" | "mistral" | "qwen2" | "qwen3" => Ok(Box::new(llama::Llama::load(weights, args)?)),
+        "phi3" => Ok(Box::new(phi3::load(weights, args)?)),
+        "llama" | "mistral" | "qwen2" | "qwen3" => {
+            Ok(Box::new(llama::Llama::load(&weights, args)?))
+        }
         other => Err(model_err!(
             "unsupported architecture '{other}'; supported: {}",
             crate::config::SUPPORTED.join(", ")
