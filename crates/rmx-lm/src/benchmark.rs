@@ -66,9 +66,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The table `rmx-lm benchmark` prints.
 pub fn table(name: &str, prompt_tokens: usize, gen_tokens: usize, trials: &[Trial]) -> String {
-    let mut s = format!(
-        "| model | trial | prompt tokens | prompt tok/s | generated tokens | generation tok/s | peak memory GB |\n|---|---|---|---|---|---|---|\n"
-    );
+    let mut s = "| model | trial | prompt tokens | prompt tok/s | generated tokens | generation tok/s | peak memory GB |\n|---|---|---|---|---|---|---|\n".to_string();
     for (i, t) in trials.iter().enumerate() {
         s += &format!(
             "| {name} | {} | {prompt_tokens} | {:.1} | {gen_tokens} | {:.1} | {:.3} |\n",

@@ -167,8 +167,12 @@ impl KvCache {
         group_size: usize,
     ) -> Result<(Array, Array)> {
         let d = k.shape()[3];
-        let gs = if d % group_size == 0 { group_size } else { 32 };
-        if d % gs != 0 {
+        let gs = if d.is_multiple_of(group_size) {
+            group_size
+        } else {
+            32
+        };
+        if !d.is_multiple_of(gs) {
             return Err(invalid!(
                 "--kv-bits needs a head dim divisible by 32, got {d}"
             ));
@@ -212,12 +216,12 @@ impl KvCache {
     /// Forgets everything after the first `to` tokens; false when this cache cannot
     /// (a rotating cache that has dropped tokens, or a quantized one), then it is cleared.
     pub fn rewind(&mut self, to: usize) -> bool {
-        if self.kind == CacheKind::Standard || (self.offset == self.len && self.qkeys.is_none()) {
-            if to <= self.len {
-                self.offset = to;
-                self.len = to;
-                return true;
-            }
+        let rewindable =
+            self.kind == CacheKind::Standard || (self.offset == self.len && self.qkeys.is_none());
+        if rewindable && to <= self.len {
+            self.offset = to;
+            self.len = to;
+            return true;
         }
         *self = KvCache::new(self.kind);
         to == 0
