@@ -63,9 +63,9 @@ pub fn quantized_matmul(
     if k == 0 {
         unsafe { std::slice::from_raw_parts_mut(out.ptr_mut::<f32>(), out.numel()).fill(0.0) };
     } else if out.numel() > 0 {
-        let x = super::copy::cast(x, Dtype::Float32)?;
-        let s = super::copy::cast(scales, Dtype::Float32)?;
-        let b = super::copy::cast(biases, Dtype::Float32)?;
+        let x = f32_contiguous(x)?;
+        let s = f32_contiguous(scales)?;
+        let b = f32_contiguous(biases)?;
         let w = if wq.is_row_contiguous() {
             wq.clone()
         } else {
@@ -103,14 +103,35 @@ pub fn quantized_matmul(
     }
 }
 
+/// `a` as row-contiguous f32: shared as is when it already is (no copy), else cast/copied.
+fn f32_contiguous(a: &ArrayData) -> Result<ArrayData> {
+    if a.dtype == Dtype::Float32 && a.is_row_contiguous() {
+        Ok(a.clone())
+    } else {
+        super::copy::cast(a, Dtype::Float32)
+    }
+}
+
 /// Rows of `w` split across threads; see the module docs.
 fn decode(p: &Problem, y: &SendPtr<f32>) {
     let gs = p.group_size;
     let groups = p.k / gs;
     let xsum: Vec<f32> = p.x.chunks_exact(gs).map(|c| c.iter().sum()).collect();
     let level = simd_level();
-    let rows_per_task = 16;
+    // enough rows per task to amortise scheduling, while giving every thread a few tasks
+    let threads = rayon::current_num_threads().max(1);
+    let rows_per_task = p.n.div_ceil(threads * 8).clamp(16, 256);
     let tasks = p.n.div_ceil(rows_per_task);
+    #[cfg(target_arch = "x86_64")]
+    if level != SimdLevel::Baseline && fused::supported(p) {
+        (0..tasks).into_par_iter().for_each(|t| {
+            let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
+            // SAFETY: the CPU has AVX2+FMA (level); each task writes only its own output
+            // columns r0..r1 of y (m x n).
+            unsafe { fused::rows(p, r0, r1, &xsum, y) };
+        });
+        return;
+    }
     (0..tasks).into_par_iter().for_each(|t| {
         let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
         let mut acc = [0f32; DECODE_MAX_ROWS];
@@ -123,6 +144,110 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
             }
         }
     });
+}
+
+/// Fused unpack + dot for 4- and 8-bit codes (AVX2 + FMA): eight codes at a time are
+/// expanded straight into a vector register (4-bit: one word broadcast to 8 lanes and
+/// shifted by `4 * lane`; 8-bit: 8 bytes zero-extended) and multiplied into per-group
+/// accumulators against 8 consecutive values of each row of `x`; no unpacked buffer.
+#[cfg(target_arch = "x86_64")]
+mod fused {
+    use super::super::quantized::words_per_group;
+    use super::{Problem, SendPtr, DECODE_MAX_ROWS};
+    use std::arch::x86_64::*;
+
+    /// Shapes this kernel handles (the rest take the generic path).
+    pub fn supported(p: &Problem) -> bool {
+        (p.bits == 4 || p.bits == 8)
+            && p.group_size.is_multiple_of(16)
+            && p.k.is_multiple_of(p.group_size)
+            && p.m >= 1
+            && p.m <= DECODE_MAX_ROWS
+    }
+
+    /// Output columns `r0..r1` of `y` (m x n).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `supported(p)` must hold; `r1 <= p.n`; no other
+    /// thread may write columns `r0..r1` of `y`.
+    pub unsafe fn rows(p: &Problem, r0: usize, r1: usize, xsum: &[f32], y: &SendPtr<f32>) {
+        macro_rules! by_m {
+            ($($mm:literal)*) => {
+                match (p.m, p.bits) {
+                    $(($mm, 4) => rows_m::<$mm, 4>(p, r0, r1, xsum, y),
+                      ($mm, 8) => rows_m::<$mm, 8>(p, r0, r1, xsum, y),)*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        by_m!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_m<const M: usize, const BITS: usize>(
+        p: &Problem,
+        r0: usize,
+        r1: usize,
+        xsum: &[f32],
+        y: &SendPtr<f32>,
+    ) {
+        let (k, n, gs) = (p.k, p.n, p.group_size);
+        let groups = k / gs;
+        let wpg = words_per_group(gs, BITS);
+        // every read below stays inside these checked ranges
+        assert!(r1 <= n && p.m == M);
+        assert!(p.x.len() >= M * k && xsum.len() >= M * groups);
+        assert!(p.w.len() >= n * groups * wpg);
+        assert!(p.s.len() >= n * groups && p.b.len() >= n * groups);
+        let (xp, wp) = (p.x.as_ptr(), p.w.as_ptr());
+        let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+        let mask = _mm256_set1_epi32(0xF);
+        // 8 codes as f32, starting at code `c` (a multiple of 8) of the row at `wr`
+        macro_rules! load {
+            ($wr:expr, $c:expr) => {
+                if BITS == 4 {
+                    let wv = _mm256_set1_epi32(*$wr.add($c / 8) as i32);
+                    _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(wv, shifts), mask))
+                } else {
+                    let b = _mm_loadl_epi64($wr.add($c / 4) as *const __m128i);
+                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))
+                }
+            };
+        }
+        for row in r0..r1 {
+            let wr = wp.add(row * groups * wpg);
+            let mut tot = [_mm256_setzero_ps(); M];
+            let mut bsum = [0f32; M];
+            for g in 0..groups {
+                let (sc, bi) = (p.s[row * groups + g], p.b[row * groups + g]);
+                let mut da = [_mm256_setzero_ps(); M];
+                let mut db = [_mm256_setzero_ps(); M];
+                let base = g * gs;
+                let mut c = base;
+                while c < base + gs {
+                    let (q0, q1) = (load!(wr, c), load!(wr, c + 8));
+                    for mi in 0..M {
+                        let xr = xp.add(mi * k + c);
+                        da[mi] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xr), da[mi]);
+                        db[mi] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xr.add(8)), db[mi]);
+                    }
+                    c += 16;
+                }
+                let vs = _mm256_set1_ps(sc);
+                for mi in 0..M {
+                    tot[mi] = _mm256_fmadd_ps(vs, _mm256_add_ps(da[mi], db[mi]), tot[mi]);
+                    bsum[mi] += bi * xsum[mi * groups + g];
+                }
+            }
+            for mi in 0..M {
+                let v = tot[mi];
+                let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+                let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+                *y.get().add(mi * n + row) = _mm_cvtss_f32(h) + bsum[mi];
+            }
+        }
+    }
 }
 
 /// # Safety
