@@ -6,5 +6,9 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release -p rmx-core -p rmx-io -p rmx-nn -p rmx-lm
+# The Python suite runs the rmx-lm binary and rmx-nn's examples; `cargo test` above can leave
+# them stale or missing (it resolves features for fewer crates), so rebuild what it needs.
+cargo build --release --workspace --lib --bins --examples
+cp target/release/lib_rmx.so python/rmx/_rmx.abi3.so
 # Tests marked mlx_quirk check MLX behaviours rmx deliberately does not copy (see README).
 PYTHONPATH="$(pwd)/python" python3 -m pytest python/tests -q -p no:cacheprovider -m "not mlx_quirk"
