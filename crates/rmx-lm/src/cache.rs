@@ -227,6 +227,21 @@ impl KvCache {
         to == 0
     }
 
+    /// The positions of the `stored` keys the last `update` returned, oldest first: all
+    /// of them until a rotating cache drops some, then its `keep` first and a recent tail.
+    pub fn key_positions(&self, stored: usize) -> Vec<usize> {
+        if stored >= self.offset {
+            return (0..stored).collect();
+        }
+        let keep = match self.kind {
+            CacheKind::Rotating { keep, .. } => keep.min(stored),
+            _ => 0,
+        };
+        (0..keep)
+            .chain(self.offset - (stored - keep)..self.offset)
+            .collect()
+    }
+
     /// The arrays to evaluate after a step (so the graph behind them is dropped).
     pub fn state(&self) -> Vec<Array> {
         let mut v: Vec<Array> = self

@@ -57,6 +57,8 @@ pub struct ModelArgs {
     /// Gemma 3: every n-th layer is global, the others use the sliding window.
     pub sliding_window_pattern: Option<usize>,
     pub rope_local_base: Option<f32>,
+    /// Gemma from GGUF: llama.cpp's converter already added 1 to the norm weights.
+    pub norms_plus_one: bool,
     pub quantization: Option<QuantConfig>,
     pub eos_token_ids: Vec<u32>,
 }
@@ -73,7 +75,16 @@ fn require(c: &Value, key: &str) -> Result<usize> {
     get_usize(c, key).ok_or_else(|| model_err!("config.json: '{key}' is missing or not a number"))
 }
 
-pub const SUPPORTED: &[&str] = &["llama", "mistral", "qwen2", "qwen3", "phi3"];
+pub const SUPPORTED: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma2",
+    "gemma3_text",
+    "gemma3",
+];
 
 impl ModelArgs {
     /// From a Hugging Face / mlx-lm `config.json`.
@@ -82,21 +93,24 @@ impl ModelArgs {
             .as_str()
             .ok_or_else(|| model_err!("config.json: 'model_type' is missing"))?
             .to_string();
-        let arch = match arch.as_str() {
-            "gemma3" => "gemma3_text".to_string(),
-            _ => arch,
-        };
         if !SUPPORTED.contains(&arch.as_str()) {
             return Err(model_err!(
                 "unsupported architecture '{arch}'; supported: {}",
                 SUPPORTED.join(", ")
             ));
         }
-        // Gemma 3 multimodal configs keep the text model's settings in "text_config".
-        let c = if c.get("text_config").is_some_and(Value::is_object) {
-            &c["text_config"]
+        // Gemma: mlx-lm's defaults; Gemma 3 multimodal configs keep the text model's
+        // settings in "text_config" (only the text model is run).
+        let gemma_config;
+        let c = if arch.starts_with("gemma") {
+            gemma_config = crate::models::gemma::hf_config(&arch, c);
+            &gemma_config
         } else {
             c
+        };
+        let arch = match arch.as_str() {
+            "gemma3" => "gemma3_text".to_string(),
+            _ => arch,
         };
         let hidden_size = require(c, "hidden_size")?;
         let num_heads = require(c, "num_attention_heads")?;
@@ -160,6 +174,7 @@ impl ModelArgs {
             sliding_window: get_usize(c, "sliding_window"),
             sliding_window_pattern: get_usize(c, "sliding_window_pattern"),
             rope_local_base: get_f32(c, "rope_local_base_freq"),
+            norms_plus_one: false,
             quantization,
             eos_token_ids,
             arch,
@@ -173,9 +188,11 @@ impl ModelArgs {
             "llama" => ("llama", RopeStyle::Adjacent),
             "qwen2" => ("qwen2", RopeStyle::HalfSplit),
             "qwen3" => ("qwen3", RopeStyle::HalfSplit),
+            "gemma2" => ("gemma2", RopeStyle::HalfSplit),
+            "gemma3" => ("gemma3_text", RopeStyle::HalfSplit),
             other => {
                 return Err(model_err!(
-                    "unsupported GGUF architecture '{other}'; supported in GGUF: llama, qwen2, qwen3 (other families load from Hugging Face or MLX folders)"
+                    "unsupported GGUF architecture '{other}'; supported in GGUF: llama, qwen2, qwen3, gemma2, gemma3 (other families load from Hugging Face or MLX folders)"
                 ))
             }
         };
@@ -186,7 +203,7 @@ impl ModelArgs {
             Ok(v) => v,
             Err(_) => meta.strs("tokenizer.ggml.tokens")?.len(),
         };
-        Ok(ModelArgs {
+        let mut args = ModelArgs {
             arch: family.to_string(),
             hidden_size,
             num_layers: meta.usize(&k("block_count"))?,
@@ -221,8 +238,13 @@ impl ModelArgs {
             sliding_window: None,
             sliding_window_pattern: None,
             rope_local_base: None,
+            norms_plus_one: false,
             quantization: None,
             eos_token_ids: vec![],
-        })
+        };
+        if family.starts_with("gemma") {
+            crate::models::gemma::gguf_args(&mut args, meta, &arch);
+        }
+        Ok(args)
     }
 }

@@ -64,6 +64,12 @@ pub fn convert(src: &Path, out: &Path, opts: &ConvertOptions) -> Result<()> {
         return Err(invalid!("choose one of quantize (-q) and --dequantize"));
     }
     let parts = loader::load_parts(src)?;
+    if parts.config.is_none() && parts.args.arch.starts_with("gemma") {
+        // llama.cpp renames Gemma's norms and folds their +1 in; undoing that is not done yet.
+        return Err(model_err!(
+            "converting a Gemma GGUF file is not supported (run it directly, or convert the Hugging Face checkpoint)"
+        ));
+    }
     let mut weights = parts.weights;
     let mut config = match parts.config {
         Some(c) => c,

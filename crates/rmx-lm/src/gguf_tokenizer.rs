@@ -52,7 +52,7 @@ pub fn tokenizer_json(meta: &Meta) -> Result<Value> {
     let model = meta.str("tokenizer.ggml.model")?;
     if model != "gpt2" {
         return Err(LmError::Tokenizer(format!(
-            "GGUF tokenizer model '{model}' is not supported (supported: gpt2, i.e. byte-level BPE)"
+            "GGUF tokenizer model '{model}' is not supported (supported: gpt2, i.e. byte-level BPE, and llama, i.e. SentencePiece)"
         )));
     }
     let tokens = meta.strs("tokenizer.ggml.tokens")?;

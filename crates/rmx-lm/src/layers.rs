@@ -147,14 +147,14 @@ impl RmsNorm {
         })
     }
 
-    /// Gemma's norms scale by (1 + w): fold the 1 in once at load time.
+    /// Gemma's norms scale by (1 + w): fold the 1 in once at load time, in the weight's
+    /// own type as mlx-lm's `1.0 + self.weight` does.
     pub fn load_offset(w: &Weights, prefix: &str, eps: f32) -> Result<RmsNorm> {
         let weight = w.get(&format!("{prefix}.weight"))?;
         let one = ops::ones_like(&weight)?;
-        Ok(RmsNorm {
-            weight: ops::add(&weight, &one)?,
-            eps,
-        })
+        let weight = f32(ops::add(&weight, &one)?)?;
+        rmx_core::eval(std::slice::from_ref(&weight))?;
+        Ok(RmsNorm { weight, eps })
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {

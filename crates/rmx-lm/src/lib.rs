@@ -11,6 +11,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod generate;
+pub mod gguf_spm_tokenizer;
 pub mod gguf_tokenizer;
 pub mod kernels;
 pub mod layers;

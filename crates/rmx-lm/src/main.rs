@@ -172,6 +172,9 @@ enum Command {
         tokens: String,
         #[arg(long)]
         out: PathBuf,
+        /// Feed the tokens through the cache this many at a time (tests the cache path).
+        #[arg(long)]
+        chunk: Option<usize>,
     },
 }
 
@@ -332,16 +335,27 @@ fn run(cli: Cli) -> Result<()> {
             let back = l.tokenizer.decode(&ids)?;
             println!("{}", serde_json::json!({"ids": ids, "decoded": back}));
         }
-        Command::Logits { model, tokens, out } => {
+        Command::Logits {
+            model,
+            tokens,
+            out,
+            chunk,
+        } => {
             let l = loader::load(&model.model)?;
             let ids: Vec<u32> = tokens
                 .split(',')
                 .map(|t| t.trim().parse::<u32>())
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| rmx_lm::invalid!("--tokens: {e}"))?;
-            let x = rmx_core::Array::from_slice(&ids, &[1, ids.len()])?;
             let mut cache = l.model.new_cache();
-            let logits = l.model.forward(&x, &mut cache)?;
+            let mut parts = Vec::new();
+            for part in ids.chunks(chunk.unwrap_or(ids.len()).max(1)) {
+                let x = rmx_core::Array::from_slice(part, &[1, part.len()])?;
+                let y = l.model.forward(&x, &mut cache)?;
+                rmx_core::eval(std::slice::from_ref(&y))?;
+                parts.push(y);
+            }
+            let logits = rmx_core::ops::concatenate(&parts, Some(1))?;
             let logits = rmx_core::ops::astype(&logits, rmx_core::Dtype::Float32)?;
             rmx_io::save(&out, &logits)?;
         }

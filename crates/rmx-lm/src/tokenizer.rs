@@ -23,7 +23,10 @@ fn tok_err(e: impl std::fmt::Display) -> LmError {
 impl Tokenizer {
     /// Rebuilds the tokenizer stored in a GGUF file's metadata.
     pub fn from_gguf(meta: &Meta) -> Result<Tokenizer> {
-        let json = crate::gguf_tokenizer::tokenizer_json(meta)?;
+        let json = match meta.str("tokenizer.ggml.model")? {
+            "llama" => crate::gguf_spm_tokenizer::tokenizer_json(meta)?,
+            _ => crate::gguf_tokenizer::tokenizer_json(meta)?,
+        };
         let inner =
             tokenizers::Tokenizer::from_bytes(json.to_string().as_bytes()).map_err(tok_err)?;
         let bos_id = meta
@@ -41,7 +44,10 @@ impl Tokenizer {
             inner,
             bos_id,
             eos_ids,
-            add_bos: meta.bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+            // llama.cpp adds BOS to a SentencePiece vocabulary that does not say otherwise.
+            add_bos: meta
+                .bool("tokenizer.ggml.add_bos_token")
+                .unwrap_or(meta.opt_str("tokenizer.ggml.model") == Some("llama")),
             chat_template: meta.opt_str("tokenizer.chat_template").map(str::to_owned),
         })
     }
@@ -126,7 +132,12 @@ impl<'a> StreamingDetokenizer<'a> {
     /// Adds a token; returns the newly completed text (possibly empty).
     pub fn push(&mut self, id: u32) -> Result<String> {
         self.pending.push(id);
-        let s = self.tokenizer.decode(&self.pending)?;
+        let mut s = self.tokenizer.decode(&self.pending)?;
+        // SentencePiece decoders drop the leading space of what they decode (the one the
+        // encoder prepended): keep it for every piece but the first.
+        if !self.text.is_empty() && !s.starts_with(' ') && self.starts_with_space() {
+            s.insert(0, ' ');
+        }
         // An incomplete character: wait for the next token (a character has at most 4
         // bytes, so more than 4 pending tokens means the bytes are really invalid).
         if s.ends_with('\u{FFFD}') && self.pending.len() < 4 {
@@ -137,12 +148,23 @@ impl<'a> StreamingDetokenizer<'a> {
         Ok(s)
     }
 
+    /// Whether the first pending token is a SentencePiece piece starting with a space.
+    fn starts_with_space(&self) -> bool {
+        self.pending
+            .first()
+            .and_then(|&id| self.tokenizer.token_text(id))
+            .is_some_and(|t| t.starts_with('\u{2581}') || t == "<0x20>")
+    }
+
     /// Emits what is held back (an unfinished character becomes U+FFFD).
     pub fn finish(&mut self) -> Result<String> {
         if self.pending.is_empty() {
             return Ok(String::new());
         }
-        let s = self.tokenizer.decode(&self.pending)?;
+        let mut s = self.tokenizer.decode(&self.pending)?;
+        if !self.text.is_empty() && !s.starts_with(' ') && self.starts_with_space() {
+            s.insert(0, ' ');
+        }
         self.pending.clear();
         self.text.push_str(&s);
         Ok(s)

@@ -77,6 +77,14 @@ impl Attention {
 
     /// x (B, L, hidden) -> (B, L, hidden), appending this step's keys/values to `cache`.
     pub fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array> {
+        let (q, keys, values) = self.project(x, cache)?;
+        let o = kernels::attention(&q, &keys, &values, self.scale, true)?;
+        self.output(&o)
+    }
+
+    /// Queries (B, Hq, L, D) after RoPE, and every key and value (B, Hkv, S, D) they
+    /// attend to, this step's appended to `cache`.
+    pub fn project(&self, x: &Array, cache: &mut KvCache) -> Result<(Array, Array, Array)> {
         let (b, l) = (x.shape()[0] as i64, x.shape()[1] as i64);
         let heads = |y: Array, n: usize, norm: &Option<RmsNorm>| -> Result<Array> {
             let y = ops::reshape(&y, &[b, l, n as i64, self.head_dim as i64])?;
@@ -100,8 +108,13 @@ impl Attention {
         };
         let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = cache.update(&k, &v)?;
-        let o = kernels::attention(&q, &keys, &values, self.scale, true)?;
-        let o = ops::reshape(&ops::transpose(&o, Some(&[0, 2, 1, 3]))?, &[b, l, -1])?;
+        Ok((q, keys, values))
+    }
+
+    /// The heads' outputs (B, Hq, L, D) -> (B, L, hidden) through `o_proj`.
+    pub fn output(&self, o: &Array) -> Result<Array> {
+        let (b, l) = (o.shape()[0] as i64, o.shape()[2] as i64);
+        let o = ops::reshape(&ops::transpose(o, Some(&[0, 2, 1, 3]))?, &[b, l, -1])?;
         self.o_proj.forward(&o)
     }
 }

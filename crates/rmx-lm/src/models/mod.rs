@@ -1,6 +1,7 @@
 //! Model families behind one trait, and loading by architecture name.
 
 pub mod base;
+pub mod gemma;
 pub mod llama;
 pub mod phi3;
 
@@ -33,6 +34,7 @@ pub fn build(weights: Weights, args: ModelArgs) -> Result<Box<dyn LanguageModel>
         "llama" | "mistral" | "qwen2" | "qwen3" => {
             Ok(Box::new(llama::Llama::load(&weights, args)?))
         }
+        "gemma2" | "gemma3_text" => Ok(Box::new(gemma::Gemma::load(weights, args)?)),
         other => Err(model_err!(
             "unsupported architecture '{other}'; supported: {}",
             crate::config::SUPPORTED.join(", ")
