@@ -52,7 +52,7 @@ def sp():
         sentence_iterator=iter(_corpus()), model_writer=proto, model_type="bpe", vocab_size=700,
         byte_fallback=True, normalization_rule_name="identity", add_dummy_prefix=True,
         remove_extra_whitespaces=False, split_digits=True, user_defined_symbols=USER,
-        control_symbols=CONTROL, hard_vocab_limit=False, minloglevel=2)
+        control_symbols=CONTROL, hard_vocab_limit=False, allow_whitespace_only_pieces=True, minloglevel=2)
     return spm.SentencePieceProcessor(model_proto=proto.getvalue())
 
 
@@ -74,8 +74,16 @@ def _token_type(sp, i: int) -> int:
 @pytest.fixture(scope="module")
 def model(sp, tmp_path_factory) -> str:
     """A tiny Llama GGUF (random float32 weights) carrying the trained vocabulary."""
-    path = str(tmp_path_factory.mktemp("spm") / "tiny-spm.gguf")
+    return _write_gguf(sp, str(tmp_path_factory.mktemp("spm") / "tiny-spm.gguf"))
+
+
+def _write_gguf(sp, path: str, spaces: bool = False) -> str:
+    """`spaces`: pieces of `▁` only stored with real spaces, as some Gemma files have them."""
     n = sp.get_piece_size()
+    pieces = [sp.id_to_piece(i) for i in range(n)]
+    if spaces:
+        pieces = [" " * len(p) if len(p) > 1 and set(p) == {"\u2581"} else p for p in pieces]
+        assert "  " in pieces
     hidden, ff, heads = 32, 64, 4
     w = gguf.GGUFWriter(path, "llama")
     w.add_context_length(256)
@@ -88,7 +96,7 @@ def model(sp, tmp_path_factory) -> str:
     w.add_rope_freq_base(10000.0)
     w.add_vocab_size(n)
     w.add_tokenizer_model("llama")
-    w.add_token_list([sp.id_to_piece(i).encode() for i in range(n)])
+    w.add_token_list([p.encode() for p in pieces])
     w.add_token_scores([sp.get_score(i) for i in range(n)])
     w.add_token_types([_token_type(sp, i) for i in range(n)])
     w.add_bos_token_id(sp.bos_id())
@@ -140,6 +148,15 @@ PLAIN = [
 def test_plain_text_ids_match_sentencepiece(model, sp, text):
     got = _rmx(model, text)
     assert got["ids"] == [sp.bos_id()] + sp.encode(text)
+
+
+def test_pieces_of_real_spaces_match_as_spaces(sp, tmp_path):
+    path = _write_gguf(sp, str(tmp_path / "spaces.gguf"), spaces=True)
+    for text in ["  two leading spaces, and   three inside", "a    b"]:
+        got = _rmx(path, text)
+        assert got["ids"] == [sp.bos_id()] + sp.encode(text)
+        used = [sp.id_to_piece(i) for i in got["ids"]]
+        assert any(len(p) > 1 and set(p) == {"\u2581"} for p in used), used  # a respelled one
 
 
 @pytest.mark.parametrize("text", PLAIN)

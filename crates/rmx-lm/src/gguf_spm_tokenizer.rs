@@ -63,7 +63,24 @@ fn merges(tokens: &[String], scores: &[f64], types: &[i64]) -> Vec<(String, Stri
 
 /// The `tokenizer.json` document for a GGUF file's SentencePiece ("llama") tokenizer.
 pub fn tokenizer_json(meta: &Meta) -> Result<Value> {
-    let tokens = meta.strs("tokenizer.ggml.tokens")?;
+    // A piece of spaces only is sometimes stored with real spaces (Gemma files): spell it
+    // with `▁` as the normalized text will, unless that spelling is taken.
+    let stored = meta.strs("tokenizer.ggml.tokens")?;
+    let spelled: std::collections::HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let tokens: Vec<String> = stored
+        .iter()
+        .map(|t| {
+            let respelled = "\u{2581}".repeat(t.chars().count());
+            match !t.is_empty()
+                && t.chars().all(|c| c == ' ')
+                && !spelled.contains(respelled.as_str())
+            {
+                true => respelled,
+                false => t.clone(),
+            }
+        })
+        .collect();
+    let tokens = &tokens;
     let n = tokens.len();
     let count = |key: &str, v: &[f64]| -> Result<()> {
         match v.len() == n {

@@ -165,7 +165,7 @@ pub struct Gemma {
 /// Whether layer `i` is a local (sliding-window) one: all but every `pattern`-th.
 fn is_sliding(args: &ModelArgs, i: usize) -> bool {
     match (args.sliding_window, args.sliding_window_pattern) {
-        (Some(_), Some(p)) if p > 0 => (i + 1) % p != 0,
+        (Some(_), Some(p)) if p > 0 => !(i + 1).is_multiple_of(p),
         _ => false,
     }
 }
@@ -329,11 +329,24 @@ impl LanguageModel for Gemma {
         let scale = ops::astype(&Array::scalar(self.embed_scale as f64), Dtype::Float32)?;
         let mut h = ops::multiply(&h, &scale)?;
         let l = tokens.shape()[1];
+        // Layers of one kind share a mask: built once per (window, key positions).
+        let mut masks: Vec<(Option<usize>, Vec<usize>, Option<Array>)> = Vec::new();
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
             let att = &layer.self_attn;
             let (q, keys, values) = att.project(&layer.input_layernorm.forward(&h)?, c)?;
-            let q_pos: Vec<usize> = (c.offset - l..c.offset).collect();
-            let mask = mask(&q_pos, &c.key_positions(keys.shape()[2]), layer.window)?;
+            let k_pos = c.key_positions(keys.shape()[2]);
+            let known = masks
+                .iter()
+                .find(|(w, p, _)| *w == layer.window && *p == k_pos);
+            let mask = match known {
+                Some((_, _, m)) => m.clone(),
+                None => {
+                    let q_pos: Vec<usize> = (c.offset - l..c.offset).collect();
+                    let m = mask(&q_pos, &k_pos, layer.window)?;
+                    masks.push((layer.window, k_pos, m.clone()));
+                    m
+                }
+            };
             let o = match self.args.attn_logit_softcap {
                 Some(cap) => capped_attention(&q, &keys, &values, att.scale, cap, mask.as_ref())?,
                 None => {
