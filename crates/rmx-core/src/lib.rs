@@ -17,6 +17,7 @@ pub mod scheduler;
 pub mod shape;
 pub mod stream;
 pub mod transforms;
+pub mod graph_dot;
 
 pub use array::{Array, ArrayData};
 pub use device::{Device, DeviceType, Stream};

@@ -23,6 +23,9 @@ mod ops_sort;
 mod random;
 mod stream;
 mod transforms;
+mod fast_cross_entropy;
+mod fft_stft;
+mod misc_ops;
 
 use pyo3::prelude::*;
 
@@ -73,5 +76,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     transforms::register(m)?;
     compile::register(m)?;
     io::register(m)?;
+    misc_ops::register(m)?;
     Ok(())
 }

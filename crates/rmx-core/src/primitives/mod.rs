@@ -22,6 +22,8 @@ pub mod scan_derivatives;
 pub mod sort;
 pub mod structure;
 pub mod views;
+pub mod depends;
+pub mod fp8;
 
 use crate::array::ArrayData;
 use crate::error::Result;
