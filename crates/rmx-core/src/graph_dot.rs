@@ -30,10 +30,7 @@ struct Namer {
 impl Namer {
     fn get(&mut self, k: Key) -> String {
         let n = self.names.len();
-        self.names
-            .entry(k)
-            .or_insert_with(|| letters(n))
-            .clone()
+        self.names.entry(k).or_insert_with(|| letters(n)).clone()
     }
 }
 
@@ -119,7 +116,11 @@ pub fn export_to_dot(outputs: &[Array], names: &[(String, Array)]) -> String {
         for idx in 0..node.output_specs.len() {
             let ok = Key::Output(id, idx);
             done.insert(ok);
-            let rank = if sinks.contains(&ok) { "rank=sink; " } else { "" };
+            let rank = if sinks.contains(&ok) {
+                "rank=sink; "
+            } else {
+                ""
+            };
             let name = namer.get(ok);
             let _ = writeln!(out, "{{ {rank}\"{name}\"; }}");
             let _ = writeln!(out, "{id} -> \"{name}\"");

@@ -10,6 +10,7 @@ pub mod element;
 pub mod error;
 pub mod eval;
 pub mod format;
+pub mod graph_dot;
 pub mod ops;
 pub mod primitive;
 pub mod primitives;
@@ -17,7 +18,6 @@ pub mod scheduler;
 pub mod shape;
 pub mod stream;
 pub mod transforms;
-pub mod graph_dot;
 
 pub use array::{Array, ArrayData};
 pub use device::{Device, DeviceType, Stream};

@@ -22,7 +22,11 @@ fn array_arg(x: &Any<'_>) -> PyResult<Array> {
 
 #[pyfunction]
 #[pyo3(signature = (logits, targets, *, stream = None))]
-fn cross_entropy(logits: &Any<'_>, targets: &Any<'_>, stream: Option<&Any<'_>>) -> PyResult<PyArray> {
+fn cross_entropy(
+    logits: &Any<'_>,
+    targets: &Any<'_>,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
     let (l, t) = (array_arg(logits)?, array_arg(targets)?);
     on_stream(stream, || {
         Ok(rmx_core::ops::fast_cross_entropy::cross_entropy(&l, &t)

@@ -35,7 +35,15 @@ fn stft(
     let (x, w) = (arg_array(x)?, opt_array(window)?);
     on_stream(stream, || {
         Ok(s::stft(
-            &x, n_fft, hop_length, win_length, w.as_ref(), center, pad_mode, norm, onesided,
+            &x,
+            n_fft,
+            hop_length,
+            win_length,
+            w.as_ref(),
+            center,
+            pad_mode,
+            norm,
+            onesided,
         )
         .py()?
         .into())
@@ -60,7 +68,15 @@ fn istft(
     let (x, w) = (arg_array(stft_matrix)?, opt_array(window)?);
     on_stream(stream, || {
         Ok(s::istft(
-            &x, n_fft, hop_length, win_length, w.as_ref(), center, norm, onesided, length,
+            &x,
+            n_fft,
+            hop_length,
+            win_length,
+            w.as_ref(),
+            center,
+            norm,
+            onesided,
+            length,
         )
         .py()?
         .into())

@@ -9,10 +9,14 @@ mod device;
 mod dtype;
 mod errors;
 mod fast;
+mod fast_cross_entropy;
+mod fast_gated_delta;
 mod fft;
+mod fft_stft;
 mod indexing;
 mod io;
 mod misc;
+mod misc_ops;
 mod ops_conv;
 mod ops_creation;
 mod ops_elementwise;
@@ -23,9 +27,6 @@ mod ops_sort;
 mod random;
 mod stream;
 mod transforms;
-mod fast_cross_entropy;
-mod fft_stft;
-mod misc_ops;
 
 use pyo3::prelude::*;
 

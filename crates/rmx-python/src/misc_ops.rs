@@ -178,9 +178,9 @@ pub fn export_to_dot(
     let mut names = Vec::new();
     if let Some(kw) = kwargs {
         for (k, v) in kw.iter() {
-            let a = v.downcast::<PyArray>().map_err(|_| {
-                PyValueError::new_err("[export_to_dot] Names must map to arrays.")
-            })?;
+            let a = v
+                .downcast::<PyArray>()
+                .map_err(|_| PyValueError::new_err("[export_to_dot] Names must map to arrays."))?;
             names.push((k.extract::<String>()?, a.borrow().inner.clone()));
         }
     }

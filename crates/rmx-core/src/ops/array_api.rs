@@ -11,11 +11,21 @@ pub fn minmax(a: &Array, axes: Option<&[i64]>, keepdims: bool) -> Result<(Array,
 }
 
 /// The array-API name of `cumsum` (in MLX the same function object).
-pub fn cumulative_sum(a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+pub fn cumulative_sum(
+    a: &Array,
+    axis: Option<i64>,
+    reverse: bool,
+    inclusive: bool,
+) -> Result<Array> {
     cumsum(a, axis, reverse, inclusive)
 }
 
 /// The array-API name of `cumprod`.
-pub fn cumulative_prod(a: &Array, axis: Option<i64>, reverse: bool, inclusive: bool) -> Result<Array> {
+pub fn cumulative_prod(
+    a: &Array,
+    axis: Option<i64>,
+    reverse: bool,
+    inclusive: bool,
+) -> Result<Array> {
     cumprod(a, axis, reverse, inclusive)
 }

@@ -26,6 +26,7 @@ pub use sort::*;
 pub mod array_api;
 pub mod depends;
 pub mod fast_cross_entropy;
+pub mod fast_gated_delta;
 pub mod fp8;
 pub mod stft;
 pub mod unique;

@@ -53,7 +53,10 @@ pub fn unique(
                 shape_str(f.shape())
             ))
         }
-        Some(f) => Some(astype(&reshape_exact(f, crate::shape::Shape::new())?, a.dtype())?),
+        Some(f) => Some(astype(
+            &reshape_exact(f, crate::shape::Shape::new())?,
+            a.dtype(),
+        )?),
         None => None,
     };
     let n = a.size();
@@ -111,7 +114,10 @@ pub fn unique(
     )?;
     let starts = minimum(&keys, &nn_arr)?;
     let tail_len = (sz.max(n) + 1 - n) as i64;
-    let bounds = concatenate(&[starts, full(&[tail_len], Scalar::Int(nn), Some(pd))?], Some(0))?;
+    let bounds = concatenate(
+        &[starts, full(&[tail_len], Scalar::Int(nn), Some(pd))?],
+        Some(0),
+    )?;
     let start = slice1(&bounds, 0, k)?;
     let end = slice1(&bounds, 1, k + 1)?;
     let valid = less(&start, &nn_arr)?;

@@ -41,7 +41,13 @@ impl Primitive for Depends {
     ) -> Result<Vec<ArrayData>> {
         Ok(inputs[..self.n].to_vec())
     }
-    fn vjp(&self, p: &[Array], ct: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
         argnums
             .iter()
             .map(|&k| {
