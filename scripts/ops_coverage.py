@@ -35,7 +35,7 @@ OUT = os.path.join(HERE, "..", "docs", "OPS.md")
 NOT_OPS = {
     "array", "eval", "async_eval", "grad", "value_and_grad", "vjp", "jvp", "vmap",
     "compile", "checkpoint", "custom_function", "disable_compile", "enable_compile",
-    "set_compile_mode", "depends", "export_to_dot", "export_function", "import_function",
+    "set_compile_mode", "export_to_dot", "export_function", "import_function",
     "exporter", "stream", "synchronize", "new_stream", "new_thread_unsafe_stream",
     "default_stream", "set_default_stream", "default_device", "set_default_device",
     "device_info", "device_count", "is_available", "clear_streams", "save", "savez",
@@ -48,7 +48,7 @@ NOT_OPS = {
     "hanning", "hamming", "bartlett", "blackman", "arange", "linspace", "eye", "identity",
     "tri", "zeros", "ones", "full", "fftfreq", "rfftfreq", "to_fp8", "from_fp8",
     "meshgrid", "broadcast_arrays", "concatenate", "concat", "stack", "vstack", "hstack",
-    "dstack", "einsum_path", "quantize", "dequantize", "unique",
+    "dstack", "einsum_path", "quantize", "dequantize",
 }
 
 
@@ -138,6 +138,8 @@ RECIPES = {
     "bitwise_right_shift": None,
     "matrix_norm": lambda L, f, x: f(x),
     "minmax": lambda L, f, x: f(x)[1],
+    "unique": lambda L, f, x: f(x, 4),
+    "depends": lambda L, f, x: f(x * 2, x),
     # linalg
     "linalg.norm": lambda L, f, x: f(x),
     "linalg.matrix_norm": lambda L, f, x: f(x),
