@@ -61,7 +61,7 @@ pub fn gated_delta_update(
             "[gated_delta_update] The sequence length must be positive."
         ));
     }
-    let r = if hk == 0 { 1 } else { hv / hk };
+    let r = hv.checked_div(hk).unwrap_or(1);
     let (q, k) = if r > 1 {
         (repeat(q, r as i64, Some(2))?, repeat(k, r as i64, Some(2))?)
     } else {
