@@ -1,9 +1,10 @@
 //! `fft.stft` / `fft.istft` with MLX 0.32.4's signature and semantics, built from
-//! ordinary ops: frames are gathered with one index matrix (MLX uses `as_strided`, which
-//! has no vmap; a gather has vjp, jvp and vmap rules, so stft/istft get all three), the
-//! window is centred and zero-padded to `n_fft`, and istft's overlap-add is a gather of
-//! the frames followed by a sum (each output sample reads its at most
-//! `ceil(n_fft / hop)` contributions; no scatter), normalised by the overlap-added
+//! ordinary ops with vjp, jvp and vmap rules (MLX frames with `as_strided`, which has no
+//! vmap): when `hop` divides `n_fft` (the default `n_fft / 4` does) frames are shifted
+//! row blocks of the signal joined by a concatenate, and istft's overlap-add sums the
+//! zero-padded column blocks; otherwise frames are one gather and the overlap-add a
+//! gather of each sample's at most `ceil(n_fft / hop)` contributions and a sum. The
+//! window is centred and zero-padded to `n_fft`; istft divides by the overlap-added
 //! squared window where that exceeds 1e-11.
 
 use crate::array::Array;
@@ -16,7 +17,7 @@ use super::elementwise::{divide, greater, multiply, real, where_};
 use super::fft::{fft1, FftKind, FftNorm};
 use super::indexing::take;
 use super::reduce::sum;
-use super::shape::{concatenate, pad, reshape, slice, swapaxes};
+use super::shape::{concatenate, pad, reshape, slice, squeeze, swapaxes};
 
 /// The window as a length-`n_fft` array: `window` (or `win_length` ones) centred.
 fn full_window(
@@ -117,11 +118,7 @@ pub fn stft(
         ));
     }
     let frames_n = 1 + (len - n_fft) / hop;
-    let idx: Vec<i64> = (0..frames_n)
-        .flat_map(|t| (0..n_fft).map(move |k| t * hop + k))
-        .collect();
-    let idx = index_array(idx, &[frames_n as usize, n_fft as usize])?;
-    let frames = multiply(&take(&x, &idx, Some(-1))?, &w)?;
+    let frames = multiply(&frame(&x, n_fft, hop, frames_n)?, &w)?;
     let kind = FftKind {
         inverse: false,
         real: onesided,
@@ -130,10 +127,69 @@ pub fn stft(
     swapaxes(&f, -1, -2)
 }
 
+/// The last axis `i64` bounds `[lo, hi)` of `x`, all of the others.
+fn cut_axis(x: &Array, axis: usize, lo: i64, hi: i64) -> Result<Array> {
+    let mut start = vec![0i64; x.ndim()];
+    let mut stop: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
+    start[axis] = lo;
+    stop[axis] = hi;
+    slice(x, &start, &stop, None)
+}
+
+/// `x[..., t*hop + k]` as `[..., T, n_fft]`. When `hop` divides `n_fft` the frames are
+/// `n_fft / hop` shifted row blocks of `x` viewed as `[rows, hop]`, joined by one
+/// concatenate (views and a copy); otherwise one gather.
+fn frame(x: &Array, n_fft: i64, hop: i64, t_n: i64) -> Result<Array> {
+    let last = x.ndim() - 1;
+    if n_fft % hop == 0 {
+        let r_n = n_fft / hop;
+        let rows = t_n + r_n - 1;
+        let mut shape: Vec<i64> = x.shape()[..last].iter().map(|&d| d as i64).collect();
+        shape.extend([rows, hop]);
+        let blocks = reshape(&cut_axis(x, last, 0, rows * hop)?, &shape)?;
+        let parts = (0..r_n)
+            .map(|r| cut_axis(&blocks, last, r, r + t_n))
+            .collect::<Result<Vec<_>>>()?;
+        return if parts.len() == 1 {
+            Ok(parts[0].clone())
+        } else {
+            concatenate(&parts, Some(-1))
+        };
+    }
+    let idx: Vec<i64> = (0..t_n)
+        .flat_map(|t| (0..n_fft).map(move |k| t * hop + k))
+        .collect();
+    let idx = index_array(idx, &[t_n as usize, n_fft as usize])?;
+    take(x, &idx, Some(-1))
+}
+
 /// Overlap-add of `y` (`[..., T, n]`) at stride `hop` into `[..., n + hop*(T-1)]`.
+/// When `hop` divides `n`, each of the `n / hop` column blocks is zero-padded along the
+/// frames and the blocks summed; otherwise a gather of every sample's contributions.
 fn overlap_add(y: &Array, hop: i64) -> Result<Array> {
     let nd = y.ndim();
     let (t_n, n) = (y.shape()[nd - 2] as i64, y.shape()[nd - 1] as i64);
+    if n % hop == 0 {
+        let r_n = n / hop;
+        let lead: Vec<i64> = y.shape()[..nd - 2].iter().map(|&d| d as i64).collect();
+        let mut shape = lead.clone();
+        shape.extend([t_n, r_n, hop]);
+        let y4 = reshape(y, &shape)?;
+        let mut acc: Option<Array> = None;
+        for r in 0..r_n {
+            let part = squeeze(&cut_axis(&y4, nd - 1, r, r + 1)?, Some(&[(nd - 1) as i64]))?;
+            let mut widths = vec![(0i64, 0i64); nd];
+            widths[nd - 2] = (r, r_n - 1 - r);
+            let part = pad(&part, &widths, "constant", Scalar::Int(0))?;
+            acc = Some(match acc {
+                None => part,
+                Some(a) => super::elementwise::add(&a, &part)?,
+            });
+        }
+        let mut out = lead;
+        out.push((t_n + r_n - 1) * hop);
+        return reshape(&acc.expect("n >= hop > 0"), &out);
+    }
     let out_len = n + hop * (t_n - 1);
     let r_n = (n + hop - 1) / hop;
     let zero_at = t_n * n;

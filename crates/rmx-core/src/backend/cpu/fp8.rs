@@ -60,12 +60,27 @@ pub fn convert(x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayDat
         let codes = map(&x32.to_vec::<f32>(), f32_to_fp8);
         ArrayData::from_slice(&codes, &x.shape)
     } else {
-        let vals = map(&x.to_vec::<u8>(), fp8_to_f32);
-        let out = ArrayData::from_slice(&vals, &x.shape)?;
-        if out_dtype == Dtype::Float32 {
-            Ok(out)
-        } else {
-            super::copy::cast(&out, out_dtype)
+        // straight to the requested type (every e4m3 value is exact in each of them)
+        let codes = x.to_vec::<u8>();
+        match out_dtype {
+            Dtype::Float16 => {
+                ArrayData::from_slice(&map(&codes, |c| f16::from_f32(fp8_to_f32(c))), &x.shape)
+            }
+            Dtype::Bfloat16 => ArrayData::from_slice(
+                &map(&codes, |c| half::bf16::from_f32(fp8_to_f32(c))),
+                &x.shape,
+            ),
+            Dtype::Float64 => {
+                ArrayData::from_slice(&map(&codes, |c| fp8_to_f32(c) as f64), &x.shape)
+            }
+            _ => {
+                let out = ArrayData::from_slice(&map(&codes, fp8_to_f32), &x.shape)?;
+                if out_dtype == Dtype::Float32 {
+                    Ok(out)
+                } else {
+                    super::copy::cast(&out, out_dtype)
+                }
+            }
         }
     }
 }
