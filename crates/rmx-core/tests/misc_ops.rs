@@ -51,7 +51,7 @@ fn minmax_and_depends() {
     assert_eq!(lo.to_vec::<f32>().unwrap(), vec![-1.0, 2.0]);
     assert_eq!(hi.to_vec::<f32>().unwrap(), vec![3.0, 5.0]);
     let dep = ops::add(&a, &a).unwrap();
-    let out = ops::depends(&[a.clone()], &[dep.clone()]).unwrap();
+    let out = ops::depends(std::slice::from_ref(&a), std::slice::from_ref(&dep)).unwrap();
     out[0].eval().unwrap();
     assert!(dep.is_evaluated());
     assert_eq!(
