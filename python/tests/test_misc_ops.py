@@ -381,6 +381,10 @@ def test_from_dlpack_copies_and_errors():
     b[0] = 100
     assert np.array(c)[0] == 0  # a copy, as MLX's CPU import
     check(lambda m: m.from_dlpack(m.array([1, 2])), exact=True)
+    # another DLPack producer than NumPy: an MLX array
+    src = REF.array([[1.5, 2.5]], REF.float16)
+    check(lambda m: m.from_dlpack(src), exact=True)
+    check(lambda m: m.from_dlpack(REF.arange(6, dtype=REF.int16)[::2]), exact=True)
 
 
 # --------------------------------------------------------------------------
