@@ -187,4 +187,7 @@ def build(quick):
         work=("ops", iters),
         note="x = x*1.0001 + 0.0001 x1000 then eval; us per loop step "
              "(each step is 2 array ops)"))
+    from misc_workloads import build as _misc  # noqa: E402 - unique, stft, fp8, ...
+
+    w.extend(_misc(quick))
     return w

@@ -267,3 +267,30 @@ pub fn get_cache_limit() -> usize {
 pub fn clear_cache() {
     ALLOCATOR.clear_cache();
 }
+
+/// MLX's `get_array_buffer_size`: the bytes of the distinct buffers behind `arrays`
+/// (a view and its base count once, and a view counts its whole buffer). Arrays must
+/// be evaluated. rmx reports each buffer's requested size, which is what MLX's CPU
+/// allocator reports for a freshly allocated buffer.
+pub fn get_array_buffer_size(arrays: &[crate::Array]) -> crate::Result<usize> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for a in arrays {
+        let d = a.try_data().ok_or_else(|| {
+            crate::value_err!(
+                "[get_array_buffer_size] Arrays must be evaluated before querying buffer size."
+            )
+        })?;
+        if seen.insert(std::sync::Arc::as_ptr(&d.buffer) as usize) {
+            total += d.buffer.nbytes();
+        }
+    }
+    Ok(total)
+}
+
+/// MLX's `set_wired_limit`: wired (kept-resident) memory exists only on Apple silicon;
+/// on other machines MLX 0.32.4 accepts the limit, ignores it and returns 0 as the
+/// previous limit, and so does rmx.
+pub fn set_wired_limit(_limit: usize) -> usize {
+    0
+}

@@ -10,6 +10,7 @@ pub mod element;
 pub mod error;
 pub mod eval;
 pub mod format;
+pub mod graph_dot;
 pub mod ops;
 pub mod primitive;
 pub mod primitives;

@@ -116,5 +116,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(layer_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(rope, &m)?)?;
     m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;
+    crate::fast_cross_entropy::register(&m)?;
+    crate::fast_gated_delta::register(&m)?;
     parent.add_submodule(&m)
 }

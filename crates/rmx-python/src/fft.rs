@@ -129,5 +129,6 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
         fft, ifft, rfft, irfft, fft2, ifft2, rfft2, irfft2, fftn, ifftn, rfftn, irfftn, fftfreq,
         rfftfreq, fftshift, ifftshift
     );
+    crate::fft_stft::register(&m)?;
     parent.add_submodule(&m)
 }

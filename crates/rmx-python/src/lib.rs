@@ -9,10 +9,14 @@ mod device;
 mod dtype;
 mod errors;
 mod fast;
+mod fast_cross_entropy;
+mod fast_gated_delta;
 mod fft;
+mod fft_stft;
 mod indexing;
 mod io;
 mod misc;
+mod misc_ops;
 mod ops_conv;
 mod ops_creation;
 mod ops_elementwise;
@@ -73,5 +77,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     transforms::register(m)?;
     compile::register(m)?;
     io::register(m)?;
+    misc_ops::register(m)?;
     Ok(())
 }

@@ -68,3 +68,11 @@ class printoptions:  # noqa: N801 - MLX's name
 from rmx.core._compile import compile, disable_compile, enable_compile, set_compile_mode  # noqa: E402,F401
 from rmx.core._transforms import (  # noqa: E402,F401
     checkpoint, custom_function, grad, jvp, value_and_grad, vjp, vmap)
+
+# Array-API names (the same function objects, as in MLX), DLPack import and the
+# single-process `distributed` submodule.
+cumulative_sum, cumulative_prod = cumsum, cumprod  # noqa: F405
+from rmx.core._dlpack import from_dlpack  # noqa: E402,F401
+from rmx.core import _distributed as distributed  # noqa: E402
+
+_sys.modules[__name__ + ".distributed"] = distributed

@@ -349,6 +349,11 @@ pub trait Backend: Send + Sync {
         p: &ConvParams,
         out_shape: &[usize],
     ) -> Result<ArrayData>;
+    /// fp8 (e4m3) conversion: a float array to `uint8` codes (`to_fp8`), or `uint8`
+    /// codes to floats of `out_dtype`. MLX's bit recipe; the default runs on the host.
+    fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {
+        cpu::fp8::convert(x, to_fp8, out_dtype)
+    }
 }
 
 /// The backend that runs ops placed on `device`.

@@ -6,6 +6,7 @@ mod copy;
 mod fast;
 pub mod fast_math;
 mod fft;
+pub mod fp8;
 mod indexing;
 pub mod loops;
 pub mod math;
