@@ -23,6 +23,8 @@ mod ops_sort;
 mod random;
 mod stream;
 mod transforms;
+mod ops_einsum;
+mod ops_gather_mm;
 
 use pyo3::prelude::*;
 
@@ -73,5 +75,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     transforms::register(m)?;
     compile::register(m)?;
     io::register(m)?;
+    ops_einsum::register(m)?;
+    ops_gather_mm::register(m)?;
     Ok(())
 }
