@@ -160,11 +160,26 @@ def test_gather_mm_vjp_matches_mlx():
     ct = A(rand((2, 3, 2, 6), seed=9))
     check(lambda m, a, b, li, ri, ct: m.vjp(lambda a, b: m.gather_mm(a, b, li, ri), [a, b],
                                             [ct])[1], a, b, li, ri, ct, rtol=1e-5, atol=1e-5)
-    # a 1-d left operand and a default left index
-    check(lambda m, a, b, ri, ct: m.vjp(lambda a, b: m.gather_mm(a, b, None, ri), [a, b],
-                                        [ct])[1],
-          A(rand((4,), seed=1)), A(rand((5, 4, 6), seed=2)), idx([1, 4, 1]),
-          A(rand((3, 6), seed=3)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.mlx_quirk
+def test_gather_mm_vjp_vector_lhs():
+    # MLX 0.32.4's GatherMM vjp fails for a 1-d `a` with no lhs_indices ("[flatten]
+    # start_axis must be less than or equal to end_axis"); rmx returns the gradient
+    mx = get_rmx()
+    a, b = rand((4,), seed=1), rand((5, 4, 6), seed=2)
+    ri, ct = np.array([1, 4, 1]), rand((3, 6), seed=3)
+    with pytest.raises(ValueError):
+        MX.vjp(lambda a, b: MX.gather_mm(a, b, None, MX.array(ri)), [MX.array(a), MX.array(b)],
+               [MX.array(ct)])
+    _, (ga, gb) = mx.vjp(lambda a, b: mx.gather_mm(a, b, None, mx.array(ri)),
+                         [mx.array(a), mx.array(b)], [mx.array(ct)])
+    exp_a = sum(b[r] @ c for r, c in zip(ri, ct))
+    exp_b = np.zeros_like(b)
+    for r, c in zip(ri, ct):
+        exp_b[r] += np.outer(a, c)
+    np.testing.assert_allclose(to_numpy(ga), exp_a, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(gb), exp_b, rtol=1e-5, atol=1e-5)
 
 
 @rmx_only
@@ -459,12 +474,35 @@ def test_block_masked_mm_vjp_matches_mlx():
     a, b = A(rand((70, 40), seed=1)), A(rand((40, 100), seed=2))
     ct = A(rand((70, 100), seed=3))
     mo, ml, mr = bmask((3, 4), 4, "float"), bmask((3, 2), 5, "float"), bmask((2, 4), 6, "float")
+    # operands and operand masks (MLX's gradient for a numeric out mask is wrong: below)
     check(lambda m, a, b, mo, ml, mr, ct: m.vjp(
-        lambda a, b, mo, ml, mr: m.block_masked_mm(a, b, 32, mo, ml, mr), [a, b, mo, ml, mr],
+        lambda a, b, ml, mr: m.block_masked_mm(a, b, 32, mo, ml, mr), [a, b, ml, mr],
         [ct])[1], a, b, mo, ml, mr, ct, rtol=1e-3, atol=1e-3)
     mob = bmask((3, 4), 7)
     check(lambda m, a, b, mo, ct: m.vjp(lambda a, b: m.block_masked_mm(a, b, 32, mo),
                                         [a, b], [ct])[1], a, b, mob, ct, rtol=1e-4, atol=1e-4)
+
+
+@rmx_only
+def test_block_masked_mm_mask_grads_match_finite_differences():
+    # MLX 0.32.4's vjp for a float mask_out disagrees with finite differences of its own
+    # forward; rmx's (the composite's) agrees, for all three masks
+    mx = get_rmx()
+    g = np.random.default_rng(4)
+    a, b, ct = rand((70, 40), seed=1), rand((40, 100), seed=2), rand((70, 100), seed=3)
+    masks = [g.uniform(-1, 2, s) for s in ((3, 4), (3, 2), (2, 4))]
+    f = lambda mo, ml, mr: (np_block_masked_mm(a, b, 32, mo, ml, mr) * ct).sum()  # noqa
+    f64 = lambda x: mx.array(x, dtype=mx.float64)  # noqa: E731
+    _, grads = mx.vjp(lambda mo, ml, mr: mx.block_masked_mm(f64(a), f64(b), 32, mo, ml, mr),
+                      [f64(m) for m in masks], [f64(ct)])
+    for k, got in enumerate(grads):
+        fd = np.zeros(masks[k].shape)
+        for j in np.ndindex(fd.shape):
+            hi, lo = [m.copy() for m in masks], [m.copy() for m in masks]
+            hi[k][j] += 1e-4
+            lo[k][j] -= 1e-4
+            fd[j] = (f(*hi) - f(*lo)) / 2e-4
+        np.testing.assert_allclose(to_numpy(got), fd, rtol=1e-6, atol=1e-6)
 
 
 @rmx_only
@@ -512,14 +550,28 @@ def test_segmented_mm_matches_mlx_and_numpy(seg, sdt):
           np_fn=np_segmented_mm)
 
 
-@pytest.mark.parametrize("dt", ["float16", "bfloat16", "float64"])
+@pytest.mark.parametrize("dt", ["bfloat16", "float64"])
 def test_segmented_mm_dtypes(dt):
-    tol = {"float16": 3e-2, "bfloat16": 8e-2}.get(dt, 1e-10)
+    tol = {"bfloat16": 8e-2}.get(dt, 1e-10)
     check(lambda m, a, b, s: m.segmented_mm(a, b, s, stream=m.cpu),
           A(rand((3, 10), dt, seed=1)), A(rand((10, 4), dt, seed=2)),
-          idx([[0, 4], [4, 10]]), rtol=tol, atol=tol)
+          idx([[0, 4], [4, 10]]), rtol=tol, atol=tol, np_fn=np_segmented_mm)
     check(lambda m, a, b, s: m.segmented_mm(a, b, s), A(rand((3, 10), "float16", seed=1)),
           A(rand((10, 4), seed=2)), idx([[0, 4], [4, 10]]), rtol=1e-3, atol=1e-3)
+
+
+@rmx_only
+def test_segmented_mm_float16():
+    # MLX 0.32.4's CPU float16 segmented_mm returns wrong values in every row after the
+    # first (compare NumPy); rmx is compared with NumPy
+    mx = get_rmx()
+    a, b = rand((3, 10), "float16", seed=1), rand((10, 4), "float16", seed=2)
+    seg = np.array([[0, 4], [4, 10]])
+    got = mx.segmented_mm(mx.array(a), mx.array(b), mx.array(seg))
+    assert got.dtype == mx.float16
+    np.testing.assert_allclose(to_numpy(got).astype(np.float64),
+                               np_segmented_mm(a.astype(np.float64), b.astype(np.float64), seg),
+                               rtol=3e-2, atol=3e-2)
 
 
 def test_segmented_mm_views_and_no_segments():

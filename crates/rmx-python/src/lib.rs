@@ -15,7 +15,9 @@ mod io;
 mod misc;
 mod ops_conv;
 mod ops_creation;
+mod ops_einsum;
 mod ops_elementwise;
+mod ops_gather_mm;
 mod ops_quantized;
 mod ops_reduce;
 mod ops_shape;
@@ -23,8 +25,6 @@ mod ops_sort;
 mod random;
 mod stream;
 mod transforms;
-mod ops_einsum;
-mod ops_gather_mm;
 
 use pyo3::prelude::*;
 

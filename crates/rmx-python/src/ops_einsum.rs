@@ -18,7 +18,10 @@ fn operand_arrays(fname: &str, operands: &Bound<'_, PyTuple>) -> PyResult<Vec<Ar
             Ok(a) => Ok(a.borrow().inner.clone()),
             Err(_) => Err(PyRuntimeError::new_err(format!(
                 "[{fname}] Operands must be arrays but got {} (MLX: std::bad_cast).",
-                o.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                o.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))),
         })
         .collect()

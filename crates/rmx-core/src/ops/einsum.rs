@@ -309,7 +309,9 @@ fn expand_ellipsis(
 
 fn plan(op: &str, subscripts: &str, operands: &[Array]) -> Result<Plan> {
     if operands.is_empty() {
-        return Err(crate::value_err!("[{op}] At least one operand is required."));
+        return Err(crate::value_err!(
+            "[{op}] At least one operand is required."
+        ));
     }
     let (ins, out) = parse(subscripts);
     if operands.len() != ins.len() {
@@ -327,7 +329,13 @@ fn plan(op: &str, subscripts: &str, operands: &[Array]) -> Result<Plan> {
     let mut max_ellipsis = 0;
     let mut inputs = Vec::with_capacity(ins.len());
     for (i, (s, a)) in ins.iter().zip(operands).enumerate() {
-        inputs.push(expand_ellipsis(op, s, Some((i, a)), &remaining, &mut max_ellipsis)?);
+        inputs.push(expand_ellipsis(
+            op,
+            s,
+            Some((i, a)),
+            &remaining,
+            &mut max_ellipsis,
+        )?);
     }
     let output = expand_ellipsis(op, &out, None, &remaining, &mut max_ellipsis)?;
     if set_of(&output).count_ones() as usize != output.len() {

@@ -15,9 +15,7 @@ use crate::error::{Error, Result};
 use crate::shape::{broadcast_shapes, shape_str, Shape};
 
 use super::creation::{arange, zeros};
-use super::elementwise::{
-    astype, greater_equal, less, logical_and, multiply, where_,
-};
+use super::elementwise::{astype, greater_equal, less, logical_and, multiply, where_};
 use super::indexing::take;
 use super::linalg::matmul;
 use super::quantized::quantized_matmul;
@@ -84,8 +82,16 @@ pub fn gather_mm(
         ));
     }
     let (a_vec, b_vec) = (a.ndim() == 1, b.ndim() == 1);
-    let a = if a_vec { expand_dims(a, &[0])? } else { a.clone() };
-    let b = if b_vec { expand_dims(b, &[1])? } else { b.clone() };
+    let a = if a_vec {
+        expand_dims(a, &[0])?
+    } else {
+        a.clone()
+    };
+    let b = if b_vec {
+        expand_dims(b, &[1])?
+    } else {
+        b.clone()
+    };
     let (an, bn) = (a.ndim(), b.ndim());
     if a.shape()[an - 1] != b.shape()[bn - 2] {
         return Err(crate::value_err!(
@@ -142,17 +148,16 @@ pub fn gather_qmm(
     _sorted_indices: bool,
 ) -> Result<Array> {
     // MLX's checks of the quantized operands, on one matrix of x (no gather yet)
-    let nd = x.ndim().max(1);
+    // (a lazy zeros of one matrix's shape: never evaluated, only checked)
     let x_mat = if x.ndim() >= 2 {
         let s = x.shape();
-        reshape_exact(x, Shape::from_slice(&[s[nd - 2], s[nd - 1]]))?
+        let mk = [s[s.len() - 2] as i64, s[s.len() - 1] as i64];
+        zeros(&mk, x.dtype())?
     } else {
         x.clone()
     };
-    quantized_matmul(
-        &x_mat, w, scales, biases, transpose, group_size, bits, mode,
-    )
-    .map_err(renamed)?;
+    quantized_matmul(&x_mat, w, scales, biases, transpose, group_size, bits, mode)
+        .map_err(renamed)?;
     if x.ndim() < 2 {
         return Err(crate::value_err!(
             "[gather_qmm] Input must have at least two dimensions but got input with shape {}.",
@@ -172,9 +177,20 @@ pub fn gather_qmm(
     let xg = gather_matrices(x, lhs_indices)?;
     let wg = gather_matrices(w, rhs_indices)?;
     let sg = gather_matrices(scales, rhs_indices)?;
-    let bg = biases.map(|b| gather_matrices(b, rhs_indices)).transpose()?;
-    quantized_matmul(&xg, &wg, &sg, bg.as_ref(), transpose, group_size, bits, mode)
-        .map_err(renamed)
+    let bg = biases
+        .map(|b| gather_matrices(b, rhs_indices))
+        .transpose()?;
+    quantized_matmul(
+        &xg,
+        &wg,
+        &sg,
+        bg.as_ref(),
+        transpose,
+        group_size,
+        bits,
+        mode,
+    )
+    .map_err(renamed)
 }
 
 /// A block mask `[..., t1, t2]` (already broadcast) repeated over `bs x bs` blocks and
@@ -234,8 +250,16 @@ pub fn block_masked_mm(
         ));
     }
     let (a_vec, b_vec) = (a.ndim() == 1, b.ndim() == 1);
-    let a = if a_vec { expand_dims(a, &[0])? } else { a.clone() };
-    let b = if b_vec { expand_dims(b, &[1])? } else { b.clone() };
+    let a = if a_vec {
+        expand_dims(a, &[0])?
+    } else {
+        a.clone()
+    };
+    let b = if b_vec {
+        expand_dims(b, &[1])?
+    } else {
+        b.clone()
+    };
     let (an, bn) = (a.ndim(), b.ndim());
     if a.shape()[an - 1] != b.shape()[bn - 2] {
         return Err(crate::value_err!(
@@ -340,6 +364,10 @@ pub fn segmented_mm(a: &Array, b: &Array, segments: &Array) -> Result<Array> {
     // [..., K]: inside the segment
     let inside = logical_and(&greater_equal(&ks, &start)?, &less(&ks, &end)?)?;
     let inside = expand_dims(&inside, &[-2])?; // [..., 1, K]
-    let am = where_(&inside, &astype(a, dt)?, &Array::scalar_of(Scalar::Int(0), dt)?)?;
+    let am = where_(
+        &inside,
+        &astype(a, dt)?,
+        &Array::scalar_of(Scalar::Int(0), dt)?,
+    )?;
     matmul(&am, &astype(b, dt)?)
 }

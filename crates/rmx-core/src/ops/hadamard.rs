@@ -104,15 +104,16 @@ fn decompose(n: usize) -> Result<(usize, usize)> {
     ))
 }
 
-/// `x @ H_p` along the last axis (`p` a power of two), by butterflies: blocks of `2h`
-/// become `[lo + hi, lo - hi]` for h = 1, 2, 4, ...
+/// `I_m ⊗ H_p` along the last axis (`n = m p`, `p` a power of two), by butterflies: blocks
+/// of `2h` become `[lo + hi, lo - hi]` for h = 1, 2, 4, ... < p.
 fn butterflies(x: &Array, p: usize) -> Result<Array> {
     let lead: Shape = x.shape()[..x.ndim() - 1].into();
+    let n = x.shape()[x.ndim() - 1];
     let mut y = x.clone();
     let mut h = 1;
     while h < p {
         let mut s3 = lead.clone();
-        s3.extend_from_slice(&[p / (2 * h), 2 * h]);
+        s3.extend_from_slice(&[n / (2 * h), 2 * h]);
         let blocks = reshape_exact(&y, s3)?;
         let nd = blocks.ndim();
         let mut start = vec![0i64; nd];
@@ -124,7 +125,7 @@ fn butterflies(x: &Array, p: usize) -> Result<Array> {
         let hi = slice(&blocks, &start, &stop, None)?;
         let both = concatenate(&[add(&lo, &hi)?, subtract(&lo, &hi)?], Some(-1))?;
         let mut s = lead.clone();
-        s.push(p);
+        s.push(n);
         y = reshape_exact(&both, s)?;
         h *= 2;
     }
@@ -184,7 +185,11 @@ pub fn hadamard_transform(a: &Array, scale: Option<f64>) -> Result<Array> {
         }
         _ => Dtype::Float32,
     };
-    let n = if a.ndim() == 0 { 1 } else { a.shape()[a.ndim() - 1] };
+    let n = if a.ndim() == 0 {
+        1
+    } else {
+        a.shape()[a.ndim() - 1]
+    };
     let (m, p) = decompose(n)?;
     let scale = scale.unwrap_or(1.0 / (n as f64).sqrt());
     if m == 1 || m == 12 {
@@ -200,6 +205,8 @@ pub fn hadamard_transform(a: &Array, scale: Option<f64>) -> Result<Array> {
         let pd = primals[0].dtype();
         Ok(vec![if pd.is_float() { astype(&g, pd)? } else { g }])
     });
-    let out = CustomFunction::new(fun).with_vjp(vjp).call(std::slice::from_ref(a))?;
+    let out = CustomFunction::new(fun)
+        .with_vjp(vjp)
+        .call(std::slice::from_ref(a))?;
     Ok(out.into_iter().next().expect("one output"))
 }
