@@ -190,4 +190,44 @@ def build(quick):
     from misc_workloads import build as _misc  # noqa: E402 - unique, stft, fp8, ...
 
     w.extend(_misc(quick))
+    w.extend(_einsum_gather_workloads(quick))
     return w
+
+
+def _np_gather_mm(x, w, idx):
+    """MoE reference: x [T, 1, 1, D] times expert idx[t, j] of w [E, D, H]."""
+    return np.matmul(x, w[idx.astype(np.int64)])
+
+
+def _einsum_gather_workloads(quick):
+    """einsum (batched matmul, attention scores) and gather_mm (mixture of experts)."""
+    b, s = (16, 128) if quick else (64, 256)
+    bh, h, q, d = (1, 4, 128, 64) if quick else (4, 8, 256, 64)
+    t, k, e, dm, hd = (8, 2, 8, 256, 512) if quick else (16, 2, 8, 512, 1024)
+
+    def moe_inputs(rng):
+        x = _uniform(t, 1, 1, dm)(rng)[0]
+        wts = _uniform(e, dm, hd)(rng)[0]
+        idx = rng.integers(0, e, size=(t, k)).astype(np.float32)  # cast to uint32 below
+        return [x, wts, idx]
+
+    return [
+        Workload(
+            "einsum_bmm", f"einsum bij,bjk->bik {b}x{s}x{s} f32",
+            lambda rng: _uniform(b, s, s)(rng) + _uniform(b, s, s)(rng),
+            lambda mx, x, y: mx.einsum("bij,bjk->bik", x, y),
+            lambda x, y: np.einsum("bij,bjk->bik", x, y, optimize=True),
+            work=("flops", 2 * b * s ** 3), note="NumPy: np.einsum(optimize=True)"),
+        Workload(
+            "einsum_attn", f"einsum bhqd,bhkd->bhqk {bh}x{h}x{q}x{d} f32",
+            lambda rng: _uniform(bh, h, q, d)(rng) + _uniform(bh, h, q, d)(rng),
+            lambda mx, x, y: mx.einsum("bhqd,bhkd->bhqk", x, y),
+            lambda x, y: np.einsum("bhqd,bhkd->bhqk", x, y, optimize=True),
+            work=("flops", 2 * bh * h * q * q * d), note="attention scores"),
+        Workload(
+            "gather_mm_moe", f"gather_mm MoE {t} tokens top-{k} of {e} experts {dm}->{hd} f32",
+            moe_inputs,
+            lambda mx, x, wts, idx: mx.gather_mm(x, wts, rhs_indices=idx.astype(mx.uint32)),
+            _np_gather_mm, work=("flops", 2 * t * k * dm * hd),
+            note="rmx: take of whole expert matrices + batched matmul; NumPy: w[idx] @ x"),
+    ]

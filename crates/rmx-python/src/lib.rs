@@ -19,7 +19,9 @@ mod misc;
 mod misc_ops;
 mod ops_conv;
 mod ops_creation;
+mod ops_einsum;
 mod ops_elementwise;
+mod ops_gather_mm;
 mod ops_quantized;
 mod ops_reduce;
 mod ops_shape;
@@ -78,5 +80,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     compile::register(m)?;
     io::register(m)?;
     misc_ops::register(m)?;
+    ops_einsum::register(m)?;
+    ops_gather_mm::register(m)?;
     Ok(())
 }
