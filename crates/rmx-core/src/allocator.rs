@@ -26,8 +26,8 @@ pub struct Buffer {
 /// allocation (freed when the buffer drops) and knows how to copy it back.
 pub trait DeviceMemory: Send + Sync {
     fn as_any(&self) -> &dyn std::any::Any;
-    /// Copies the device bytes into `dst` (`nbytes` long), after the writes queued before.
-    fn download(&self, dst: *mut u8, nbytes: usize) -> crate::Result<()>;
+    /// Copies the device bytes into `dst` (the whole buffer), after the writes queued before.
+    fn download(&self, dst: &mut [u8]) -> crate::Result<()>;
 }
 
 /// Residency bits of a `Buffer` (see docs/ARCHITECTURE.md, "Unified memory").
@@ -86,7 +86,10 @@ impl Buffer {
         }
         match (device.kind, &*slot) {
             (crate::DeviceType::Cpu, Some(mem)) => {
-                mem.download(self.ptr.as_ptr(), self.nbytes)?;
+                // The host block is written only here, while no host reader can see it yet
+                // (its HOST bit is clear) and the slot lock is held.
+                let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.nbytes) };
+                mem.download(dst)?;
                 self.residency.fetch_or(Residency::HOST, Ordering::AcqRel);
                 Ok(())
             }

@@ -58,6 +58,9 @@ impl Gpu {
         // One stream, no per-slice event tracking: ordering comes from the stream.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
+        // Keep freed blocks in the driver's pool instead of returning them to the OS at
+        // every synchronization (the pool's default): this is the caching allocator.
+        unsafe { keep_pool_cached(&ctx) };
         let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_err("cublasCreate", e))?;
         let (major, minor) = ctx
             .compute_capability()
@@ -130,5 +133,21 @@ impl Gpu {
         self.stream
             .synchronize()
             .map_err(|e| driver_err("synchronize", e))
+    }
+}
+
+/// Sets the default memory pool's release threshold to "never".
+unsafe fn keep_pool_cached(ctx: &CudaContext) {
+    use cudarc::driver::sys;
+    let mut pool = std::mem::MaybeUninit::uninit();
+    if sys::cuDeviceGetDefaultMemPool(pool.as_mut_ptr(), ctx.cu_device())
+        == sys::CUresult::CUDA_SUCCESS
+    {
+        let mut threshold: u64 = u64::MAX;
+        sys::cuMemPoolSetAttribute(
+            pool.assume_init(),
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut threshold as *mut u64 as *mut std::ffi::c_void,
+        );
     }
 }

@@ -75,12 +75,11 @@ impl DeviceMemory for DeviceAlloc {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
-    fn download(&self, dst: *mut u8, nbytes: usize) -> Result<()> {
-        if nbytes == 0 {
+    fn download(&self, host: &mut [u8]) -> Result<()> {
+        if host.is_empty() {
             return Ok(());
         }
         self.gpu.bind()?;
-        let host = unsafe { std::slice::from_raw_parts_mut(dst, nbytes) };
         unsafe { result::memcpy_dtoh_async(host, self.ptr, self.gpu.stream.cu_stream()) }
             .map_err(|e| driver_err("copy to host", e))?;
         self.gpu.synchronize()

@@ -388,8 +388,7 @@ pub fn gpu_backend() -> Option<&'static dyn Backend> {
 pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
     match device.kind {
         DeviceType::Cpu => Ok(&cpu::CpuBackend),
-        DeviceType::Gpu => gpu_backend().ok_or_else(|| {
-            crate::value_err!("Cannot get gpu stream without gpu backend.")
-        }),
+        DeviceType::Gpu => gpu_backend()
+            .ok_or_else(|| crate::value_err!("Cannot get gpu stream without gpu backend.")),
     }
 }

@@ -12,7 +12,8 @@ pub fn unary_expr(op: UnaryOp, t: &CType) -> Option<String> {
         return Some(match op {
             Abs => m("fabs"),
             Negative => "(-x)".into(),
-            Sign => "(is_nan(x) ? x : (x > 0 ? 1 : (x < 0 ? -1 : 0)))".into(),
+            // 0 for zero and NaN, as MLX
+            Sign => "(x > 0 ? 1 : (x < 0 ? -1 : 0))".into(),
             Sqrt => m("sqrt"),
             Rsqrt => m("rsqrt"),
             Square => "(x * x)".into(),

@@ -12,12 +12,12 @@ use rmx_core::{ArrayData, Dtype, Result};
 const BLOCK: u32 = 256;
 
 pub const BLOCK_REDUCE: &str = r#"
-template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v, F f, C* sh) {
+template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v, F f, C* sh, C ident) {
   for (int s = 16; s > 0; s >>= 1) v = f(v, __shfl_down_sync(0xffffffff, v, s));
   if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
   __syncthreads();
   if (threadIdx.x < 32) {
-    v = threadIdx.x < (blockDim.x >> 5) ? sh[threadIdx.x] : sh[0];
+    v = threadIdx.x < (blockDim.x >> 5) ? sh[threadIdx.x] : ident;
     for (int s = 16; s > 0; s >>= 1) v = f(v, __shfl_down_sync(0xffffffff, v, s));
     if (threadIdx.x == 0) sh[0] = v;
   }
@@ -62,10 +62,10 @@ pub fn softmax_kernel(dtype: Dtype) -> Option<Kernel> {
     const {s}* xr = x + r * n; {s}* orow = out + r * n;
     {c} m = -INFINITY;
     for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = mx(m, {ld});
-    m = block_reduce(m, mx, sh);
+    m = block_reduce(m, mx, sh, ({c})-INFINITY);
     {c} sum = 0;
     for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += {exp}({ld} - m);
-    sum = block_reduce(sum, add, sh);
+    sum = block_reduce(sum, add, sh, ({c})0);
     {c} inv = 1 / sum;
     for (i64 j = threadIdx.x; j < n; j += blockDim.x) orow[j] = {st};
       }}
@@ -88,7 +88,7 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
     };
     let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
     let n = *x.shape.last().unwrap_or(&1);
-    let rows = if n == 0 { 0 } else { x.numel() / n };
+    let rows = x.numel().checked_div(n).unwrap_or(0);
     if rows == 0 {
         return Ok(Some(out));
     }
@@ -115,9 +115,9 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
         let with_b = format!("{} + {}", round(y), t.load("bb[j * bs]"));
         let sqrt = t.math("sqrt");
         let stats = if rms {
-            format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+            format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
         } else {
-            format!("{c} s1 = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) s1 += {ld};\n    {c} mu = block_reduce(s1, add, sh) / ({c})n;\n    {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld} - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+            format!("{c} s1 = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) s1 += {ld};\n    {c} mu = block_reduce(s1, add, sh, ({c})0) / ({c})n;\n    {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld} - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
         };
         format!(
             r#"{PRELUDE}{BLOCK_REDUCE}
@@ -164,7 +164,7 @@ pub fn norm(
     };
     let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
     let n = *x.shape.last().unwrap_or(&1);
-    let rows = if n == 0 { 0 } else { x.numel() / n };
+    let rows = x.numel().checked_div(n).unwrap_or(0);
     if rows == 0 {
         return Ok(Some(out));
     }
