@@ -164,6 +164,9 @@ pub fn cast_kernel(input: Dtype, out: Dtype) -> Option<Kernel> {
     let v = ti.load(&element("x"));
     let v = if to.compute == "bool" {
         format!("({v} != 0)")
+    } else if ti.float && to.compute.starts_with('u') {
+        // through int64, as the host's casts: negative floats wrap instead of clamping to 0
+        format!("({})(i64)({v})", to.compute)
     } else {
         format!("({})({v})", to.compute)
     };
