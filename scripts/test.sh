@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-cargo test --release -p rmx-core -p rmx-io -p rmx-nn -p rmx-lm
+# NVRTC from the nvidia-cuda-nvrtc wheel (setup.sh) lets rmx-cuda's tests compile its
+# generated kernels without a GPU; RMX_REQUIRE_NVRTC makes that check fail, not skip.
+NVRTC_DIR="$(python3 -c "import importlib.util, os; s = importlib.util.find_spec('nvidia'); print(next((os.path.join(p, 'cu13', 'lib') for p in (s.submodule_search_locations if s else []) if os.path.isdir(os.path.join(p, 'cu13', 'lib'))), ''))")"
+LD_LIBRARY_PATH="$NVRTC_DIR:${LD_LIBRARY_PATH:-}" RMX_REQUIRE_NVRTC=1 \
+    cargo test --release -p rmx-core -p rmx-io -p rmx-nn -p rmx-lm -p rmx-cuda
 # The Python suite runs the rmx-lm binary and rmx-nn's examples; `cargo test` above can leave
 # them stale or missing (it resolves features for fewer crates), so rebuild what it needs.
 cargo build --release --workspace --lib --bins --examples

@@ -16,9 +16,18 @@ pub struct Buffer {
     ptr: NonNull<u8>,
     nbytes: usize,
     capacity: usize,
-    /// Which memories hold a valid copy of the bytes (`Residency` bits). Only host memory
-    /// exists today; a device backend adds a device copy and the bits for it.
+    /// Which memories hold a valid copy of the bytes (`Residency` bits).
     residency: AtomicU8,
+    /// The device copy, made by a device backend (see docs/ARCHITECTURE.md, "Unified memory").
+    device: Mutex<Option<Box<dyn DeviceMemory>>>,
+}
+
+/// A copy of a buffer's bytes in a device's memory. The backend that made it owns its
+/// allocation (freed when the buffer drops) and knows how to copy it back.
+pub trait DeviceMemory: Send + Sync {
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// Copies the device bytes into `dst` (the whole buffer), after the writes queued before.
+    fn download(&self, dst: &mut [u8]) -> crate::Result<()>;
 }
 
 /// Residency bits of a `Buffer` (see docs/ARCHITECTURE.md, "Unified memory").
@@ -64,16 +73,43 @@ impl Buffer {
         self.residency.load(Ordering::Acquire) & residency_bit(device) != 0
     }
 
-    /// Makes a valid copy available to `device` before a node there reads the buffer.
-    /// The scheduler calls it for every input; on the host it is a check. A device
-    /// backend copies host -> device here (and marks the bit) when the data lives elsewhere.
+    /// Makes a valid host copy available before host code reads the buffer: copies the
+    /// device copy back when the host bit is clear. Device copies are the device backend's
+    /// job (it uploads through `device_memory` when a kernel of its needs the bytes).
     pub fn make_resident(&self, device: crate::Device) -> crate::Result<()> {
         if self.is_resident_on(device) {
             return Ok(());
         }
-        Err(crate::runtime_err!(
-            "[make_resident] No copy of this buffer on {device} and no backend to transfer it."
-        ))
+        let slot = self.device.lock();
+        if self.is_resident_on(device) {
+            return Ok(());
+        }
+        match (device.kind, &*slot) {
+            (crate::DeviceType::Cpu, Some(mem)) => {
+                // The host block is written only here, while no host reader can see it yet
+                // (its HOST bit is clear) and the slot lock is held.
+                let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.nbytes) };
+                mem.download(dst)?;
+                self.residency.fetch_or(Residency::HOST, Ordering::AcqRel);
+                Ok(())
+            }
+            _ => Err(crate::runtime_err!(
+                "[make_resident] No copy of this buffer on {device} and no backend to transfer it."
+            )),
+        }
+    }
+
+    /// The device copy slot; a device backend fills it (then `add_residency`).
+    pub fn device_memory(&self) -> parking_lot::MutexGuard<'_, Option<Box<dyn DeviceMemory>>> {
+        self.device.lock()
+    }
+    /// Marks `bits` as also holding a valid copy.
+    pub fn add_residency(&self, bits: u8) {
+        self.residency.fetch_or(bits, Ordering::AcqRel);
+    }
+    /// Marks exactly `bits` as holding a valid copy (after a write on one side).
+    pub fn set_residency(&self, bits: u8) {
+        self.residency.store(bits, Ordering::Release);
     }
 }
 
@@ -132,6 +168,7 @@ impl CachingAllocator {
                 nbytes: 0,
                 capacity: 0,
                 residency: AtomicU8::new(Residency::HOST),
+                device: Mutex::new(None),
             });
         }
         let capacity = size_class(nbytes);
@@ -178,6 +215,7 @@ impl CachingAllocator {
             nbytes,
             capacity,
             residency: AtomicU8::new(Residency::HOST),
+            device: Mutex::new(None),
         })
     }
 

@@ -409,13 +409,18 @@ impl Array {
     }
 
     /// Evaluates (if needed) and returns the data view.
+    /// The view is readable from the host: a buffer last written on a device is copied back.
     pub fn data(&self) -> Result<ArrayData> {
-        if let Some(d) = self.try_data() {
-            return Ok(d);
-        }
-        crate::eval::eval(std::slice::from_ref(self))?;
-        self.try_data()
-            .ok_or_else(|| crate::runtime_err!("[eval] Array was not evaluated."))
+        let d = match self.try_data() {
+            Some(d) => d,
+            None => {
+                crate::eval::eval(std::slice::from_ref(self))?;
+                self.try_data()
+                    .ok_or_else(|| crate::runtime_err!("[eval] Array was not evaluated."))?
+            }
+        };
+        d.buffer.make_resident(crate::Device::CPU)?;
+        Ok(d)
     }
 
     pub fn eval(&self) -> Result<()> {

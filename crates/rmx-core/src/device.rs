@@ -58,11 +58,12 @@ pub fn is_available(device: Device) -> bool {
     device.index < device_count(device.kind)
 }
 
-/// How many devices of `kind` this build can use (no GPU backend is compiled in yet).
+/// How many devices of `kind` this process can use: one GPU once a GPU backend is
+/// registered (`backend::register_gpu_backend`), none before.
 pub fn device_count(kind: DeviceType) -> usize {
     match kind {
         DeviceType::Cpu => 1,
-        DeviceType::Gpu => 0,
+        DeviceType::Gpu => crate::backend::gpu_backend().is_some() as usize,
     }
 }
 
@@ -70,7 +71,10 @@ pub fn device_count(kind: DeviceType) -> usize {
 /// CPU (of any index, as MLX 0.32.4), nothing for a GPU without a backend.
 pub fn device_info(device: Device) -> Vec<(&'static str, String)> {
     match device.kind {
-        DeviceType::Gpu => Vec::new(),
+        DeviceType::Gpu => crate::backend::gpu_backend()
+            .filter(|_| is_available(device))
+            .map(|b| b.device_info())
+            .unwrap_or_default(),
         DeviceType::Cpu => {
             let name = std::fs::read_to_string("/proc/cpuinfo")
                 .ok()

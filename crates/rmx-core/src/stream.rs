@@ -66,7 +66,8 @@ pub fn clear_streams() {
 pub fn synchronize(stream: Stream) -> Result<()> {
     check_available("synchronize", stream.device)?;
     scheduler::synchronize(stream);
-    Ok(())
+    // A device backend may still be running what the stream queued (kernels are async).
+    crate::backend::backend_for(stream.device)?.synchronize()
 }
 
 /// The stream ops built on this thread now run on.

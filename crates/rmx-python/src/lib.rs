@@ -34,6 +34,10 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // With the `cuda` feature, a CUDA device found at import becomes `mx.gpu` (and the
+    // default device, as in MLX); without one nothing changes.
+    #[cfg(feature = "cuda")]
+    rmx_cuda::init();
     m.add_class::<array::PyArray>()?;
     m.add_class::<array::ArrayAt>()?;
     m.add_class::<array::ArrayAtIndex>()?;

@@ -202,6 +202,21 @@ pub struct ConvParams {
 /// (zero strides) to the output shape and cast to one dtype.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Called by the scheduler for every input buffer before a node of this device runs.
+    /// Host kernels need the host copy; a device backend may upload here or when a kernel
+    /// of its reads the buffer (so inputs of ops it runs on the host are never uploaded).
+    fn make_resident(&self, buffer: &crate::allocator::Buffer) -> Result<()> {
+        buffer.make_resident(Device::CPU)
+    }
+    /// Waits until the device has finished the work queued on it (kernels run
+    /// asynchronously on a device; host backends finish before returning).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Properties `device_info` reports for this backend's device.
+    fn device_info(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     fn unary(&self, op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData>;
     fn binary(
         &self,
@@ -356,12 +371,29 @@ pub trait Backend: Send + Sync {
     }
 }
 
+static GPU_BACKEND: std::sync::OnceLock<&'static dyn Backend> = std::sync::OnceLock::new();
+
+/// Installs the GPU backend (a device crate such as `rmx-cuda` calls this once it found a
+/// device). From then on `Device::GPU` is available and, as in MLX, the default device.
+/// Returns false if one was already installed.
+pub fn register_gpu_backend(backend: &'static dyn Backend) -> bool {
+    let fresh = GPU_BACKEND.set(backend).is_ok();
+    if fresh {
+        let _ = crate::device::set_default_device(Device::GPU);
+    }
+    fresh
+}
+
+/// The installed GPU backend, if any.
+pub fn gpu_backend() -> Option<&'static dyn Backend> {
+    GPU_BACKEND.get().copied()
+}
+
 /// The backend that runs ops placed on `device`.
 pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
     match device.kind {
         DeviceType::Cpu => Ok(&cpu::CpuBackend),
-        DeviceType::Gpu => Err(crate::value_err!(
-            "Cannot get gpu stream without gpu backend."
-        )),
+        DeviceType::Gpu => gpu_backend()
+            .ok_or_else(|| crate::value_err!("Cannot get gpu stream without gpu backend.")),
     }
 }

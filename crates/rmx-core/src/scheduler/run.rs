@@ -40,13 +40,13 @@ pub(crate) fn run_node(node: &Arc<Node>) {
 /// Computes the node's outputs; `started` gets the trace time once the inputs are ready.
 fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>> {
     let inputs = node.inputs.lock().clone();
+    let backend = crate::backend::backend_for(node.stream.device)?;
     let mut in_data = Vec::with_capacity(inputs.len());
     for inp in &inputs {
         let d = wait_for_data(inp, node)?;
-        d.buffer.make_resident(node.stream.device)?;
+        backend.make_resident(&d.buffer)?;
         in_data.push(d);
     }
-    let backend = crate::backend::backend_for(node.stream.device)?;
     *started = super::trace::now_if_enabled();
     let results = node.primitive.eval(backend, &in_data, &node.output_specs)?;
     if results.len() != node.output_specs.len() {

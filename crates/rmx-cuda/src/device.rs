@@ -1,0 +1,153 @@
+//! The one CUDA device rmx drives: its context, the stream every kernel runs on, the
+//! cuBLAS handle and the cache of NVRTC-compiled kernels.
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+use parking_lot::Mutex;
+use rmx_core::Result;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    /// All kernels, copies and frees are ordered on this one stream, so a buffer freed
+    /// (stream-ordered) or read back on the host never races a kernel still using it.
+    pub stream: Arc<CudaStream>,
+    pub blas: Mutex<CudaBlas>,
+    kernels: Mutex<HashMap<String, CudaFunction>>,
+    arch: &'static str,
+    pub name: String,
+    pub total_memory: usize,
+    pub active: AtomicUsize,
+    pub peak: AtomicUsize,
+}
+
+static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
+
+/// The device, opened on first use; `None` when no driver or device is present.
+pub fn gpu() -> Option<&'static Gpu> {
+    GPU.get_or_init(|| Gpu::open().ok()).as_ref()
+}
+
+/// Like `gpu()`, for code that only runs once a device was found.
+pub fn the_gpu() -> Result<&'static Gpu> {
+    gpu().ok_or_else(|| rmx_core::runtime_err!("[cuda] No CUDA device is available."))
+}
+
+pub fn driver_err(what: &str, e: impl std::fmt::Debug) -> rmx_core::Error {
+    rmx_core::runtime_err!("[cuda] {what} failed: {e:?}")
+}
+
+impl Gpu {
+    fn open() -> Result<Gpu> {
+        // cudarc panics when it loads a library that is absent; a missing driver, NVRTC or
+        // cuBLAS must mean "no GPU", never a crash, so look for them first.
+        let present = unsafe {
+            cudarc::driver::sys::is_culib_present()
+                && cudarc::nvrtc::sys::is_culib_present()
+                && cudarc::cublas::sys::is_culib_present()
+        };
+        if !present {
+            return Err(rmx_core::runtime_err!(
+                "[cuda] The CUDA driver, NVRTC or cuBLAS library was not found."
+            ));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| driver_err("cuInit", e))?;
+        // One stream, no per-slice event tracking: ordering comes from the stream.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        // Keep freed blocks in the driver's pool instead of returning them to the OS at
+        // every synchronization (the pool's default): this is the caching allocator.
+        unsafe { keep_pool_cached(&ctx) };
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_err("cublasCreate", e))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| driver_err("compute capability", e))?;
+        let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
+        let name = ctx.name().unwrap_or_default();
+        let total_memory = cudarc::driver::result::mem_get_info()
+            .map(|(_, t)| t)
+            .unwrap_or(0);
+        Ok(Gpu {
+            ctx,
+            stream,
+            blas: Mutex::new(blas),
+            kernels: Mutex::new(HashMap::new()),
+            arch,
+            name,
+            total_memory,
+            active: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        })
+    }
+
+    /// Makes the context current on the calling thread (scheduler workers vary).
+    pub fn bind(&self) -> Result<()> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| driver_err("bind context", e))
+    }
+
+    pub fn arch(&self) -> &'static str {
+        self.arch
+    }
+
+    /// The kernel `name`, compiled from `source()` by NVRTC on first use and cached for
+    /// the process. `name` must identify the source (op and dtypes are in it).
+    pub fn kernel(&self, name: &str, source: impl FnOnce() -> String) -> Result<CudaFunction> {
+        if let Some(f) = self.kernels.lock().get(name) {
+            return Ok(f.clone());
+        }
+        let src = source();
+        let opts = CompileOptions {
+            arch: Some(self.arch),
+            options: vec!["--std=c++17".into()],
+            ..Default::default()
+        };
+        let ptx = compile_ptx_with_opts(&src, opts).map_err(|e| {
+            rmx_core::runtime_err!("[cuda] NVRTC failed to compile kernel {name}: {e:?}")
+        })?;
+        let module = self
+            .ctx
+            .load_module(ptx)
+            .map_err(|e| driver_err(&format!("loading kernel {name}"), e))?;
+        let f = module
+            .load_function(name)
+            .map_err(|e| driver_err(&format!("finding kernel {name}"), e))?;
+        self.kernels.lock().insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    pub fn note_alloc(&self, nbytes: usize) {
+        let now = self.active.fetch_add(nbytes, Ordering::Relaxed) + nbytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+    pub fn note_free(&self, nbytes: usize) {
+        self.active.fetch_sub(nbytes, Ordering::Relaxed);
+    }
+
+    /// Waits for everything queued on the device.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| driver_err("synchronize", e))
+    }
+}
+
+/// Sets the default memory pool's release threshold to "never".
+unsafe fn keep_pool_cached(ctx: &CudaContext) {
+    use cudarc::driver::sys;
+    let mut pool = std::mem::MaybeUninit::uninit();
+    if sys::cuDeviceGetDefaultMemPool(pool.as_mut_ptr(), ctx.cu_device())
+        == sys::CUresult::CUDA_SUCCESS
+    {
+        let mut threshold: u64 = u64::MAX;
+        sys::cuMemPoolSetAttribute(
+            pool.assume_init(),
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut threshold as *mut u64 as *mut std::ffi::c_void,
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Elementwise kernels (unary, binary, select, cast, copy, fill): one grid-stride kernel
+//! per op and dtypes, reading each operand through its layout. An operand is read in
+//! one of three modes chosen at launch: contiguous (`i`), a broadcast scalar (`0`), or
+//! strided (`loc(layout, i)`).
+
+use super::ops_c::{binary_expr, unary_expr};
+use super::prelude::{bits_type, ctype, tag, PRELUDE};
+use crate::device::{driver_err, Gpu};
+use crate::layout::{collapse, Layout};
+use crate::memory::{alloc_output, device_ptr};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use rmx_core::backend::{BinaryOp, UnaryOp};
+use rmx_core::{ArrayData, Dtype, Result};
+
+const BLOCK: u32 = 256;
+/// Elements per thread per grid step: independent loads in flight hide memory latency.
+const UNROLL: usize = 4;
+
+pub fn launch_config(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(BLOCK as usize * UNROLL).clamp(1, 1 << 20) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Read mode of an operand: 0 contiguous, 1 broadcast scalar, 2 strided.
+fn mode(l: &Layout) -> i32 {
+    if l.is_contiguous() {
+        0
+    } else if l.strides[..l.ndim as usize].iter().all(|&s| s == 0) {
+        1
+    } else {
+        2
+    }
+}
+
+/// The element of operand `n` read for output index `i`, by the operand's read mode.
+fn element(n: &str) -> String {
+    format!("p{n}[(m{n} == 0 ? i : (m{n} == 1 ? 0 : loc(l{n}, i)))]")
+}
+
+/// Operands of one launch after merging dims: device pointers, layouts and modes.
+struct Operands {
+    ptrs: Vec<u64>,
+    layouts: Vec<Layout>,
+    modes: Vec<i32>,
+}
+
+fn operands(gpu: &'static Gpu, xs: &[&ArrayData], shape: &[usize]) -> Result<Option<Operands>> {
+    let strides: Vec<&[isize]> = xs.iter().map(|x| &x.strides[..]).collect();
+    let Some(layouts) = collapse(shape, &strides) else {
+        return Ok(None);
+    };
+    let mut ptrs = Vec::with_capacity(xs.len());
+    for x in xs {
+        ptrs.push(device_ptr(gpu, x)?);
+    }
+    let modes = layouts.iter().map(mode).collect();
+    Ok(Some(Operands {
+        ptrs,
+        layouts,
+        modes,
+    }))
+}
+
+/// Launches kernel `name` over `n` elements with `ops` (ptr, layout, mode each) then `out`.
+fn launch(
+    gpu: &'static Gpu,
+    name: &str,
+    src: impl FnOnce() -> String,
+    ops: &Operands,
+    out: u64,
+    n: usize,
+) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let f = gpu.kernel(name, src)?;
+    let n = n as i64;
+    let mut b = gpu.stream.launch_builder(&f);
+    for k in 0..ops.ptrs.len() {
+        b.arg(&ops.ptrs[k]).arg(&ops.layouts[k]).arg(&ops.modes[k]);
+    }
+    b.arg(&out).arg(&n);
+    unsafe { b.launch(launch_config(n as usize)) }
+        .map(|_| ())
+        .map_err(|e| driver_err(&format!("launching {name}"), e))
+}
+
+fn kernel_source(name: &str, inputs: &[(&str, &str)], out_type: &str, body: &str) -> String {
+    let params: Vec<String> = inputs
+        .iter()
+        .map(|(n, t)| format!("const {t}* __restrict__ p{n}, Layout l{n}, int m{n}"))
+        .collect();
+    format!(
+        "{PRELUDE}\nextern \"C\" __global__ void {name}({}, {out_type}* __restrict__ out, i64 n) {{\n  const i64 step = (i64)gridDim.x * blockDim.x * {UNROLL};\n  for (i64 base = (i64)blockIdx.x * blockDim.x * {UNROLL}; base < n; base += step) {{\n#pragma unroll\n    for (int u = 0; u < {UNROLL}; ++u) {{\n      const i64 i = base + (i64)u * blockDim.x + threadIdx.x;\n      if (i < n) {{\n{body}\n      }}\n    }}\n  }}\n}}\n",
+        params.join(", ")
+    )
+}
+
+/// A kernel's entry-point name (unique per source) and its CUDA C source.
+pub struct Kernel {
+    pub name: String,
+    pub src: String,
+}
+
+/// Elementwise `op` from `input` to `out`; `None` when this backend has no such kernel.
+pub fn unary_kernel(op: UnaryOp, input: Dtype, out: Dtype) -> Option<Kernel> {
+    let (ti, to) = (ctype(input)?, ctype(out)?);
+    let expr = unary_expr(op, &ti)?;
+    let name = format!("unary_{op:?}_{}_{}", tag(input), tag(out));
+    let body = format!(
+        "    {c} x = {load};\n    out[i] = {store};",
+        c = ti.compute,
+        load = ti.load(&element("x")),
+        store = to.store(&format!("({})({expr})", to.compute)),
+    );
+    let src = kernel_source(&name, &[("x", ti.store)], to.store, &body);
+    Some(Kernel { name, src })
+}
+
+pub fn binary_kernel(op: BinaryOp, input: Dtype, out: Dtype) -> Option<Kernel> {
+    let (ti, to) = (ctype(input)?, ctype(out)?);
+    let expr = binary_expr(op, &ti)?;
+    let name = format!("binary_{op:?}_{}_{}", tag(input), tag(out));
+    let body = format!(
+        "    {c} a = {la}; {c} b = {lb};\n    out[i] = {store};",
+        c = ti.compute,
+        la = ti.load(&element("a")),
+        lb = ti.load(&element("b")),
+        store = to.store(&format!("({})({expr})", to.compute)),
+    );
+    let src = kernel_source(&name, &[("a", ti.store), ("b", ti.store)], to.store, &body);
+    Some(Kernel { name, src })
+}
+
+pub fn select_kernel(cond: Dtype, input: Dtype) -> Kernel {
+    let t = bits_type(input.size());
+    let ct = bits_type(cond.size());
+    let name = format!("select_{ct}_{t}");
+    let body = format!(
+        "    out[i] = {} ? {} : {};",
+        element("c"),
+        element("a"),
+        element("b")
+    );
+    let src = kernel_source(&name, &[("c", ct), ("a", t), ("b", t)], t, &body);
+    Kernel { name, src }
+}
+
+/// C-cast conversion (to bool: `x != 0`); the same dtype is a copy of the raw bits.
+pub fn cast_kernel(input: Dtype, out: Dtype) -> Option<Kernel> {
+    if input == out {
+        let t = bits_type(out.size());
+        let name = format!("copy_{t}");
+        let body = format!("    out[i] = {};", element("x"));
+        let src = kernel_source(&name, &[("x", t)], t, &body);
+        return Some(Kernel { name, src });
+    }
+    let (ti, to) = (ctype(input)?, ctype(out)?);
+    let name = format!("cast_{}_{}", tag(input), tag(out));
+    let v = ti.load(&element("x"));
+    let v = if to.compute == "bool" {
+        format!("({v} != 0)")
+    } else if ti.float && to.compute.starts_with('u') {
+        // through int64, as the host's casts: negative floats wrap instead of clamping to 0
+        format!("({})(i64)({v})", to.compute)
+    } else {
+        format!("({})({v})", to.compute)
+    };
+    let body = format!("    out[i] = {};", to.store(&v));
+    let src = kernel_source(&name, &[("x", ti.store)], to.store, &body);
+    Some(Kernel { name, src })
+}
+
+pub fn fill_kernel(dtype: Dtype) -> Kernel {
+    let t = bits_type(dtype.size());
+    let name = format!("fill_{t}");
+    let src = format!("{PRELUDE}\nextern \"C\" __global__ void {name}({t}* out, u64 v, i64 n) {{\n  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) out[i] = ({t})v;\n}}\n");
+    Kernel { name, src }
+}
+
+/// Runs `kernel` over the elements of `inputs` (all of `shape`) into a new array.
+fn run(
+    gpu: &'static Gpu,
+    kernel: Kernel,
+    inputs: &[&ArrayData],
+    shape: &[usize],
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    let Some(ops) = operands(gpu, inputs, shape)? else {
+        return Ok(None);
+    };
+    let (out, optr) = alloc_output(gpu, out_dtype, shape)?;
+    let Kernel { name, src } = kernel;
+    launch(gpu, &name, || src, &ops, optr, out.numel())?;
+    Ok(Some(out))
+}
+
+/// `op(x)` into a new array of `out_dtype`; `Ok(None)` when no kernel fits.
+pub fn unary(
+    gpu: &'static Gpu,
+    op: UnaryOp,
+    x: &ArrayData,
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    match unary_kernel(op, x.dtype, out_dtype) {
+        Some(k) => run(gpu, k, &[x], &x.shape, out_dtype),
+        None => Ok(None),
+    }
+}
+
+/// `op(a, b)` (same dtype, same shape) into a new array of `out_dtype`.
+pub fn binary(
+    gpu: &'static Gpu,
+    op: BinaryOp,
+    a: &ArrayData,
+    b: &ArrayData,
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    match binary_kernel(op, a.dtype, out_dtype) {
+        Some(k) => run(gpu, k, &[a, b], &a.shape, out_dtype),
+        None => Ok(None),
+    }
+}
+
+/// `cond ? a : b`, moving elements as raw bits (any dtype).
+pub fn select(
+    gpu: &'static Gpu,
+    cond: &ArrayData,
+    a: &ArrayData,
+    b: &ArrayData,
+) -> Result<Option<ArrayData>> {
+    run(
+        gpu,
+        select_kernel(cond.dtype, a.dtype),
+        &[cond, a, b],
+        &a.shape,
+        a.dtype,
+    )
+}
+
+/// `x` converted to `dtype`. Same dtype: a row-major copy.
+pub fn cast(gpu: &'static Gpu, x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
+    match cast_kernel(x.dtype, dtype) {
+        Some(k) => run(gpu, k, &[x], &x.shape, dtype),
+        None => Ok(None),
+    }
+}
+
+/// A fresh array of `shape` with every element's bytes equal to `bits` (little-endian,
+/// `dtype.size()` bytes).
+pub fn fill_bits(gpu: &'static Gpu, bits: u64, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {
+    let (out, optr) = alloc_output(gpu, dtype, shape)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let Kernel { name, src } = fill_kernel(dtype);
+    let f = gpu.kernel(&name, || src)?;
+    let n64 = n as i64;
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&optr).arg(&bits).arg(&n64);
+    unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching fill", e))?;
+    Ok(out)
+}

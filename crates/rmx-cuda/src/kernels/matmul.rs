@@ -1,0 +1,173 @@
+//! Batched matmul through cuBLAS (`cublasGemmStridedBatchedEx`): float32 (full fp32),
+//! float64, and float16/bfloat16 with float32 accumulation. Row-major `C = A B` is the
+//! column-major `Cᵀ = Bᵀ Aᵀ`, so operands go in swapped and nothing is copied when each
+//! matrix is row- or column-contiguous with one stride between batch elements.
+
+use super::elementwise::cast;
+use crate::device::{driver_err, Gpu};
+use crate::memory::{alloc_output, device_ptr};
+use cudarc::cublas::result::gemm_strided_batched_ex;
+use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType};
+use rmx_core::{ArrayData, Dtype, Result};
+use std::ffi::c_void;
+
+/// A matrix operand as cuBLAS takes it: pointer, transposed?, leading dim, batch stride.
+struct Operand {
+    ptr: u64,
+    trans: bool,
+    ld: i64,
+    batch_stride: i64,
+}
+
+/// One stride between consecutive batch elements over all batch dims, if there is one.
+fn batch_stride(x: &ArrayData) -> Option<i64> {
+    let nb = x.ndim() - 2;
+    let mut stride: Option<i64> = None;
+    let mut expect_next: Option<i64> = None;
+    for d in (0..nb).rev() {
+        if x.shape[d] == 1 {
+            continue;
+        }
+        let s = x.strides[d] as i64;
+        match (stride, expect_next) {
+            (None, _) => {
+                stride = Some(s);
+                expect_next = Some(s * x.shape[d] as i64);
+            }
+            (Some(s0), Some(e)) => {
+                if s != e && !(s0 == 0 && s == 0) {
+                    return None;
+                }
+                expect_next = Some(s * x.shape[d] as i64);
+            }
+            _ => return None,
+        }
+    }
+    Some(stride.unwrap_or(0))
+}
+
+/// `x` ([.., R, C]) as a cuBLAS operand, copying it row-contiguous when its strides do not fit.
+fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(Operand, Option<ArrayData>)>> {
+    let n = x.ndim();
+    let (r, c) = (x.shape[n - 2], x.shape[n - 1]);
+    let (sr, sc) = (x.strides[n - 2] as i64, x.strides[n - 1] as i64);
+    let fits_rows = (sc == 1 || c == 1) && sr >= c.max(1) as i64;
+    let fits_cols = (sr == 1 || r == 1) && sc >= r.max(1) as i64;
+    if let Some(bs) = batch_stride(x) {
+        if fits_rows {
+            let op = Operand {
+                ptr: device_ptr(gpu, x)?,
+                trans: false,
+                ld: sr.max(c as i64).max(1),
+                batch_stride: bs,
+            };
+            return Ok(Some((op, None)));
+        }
+        if fits_cols {
+            let op = Operand {
+                ptr: device_ptr(gpu, x)?,
+                trans: true,
+                ld: sc.max(r as i64).max(1),
+                batch_stride: bs,
+            };
+            return Ok(Some((op, None)));
+        }
+    }
+    let Some(copy) = cast(gpu, x, x.dtype)? else {
+        return Ok(None);
+    };
+    let op = Operand {
+        ptr: device_ptr(gpu, &copy)?,
+        trans: false,
+        ld: (c as i64).max(1),
+        batch_stride: (r * c) as i64,
+    };
+    Ok(Some((op, Some(copy))))
+}
+
+pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<ArrayData>> {
+    let (dt, compute) = match a.dtype {
+        Dtype::Float32 => (
+            cudaDataType::CUDA_R_32F,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
+        Dtype::Float16 => (
+            cudaDataType::CUDA_R_16F,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
+        Dtype::Bfloat16 => (
+            cudaDataType::CUDA_R_16BF,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
+        Dtype::Float64 => (
+            cudaDataType::CUDA_R_64F,
+            cublasComputeType_t::CUBLAS_COMPUTE_64F,
+        ),
+        _ => return Ok(None),
+    };
+    let nd = a.ndim();
+    let (m, k, n) = (a.shape[nd - 2], a.shape[nd - 1], b.shape[nd - 1]);
+    let mut out_shape = a.shape.to_vec();
+    out_shape[nd - 1] = n;
+    let batch: usize = a.shape[..nd - 2].iter().product();
+    if m == 0 || n == 0 || batch == 0 {
+        return Ok(Some(alloc_output(gpu, a.dtype, &out_shape)?.0));
+    }
+    if k == 0 {
+        return Ok(Some(super::elementwise::fill_bits(
+            gpu, 0, a.dtype, &out_shape,
+        )?));
+    }
+    if [m, n, k, batch].iter().any(|&v| v > i32::MAX as usize) {
+        return Ok(None);
+    }
+    let (Some((oa, _keep_a)), Some((ob, _keep_b))) = (operand(gpu, a)?, operand(gpu, b)?) else {
+        return Ok(None);
+    };
+    let (out, optr) = alloc_output(gpu, a.dtype, &out_shape)?;
+    let op = |t: bool| {
+        if t {
+            cublasOperation_t::CUBLAS_OP_T
+        } else {
+            cublasOperation_t::CUBLAS_OP_N
+        }
+    };
+    let (alpha32, beta32) = (1f32, 0f32);
+    let (alpha64, beta64) = (1f64, 0f64);
+    let (alpha, beta): (*const c_void, *const c_void) = if a.dtype == Dtype::Float64 {
+        (&alpha64 as *const f64 as _, &beta64 as *const f64 as _)
+    } else {
+        (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
+    };
+    gpu.bind()?;
+    let blas = gpu.blas.lock();
+    unsafe {
+        gemm_strided_batched_ex(
+            *blas.handle(),
+            op(ob.trans),
+            op(oa.trans),
+            n as i32,
+            m as i32,
+            k as i32,
+            alpha,
+            ob.ptr as *const c_void,
+            dt,
+            ob.ld as i32,
+            ob.batch_stride,
+            oa.ptr as *const c_void,
+            dt,
+            oa.ld as i32,
+            oa.batch_stride,
+            beta,
+            optr as *mut c_void,
+            dt,
+            n as i32,
+            (m * n) as i64,
+            batch as i32,
+            compute,
+            cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+        )
+    }
+    .map_err(|e| driver_err("cublasGemmStridedBatchedEx", e))?;
+    Ok(Some(out))
+}

@@ -1,0 +1,202 @@
+//! Row kernels over the last axis: softmax and the RMS / layer norms. One block per row;
+//! statistics in float (double for float64), combined with warp shuffles.
+
+use super::elementwise::{cast, Kernel};
+use super::prelude::{ctype, tag, PRELUDE};
+use crate::device::{driver_err, Gpu};
+use crate::memory::{alloc_output, device_ptr};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use rmx_core::backend::NormKind;
+use rmx_core::{ArrayData, Dtype, Result};
+
+const BLOCK: u32 = 256;
+
+pub const BLOCK_REDUCE: &str = r#"
+template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v, F f, C* sh, C ident) {
+  for (int s = 16; s > 0; s >>= 1) v = f(v, __shfl_down_sync(0xffffffff, v, s));
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    v = threadIdx.x < (blockDim.x >> 5) ? sh[threadIdx.x] : ident;
+    for (int s = 16; s > 0; s >>= 1) v = f(v, __shfl_down_sync(0xffffffff, v, s));
+    if (threadIdx.x == 0) sh[0] = v;
+  }
+  __syncthreads();
+  v = sh[0];
+  __syncthreads();
+  return v;
+}
+"#;
+
+/// `x` with dense rows (the last axis contiguous, rows evenly spaced): as is, or a copy.
+fn dense_rows(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
+    if x.is_row_contiguous() {
+        return Ok(Some(x.clone()));
+    }
+    cast(gpu, x, x.dtype)
+}
+
+fn row_config(rows: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (rows.clamp(1, 1 << 20) as u32, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Softmax over rows of a floating dtype.
+pub fn softmax_kernel(dtype: Dtype) -> Option<Kernel> {
+    let t = ctype(dtype).filter(|t| t.float)?;
+    let name = format!("softmax_{}", tag(dtype));
+    let src = {
+        let c = t.compute;
+        let exp = t.math("exp");
+        let ld = t.load("xr[j]");
+        format!(
+            r#"{PRELUDE}{BLOCK_REDUCE}
+    extern "C" __global__ void {name}(const {s}* x, {s}* out, i64 rows, i64 n) {{
+      __shared__ {c} sh[32];
+      auto mx = [](C_ a, C_ b) {{ return (is_nan(a) || a > b) ? a : b; }};
+      auto add = [](C_ a, C_ b) {{ return a + b; }};
+      for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
+    const {s}* xr = x + r * n; {s}* orow = out + r * n;
+    {c} m = -INFINITY;
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = mx(m, {ld});
+    m = block_reduce(m, mx, sh, ({c})-INFINITY);
+    {c} sum = 0;
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += {exp}({ld} - m);
+    sum = block_reduce(sum, add, sh, ({c})0);
+    {c} inv = 1 / sum;
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) orow[j] = {st};
+      }}
+    }}
+    "#,
+            s = t.store,
+            st = t.store(&format!("{exp}({ld} - m) * inv")),
+        )
+        .replace("C_", c)
+    };
+    Some(Kernel { name, src })
+}
+
+pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
+    let Some(Kernel { name, src }) = softmax_kernel(x.dtype) else {
+        return Ok(None);
+    };
+    let Some(x) = dense_rows(gpu, x)? else {
+        return Ok(None);
+    };
+    let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
+    let n = *x.shape.last().unwrap_or(&1);
+    let rows = x.numel().checked_div(n).unwrap_or(0);
+    if rows == 0 {
+        return Ok(Some(out));
+    }
+    let xptr = device_ptr(gpu, &x)?;
+    let f = gpu.kernel(&name, || src)?;
+    let (r64, n64) = (rows as i64, n as i64);
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&xptr).arg(&optr).arg(&r64).arg(&n64);
+    unsafe { b.launch(row_config(rows)) }.map_err(|e| driver_err("launching softmax", e))?;
+    Ok(Some(out))
+}
+
+/// RMS (`rms`) or layer norm over rows of a floating dtype, with optional weight and bias.
+pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
+    let t = ctype(dtype).filter(|t| t.float)?;
+    let name = format!("norm_{}_{}", if rms { "rms" } else { "layer" }, tag(dtype));
+    let src = {
+        let c = t.compute;
+        let ld = t.load("xr[j]");
+        let round = |e: &str| t.load(&t.store(e));
+        let y = "((v - mu) * rstd)";
+        let with_w = format!("{} * {}", round(y), t.load("w[j * ws]"));
+        let with_wb = format!("{} + {}", round(&with_w), t.load("bb[j * bs]"));
+        let with_b = format!("{} + {}", round(y), t.load("bb[j * bs]"));
+        let sqrt = t.math("sqrt");
+        let stats = if rms {
+            format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+        } else {
+            format!("{c} s1 = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) s1 += {ld};\n    {c} mu = block_reduce(s1, add, sh, ({c})0) / ({c})n;\n    {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld} - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+        };
+        format!(
+            r#"{PRELUDE}{BLOCK_REDUCE}
+extern "C" __global__ void {name}(const {s}* x, const {s}* w, i64 ws, const {s}* bb, i64 bs, {s}* out, i64 rows, i64 n, float eps, int flags) {{
+  __shared__ {c} sh[32];
+  auto add = []({c} a, {c} b) {{ return a + b; }};
+  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
+    const {s}* xr = x + r * n; {s}* orow = out + r * n;
+    {stats}
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{
+      {c} v = {ld};
+      {c} o;
+      if (flags == 0) o = {y};
+      else if (flags == 1) o = {with_w};
+      else if (flags == 2) o = {with_b};
+      else o = {with_wb};
+      orow[j] = {st};
+    }}
+  }}
+}}
+"#,
+            s = t.store,
+            st = t.store("o"),
+        )
+    };
+    Some(Kernel { name, src })
+}
+
+/// RMS or layer norm with optional weight and bias (1-d, any stride), rounding to the
+/// dtype before the weight and before the bias as the CPU kernel (and MLX) does.
+pub fn norm(
+    gpu: &'static Gpu,
+    kind: NormKind,
+    x: &ArrayData,
+    weight: Option<&ArrayData>,
+    bias: Option<&ArrayData>,
+    eps: f32,
+) -> Result<Option<ArrayData>> {
+    if norm_kernel(true, x.dtype).is_none() {
+        return Ok(None);
+    }
+    let Some(x) = dense_rows(gpu, x)? else {
+        return Ok(None);
+    };
+    let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
+    let n = *x.shape.last().unwrap_or(&1);
+    let rows = x.numel().checked_div(n).unwrap_or(0);
+    if rows == 0 {
+        return Ok(Some(out));
+    }
+    let xptr = device_ptr(gpu, &x)?;
+    let vec_arg = |v: Option<&ArrayData>| -> Result<(u64, i64)> {
+        match v {
+            Some(v) => Ok((
+                device_ptr(gpu, v)?,
+                v.strides.first().copied().unwrap_or(0) as i64,
+            )),
+            None => Ok((0, 0)),
+        }
+    };
+    let (wptr, wstride) = vec_arg(weight)?;
+    let (bptr, bstride) = vec_arg(bias)?;
+    let flags = weight.is_some() as i32 | (bias.is_some() as i32) << 1;
+    let Some(Kernel { name, src }) = norm_kernel(matches!(kind, NormKind::Rms), x.dtype) else {
+        return Ok(None);
+    };
+    let f = gpu.kernel(&name, || src)?;
+    let (r64, n64) = (rows as i64, n as i64);
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&xptr)
+        .arg(&wptr)
+        .arg(&wstride)
+        .arg(&bptr)
+        .arg(&bstride)
+        .arg(&optr)
+        .arg(&r64)
+        .arg(&n64)
+        .arg(&eps)
+        .arg(&flags);
+    unsafe { b.launch(row_config(rows)) }.map_err(|e| driver_err("launching norm", e))?;
+    Ok(Some(out))
+}

@@ -1,0 +1,134 @@
+//! Device copies of rmx buffers (see docs/ARCHITECTURE.md, "Unified memory").
+//!
+//! Every `Buffer` keeps its host block; a kernel that reads a buffer whose GPU bit is clear
+//! uploads it first (`device_ptr`), kernels write only device memory (`alloc_output`
+//! clears the host bit) and host readers copy back through `DeviceMemory::download`.
+//! Device blocks come from the driver's stream-ordered pool (`cuMemAllocAsync`), which
+//! caches freed blocks for reuse; no managed memory.
+
+use crate::device::{driver_err, Gpu};
+use cudarc::driver::result;
+use rmx_core::allocator::{Buffer, DeviceMemory, Residency};
+use rmx_core::{ArrayData, Dtype, Result};
+use std::sync::Arc;
+
+/// One device allocation, freed (stream-ordered) when its buffer drops.
+pub struct DeviceAlloc {
+    pub ptr: u64,
+    nbytes: usize,
+    gpu: &'static Gpu,
+}
+
+impl DeviceAlloc {
+    pub fn new(gpu: &'static Gpu, nbytes: usize) -> Result<DeviceAlloc> {
+        if nbytes == 0 {
+            return Ok(DeviceAlloc {
+                ptr: 0,
+                nbytes,
+                gpu,
+            });
+        }
+        gpu.bind()?;
+        let ptr = match unsafe { result::malloc_async(gpu.stream.cu_stream(), nbytes) } {
+            Ok(p) => p,
+            Err(_) => {
+                // Out of memory: let queued frees land, hand the pool's cache back, retry.
+                gpu.synchronize()?;
+                unsafe { trim_pool(gpu) };
+                unsafe { result::malloc_async(gpu.stream.cu_stream(), nbytes) }.map_err(|e| {
+                    rmx_core::runtime_err!(
+                        "[cuda] Out of device memory allocating {nbytes} bytes ({} bytes in use by rmx, {} total): {e:?}",
+                        gpu.active.load(std::sync::atomic::Ordering::Relaxed),
+                        gpu.total_memory
+                    )
+                })?
+            }
+        };
+        gpu.note_alloc(nbytes);
+        Ok(DeviceAlloc { ptr, nbytes, gpu })
+    }
+}
+
+/// Releases the unused blocks the default memory pool keeps cached.
+unsafe fn trim_pool(gpu: &Gpu) {
+    let mut pool = std::mem::MaybeUninit::uninit();
+    let dev = gpu.ctx.cu_device();
+    if cudarc::driver::sys::cuDeviceGetDefaultMemPool(pool.as_mut_ptr(), dev)
+        == cudarc::driver::sys::CUresult::CUDA_SUCCESS
+    {
+        cudarc::driver::sys::cuMemPoolTrimTo(pool.assume_init(), 0);
+    }
+}
+
+impl Drop for DeviceAlloc {
+    fn drop(&mut self) {
+        if self.ptr != 0 && self.gpu.bind().is_ok() {
+            unsafe {
+                let _ = result::free_async(self.ptr, self.gpu.stream.cu_stream());
+            }
+            self.gpu.note_free(self.nbytes);
+        }
+    }
+}
+
+impl DeviceMemory for DeviceAlloc {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn download(&self, host: &mut [u8]) -> Result<()> {
+        if host.is_empty() {
+            return Ok(());
+        }
+        self.gpu.bind()?;
+        unsafe { result::memcpy_dtoh_async(host, self.ptr, self.gpu.stream.cu_stream()) }
+            .map_err(|e| driver_err("copy to host", e))?;
+        self.gpu.synchronize()
+    }
+}
+
+/// The device address of element `[0, 0, ...]` of `d`, uploading the buffer first when the
+/// device holds no valid copy.
+pub fn device_ptr(gpu: &'static Gpu, d: &ArrayData) -> Result<u64> {
+    let base = buffer_ptr(gpu, &d.buffer)?;
+    Ok(base + (d.offset * d.dtype.size()) as u64)
+}
+
+/// The device address of a buffer's start, uploading it if needed.
+pub fn buffer_ptr(gpu: &'static Gpu, buffer: &Buffer) -> Result<u64> {
+    let mut slot = buffer.device_memory();
+    if slot.is_none() {
+        *slot = Some(Box::new(DeviceAlloc::new(gpu, buffer.nbytes())?));
+    }
+    let mem = slot
+        .as_ref()
+        .and_then(|m| m.as_any().downcast_ref::<DeviceAlloc>())
+        .ok_or_else(|| rmx_core::runtime_err!("[cuda] Buffer holds another device's copy."))?;
+    if !buffer.is_resident_on(rmx_core::Device::GPU) && buffer.nbytes() > 0 {
+        // No valid device copy means the host copy is valid (a buffer always has one).
+        gpu.bind()?;
+        unsafe { result::memcpy_htod_async(mem.ptr, buffer.as_bytes(), gpu.stream.cu_stream()) }
+            .map_err(|e| driver_err("copy to device", e))?;
+        buffer.add_residency(Residency::GPU);
+    }
+    Ok(mem.ptr)
+}
+
+/// A fresh row-contiguous array whose only valid copy will be the device one the caller's
+/// kernel writes; returns it with its device address.
+pub fn alloc_output(gpu: &'static Gpu, dtype: Dtype, shape: &[usize]) -> Result<(ArrayData, u64)> {
+    let n: usize = shape.iter().product();
+    let nbytes = n * dtype.size();
+    let buffer = Buffer::new(nbytes)?;
+    let mem = DeviceAlloc::new(gpu, nbytes)?;
+    let ptr = mem.ptr;
+    *buffer.device_memory() = Some(Box::new(mem));
+    buffer.set_residency(Residency::GPU);
+    let data = ArrayData {
+        buffer: Arc::new(buffer),
+        dtype,
+        shape: shape.into(),
+        strides: rmx_core::shape::row_strides(shape),
+        offset: 0,
+    };
+    Ok((data, ptr))
+}

@@ -1,0 +1,305 @@
+"""The CUDA backend: every op run with ``stream=mx.gpu`` agrees with the same op on
+``mx.cpu`` (and with NumPy in float64 where that is meaningful), within dtype tolerance.
+
+Skips where no GPU backend is available (CI has no GPU); run on the GPU machine with a
+build made with ``--features cuda`` (see docs/ARCHITECTURE.md, "CUDA backend").
+"""
+
+import numpy as np
+import pytest
+
+from diff import get_rmx
+
+mx = get_rmx()
+
+pytestmark = pytest.mark.skipif(
+    not mx.is_available(mx.gpu), reason="no GPU backend in this build or no CUDA device"
+)
+
+FLOATS = ["float16", "bfloat16", "float32", "float64"]
+INTS = ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"]
+TOL = {
+    "float16": (2e-3, 2e-3),
+    "bfloat16": (1.6e-2, 1.6e-2),
+    "float32": (2e-5, 1e-6),
+    "float64": (1e-12, 1e-14),
+}
+
+
+def dt(name):
+    return getattr(mx, name)
+
+
+def host(x):
+    """A NumPy copy of `x` (bfloat16 widened to float32 on the CPU)."""
+    if x.dtype == mx.bfloat16:
+        x = x.astype(mx.float32, stream=mx.cpu)
+    return np.array(x)
+
+
+def assert_close(g, c, dtype_name, what):
+    assert g.shape == c.shape, what
+    assert g.dtype == c.dtype, what
+    gn, cn = host(g), host(c)
+    if dtype_name in TOL and gn.dtype.kind == "f":
+        rtol, atol = TOL[dtype_name]
+        np.testing.assert_allclose(gn, cn, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
+    else:
+        np.testing.assert_array_equal(gn, cn, err_msg=what)
+
+
+def both(fn, *args):
+    """fn(*args, stream) on the GPU and on the CPU, evaluated."""
+    g = fn(*args, mx.gpu)
+    c = fn(*args, mx.cpu)
+    mx.eval(g, c)
+    return g, c
+
+
+def rand(shape, dtype="float32", low=-3.0, high=3.0, seed=0):
+    r = np.random.default_rng(seed).uniform(low, high, size=shape)
+    if dtype in INTS or dtype == "bool_":
+        r = np.round(r)
+    return mx.array(r.astype(np.float64)).astype(dt(dtype), stream=mx.cpu)
+
+
+def test_default_device_is_the_gpu_as_in_mlx():
+    assert mx.default_device() == mx.gpu
+    assert mx.device_count(mx.gpu) >= 1
+    info = mx.device_info(mx.gpu)
+    assert "device_name" in info
+
+
+def test_seed_walkthrough_add_on_both_devices():
+    a = mx.random.uniform(shape=(100,))
+    b = mx.random.uniform(shape=(100,))
+    c = mx.add(a, b, stream=mx.cpu)
+    d = mx.add(a, b, stream=mx.gpu)
+    # a device result feeds a host op and back, with no user-visible copies
+    e = mx.multiply(d, 2, stream=mx.cpu)
+    f = mx.subtract(e, c, stream=mx.gpu)
+    np.testing.assert_allclose(np.array(f), np.array(a) + np.array(b), rtol=1e-6)
+    np.testing.assert_allclose(np.array(d), np.array(c), rtol=0)
+
+
+UNARY_FLOAT = {
+    "abs": (-3, 3), "negative": (-3, 3), "sign": (-3, 3), "sqrt": (0, 9), "rsqrt": (0.1, 9),
+    "square": (-3, 3), "reciprocal": (0.5, 3), "exp": (-5, 5), "expm1": (-2, 2),
+    "log": (0.1, 9), "log1p": (-0.5, 9), "log2": (0.1, 9), "log10": (0.1, 9),
+    "sin": (-3, 3), "cos": (-3, 3), "tan": (-1.2, 1.2), "arcsin": (-0.9, 0.9),
+    "arccos": (-0.9, 0.9), "arctan": (-3, 3), "sinh": (-3, 3), "cosh": (-3, 3),
+    "tanh": (-3, 3), "arcsinh": (-3, 3), "arccosh": (1.1, 9), "arctanh": (-0.9, 0.9),
+    "floor": (-3, 3), "ceil": (-3, 3), "round": (-3, 3), "erf": (-2, 2),
+    "erfinv": (-0.9, 0.9), "sigmoid": (-5, 5), "logical_not": (-1, 1), "isnan": (-1, 1),
+    "isinf": (-1, 1), "isposinf": (-1, 1), "isneginf": (-1, 1),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", sorted(UNARY_FLOAT))
+def test_unary_floats(op, dtype):
+    lo, hi = UNARY_FLOAT[op]
+    x = rand((33, 65), dtype, lo, hi)
+    g, c = both(lambda x, s: getattr(mx, op)(x, stream=s), x)
+    assert_close(g, c, dtype, f"{op} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_unary_special_values(dtype):
+    x = mx.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e30]).astype(dt(dtype))
+    for op in ["abs", "sign", "exp", "isnan", "isinf", "floor", "sigmoid", "negative"]:
+        g, c = both(lambda x, s: getattr(mx, op)(x, stream=s), x)
+        assert_close(g, c, dtype, f"{op} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", INTS + ["bool_"])
+@pytest.mark.parametrize("op", ["abs", "negative", "sign", "square", "logical_not",
+                                "bitwise_invert", "floor", "isnan"])
+def test_unary_integers(op, dtype):
+    x = rand((7, 9), dtype, -50, 50)
+    try:
+        c = getattr(mx, op)(x, stream=mx.cpu)
+        mx.eval(c)
+    except Exception as e:  # the op rejects this dtype: the GPU must reject it alike
+        with pytest.raises(type(e)):
+            mx.eval(getattr(mx, op)(x, stream=mx.gpu))
+        return
+    g = getattr(mx, op)(x, stream=mx.gpu)
+    mx.eval(g)
+    assert_close(g, c, dtype, f"{op} {dtype}")
+
+
+BINARY = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum",
+          "remainder", "floor_divide", "arctan2", "logaddexp", "equal", "not_equal",
+          "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or"]
+INT_BINARY = ["add", "subtract", "multiply", "maximum", "minimum", "bitwise_and",
+              "bitwise_or", "bitwise_xor", "equal", "less", "remainder", "floor_divide",
+              "left_shift", "right_shift", "power", "divide"]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", BINARY)
+def test_binary_floats_broadcast_and_views(op, dtype):
+    a = rand((4, 1, 33), dtype, 0.5, 3, seed=1)
+    b = rand((33, 5), dtype, -3, 3, seed=2).T  # a transposed view, broadcast against a
+    g, c = both(lambda a, b, s: getattr(mx, op)(a, b, stream=s), a, b)
+    assert_close(g, c, dtype, f"{op} {dtype}")
+    g, c = both(lambda a, s: getattr(mx, op)(a, 1.5, stream=s), a)
+    assert_close(g, c, dtype, f"{op} {dtype} scalar")
+
+
+@pytest.mark.parametrize("dtype", INTS)
+@pytest.mark.parametrize("op", INT_BINARY)
+def test_binary_integers(op, dtype):
+    a = rand((6, 10), dtype, 0, 60, seed=3)
+    b = rand((10,), dtype, 1, 7, seed=4)
+    g, c = both(lambda a, b, s: getattr(mx, op)(a, b, stream=s), a, b)
+    assert_close(g, c, dtype, f"{op} {dtype}")
+
+
+def test_binary_nan_semantics():
+    a = mx.array([np.nan, 1.0, -np.inf, np.inf, 0.0])
+    b = mx.array([1.0, np.nan, -np.inf, np.inf, -0.0])
+    for op in ["maximum", "minimum", "logaddexp", "equal", "add", "remainder"]:
+        g, c = both(lambda a, b, s: getattr(mx, op)(a, b, stream=s), a, b)
+        assert_close(g, c, "float32", op)
+
+
+def test_where_and_casts():
+    cond = rand((5, 7), "float32", -1, 1) > 0
+    for dtype in FLOATS + INTS + ["complex64"]:
+        a = rand((5, 7), "float32", 0, 9, seed=5).astype(dt(dtype))
+        b = rand((7,), "float32", 0, 9, seed=6).astype(dt(dtype))
+        g, c = both(lambda c_, a, b, s: mx.where(c_, a, b, stream=s), cond, a, b)
+        assert_close(g, c, dtype, f"where {dtype}")
+    for src in FLOATS + INTS + ["bool_"]:
+        x = rand((4, 9), src, 0, 100, seed=7)
+        for dst in FLOATS + INTS + ["bool_"]:
+            g, c = both(lambda x, s: x.astype(dt(dst), stream=s), x)
+            assert_close(g, c, dst, f"{src} -> {dst}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8", "int64", "bool_"])
+@pytest.mark.parametrize("axis", [None, 0, -1, (0, 2), (1,)])
+@pytest.mark.parametrize("op", ["sum", "prod", "max", "min", "mean", "all", "any"])
+def test_reductions(op, axis, dtype):
+    x = rand((5, 33, 7), dtype, 0.5, 1.5 if op == "prod" else 9, seed=8)
+    if dtype == "bool_" and op in ("mean",):
+        return
+    g, c = both(lambda x, s: getattr(mx, op)(x, axis=axis, keepdims=True, stream=s), x)
+    assert_close(g, c, dtype, f"{op} {axis} {dtype}")
+    # over a transposed view
+    g, c = both(lambda x, s: getattr(mx, op)(x.transpose(2, 0, 1), axis=axis, stream=s), x)
+    assert_close(g, c, dtype, f"{op} {axis} {dtype} view")
+
+
+def test_reduction_nan_and_large():
+    x = mx.array(np.random.default_rng(9).standard_normal(1_000_003).astype(np.float32))
+    g, c = both(lambda x, s: mx.sum(x, stream=s), x)
+    np.testing.assert_allclose(np.array(g), np.array(x, dtype=np.float64).sum(), rtol=1e-4)
+    y = mx.array([1.0, np.nan, 3.0])
+    for op in ["max", "min", "sum"]:
+        g, c = both(lambda y, s: getattr(mx, op)(y, stream=s), y)
+        assert np.isnan(np.array(g))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shapes", [((1, 64), (64, 48)), ((3, 17, 33), (33, 9)),
+                                    ((2, 1, 5, 8), (4, 8, 6)), ((0, 4), (4, 3)),
+                                    ((3, 0), (0, 5)), ((128, 256), (256, 64))])
+def test_matmul(dtype, shapes):
+    sa, sb = shapes
+    a = rand(sa, dtype, -1, 1, seed=10)
+    b = rand(sb, dtype, -1, 1, seed=11)
+    g, c = both(lambda a, b, s: mx.matmul(a, b, stream=s), a, b)
+    tol = {"float16": 5e-3, "bfloat16": 3e-2, "float32": 1e-4, "float64": 1e-12}[dtype]
+    np.testing.assert_allclose(host(g), host(c), rtol=tol, atol=tol)
+    ref = np.array(a.astype(mx.float64, stream=mx.cpu)) @ np.array(b.astype(mx.float64, stream=mx.cpu))
+    np.testing.assert_allclose(host(g).astype(np.float64), ref, rtol=tol * 4, atol=tol * 4)
+
+
+def test_matmul_transposed_and_sliced_operands():
+    a = rand((40, 30), "float32", -1, 1, seed=12)
+    b = rand((20, 40), "float32", -1, 1, seed=13)
+    for x, y in [(a.T, b.T), (a[::2, :].T, b[:, ::2].T), (a.T[:, 1:], b.T[1:, :])]:
+        g, c = both(lambda x, y, s: mx.matmul(x, y, stream=s), x, y)
+        assert_close(g, c, "float32", "matmul views")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_and_norms(dtype):
+    x = rand((6, 5, 130), dtype, -4, 4, seed=14)
+    w = rand((130,), dtype, -1, 1, seed=15)
+    bias = rand((130,), dtype, -1, 1, seed=16)
+    for fn in [
+        lambda x, s: mx.softmax(x, axis=-1, stream=s),
+        lambda x, s: mx.softmax(x, axis=0, stream=s),
+        lambda x, s: mx.fast.rms_norm(x, w, 1e-5, stream=s),
+        lambda x, s: mx.fast.rms_norm(x, None, 1e-5, stream=s),
+        lambda x, s: mx.fast.layer_norm(x, w, bias, 1e-5, stream=s),
+        lambda x, s: mx.fast.layer_norm(x, None, bias, 1e-5, stream=s),
+        lambda x, s: mx.fast.layer_norm(x, w, None, 1e-5, stream=s),
+        lambda x, s: mx.fast.layer_norm(x[:, ::2, :], None, None, 1e-5, stream=s),
+    ]:
+        g, c = both(fn, x)
+        rtol, atol = TOL[dtype]
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 4, atol=atol * 4)
+
+
+def test_host_fallback_families_match():
+    """Families without a CUDA kernel yet run on the host; results are identical."""
+    x = rand((8, 16), "float32", -3, 3, seed=17)
+    idx = mx.array([0, 3, 7, 15])
+    for fn in [
+        lambda x, s: mx.sort(x, axis=-1, stream=s),
+        lambda x, s: mx.cumsum(x, axis=0, stream=s),
+        lambda x, s: mx.argmax(x, axis=1, stream=s),
+        lambda x, s: mx.take(x, idx, axis=1, stream=s),
+        lambda x, s: mx.fft.rfft(x, stream=s),
+        lambda x, s: mx.fast.rope(x.reshape(1, 1, 8, 16), 16, traditional=False,
+                                  base=10000.0, scale=1.0, offset=0, stream=s),
+    ]:
+        g, c = both(fn, x)
+        np.testing.assert_array_equal(np.array(g), np.array(c))
+
+
+def test_out_of_bounds_index_raises_on_gpu():
+    x = mx.arange(10)
+    with pytest.raises(IndexError):
+        mx.eval(mx.take(x, mx.array([12]), stream=mx.gpu))
+
+
+def test_device_results_read_repeatedly_and_reused():
+    x = rand((1000,), "float32", -1, 1, seed=18)
+    y = mx.exp(x, stream=mx.gpu)
+    mx.eval(y)
+    first = np.array(y)
+    second = np.array(y)
+    z = mx.add(y, y, stream=mx.gpu)
+    w = mx.add(y, y, stream=mx.cpu)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(np.array(z), np.array(w), rtol=0)
+    np.testing.assert_allclose(first, np.exp(np.array(x)), rtol=1e-6)
+
+
+def test_slice_update_of_a_device_array():
+    x = mx.zeros((4, 5), stream=mx.gpu) + 1
+    mx.eval(x)
+    x[1:3, 2] = mx.array([7.0, 8.0])
+    expect = np.ones((4, 5), np.float32)
+    expect[1:3, 2] = [7, 8]
+    np.testing.assert_array_equal(np.array(x), expect)
+    np.testing.assert_array_equal(np.array(mx.multiply(x, 1, stream=mx.gpu)), expect)
+
+
+def test_grad_through_gpu_ops():
+    w = rand((8, 4), "float32", -1, 1, seed=19)
+    x = rand((16, 8), "float32", -1, 1, seed=20)
+
+    def loss(w, s):
+        with mx.stream(s):
+            return mx.mean(mx.square(mx.tanh(x @ w)))
+
+    gg = mx.grad(lambda w: loss(w, mx.gpu))(w)
+    gc = mx.grad(lambda w: loss(w, mx.cpu))(w)
+    np.testing.assert_allclose(np.array(gg), np.array(gc), rtol=1e-4, atol=1e-6)

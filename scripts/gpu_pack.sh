@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the CUDA-enabled Python extension and the rmx-cuda test binaries here (the GPU
+# machine has no Rust toolchain) and packs them, with the GPU test and benchmark files,
+# into DEST (default .gpu/, git-ignored) for scripts/gpu_run.sh to use on the GPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEST="${1:-.gpu}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+cargo build --release -p rmx-python --features cuda
+cargo test --release -p rmx-cuda --no-run 2>&1 | tee /tmp/gpu_pack_tests.log
+rm -rf "$DEST" && mkdir -p "$DEST/bin"
+cp "$TARGET/release/lib_rmx.so" "$DEST/_rmx.abi3.so"
+grep -o '(target/[^)]*\|([^)]*/release/deps/[^)]*' /tmp/gpu_pack_tests.log | tr -d '(' | while read -r t; do
+  cp "$t" "$DEST/bin/"
+done
+cp python/tests/test_gpu.py bench/cuda.py scripts/gpu_run.sh "$DEST/"
+ls -la "$DEST" "$DEST/bin"
