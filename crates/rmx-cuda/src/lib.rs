@@ -306,6 +306,9 @@ impl Backend for CudaBackend {
         ins.extend(sinks);
         host_fallback(&ins, |c| c.attention(q, k, v, mask, sinks, scale))
     }
+    fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {
+        host_fallback(&[x], |c| c.fp8(x, to_fp8, out_dtype))
+    }
     fn conv(
         &self,
         x: &ArrayData,

@@ -367,6 +367,7 @@ pub trait Backend: Send + Sync {
     /// fp8 (e4m3) conversion: a float array to `uint8` codes (`to_fp8`), or `uint8`
     /// codes to floats of `out_dtype`. MLX's bit recipe; the default runs on the host.
     fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {
+        x.buffer.make_resident(Device::CPU)?;
         cpu::fp8::convert(x, to_fp8, out_dtype)
     }
 }
