@@ -36,6 +36,34 @@ fn dense_rows(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
     cast(gpu, x, x.dtype)
 }
 
+/// A row kernel's launch: the fresh output, device addresses of the dense-row input and the
+/// output, the row length and the number of rows.
+struct RowJob {
+    out: ArrayData,
+    optr: u64,
+    xptr: u64,
+    n: usize,
+    rows: usize,
+}
+
+/// `None` when `x` cannot be put in dense rows.
+fn row_job(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<RowJob>> {
+    let Some(x) = dense_rows(gpu, x)? else {
+        return Ok(None);
+    };
+    let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
+    let n = *x.shape.last().unwrap_or(&1);
+    let rows = x.numel().checked_div(n).unwrap_or(0);
+    let xptr = if rows == 0 { 0 } else { device_ptr(gpu, &x)? };
+    Ok(Some(RowJob {
+        out,
+        optr,
+        xptr,
+        n,
+        rows,
+    }))
+}
+
 fn row_config(rows: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (rows.clamp(1, 1 << 20) as u32, 1, 1),
@@ -83,16 +111,19 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
     let Some(Kernel { name, src }) = softmax_kernel(x.dtype) else {
         return Ok(None);
     };
-    let Some(x) = dense_rows(gpu, x)? else {
+    let Some(RowJob {
+        out,
+        optr,
+        xptr,
+        n,
+        rows,
+    }) = row_job(gpu, x)?
+    else {
         return Ok(None);
     };
-    let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
-    let n = *x.shape.last().unwrap_or(&1);
-    let rows = x.numel().checked_div(n).unwrap_or(0);
     if rows == 0 {
         return Ok(Some(out));
     }
-    let xptr = device_ptr(gpu, &x)?;
     let f = gpu.kernel(&name, || src)?;
     let (r64, n64) = (rows as i64, n as i64);
     let mut b = gpu.stream.launch_builder(&f);
@@ -159,16 +190,19 @@ pub fn norm(
     if norm_kernel(true, x.dtype).is_none() {
         return Ok(None);
     }
-    let Some(x) = dense_rows(gpu, x)? else {
+    let Some(RowJob {
+        out,
+        optr,
+        xptr,
+        n,
+        rows,
+    }) = row_job(gpu, x)?
+    else {
         return Ok(None);
     };
-    let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
-    let n = *x.shape.last().unwrap_or(&1);
-    let rows = x.numel().checked_div(n).unwrap_or(0);
     if rows == 0 {
         return Ok(Some(out));
     }
-    let xptr = device_ptr(gpu, &x)?;
     let vec_arg = |v: Option<&ArrayData>| -> Result<(u64, i64)> {
         match v {
             Some(v) => Ok((
