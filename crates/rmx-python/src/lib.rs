@@ -12,6 +12,7 @@ mod fast;
 mod fft;
 mod indexing;
 mod io;
+mod linalg;
 mod misc;
 mod ops_conv;
 mod ops_creation;
@@ -73,5 +74,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     transforms::register(m)?;
     compile::register(m)?;
     io::register(m)?;
+    linalg::register(m)?;
     Ok(())
 }

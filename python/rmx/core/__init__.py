@@ -68,3 +68,8 @@ class printoptions:  # noqa: N801 - MLX's name
 from rmx.core._compile import compile, disable_compile, enable_compile, set_compile_mode  # noqa: E402,F401
 from rmx.core._transforms import (  # noqa: E402,F401
     checkpoint, custom_function, grad, jvp, value_and_grad, vjp, vmap)
+
+# mlx.core.linalg (`matrix_norm` is MLX's top-level alias of linalg.norm, set in Rust).
+from rmx._rmx import linalg  # noqa: E402,F401
+
+_sys.modules[__name__ + ".linalg"] = linalg

@@ -23,3 +23,6 @@ pub use quantized::*;
 pub use reduce::*;
 pub use shape::*;
 pub use sort::*;
+pub mod linalg_decompositions;
+pub mod linalg_norm;
+pub mod multivariate_normal;
