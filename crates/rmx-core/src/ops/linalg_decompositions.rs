@@ -256,10 +256,10 @@ fn det_input(name: &str, a: &Array) -> Result<(Array, Dtype)> {
 
 pub fn det(a: &Array) -> Result<Array> {
     let (x, out) = det_input("det", a)?;
-    ops::astype(
-        &node(LinalgOp::Det { log: false }, &[x]).swap_remove(0),
-        out,
-    )
+    // the product of U's diagonal; MLX computes sign * exp(log|det|), and its float64 exp
+    // is float32-accurate, so MLX's float64 determinants carry float32 rounding
+    let d = node(LinalgOp::Det { log: false }, &[x]).swap_remove(0);
+    ops::astype(&d, out)
 }
 
 /// `(sign, log|det|)`.

@@ -87,7 +87,10 @@ fn keep(x: Array, a: &Array, axes: &[i64], keepdims: bool) -> Result<Array> {
 
 fn matrix_norm_num(a: &Array, ord: f64, axes: &[i64], keepdims: bool) -> Result<Array> {
     let d = at_least_float(a.dtype());
-    let (mut row, mut col) = (axes[0], axes[1]);
+    // MLX resolves negative axes before its axis arithmetic
+    let nd = a.ndim();
+    let mut row = normalize_axis("linalg::norm", axes[0], nd)? as i64;
+    let mut col = normalize_axis("linalg::norm", axes[1], nd)? as i64;
     let shift = |x: i64, other: i64| x - (!keepdims && x > other && x > 0) as i64;
     let abs = ops::abs(a)?;
     if ord == 1.0 || ord == -1.0 {

@@ -166,6 +166,51 @@ fn gap_inverse(w: &Array) -> Result<Array> {
     )
 }
 
+/// Tangents of `[U, S, Vh]` (full U and Vh) given the thin factors, dA and
+/// dP = U_k^T dA V_k. The first k columns follow the usual formulas
+/// (F_ij = 1 / (s_j^2 - s_i^2)); the columns beyond k, which are not unique, move with
+/// `-U_k (dU_k^T U_perp)` (they stay orthogonal to the moved U_k, no rotation among them).
+#[allow(clippy::too_many_arguments)]
+fn svd_vector_tangents(
+    a: &Array,
+    u_full: &Array,
+    vh_full: &Array,
+    u: &Array,
+    s: &Array,
+    vh: &Array,
+    da: &Array,
+    dp: &Array,
+    ds: Array,
+) -> Result<Vec<Array>> {
+    let (m, n) = (a.shape()[a.ndim() - 2] as i64, a.shape()[a.ndim() - 1] as i64);
+    let k = s.shape()[s.ndim() - 1] as i64;
+    let s2 = ops::multiply(s, s)?;
+    let f = gap_inverse(&s2)?;
+    let s_row = ops::expand_dims(s, &[-2])?;
+    let s_col = ops::expand_dims(s, &[-1])?;
+    let v = mt(vh)?;
+    // dP S + S dP^T and S dP + dP^T S
+    let ju = ops::add(&ops::multiply(dp, &s_row)?, &ops::multiply(&s_col, &mt(dp)?)?)?;
+    let jv = ops::add(&ops::multiply(&s_col, dp)?, &ops::multiply(&mt(dp)?, &s_row)?)?;
+    let mut du = mm(u, &ops::multiply(&f, &ju)?)?;
+    let mut dv = mm(&v, &ops::multiply(&f, &jv)?)?;
+    if m > k {
+        let t = ops::divide(&mm(da, &v)?, &s_row)?;
+        du = ops::add(&du, &ops::subtract(&t, &mm(u, &mm(&mt(u)?, &t)?)?)?)?;
+        let perp = slice_axis(u_full, -1, k, m)?;
+        let dperp = ops::negative(&mm(u, &mm(&mt(&du)?, &perp)?)?)?;
+        du = ops::concatenate(&[du, dperp], Some(-1))?;
+    }
+    if n > k {
+        let t = ops::divide(&mm(&mt(da)?, u)?, &s_row)?;
+        dv = ops::add(&dv, &ops::subtract(&t, &mm(&v, &mm(&mt(&v)?, &t)?)?)?)?;
+        let perp = mt(&slice_axis(vh_full, -2, k, n)?)?;
+        let dperp = ops::negative(&mm(&v, &mm(&mt(&dv)?, &perp)?)?)?;
+        dv = ops::concatenate(&[dv, dperp], Some(-1))?;
+    }
+    Ok(vec![du, ds, mt(&dv)?])
+}
+
 fn real_only(name: &str, d: Dtype) -> Result<()> {
     if d == Dtype::Complex64 {
         return Err(crate::value_err!(
@@ -418,10 +463,15 @@ impl Primitive for Linalg {
                 }
                 Ok(r)
             }
-            LinalgOp::Svd { compute_uv: false } => {
-                let (u, _, vh) = self.thin_svd(a, out)?;
-                let d = mm(&mm(&mt(&u)?, &ta.expect("one input"))?, &mt(&vh)?)?;
-                Ok(vec![diag_of(&d)?])
+            LinalgOp::Svd { compute_uv } => {
+                let (u, s, vh) = self.thin_svd(a, out)?;
+                let da = ta.expect("one input");
+                let dp = mm(&mm(&mt(&u)?, &da)?, &mt(&vh)?)?;
+                let ds = diag_of(&dp)?;
+                if !compute_uv {
+                    return Ok(vec![ds]);
+                }
+                svd_vector_tangents(a, &out[0], &out[2], &u, &s, &vh, &da, &dp, ds)
             }
             LinalgOp::Solve | LinalgOp::SolveTriangular { .. } => {
                 let x = &out[0];

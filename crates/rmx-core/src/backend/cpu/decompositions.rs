@@ -412,9 +412,23 @@ fn run<T: Field>(op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
                         }
                         let vs = unsafe { v.slot::<Complex32>(b) };
                         let u = e.U();
-                        for i in 0..n {
-                            for j in 0..n {
-                                vs[i * n + j] = to32(&u[(i, j)]);
+                        for j in 0..n {
+                            // LAPACK's convention: unit 2-norm, largest component real
+                            let col: Vec<Complex<f64>> = (0..n)
+                                .map(|i| {
+                                    let z = to32(&u[(i, j)]);
+                                    Complex::new(z.re as f64, z.im as f64)
+                                })
+                                .collect();
+                            let norm = col.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
+                            let big = col
+                                .iter()
+                                .fold(Complex::new(0.0, 0.0), |a, z| if z.norm() > a.norm() { *z } else { a });
+                            let phase = if big.im != 0.0 { big.conj() / big.norm() } else { Complex::new(1.0, 0.0) };
+                            let scale = if norm > 0.0 { phase / norm } else { phase };
+                            for i in 0..n {
+                                let z = col[i] * scale;
+                                vs[i * n + j] = Complex32::new(z.re as f32, z.im as f32);
                             }
                         }
                     }
@@ -440,34 +454,40 @@ fn run<T: Field>(op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
                 ]
             };
             each(count, |b| {
-                if k == 0 {
-                    // no elimination: p is the identity, L [m, 0] and U [0, n] are empty
-                    if lu_form {
-                        let p = unsafe { outs[0].slot::<u32>(b) };
-                        for (i, x) in p.iter_mut().enumerate() {
-                            *x = i as u32;
-                        }
+                let (c, ipiv) = lu_compact(&a, b);
+                let zero = T::from_f64(0.0);
+                if !lu_form {
+                    unsafe { outs[0].slot::<T>(b) }.copy_from_slice(&c);
+                    let p = unsafe { outs[1].slot::<u32>(b) };
+                    for (x, &i) in p.iter_mut().zip(&ipiv) {
+                        *x = i as u32;
                     }
                     return Ok(());
                 }
-                let lu = a.mat(b).partial_piv_lu();
-                let (l, u) = (lu.L(), lu.U());
-                let (fwd, inv) = lu.P().arrays();
-                if lu_form {
-                    let p = unsafe { outs[0].slot::<u32>(b) };
-                    for (x, &i) in p.iter_mut().zip(inv) {
-                        *x = i as u32;
+                // p[r] = the row of L (and of P A) that original row r became
+                let mut perm: Vec<usize> = (0..m).collect();
+                for (i, &j) in ipiv.iter().enumerate() {
+                    perm.swap(i, j);
+                }
+                let p = unsafe { outs[0].slot::<u32>(b) };
+                for (i, &r) in perm.iter().enumerate() {
+                    p[r] = i as u32;
+                }
+                let l = unsafe { outs[1].slot::<T>(b) };
+                for i in 0..m {
+                    for j in 0..k {
+                        l[i * k + j] = match i.cmp(&j) {
+                            std::cmp::Ordering::Greater => c[i * n + j],
+                            std::cmp::Ordering::Equal => T::from_f64(1.0),
+                            std::cmp::Ordering::Less => zero,
+                        };
                     }
-                    outs[1].put(b, l);
-                    outs[2].put(b, u);
-                } else {
-                    let c = unsafe { outs[0].slot::<T>(b) };
-                    for i in 0..m {
-                        for j in 0..n {
-                            c[i * n + j] = if j >= i { u[(i, j)] } else { l[(i, j)] };
-                        }
+                }
+                let u = unsafe { outs[2].slot::<T>(b) };
+                for i in 0..k {
+                    for j in 0..n {
+                        u[i * n + j] = if j >= i { c[i * n + j] } else { zero };
                     }
-                    unsafe { outs[1].slot::<u32>(b) }.copy_from_slice(&pivots(fwd, k));
                 }
                 Ok(())
             })?;
@@ -518,42 +538,94 @@ fn run<T: Field>(op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
                 vec![Out::new(dt, a.shape(&[]), count)?]
             };
             each(count, |b| {
-                let (mut sign, mut logabs, mut det) = (1.0f64, 0.0f64, 1.0f64);
-                if n > 0 {
-                    let lu = a.mat(b).partial_piv_lu();
-                    let (fwd, _) = lu.P().arrays();
-                    let swaps = pivots(fwd, n)
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, &p)| *i != p as usize)
-                        .count();
-                    if swaps % 2 == 1 {
-                        sign = -1.0;
-                        det = -1.0;
-                    }
-                    let u = lu.U();
-                    for i in 0..n {
-                        let d = u[(i, i)].re64();
-                        det *= d;
-                        sign *= if d == 0.0 || d.is_nan() {
-                            d
-                        } else {
-                            d.signum()
-                        };
-                        logabs += d.abs().ln();
-                    }
+                let (c, ipiv) = lu_compact(&a, b);
+                let swaps = ipiv.iter().enumerate().filter(|(i, &p)| *i != p).count();
+                let (mut sign, mut logabs) = (if swaps % 2 == 1 { -1.0 } else { 1.0 }, 0.0f64);
+                let mut det = sign;
+                for i in 0..n {
+                    let d = c[i * n + i].re64();
+                    det *= d;
+                    sign *= if d == 0.0 || d.is_nan() { d } else { d.signum() };
+                    logabs += d.abs().ln();
                 }
-                if log {
-                    unsafe { outs[0].slot::<T>(b)[0] = T::from_f64(sign) };
-                    unsafe { outs[1].slot::<T>(b)[0] = T::from_f64(logabs) };
-                } else {
-                    unsafe { outs[0].slot::<T>(b)[0] = T::from_f64(det) };
+                unsafe {
+                    if log {
+                        outs[0].slot::<T>(b)[0] = T::from_f64(sign);
+                        outs[1].slot::<T>(b)[0] = T::from_f64(logabs);
+                    } else {
+                        outs[0].slot::<T>(b)[0] = T::from_f64(det);
+                    }
                 }
                 Ok(())
             })?;
             finish(outs)
         }
     }
+}
+
+/// Matrix `b`'s compact LU factorization (L strictly below the diagonal, U on and above,
+/// row-major `[m, n]`) and LAPACK's 0-based pivots. faer factorizes; when it meets an
+/// exactly zero pivot column (a singular matrix), faer divides by it and fills the rest
+/// with NaN, so that case is redone with LAPACK's `getf2` rule (skip a zero pivot).
+fn lu_compact<T: Field>(a: &Mats<T>, b: usize) -> (Vec<T>, Vec<usize>) {
+    let (m, n) = (a.m, a.n);
+    let k = m.min(n);
+    if k == 0 {
+        return (vec![], vec![]);
+    }
+    let lu = a.mat(b).partial_piv_lu();
+    let (l, u) = (lu.L(), lu.U());
+    if (0..k).all(|i| !u[(i, i)].is_zero()) {
+        let mut c = vec![T::from_f64(0.0); m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = if j >= i { u[(i, j)] } else { l[(i, j)] };
+            }
+        }
+        let (fwd, _) = lu.P().arrays();
+        let ipiv = pivots(fwd, k).into_iter().map(|p| p as usize).collect();
+        return (c, ipiv);
+    }
+    let mut c: Vec<f64> = a.values[b * m * n..(b + 1) * m * n]
+        .iter()
+        .map(|v| v.re64())
+        .collect();
+    let ipiv = getf2(&mut c, m, n);
+    (c.into_iter().map(T::from_f64).collect(), ipiv)
+}
+
+/// LAPACK's unblocked LU with partial pivoting on a row-major `[m, n]` real matrix (the
+/// fallback above; singular inputs only, so speed does not matter).
+fn getf2(a: &mut [f64], m: usize, n: usize) -> Vec<usize> {
+    let k = m.min(n);
+    let mut ipiv = vec![0; k];
+    for j in 0..k {
+        let mut p = j;
+        for i in j + 1..m {
+            if a[i * n + j].abs() > a[p * n + j].abs() {
+                p = i;
+            }
+        }
+        ipiv[j] = p;
+        let piv = a[p * n + j];
+        if piv != 0.0 {
+            if p != j {
+                for c in 0..n {
+                    a.swap(j * n + c, p * n + c);
+                }
+            }
+            for i in j + 1..m {
+                a[i * n + j] /= piv;
+            }
+            for i in j + 1..m {
+                let f = a[i * n + j];
+                for c in j + 1..n {
+                    a[i * n + c] -= f * a[j * n + c];
+                }
+            }
+        }
+    }
+    ipiv
 }
 
 fn svd_err() -> Error {
