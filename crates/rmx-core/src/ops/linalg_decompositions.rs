@@ -69,12 +69,12 @@ const INV_SQUARE: &str = "Inverses are only defined for square matrices.";
 
 pub fn inv(a: &Array) -> Result<Array> {
     check("inv", a, false, Some(INV_SQUARE))?;
-    Ok(node(LinalgOp::Inv, &[a.clone()]).swap_remove(0))
+    Ok(node(LinalgOp::Inv, std::slice::from_ref(a)).swap_remove(0))
 }
 
 pub fn tri_inv(a: &Array, upper: bool) -> Result<Array> {
     check("inv", a, false, Some(INV_SQUARE))?;
-    Ok(node(LinalgOp::TriInv { upper }, &[a.clone()]).swap_remove(0))
+    Ok(node(LinalgOp::TriInv { upper }, std::slice::from_ref(a)).swap_remove(0))
 }
 
 pub fn cholesky(a: &Array, upper: bool) -> Result<Array> {
@@ -84,7 +84,7 @@ pub fn cholesky(a: &Array, upper: bool) -> Result<Array> {
         false,
         Some("Cholesky decomposition is only defined for square matrices."),
     )?;
-    Ok(node(LinalgOp::Cholesky { upper }, &[a.clone()]).swap_remove(0))
+    Ok(node(LinalgOp::Cholesky { upper }, std::slice::from_ref(a)).swap_remove(0))
 }
 
 /// The inverse of `A = L L^T` (or `U^T U`) from its Cholesky factor.
@@ -95,7 +95,7 @@ pub fn cholesky_inv(l: &Array, upper: bool) -> Result<Array> {
         false,
         Some("Cholesky inverse is only defined for square matrices."),
     )?;
-    let linv = node(LinalgOp::TriInv { upper }, &[l.clone()]).swap_remove(0);
+    let linv = node(LinalgOp::TriInv { upper }, std::slice::from_ref(l)).swap_remove(0);
     let t = ops::swapaxes(&linv, -1, -2)?;
     if upper {
         ops::matmul(&linv, &t)
@@ -107,7 +107,7 @@ pub fn cholesky_inv(l: &Array, upper: bool) -> Result<Array> {
 /// `(Q, R)` with Q `[..., m, k]` and R `[..., k, n]`, k = min(m, n).
 pub fn qr(a: &Array) -> Result<(Array, Array)> {
     check("qr", a, false, None)?;
-    let mut o = node(LinalgOp::Qr, &[a.clone()]);
+    let mut o = node(LinalgOp::Qr, std::slice::from_ref(a));
     let r = o.pop().expect("two outputs");
     Ok((o.pop().expect("two outputs"), r))
 }
@@ -115,7 +115,7 @@ pub fn qr(a: &Array) -> Result<(Array, Array)> {
 /// `[U, S, Vt]` (U and Vt square) or `[S]`.
 pub fn svd(a: &Array, compute_uv: bool) -> Result<Vec<Array>> {
     check("svd", a, true, None)?;
-    Ok(node(LinalgOp::Svd { compute_uv }, &[a.clone()]))
+    Ok(node(LinalgOp::Svd { compute_uv }, std::slice::from_ref(a)))
 }
 
 /// MLX reads the upper triangle for any `UPLO` but "L".
@@ -130,7 +130,7 @@ pub fn eigh(a: &Array, uplo: &str) -> Result<(Array, Array)> {
             upper: uplo_upper(uplo),
             vectors: true,
         },
-        &[a.clone()],
+        std::slice::from_ref(a),
     );
     let v = o.pop().expect("two outputs");
     Ok((o.pop().expect("two outputs"), v))
@@ -143,33 +143,33 @@ pub fn eigvalsh(a: &Array, uplo: &str) -> Result<Array> {
             upper: uplo_upper(uplo),
             vectors: false,
         },
-        &[a.clone()],
+        std::slice::from_ref(a),
     )
     .swap_remove(0))
 }
 
 pub fn eig(a: &Array) -> Result<(Array, Array)> {
     check("eig", a, true, Some(SQUARE))?;
-    let mut o = node(LinalgOp::Eig { vectors: true }, &[a.clone()]);
+    let mut o = node(LinalgOp::Eig { vectors: true }, std::slice::from_ref(a));
     let v = o.pop().expect("two outputs");
     Ok((o.pop().expect("two outputs"), v))
 }
 
 pub fn eigvals(a: &Array) -> Result<Array> {
     check("eigvals", a, true, Some(SQUARE))?;
-    Ok(node(LinalgOp::Eig { vectors: false }, &[a.clone()]).swap_remove(0))
+    Ok(node(LinalgOp::Eig { vectors: false }, std::slice::from_ref(a)).swap_remove(0))
 }
 
 /// `[p, L, U]` with `A = L[p] @ U` (p uint32).
 pub fn lu(a: &Array) -> Result<Vec<Array>> {
     check("lu", a, false, None)?;
-    Ok(node(LinalgOp::Lu, &[a.clone()]))
+    Ok(node(LinalgOp::Lu, std::slice::from_ref(a)))
 }
 
 /// `(LU, pivots)`: the compact factorization and LAPACK's 0-based row swaps.
 pub fn lu_factor(a: &Array) -> Result<(Array, Array)> {
     check("lu_factor", a, false, None)?;
-    let mut o = node(LinalgOp::LuFactor, &[a.clone()]);
+    let mut o = node(LinalgOp::LuFactor, std::slice::from_ref(a));
     let p = o.pop().expect("two outputs");
     Ok((o.pop().expect("two outputs"), p))
 }
@@ -181,7 +181,7 @@ pub fn pinv(a: &Array) -> Result<Array> {
     let nd = a.ndim();
     let (m, n) = (a.shape()[nd - 2], a.shape()[nd - 1]);
     let k = m.min(n) as i64;
-    let o = node(LinalgOp::Svd { compute_uv: true }, &[a.clone()]);
+    let o = node(LinalgOp::Svd { compute_uv: true }, std::slice::from_ref(a));
     let d = a.dtype();
     let u = slice_axis(&o[0], -1, 0, k)?;
     let vt = slice_axis(&o[2], -2, 0, k)?;

@@ -182,7 +182,10 @@ fn svd_vector_tangents(
     dp: &Array,
     ds: Array,
 ) -> Result<Vec<Array>> {
-    let (m, n) = (a.shape()[a.ndim() - 2] as i64, a.shape()[a.ndim() - 1] as i64);
+    let (m, n) = (
+        a.shape()[a.ndim() - 2] as i64,
+        a.shape()[a.ndim() - 1] as i64,
+    );
     let k = s.shape()[s.ndim() - 1] as i64;
     let s2 = ops::multiply(s, s)?;
     let f = gap_inverse(&s2)?;
@@ -190,8 +193,14 @@ fn svd_vector_tangents(
     let s_col = ops::expand_dims(s, &[-1])?;
     let v = mt(vh)?;
     // dP S + S dP^T and S dP + dP^T S
-    let ju = ops::add(&ops::multiply(dp, &s_row)?, &ops::multiply(&s_col, &mt(dp)?)?)?;
-    let jv = ops::add(&ops::multiply(&s_col, dp)?, &ops::multiply(&mt(dp)?, &s_row)?)?;
+    let ju = ops::add(
+        &ops::multiply(dp, &s_row)?,
+        &ops::multiply(&s_col, &mt(dp)?)?,
+    )?;
+    let jv = ops::add(
+        &ops::multiply(&s_col, dp)?,
+        &ops::multiply(&mt(dp)?, &s_row)?,
+    )?;
     let mut du = mm(u, &ops::multiply(&f, &ju)?)?;
     let mut dv = mm(&v, &ops::multiply(&f, &jv)?)?;
     if m > k {
@@ -314,7 +323,7 @@ impl Primitive for Linalg {
                 } else {
                     (out[0].clone(), g.clone())
                 };
-                let linv = Linalg::one(LinalgOp::TriInv { upper: false }, &[l.clone()]);
+                let linv = Linalg::one(LinalgOp::TriInv { upper: false }, std::slice::from_ref(&l));
                 let p_ = phi(&mm(&mt(&l)?, &lbar)?)?;
                 let s = mm(&mm(&mt(&linv)?, &p_)?, &linv)?;
                 let sym = ops::multiply(&ops::add(&s, &mt(&s)?)?, &scalar(0.5, s.dtype())?)?;
@@ -408,7 +417,7 @@ impl Primitive for Linalg {
                     .collect()
             }
             LinalgOp::Det { log } => {
-                let inv_t = mt(&Linalg::one(LinalgOp::Inv, &[a.clone()]))?;
+                let inv_t = mt(&Linalg::one(LinalgOp::Inv, std::slice::from_ref(a)))?;
                 let scale = if log {
                     ct[1].clone()
                 } else {
@@ -432,10 +441,7 @@ impl Primitive for Linalg {
         let a = &p[0];
         real_only(self.name(), a.dtype())?;
         // the tangent of A (zeros when only B has one)
-        let ta = match argnums.iter().position(|&i| i == 0) {
-            Some(j) => Some(t[j].clone()),
-            None => None,
-        };
+        let ta = argnums.iter().position(|&i| i == 0).map(|j| t[j].clone());
         let tb = argnums.iter().position(|&i| i == 1).map(|j| t[j].clone());
         match self.op {
             LinalgOp::Inv | LinalgOp::TriInv { .. } => {
@@ -449,7 +455,7 @@ impl Primitive for Linalg {
             LinalgOp::Cholesky { upper } => {
                 let l = if upper { mt(&out[0])? } else { out[0].clone() };
                 let da = from_triangle(&ta.expect("one input"), upper)?;
-                let linv = Linalg::one(LinalgOp::TriInv { upper: false }, &[l.clone()]);
+                let linv = Linalg::one(LinalgOp::TriInv { upper: false }, std::slice::from_ref(&l));
                 let dl = mm(&l, &phi(&mm(&mm(&linv, &da)?, &mt(&linv)?)?)?)?;
                 Ok(vec![if upper { mt(&dl)? } else { dl }])
             }
@@ -489,7 +495,7 @@ impl Primitive for Linalg {
                 Ok(vec![Linalg::one(self.op, &[a.clone(), rhs])])
             }
             LinalgOp::Det { log } => {
-                let ainv = Linalg::one(LinalgOp::Inv, &[a.clone()]);
+                let ainv = Linalg::one(LinalgOp::Inv, std::slice::from_ref(a));
                 let tr = ops::sum(
                     &diag_of(&mm(&ainv, &ta.expect("one input"))?)?,
                     Some(&[-1]),

@@ -156,7 +156,7 @@ struct Out {
 impl Out {
     fn new(dtype: Dtype, shape: Vec<usize>, count: usize) -> Result<Out> {
         let data = ArrayData::alloc(dtype, &shape)?;
-        let per = if count == 0 { 0 } else { data.numel() / count };
+        let per = data.numel().checked_div(count).unwrap_or(0);
         Ok(Out { data, per })
     }
 
@@ -421,10 +421,18 @@ fn run<T: Field>(op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
                                 })
                                 .collect();
                             let norm = col.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
-                            let big = col
-                                .iter()
-                                .fold(Complex::new(0.0, 0.0), |a, z| if z.norm() > a.norm() { *z } else { a });
-                            let phase = if big.im != 0.0 { big.conj() / big.norm() } else { Complex::new(1.0, 0.0) };
+                            let big = col.iter().fold(Complex::new(0.0, 0.0), |a, z| {
+                                if z.norm() > a.norm() {
+                                    *z
+                                } else {
+                                    a
+                                }
+                            });
+                            let phase = if big.im != 0.0 {
+                                big.conj() / big.norm()
+                            } else {
+                                Complex::new(1.0, 0.0)
+                            };
                             let scale = if norm > 0.0 { phase / norm } else { phase };
                             for i in 0..n {
                                 let z = col[i] * scale;
@@ -545,7 +553,11 @@ fn run<T: Field>(op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
                 for i in 0..n {
                     let d = c[i * n + i].re64();
                     det *= d;
-                    sign *= if d == 0.0 || d.is_nan() { d } else { d.signum() };
+                    sign *= if d == 0.0 || d.is_nan() {
+                        d
+                    } else {
+                        d.signum()
+                    };
                     logabs += d.abs().ln();
                 }
                 unsafe {
