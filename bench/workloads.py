@@ -191,6 +191,7 @@ def build(quick):
 
     w.extend(_misc(quick))
     w.extend(_einsum_gather_workloads(quick))
+    w.extend(_linalg_workloads(256 if quick else 512))
     return w
 
 
@@ -230,4 +231,32 @@ def _einsum_gather_workloads(quick):
             lambda mx, x, wts, idx: mx.gather_mm(x, wts, rhs_indices=idx.astype(mx.uint32)),
             _np_gather_mm, work=("flops", 2 * t * k * dm * hd),
             note="rmx: take of whole expert matrices + batched matmul; NumPy: w[idx] @ x"),
+    ]
+
+
+def _spd(s):
+    def make(rng):
+        a = rng.uniform(-1.0, 1.0, size=(s, s)).astype(np.float64)
+        return [(a @ a.T + s * np.eye(s)).astype(np.float32)]
+    return make
+
+
+def _linalg_workloads(s):
+    """mx.linalg: faer (rmx) vs LAPACK (MLX, NumPy), one matrix of side s."""
+    flops = ("flops", 2 * s ** 3)  # nominal: one matmul's worth, for a comparable rate
+    return [
+        Workload(
+            f"svd_{s}", f"svd {s}x{s} f32 (U, S, Vt)", _uniform(s, s),
+            lambda mx, a: mx.linalg.svd(a)[1], lambda a: np.linalg.svd(a)[1],
+            work=flops, note="check on S (vectors have free signs)"),
+        Workload(
+            f"inv_{s}", f"inv {s}x{s} f32", _spd(s),
+            lambda mx, a: mx.linalg.inv(a), np.linalg.inv, work=flops),
+        Workload(
+            f"solve_{s}", f"solve {s}x{s} f32, 16 right-hand sides",
+            lambda rng: _spd(s)(rng) + _uniform(s, 16)(rng),
+            lambda mx, a, b: mx.linalg.solve(a, b), np.linalg.solve, work=flops),
+        Workload(
+            f"cholesky_{s}", f"cholesky {s}x{s} f32", _spd(s),
+            lambda mx, a: mx.linalg.cholesky(a), np.linalg.cholesky, work=flops),
     ]

@@ -18,8 +18,8 @@ use kernels::{elementwise, matmul, reduce, rows};
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
 use rmx_core::backend::{
-    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, NormKind, QuantizeOp, ReduceOp, RopeSpec,
-    ScanOp, ScatterMode, UnaryOp,
+    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, LinalgOp, NormKind, QuantizeOp, ReduceOp,
+    RopeSpec, ScanOp, ScatterMode, UnaryOp,
 };
 use rmx_core::{ArrayData, Device, Dtype, Result, Scalar};
 
@@ -308,6 +308,10 @@ impl Backend for CudaBackend {
     }
     fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {
         host_fallback(&[x], |c| c.fp8(x, to_fp8, out_dtype))
+    }
+    fn linalg(&self, op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
+        let refs: Vec<&ArrayData> = inputs.iter().collect();
+        host_fallback(&refs, |c| c.linalg(op, inputs))
     }
     fn conv(
         &self,

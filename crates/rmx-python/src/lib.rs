@@ -15,6 +15,7 @@ mod fft;
 mod fft_stft;
 mod indexing;
 mod io;
+mod linalg;
 mod misc;
 mod misc_ops;
 mod ops_conv;
@@ -86,5 +87,6 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     misc_ops::register(m)?;
     ops_einsum::register(m)?;
     ops_gather_mm::register(m)?;
+    linalg::register(m)?;
     Ok(())
 }

@@ -305,5 +305,32 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
         categorical,
         permutation
     );
+    register_more(&m)?;
     parent.add_submodule(&m)
+}
+
+#[pyfunction]
+#[pyo3(signature = (mean, cov, shape = None, dtype = None, key = None, stream = None))]
+fn multivariate_normal(
+    mean: &Any<'_>,
+    cov: &Any<'_>,
+    shape: Option<&Any<'_>>,
+    dtype: Option<&Any<'_>>,
+    key: Option<&Any<'_>>,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
+    let (s, d, k) = sdk(shape, dtype, key, Dtype::Float32)?;
+    let (m, c) = (arg_array(mean)?, arg_array(cov)?);
+    on_stream(stream, || {
+        Ok(
+            rmx_core::ops::multivariate_normal::multivariate_normal(&m, &c, &s, d, k.as_ref())
+                .py()?
+                .into(),
+        )
+    })
+}
+
+/// Adds the samplers defined after `register`'s list (kept apart for easy merges).
+fn register_more(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(multivariate_normal, m)?)
 }

@@ -76,3 +76,7 @@ from rmx.core._dlpack import from_dlpack  # noqa: E402,F401
 from rmx.core import _distributed as distributed  # noqa: E402
 
 _sys.modules[__name__ + ".distributed"] = distributed
+# mlx.core.linalg (`matrix_norm` is MLX's top-level alias of linalg.norm, set in Rust).
+from rmx._rmx import linalg  # noqa: E402,F401
+
+_sys.modules[__name__ + ".linalg"] = linalg

@@ -113,3 +113,10 @@ for _f in (bits, uniform, normal, randint, bernoulli, truncated_normal, gumbel, 
            categorical, permutation, seed):
     _f.__doc__ = getattr(_r, _f.__name__).__doc__ or _f.__doc__
 del _f
+
+
+def multivariate_normal(mean, cov, shape=None, dtype=None, key=None, stream=None):
+    return _r.multivariate_normal(mean, cov, shape, dtype, _k(key), stream)
+
+
+multivariate_normal.__doc__ = _r.multivariate_normal.__doc__

@@ -370,6 +370,34 @@ pub trait Backend: Send + Sync {
         x.buffer.make_resident(Device::CPU)?;
         cpu::fp8::convert(x, to_fp8, out_dtype)
     }
+    /// One dense decomposition or solve (`LinalgOp`) of every matrix in the last two axes
+    /// of `inputs` (float32/float64, complex64 where `LinalgOp` says so; the inputs of a
+    /// two-input op share dtype and batch shape). Returns the op's outputs, row-contiguous.
+    fn linalg(&self, op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>>;
+}
+
+/// The `linalg` family. Outputs per `[..., m, n]` input (k = min(m, n)):
+/// `Inv`, `TriInv`: the inverse; `Cholesky`: the triangular factor; `Qr`: Q `[m, k]`,
+/// R `[k, n]`; `Svd`: U `[m, m]`, S `[k]`, Vh `[n, n]` (S only without `compute_uv`);
+/// `Eigh`: ascending real eigenvalues `[n]` (and vectors as columns); `Eig`: complex64
+/// eigenvalues (and vectors); `LuFactor`: compact LU `[m, n]`, LAPACK pivots (uint32 `[k]`);
+/// `Lu`: the row permutation `p` (uint32 `[m]`, `A = L[p] @ U`), L `[m, k]`, U `[k, n]`;
+/// `Solve`, `SolveTriangular`: X `[n, r]` with `A X = B`; `Det`: det (or sign and log|det|).
+/// `Svd`, `Eigh` and `Eig` also take complex64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinalgOp {
+    Inv,
+    TriInv { upper: bool },
+    Cholesky { upper: bool },
+    Qr,
+    Svd { compute_uv: bool },
+    Eigh { upper: bool, vectors: bool },
+    Eig { vectors: bool },
+    LuFactor,
+    Lu,
+    Solve,
+    SolveTriangular { upper: bool },
+    Det { log: bool },
 }
 
 static GPU_BACKEND: std::sync::OnceLock<&'static dyn Backend> = std::sync::OnceLock::new();

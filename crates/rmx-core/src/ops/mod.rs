@@ -42,3 +42,6 @@ pub mod gather_mm;
 pub use gather_mm::*;
 pub mod hadamard;
 pub use hadamard::*;
+pub mod linalg_decompositions;
+pub mod linalg_norm;
+pub mod multivariate_normal;

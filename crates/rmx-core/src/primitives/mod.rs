@@ -7,6 +7,7 @@ pub mod batching;
 pub mod conv;
 pub mod creation;
 pub mod custom;
+pub mod decompositions;
 pub mod depends;
 pub mod derivatives;
 pub mod elementwise;

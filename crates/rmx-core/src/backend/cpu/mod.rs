@@ -3,6 +3,7 @@
 mod binary;
 mod conv;
 mod copy;
+mod decompositions;
 mod fast;
 pub mod fast_math;
 mod fft;
@@ -211,5 +212,8 @@ impl Backend for CpuBackend {
         out_shape: &[usize],
     ) -> Result<ArrayData> {
         conv::conv(x, w, p, out_shape)
+    }
+    fn linalg(&self, op: crate::backend::LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
+        decompositions::linalg(op, inputs)
     }
 }
