@@ -2,7 +2,7 @@
 //! cuBLAS handle and the cache of NVRTC-compiled kernels.
 
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use parking_lot::Mutex;
 use rmx_core::Result;
@@ -17,6 +17,7 @@ pub struct Gpu {
     pub stream: Arc<CudaStream>,
     pub blas: Mutex<CudaBlas>,
     kernels: Mutex<HashMap<String, CudaFunction>>,
+    modules: Mutex<HashMap<String, Arc<CudaModule>>>,
     arch: &'static str,
     pub name: String,
     pub total_memory: usize,
@@ -75,6 +76,7 @@ impl Gpu {
             stream,
             blas: Mutex::new(blas),
             kernels: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
             arch,
             name,
             total_memory,
@@ -97,27 +99,48 @@ impl Gpu {
     /// The kernel `name`, compiled from `source()` by NVRTC on first use and cached for
     /// the process. `name` must identify the source (op and dtypes are in it).
     pub fn kernel(&self, name: &str, source: impl FnOnce() -> String) -> Result<CudaFunction> {
-        if let Some(f) = self.kernels.lock().get(name) {
+        self.kernel_in(name, name, source)
+    }
+
+    /// Entry point `entry` of the module `module` (compiled from `source()` once, whichever
+    /// of its entry points is asked for first).
+    pub fn kernel_in(
+        &self,
+        module: &str,
+        entry: &str,
+        source: impl FnOnce() -> String,
+    ) -> Result<CudaFunction> {
+        if let Some(f) = self.kernels.lock().get(entry) {
             return Ok(f.clone());
         }
-        let src = source();
+        let loaded = self.modules.lock().get(module).cloned();
+        let module_handle = match loaded {
+            Some(m) => m,
+            None => {
+                let m = self.compile(module, &source())?;
+                self.modules.lock().insert(module.to_string(), m.clone());
+                m
+            }
+        };
+        let f = module_handle
+            .load_function(entry)
+            .map_err(|e| driver_err(&format!("finding kernel {entry}"), e))?;
+        self.kernels.lock().insert(entry.to_string(), f.clone());
+        Ok(f)
+    }
+
+    fn compile(&self, name: &str, src: &str) -> Result<Arc<CudaModule>> {
         let opts = CompileOptions {
             arch: Some(self.arch),
             options: vec!["--std=c++17".into()],
             ..Default::default()
         };
-        let ptx = compile_ptx_with_opts(&src, opts).map_err(|e| {
+        let ptx = compile_ptx_with_opts(src, opts).map_err(|e| {
             rmx_core::runtime_err!("[cuda] NVRTC failed to compile kernel {name}: {e:?}")
         })?;
-        let module = self
-            .ctx
+        self.ctx
             .load_module(ptx)
-            .map_err(|e| driver_err(&format!("loading kernel {name}"), e))?;
-        let f = module
-            .load_function(name)
-            .map_err(|e| driver_err(&format!("finding kernel {name}"), e))?;
-        self.kernels.lock().insert(name.to_string(), f.clone());
-        Ok(f)
+            .map_err(|e| driver_err(&format!("loading kernel {name}"), e))
     }
 
     pub fn note_alloc(&self, nbytes: usize) {

@@ -41,6 +41,15 @@ fn element(n: &str) -> String {
     format!("p{n}[(m{n} == 0 ? i : (m{n} == 1 ? 0 : loc(l{n}, i)))]")
 }
 
+/// The same read when no operand is strided: no `loc` call in the loop, which otherwise
+/// keeps the loop from streaming (measured: a 256M-element f32 add took 5.0 ms, 0.6 TB/s).
+fn dense_element(n: &str) -> String {
+    format!("p{n}[(m{n} == 0 ? i : 0)]")
+}
+
+/// Suffix of the entry point for launches whose operands are all contiguous or scalars.
+const DENSE: &str = "_dense";
+
 /// Operands of one launch after merging dims: device pointers, layouts and modes.
 struct Operands {
     ptrs: Vec<u64>,
@@ -77,7 +86,13 @@ fn launch(
     if n == 0 {
         return Ok(());
     }
-    let f = gpu.kernel(name, src)?;
+    let dense = ops.modes.iter().all(|&m| m < 2);
+    let entry = if dense {
+        format!("{name}{DENSE}")
+    } else {
+        name.to_string()
+    };
+    let f = gpu.kernel_in(name, &entry, src)?;
     let n = n as i64;
     let mut b = gpu.stream.launch_builder(&f);
     for k in 0..ops.ptrs.len() {
@@ -89,14 +104,26 @@ fn launch(
         .map_err(|e| driver_err(&format!("launching {name}"), e))
 }
 
+/// Two entry points over one body: `name` (any layouts) and `name_dense` (no strided
+/// operand), so one NVRTC compile serves both.
 fn kernel_source(name: &str, inputs: &[(&str, &str)], out_type: &str, body: &str) -> String {
     let params: Vec<String> = inputs
         .iter()
         .map(|(n, t)| format!("const {t}* __restrict__ p{n}, Layout l{n}, int m{n}"))
         .collect();
+    let dense_body = inputs.iter().fold(body.to_string(), |b, (n, _)| {
+        b.replace(&element(n), &dense_element(n))
+    });
+    let entry = |entry: &str, body: &str| {
+        format!(
+            "extern \"C\" __global__ void {entry}({}, {out_type}* __restrict__ out, i64 n) {{\n  const i64 step = (i64)gridDim.x * blockDim.x * {UNROLL};\n  for (i64 base = (i64)blockIdx.x * blockDim.x * {UNROLL}; base < n; base += step) {{\n#pragma unroll\n    for (int u = 0; u < {UNROLL}; ++u) {{\n      const i64 i = base + (i64)u * blockDim.x + threadIdx.x;\n      if (i < n) {{\n{body}\n      }}\n    }}\n  }}\n}}\n",
+            params.join(", ")
+        )
+    };
     format!(
-        "{PRELUDE}\nextern \"C\" __global__ void {name}({}, {out_type}* __restrict__ out, i64 n) {{\n  const i64 step = (i64)gridDim.x * blockDim.x * {UNROLL};\n  for (i64 base = (i64)blockIdx.x * blockDim.x * {UNROLL}; base < n; base += step) {{\n#pragma unroll\n    for (int u = 0; u < {UNROLL}; ++u) {{\n      const i64 i = base + (i64)u * blockDim.x + threadIdx.x;\n      if (i < n) {{\n{body}\n      }}\n    }}\n  }}\n}}\n",
-        params.join(", ")
+        "{PRELUDE}\n{}{}",
+        entry(name, body),
+        entry(&format!("{name}{DENSE}"), &dense_body)
     )
 }
 
