@@ -63,22 +63,12 @@ fn index_batch(a: &Array, b: &Array, lhs: Option<&Array>, rhs: Option<&Array>) -
     broadcast_shapes(sa, sb)
 }
 
-/// `a @ b` on the matrices at `lhs_indices`/`rhs_indices` of their flattened batches.
-pub fn gather_mm(
-    a: &Array,
-    b: &Array,
-    lhs_indices: Option<&Array>,
-    rhs_indices: Option<&Array>,
-    _sorted_indices: bool,
-) -> Result<Array> {
-    const OP: &str = "gather_mm";
-    if lhs_indices.is_none() && rhs_indices.is_none() {
-        return matmul(a, b);
-    }
-    let dt = check_float(OP, a, b)?;
+/// MLX's matmul operand rules for `op`: no 0-d inputs, a 1-d `a` becomes a row and a 1-d
+/// `b` a column (flagged so the caller can drop them again), and the contracted sizes agree.
+fn matrix_operands(op: &str, a: &Array, b: &Array) -> Result<(Array, Array, bool, bool)> {
     if a.ndim() == 0 || b.ndim() == 0 {
         return Err(crate::value_err!(
-            "[{OP}] Got 0 dimension input. Inputs must have at least one dimension."
+            "[{op}] Got 0 dimension input. Inputs must have at least one dimension."
         ));
     }
     let (a_vec, b_vec) = (a.ndim() == 1, b.ndim() == 1);
@@ -95,11 +85,28 @@ pub fn gather_mm(
     let (an, bn) = (a.ndim(), b.ndim());
     if a.shape()[an - 1] != b.shape()[bn - 2] {
         return Err(crate::value_err!(
-            "[{OP}] Last dimension of first input with shape {} must match second to last dimension of second input with shape {}.",
+            "[{op}] Last dimension of first input with shape {} must match second to last dimension of second input with shape {}.",
             shape_str(a.shape()),
             shape_str(b.shape())
         ));
     }
+    Ok((a, b, a_vec, b_vec))
+}
+
+/// `a @ b` on the matrices at `lhs_indices`/`rhs_indices` of their flattened batches.
+pub fn gather_mm(
+    a: &Array,
+    b: &Array,
+    lhs_indices: Option<&Array>,
+    rhs_indices: Option<&Array>,
+    _sorted_indices: bool,
+) -> Result<Array> {
+    const OP: &str = "gather_mm";
+    if lhs_indices.is_none() && rhs_indices.is_none() {
+        return matmul(a, b);
+    }
+    let dt = check_float(OP, a, b)?;
+    let (a, b, a_vec, b_vec) = matrix_operands(OP, a, b)?;
     check_indices(OP, lhs_indices)?;
     check_indices(OP, rhs_indices)?;
     index_batch(&a, &b, lhs_indices, rhs_indices)?;
@@ -244,30 +251,8 @@ pub fn block_masked_mm(
         ));
     }
     let bs = block_size as usize;
-    if a.ndim() == 0 || b.ndim() == 0 {
-        return Err(crate::value_err!(
-            "[{OP}] Got 0 dimension input. Inputs must have at least one dimension."
-        ));
-    }
-    let (a_vec, b_vec) = (a.ndim() == 1, b.ndim() == 1);
-    let a = if a_vec {
-        expand_dims(a, &[0])?
-    } else {
-        a.clone()
-    };
-    let b = if b_vec {
-        expand_dims(b, &[1])?
-    } else {
-        b.clone()
-    };
+    let (a, b, a_vec, b_vec) = matrix_operands(OP, a, b)?;
     let (an, bn) = (a.ndim(), b.ndim());
-    if a.shape()[an - 1] != b.shape()[bn - 2] {
-        return Err(crate::value_err!(
-            "[{OP}] Last dimension of first input with shape {} must match second to last dimension of second input with shape {}.",
-            shape_str(a.shape()),
-            shape_str(b.shape())
-        ));
-    }
     let (m, k, n) = (a.shape()[an - 2], a.shape()[an - 1], b.shape()[bn - 1]);
     let dt = check_float(OP, &a, &b)?;
     let mut a = astype(&a, dt)?;
