@@ -17,6 +17,16 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
     for node in &targets {
         crate::scheduler::wait(node)?;
     }
+    // As MLX, eval returns once device work is done; a device reports errors its kernels
+    // recorded (an out-of-range index) at this point.
+    let mut synced: Vec<crate::Device> = Vec::new();
+    for node in &targets {
+        let device = node.stream.device;
+        if device != crate::Device::CPU && !synced.contains(&device) {
+            synced.push(device);
+            crate::backend::backend_for(device)?.synchronize()?;
+        }
+    }
     for out in outputs {
         out.try_data();
     }

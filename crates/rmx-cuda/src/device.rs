@@ -23,6 +23,57 @@ pub struct Gpu {
     pub total_memory: usize,
     pub active: AtomicUsize,
     pub peak: AtomicUsize,
+    /// Where kernels report an out-of-range index (see `IndexErrors`).
+    pub index_errors: IndexErrors,
+}
+
+/// A record in pinned host memory that kernels write through its device address when an
+/// index is out of range: `[set, op, index, size, axis]` (i64 each; `set` claimed with an
+/// atomic CAS, so the first error wins). `Gpu::synchronize` reads it once the stream is
+/// idle and raises the `IndexError`, then clears it: MLX leaves such indices undefined on
+/// the GPU; here they surface at the next synchronization (eval, item, a host read).
+pub struct IndexErrors {
+    host: *mut i64,
+    pub device: u64,
+}
+
+// The record is only read after a stream synchronization and written by kernels.
+unsafe impl Send for IndexErrors {}
+unsafe impl Sync for IndexErrors {}
+
+/// Names of the ops that report out-of-range indices, by the code kernels store.
+pub const INDEX_OPS: [&str; 4] = ["take", "take_along_axis", "scatter", "index"];
+
+impl IndexErrors {
+    fn new() -> Result<IndexErrors> {
+        use cudarc::driver::sys;
+        const DEVICEMAP: u32 = 0x02; // CU_MEMHOSTALLOC_DEVICEMAP
+        let host = unsafe { cudarc::driver::result::malloc_host(5 * 8, DEVICEMAP) }
+            .map_err(|e| driver_err("cuMemHostAlloc", e))? as *mut i64;
+        unsafe { std::ptr::write_bytes(host, 0, 5) };
+        let mut device = 0u64;
+        let r = unsafe { sys::cuMemHostGetDevicePointer_v2(&mut device, host as *mut _, 0) };
+        if r != sys::CUresult::CUDA_SUCCESS {
+            return Err(driver_err("cuMemHostGetDevicePointer", r));
+        }
+        Ok(IndexErrors { host, device })
+    }
+
+    /// The error recorded since the last check (clearing it); call with the stream idle.
+    fn take(&self) -> Result<()> {
+        let rec = unsafe { std::ptr::read_volatile(self.host as *const [i64; 5]) };
+        if rec[0] == 0 {
+            return Ok(());
+        }
+        unsafe { std::ptr::write_bytes(self.host, 0, 5) };
+        let op = INDEX_OPS.get(rec[1] as usize).copied().unwrap_or("index");
+        Err(rmx_core::index_err!(
+            "[{op}] Index {} is out of bounds for axis {} with size {}.",
+            rec[2],
+            rec[4],
+            rec[3]
+        ))
+    }
 }
 
 static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
@@ -82,6 +133,7 @@ impl Gpu {
             total_memory,
             active: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            index_errors: IndexErrors::new()?,
         })
     }
 
@@ -151,11 +203,13 @@ impl Gpu {
         self.active.fetch_sub(nbytes, Ordering::Relaxed);
     }
 
-    /// Waits for everything queued on the device.
+    /// Waits for everything queued on the device, then raises any out-of-range index a
+    /// kernel reported meanwhile.
     pub fn synchronize(&self) -> Result<()> {
         self.stream
             .synchronize()
-            .map_err(|e| driver_err("synchronize", e))
+            .map_err(|e| driver_err("synchronize", e))?;
+        self.index_errors.take()
     }
 }
 

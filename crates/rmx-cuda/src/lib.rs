@@ -14,7 +14,7 @@ pub mod layout;
 pub mod memory;
 
 use device::{the_gpu, Gpu};
-use kernels::{elementwise, matmul, reduce, rows};
+use kernels::{arg_reduce, elementwise, fast, fused, indexing, matmul, qmm, reduce, rows};
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
 use rmx_core::backend::{
@@ -145,6 +145,11 @@ impl Backend for CudaBackend {
         native_or_host(&[x], |g| elementwise::cast(g, x, x.dtype), |c| c.copy(x))
     }
     fn copy_into(&self, src: &ArrayData, dst: &ArrayData) -> Result<()> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        if src.dtype == dst.dtype && elementwise::copy_into(gpu, src, dst)? {
+            return Ok(());
+        }
         // The destination is a view into a buffer the caller owns: write it on the host
         // (after fetching its current bytes) and drop the device copy's validity.
         dst.buffer.make_resident(Device::CPU)?;
@@ -157,8 +162,30 @@ impl Backend for CudaBackend {
         gpu.bind()?;
         elementwise::fill_bits(gpu, scalar_bits(value, dtype)?, dtype, shape)
     }
+    fn empty(&self, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        Ok(memory::alloc_output(gpu, dtype, shape)?.0)
+    }
+    fn fused(
+        &self,
+        program: &rmx_core::primitives::fused::Fused,
+        inputs: &[ArrayData],
+        out_dtype: Dtype,
+    ) -> Result<Option<ArrayData>> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        fused::fused(gpu, program, inputs, out_dtype)
+    }
     fn arange(&self, start: f64, step: f64, dtype: Dtype, n: usize) -> Result<ArrayData> {
-        CpuBackend.arange(start, step, dtype, n)
+        // the first two values as the host computes them give the start and the step
+        let two = CpuBackend.arange(start, step, dtype, 2)?;
+        let wide = CpuBackend.cast(&two, Dtype::Float64)?.to_vec::<f64>();
+        native_or_host(
+            &[],
+            |g| elementwise::arange(g, wide[0], wide[1] - wide[0], dtype, n),
+            |c| c.arange(start, step, dtype, n),
+        )
     }
     fn reduce(
         &self,
@@ -184,16 +211,28 @@ impl Backend for CudaBackend {
         host_fallback(&[x], |c| c.scan(op, x, axis, reverse, inclusive))
     }
     fn arg_reduce(&self, op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayData> {
-        host_fallback(&[x], |c| c.arg_reduce(op, x, axis))
+        native_or_host(
+            &[x],
+            |g| arg_reduce::arg_reduce(g, op, x, axis),
+            |c| c.arg_reduce(op, x, axis),
+        )
     }
     fn matmul(&self, a: &ArrayData, b: &ArrayData) -> Result<ArrayData> {
         native_or_host(&[a, b], |g| matmul::matmul(g, a, b), |c| c.matmul(a, b))
     }
     fn check_indices(&self, indices: &ArrayData, size: usize, axis: usize) -> Result<ArrayData> {
-        host_fallback(&[indices], |c| c.check_indices(indices, size, axis))
+        native_or_host(
+            &[indices],
+            |g| indexing::check_indices(g, indices, size, axis),
+            |c| c.check_indices(indices, size, axis),
+        )
     }
     fn take(&self, x: &ArrayData, indices: &ArrayData, axis: usize) -> Result<ArrayData> {
-        host_fallback(&[x, indices], |c| c.take(x, indices, axis))
+        native_or_host(
+            &[x, indices],
+            |g| indexing::take(g, x, indices, axis),
+            |c| c.take(x, indices, axis),
+        )
     }
     fn take_along_axis(
         &self,
@@ -201,7 +240,11 @@ impl Backend for CudaBackend {
         indices: &ArrayData,
         axis: usize,
     ) -> Result<ArrayData> {
-        host_fallback(&[x, indices], |c| c.take_along_axis(x, indices, axis))
+        native_or_host(
+            &[x, indices],
+            |g| indexing::take_along_axis(g, x, indices, axis),
+            |c| c.take_along_axis(x, indices, axis),
+        )
     }
     fn scatter_along_axis(
         &self,
@@ -211,9 +254,11 @@ impl Backend for CudaBackend {
         updates: &ArrayData,
         axis: usize,
     ) -> Result<ArrayData> {
-        host_fallback(&[x, indices, updates], |c| {
-            c.scatter_along_axis(mode, x, indices, updates, axis)
-        })
+        native_or_host(
+            &[x, indices, updates],
+            |g| indexing::scatter_along_axis(g, mode, x, indices, updates, axis),
+            |c| c.scatter_along_axis(mode, x, indices, updates, axis),
+        )
     }
     fn softmax(&self, x: &ArrayData) -> Result<ArrayData> {
         native_or_host(&[x], |g| rows::softmax(g, x), |c| c.softmax(x))
@@ -246,6 +291,14 @@ impl Backend for CudaBackend {
         bits: usize,
     ) -> Result<Vec<ArrayData>> {
         let refs: Vec<&ArrayData> = inputs.iter().collect();
+        if let QuantizeOp::Dequantize(dtype) = op {
+            let gpu = the_gpu()?;
+            gpu.bind()?;
+            let (w, sc, b) = (&inputs[0], &inputs[1], &inputs[2]);
+            if let Some(out) = qmm::dequantize(gpu, w, sc, b, group_size, bits, dtype)? {
+                return Ok(vec![out]);
+            }
+        }
         host_fallback(&refs, |c| c.quantize(op, inputs, group_size, bits))
     }
     fn quantized_matmul(
@@ -258,9 +311,11 @@ impl Backend for CudaBackend {
         bits: usize,
         transpose: bool,
     ) -> Result<ArrayData> {
-        host_fallback(&[x, w, scales, biases], |c| {
-            c.quantized_matmul(x, w, scales, biases, group_size, bits, transpose)
-        })
+        native_or_host(
+            &[x, w, scales, biases],
+            |g| qmm::quantized_matmul(g, x, w, scales, biases, group_size, bits, transpose),
+            |c| c.quantized_matmul(x, w, scales, biases, group_size, bits, transpose),
+        )
     }
     fn norm(
         &self,
@@ -288,7 +343,11 @@ impl Backend for CudaBackend {
     ) -> Result<ArrayData> {
         let mut ins = vec![x, offset];
         ins.extend(freqs);
-        host_fallback(&ins, |c| c.rope(x, offset, freqs, spec))
+        native_or_host(
+            &ins,
+            |g| fast::rope(g, x, offset, freqs, spec),
+            |c| c.rope(x, offset, freqs, spec),
+        )
     }
     fn attention(
         &self,
@@ -304,7 +363,11 @@ impl Backend for CudaBackend {
             ins.push(m);
         }
         ins.extend(sinks);
-        host_fallback(&ins, |c| c.attention(q, k, v, mask, sinks, scale))
+        native_or_host(
+            &ins,
+            |g| fast::attention(g, q, k, v, mask, sinks, scale),
+            |c| c.attention(q, k, v, mask, sinks, scale),
+        )
     }
     fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {
         host_fallback(&[x], |c| c.fp8(x, to_fp8, out_dtype))

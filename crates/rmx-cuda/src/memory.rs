@@ -33,7 +33,9 @@ impl DeviceAlloc {
             Ok(p) => p,
             Err(_) => {
                 // Out of memory: let queued frees land, hand the pool's cache back, retry.
-                gpu.synchronize()?;
+                gpu.stream
+                    .synchronize()
+                    .map_err(|e| driver_err("synchronize", e))?;
                 unsafe { trim_pool(gpu) };
                 unsafe { result::malloc_async(gpu.stream.cu_stream(), nbytes) }.map_err(|e| {
                     rmx_core::runtime_err!(

@@ -6,13 +6,26 @@ use crate::kernels;
 use crate::weights::Weights;
 use rmx_core::{ops, Array, Dtype};
 
-/// `a` as float32, computed now: models run in f32 on the CPU, and converting at load
-/// keeps a per-call cast out of every forward pass.
+/// The float type models compute in: float32 (the default, and what the CPU backend is
+/// fastest in) or a half type on the GPU. Set once, before loading, by the command line.
+static COMPUTE_DTYPE: std::sync::OnceLock<Dtype> = std::sync::OnceLock::new();
+
+pub fn set_compute_dtype(dtype: Dtype) {
+    let _ = COMPUTE_DTYPE.set(dtype);
+}
+
+pub fn compute_dtype() -> Dtype {
+    *COMPUTE_DTYPE.get().unwrap_or(&Dtype::Float32)
+}
+
+/// `a` in the compute type, computed now: converting at load keeps a per-call cast out
+/// of every forward pass.
 fn f32(a: Array) -> Result<Array> {
-    if a.dtype() == Dtype::Float32 {
+    let dtype = compute_dtype();
+    if a.dtype() == dtype {
         return Ok(a);
     }
-    let a = ops::astype(&a, Dtype::Float32)?;
+    let a = ops::astype(&a, dtype)?;
     rmx_core::eval(std::slice::from_ref(&a))?;
     Ok(a)
 }

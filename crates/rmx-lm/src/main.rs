@@ -18,6 +18,43 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where models run: `gpu` (a CUDA build with a device), `cpu`, or `auto` (the GPU
+    /// when there is one).
+    #[arg(long, global = true, default_value = "auto")]
+    device: String,
+    /// The float type models compute in (default: float32 on the CPU, bfloat16 on the GPU).
+    #[arg(long, global = true)]
+    dtype: Option<String>,
+}
+
+/// Picks the device and the compute type from `--device` and `--dtype`.
+fn choose_device(device: &str, dtype: Option<&str>) -> Result<()> {
+    use rmx_core::{Device, Dtype};
+    #[cfg(feature = "cuda")]
+    let gpu = device != "cpu" && (rmx_cuda::init() || rmx_cuda::is_available());
+    #[cfg(not(feature = "cuda"))]
+    let gpu = false;
+    let on_gpu = match device {
+        "auto" => gpu,
+        "cpu" => false,
+        "gpu" if gpu => true,
+        "gpu" => {
+            return Err(rmx_lm::LmError::Invalid(
+                "--device gpu: this build has no CUDA backend or no device was found".into(),
+            ))
+        }
+        other => return Err(rmx_lm::LmError::Invalid(format!("unknown --device {other}"))),
+    };
+    rmx_core::device::set_default_device(if on_gpu { Device::GPU } else { Device::CPU })?;
+    let dtype = match dtype {
+        None if on_gpu => Dtype::Bfloat16,
+        None | Some("float32") => Dtype::Float32,
+        Some("bfloat16") => Dtype::Bfloat16,
+        Some("float16") => Dtype::Float16,
+        Some(other) => return Err(rmx_lm::LmError::Invalid(format!("unknown --dtype {other}"))),
+    };
+    rmx_lm::layers::set_compute_dtype(dtype);
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -364,7 +401,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Err(e) = choose_device(&cli.device, cli.dtype.as_deref()).and_then(|_| run(cli)) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -233,6 +233,22 @@ pub trait Backend: Send + Sync {
     fn copy(&self, x: &ArrayData) -> Result<ArrayData>;
     /// Writes `src` into `dst`, a same-shaped view into a buffer the caller owns.
     fn copy_into(&self, src: &ArrayData, dst: &ArrayData) -> Result<()>;
+    /// A fresh row-contiguous array of unspecified contents, in this device's memory, for
+    /// ops that then write all of it piecewise (`copy_into`).
+    fn empty(&self, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {
+        ArrayData::alloc(dtype, shape)
+    }
+    /// A fused elementwise program (`compile`'s `Fused` node) as one kernel: `inputs` are
+    /// views of the output's shape. `None` (the default) runs the portable tiled
+    /// interpreter, which calls this backend's unary/binary/cast/select kernels.
+    fn fused(
+        &self,
+        _program: &crate::primitives::fused::Fused,
+        _inputs: &[ArrayData],
+        _out_dtype: Dtype,
+    ) -> Result<Option<ArrayData>> {
+        Ok(None)
+    }
     fn fill(&self, value: Scalar, dtype: Dtype, shape: &[usize]) -> Result<ArrayData>;
     /// `start + i * step` for i in 0..n.
     fn arange(&self, start: f64, step: f64, dtype: Dtype, n: usize) -> Result<ArrayData>;

@@ -197,9 +197,12 @@ impl Primitive for Fused {
         inputs: &[ArrayData],
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
+        if let Some(o) = b.fused(self, inputs, out[0].dtype)? {
+            return Ok(vec![o]);
+        }
         let shape = &out[0].shape;
         let n: usize = shape.iter().product();
-        let o = ArrayData::alloc(out[0].dtype, shape)?;
+        let o = b.empty(out[0].dtype, shape)?;
         if n == 0 {
             return Ok(vec![o]);
         }

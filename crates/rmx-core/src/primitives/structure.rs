@@ -65,7 +65,7 @@ impl Primitive for Concatenate {
         inputs: &[ArrayData],
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
-        let o = ArrayData::alloc(out[0].dtype, &out[0].shape)?;
+        let o = b.empty(out[0].dtype, &out[0].shape)?;
         let nd = o.ndim();
         let mut start = vec![0usize; nd];
         for x in inputs {

@@ -25,9 +25,19 @@ fn nvrtc_present() -> bool {
 
 /// Compiles many kernels as one NVRTC program (the shared prelude parsed once).
 fn compile(kernels: &[Kernel]) {
+    compile_sharing(kernels, &[]);
+}
+
+/// `compile`, where the kernels also share the helper snippets `shared`.
+fn compile_sharing(kernels: &[Kernel], shared: &[&str]) {
     let mut src = format!("{PRELUDE}{BLOCK_REDUCE}");
+    src.extend(shared.iter().copied());
     for k in kernels {
-        src.push_str(&k.src.replace(PRELUDE, "").replace(BLOCK_REDUCE, ""));
+        let mut body = k.src.replace(PRELUDE, "").replace(BLOCK_REDUCE, "");
+        for s in shared {
+            body = body.replace(s, "");
+        }
+        src.push_str(&body);
     }
     let opts = CompileOptions {
         arch: Some("sm_90"),
@@ -89,4 +99,71 @@ fn generated_kernels_compile() {
     ks.sort_by(|a, b| a.name.cmp(&b.name));
     ks.dedup_by(|a, b| a.name == b.name);
     compile(&ks);
+}
+
+#[test]
+fn indexing_kernels_compile() {
+    if !nvrtc_present() {
+        return;
+    }
+    compile_sharing(&super::indexing::all_kernels(), &[super::indexing::CHECKED]);
+}
+
+#[test]
+fn fast_qmm_and_arg_reduce_kernels_compile() {
+    if !nvrtc_present() {
+        return;
+    }
+    use rmx_core::backend::ArgReduceOp;
+    let mut ks = super::qmm::all_kernels();
+    for dt in SAMPLE_DTYPES {
+        ks.extend(super::fast::rope_kernel(dt));
+        ks.extend(super::fast::attention_kernel(dt, None));
+        ks.extend(super::fast::attention_kernel(dt, Some(Dtype::Bool)));
+        ks.extend(super::fast::attention_kernel(dt, Some(dt)));
+        ks.extend(super::arg_reduce::arg_reduce_kernel(
+            ArgReduceOp::ArgMax,
+            dt,
+        ));
+        ks.extend(super::arg_reduce::arg_reduce_kernel(
+            ArgReduceOp::ArgMin,
+            dt,
+        ));
+    }
+    compile(&ks);
+}
+
+#[test]
+fn fused_kernels_compile() {
+    if !nvrtc_present() {
+        return;
+    }
+    use rmx_core::primitives::fused::{Arg, Fused, FusedKind, FusedOp};
+    // exp(sin(x) * 2 + 1) * x in bf16 with a comparison, a select and a cast to f32
+    let op = |kind, args: Vec<Arg>, dtype| FusedOp { kind, args, dtype };
+    let bf = Dtype::Bfloat16;
+    let program = Fused {
+        ops: vec![
+            op(FusedKind::Unary(UnaryOp::Sin), vec![Arg::Input(0)], bf),
+            op(
+                FusedKind::Binary(BinaryOp::Multiply),
+                vec![Arg::Op(0), Arg::Input(1)],
+                bf,
+            ),
+            op(FusedKind::Unary(UnaryOp::Exp), vec![Arg::Op(1)], bf),
+            op(
+                FusedKind::Binary(BinaryOp::Greater),
+                vec![Arg::Op(2), Arg::Input(1)],
+                Dtype::Bool,
+            ),
+            op(
+                FusedKind::Select,
+                vec![Arg::Op(3), Arg::Op(2), Arg::Input(0)],
+                bf,
+            ),
+            op(FusedKind::Cast, vec![Arg::Op(4)], Dtype::Float32),
+        ],
+    };
+    let k = super::fused::fused_kernel(&program, &[bf, bf]).expect("a CUDA expression for each op");
+    compile(&[k]);
 }

@@ -37,7 +37,7 @@ fn mode(l: &Layout) -> i32 {
 }
 
 /// The element of operand `n` read for output index `i`, by the operand's read mode.
-fn element(n: &str) -> String {
+pub fn element(n: &str) -> String {
     format!("p{n}[(m{n} == 0 ? i : (m{n} == 1 ? 0 : loc(l{n}, i)))]")
 }
 
@@ -106,7 +106,7 @@ fn launch(
 
 /// Two entry points over one body: `name` (any layouts) and `name_dense` (no strided
 /// operand), so one NVRTC compile serves both.
-fn kernel_source(name: &str, inputs: &[(&str, &str)], out_type: &str, body: &str) -> String {
+pub fn kernel_source(name: &str, inputs: &[(&str, &str)], out_type: &str, body: &str) -> String {
     let params: Vec<String> = inputs
         .iter()
         .map(|(n, t)| format!("const {t}* __restrict__ p{n}, Layout l{n}, int m{n}"))
@@ -210,7 +210,7 @@ pub fn fill_kernel(dtype: Dtype) -> Kernel {
 }
 
 /// Runs `kernel` over the elements of `inputs` (all of `shape`) into a new array.
-fn run(
+pub fn run(
     gpu: &'static Gpu,
     kernel: Kernel,
     inputs: &[&ArrayData],
@@ -292,4 +292,66 @@ pub fn fill_bits(gpu: &'static Gpu, bits: u64, dtype: Dtype, shape: &[usize]) ->
     b.arg(&optr).arg(&bits).arg(&n64);
     unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching fill", e))?;
     Ok(out)
+}
+
+/// Copies `src` into the strided view `dst` (same shape and dtype) of a buffer: the
+/// device copy of that buffer becomes its only valid one.
+pub fn copy_into(gpu: &'static Gpu, src: &ArrayData, dst: &ArrayData) -> Result<bool> {
+    let Some(ls) = collapse(&src.shape, &[&src.strides[..], &dst.strides[..]]) else {
+        return Ok(false);
+    };
+    let n = src.numel();
+    if n == 0 {
+        return Ok(true);
+    }
+    let t = bits_type(src.dtype.size());
+    let name = format!("copy_to_view_{t}");
+    let src_code = || {
+        format!(
+            "{PRELUDE}\nextern \"C\" __global__ void {name}(const {t}* x, Layout lx, {t}* out, Layout lo, i64 n) {{\n  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) out[loc(lo, i)] = x[loc(lx, i)];\n}}\n"
+        )
+    };
+    let f = gpu.kernel(&name, src_code)?;
+    let (xp, op) = (device_ptr(gpu, src)?, device_ptr(gpu, dst)?);
+    let n64 = n as i64;
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&xp).arg(&ls[0]).arg(&op).arg(&ls[1]).arg(&n64);
+    unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching copy_into", e))?;
+    dst.buffer
+        .set_residency(rmx_core::allocator::Residency::GPU);
+    Ok(true)
+}
+
+/// `start + i * step` (the step as the host computes it: `T(start + step) - T(start)`,
+/// given here as `first` and `step` in the output's type) for `n` elements.
+pub fn arange(
+    gpu: &'static Gpu,
+    first: f64,
+    step: f64,
+    dtype: Dtype,
+    n: usize,
+) -> Result<Option<ArrayData>> {
+    let Some(t) = ctype(dtype) else {
+        return Ok(None);
+    };
+    if !t.float && !matches!(dtype, Dtype::Int32 | Dtype::Int64 | Dtype::Uint32) {
+        return Ok(None);
+    }
+    let (out, optr) = alloc_output(gpu, dtype, &[n])?;
+    if n == 0 {
+        return Ok(Some(out));
+    }
+    let name = format!("arange_{}", tag(dtype));
+    let value = if t.float {
+        t.store("(first + step * (double)i)")
+    } else {
+        t.store("((i64)first + (i64)step * i)")
+    };
+    let src = format!("{PRELUDE}\nextern \"C\" __global__ void {name}({s}* out, double first, double step, i64 n) {{\n  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) out[i] = {value};\n}}\n", s = t.store);
+    let f = gpu.kernel(&name, || src)?;
+    let n64 = n as i64;
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&optr).arg(&first).arg(&step).arg(&n64);
+    unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching arange", e))?;
+    Ok(Some(out))
 }

@@ -1,9 +1,14 @@
 //! CUDA C kernels, generated per op and dtype and compiled by NVRTC on first use.
 
+pub mod arg_reduce;
 pub mod elementwise;
+pub mod fast;
+pub mod fused;
+pub mod indexing;
 pub mod matmul;
 pub mod ops_c;
 pub mod prelude;
+pub mod qmm;
 pub mod reduce;
 pub mod rows;
 

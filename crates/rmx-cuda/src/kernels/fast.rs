@@ -1,0 +1,303 @@
+//! The fast ops of LLM layers: rotary embedding and fused attention.
+//!
+//! Attention is one block per (batch, head, query row) with four warps; each warp walks
+//! every fourth key with an online softmax (lanes split the head dimension), then the
+//! warps' partial results are merged. The (Lq, Lk) scores never exist in memory. Masked
+//! bool entries score the dtype's lowest finite value and causal alignment is MLX's
+//! (lower right), as on the CPU.
+
+use super::elementwise::{cast, launch_config, Kernel};
+use super::prelude::{ctype, tag, PRELUDE};
+use crate::device::{driver_err, Gpu};
+use crate::memory::{alloc_output, device_ptr};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use rmx_core::backend::{AttnMask, RopeSpec};
+use rmx_core::dtype::finfo;
+use rmx_core::{ArrayData, Dtype, Result};
+
+pub fn rope_kernel(dtype: Dtype) -> Option<Kernel> {
+    let t = ctype(dtype).filter(|t| t.float)?;
+    let name = format!("rope_{}", tag(dtype));
+    let c = t.compute;
+    let src = format!(
+        r#"{PRELUDE}
+extern "C" __global__ void {name}(const {s}* x, {s}* out, const i32* offs, const float* freqs,
+    i64 n_rows, i64 d, i64 half, i64 t_len, i64 per_batch_rows, int by_batch, int trad,
+    double log_step, double scale) {{
+  const i64 per_row = d - half, n = n_rows * per_row;
+  for (i64 k = (i64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (i64)gridDim.x * blockDim.x) {{
+    const i64 row = k / per_row, j = k % per_row;
+    const {s}* xr = x + row * d; {s}* orow = out + row * d;
+    if (j >= half) {{ orow[half + j] = xr[half + j]; continue; }}
+    const i64 t = row % t_len, o = by_batch ? row / per_batch_rows : 0;
+    const double inv = freqs ? 1.0 / (double)freqs[j] : exp((double)j * log_step);
+    const double theta = fmod(((double)t + (double)offs[o]) * scale * inv, 6.283185307179586);
+    float sn, cs; sincosf((float)theta, &sn, &cs);
+    const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
+    const {c} a = {la}, b = {lb};
+    orow[ia] = {sa}; orow[ib] = {sb};
+  }}
+}}
+"#,
+        s = t.store,
+        la = t.load("xr[ia]"),
+        lb = t.load("xr[ib]"),
+        sa = t.store(&format!("a * ({c})cs - b * ({c})sn")),
+        sb = t.store(&format!("a * ({c})sn + b * ({c})cs")),
+    );
+    Some(Kernel { name, src })
+}
+
+/// `x` row-contiguous: as is, or a copy.
+fn dense(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
+    if x.is_row_contiguous() {
+        Ok(Some(x.clone()))
+    } else {
+        cast(gpu, x, x.dtype)
+    }
+}
+
+pub fn rope(
+    gpu: &'static Gpu,
+    x: &ArrayData,
+    offset: &ArrayData,
+    freqs: Option<&ArrayData>,
+    spec: RopeSpec,
+) -> Result<Option<ArrayData>> {
+    let Some(Kernel { name, src }) = rope_kernel(x.dtype) else {
+        return Ok(None);
+    };
+    if offset.dtype != Dtype::Int32 || freqs.is_some_and(|f| f.dtype != Dtype::Float32) {
+        return Ok(None);
+    }
+    let (Some(x), Some(offset)) = (dense(gpu, x)?, dense(gpu, offset)?) else {
+        return Ok(None);
+    };
+    let freqs = match freqs {
+        Some(f) => dense(gpu, f)?,
+        None => None,
+    };
+    let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
+    let nd = x.ndim();
+    if x.numel() == 0 || nd < 2 {
+        return Ok(if x.numel() == 0 { Some(out) } else { None });
+    }
+    let (t_len, d) = (x.shape[nd - 2] as i64, x.shape[nd - 1] as i64);
+    let half = (spec.dims / 2) as i64;
+    let n_rows = (x.numel() as i64) / d;
+    let per_batch_rows = n_rows / x.shape[0] as i64;
+    let by_batch = (offset.numel() > 1) as i32;
+    let trad = spec.traditional as i32;
+    let log_step = -(spec.base as f64).ln() / half as f64;
+    let scale = spec.scale as f64;
+    let (xp, op) = (device_ptr(gpu, &x)?, device_ptr(gpu, &offset)?);
+    let fp = match &freqs {
+        Some(f) => device_ptr(gpu, f)?,
+        None => 0u64,
+    };
+    let f = gpu.kernel(&name, || src)?;
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&xp).arg(&optr).arg(&op).arg(&fp);
+    b.arg(&n_rows)
+        .arg(&d)
+        .arg(&half)
+        .arg(&t_len)
+        .arg(&per_batch_rows);
+    b.arg(&by_batch).arg(&trad).arg(&log_step).arg(&scale);
+    let n = (n_rows * (d - half)) as usize;
+    unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching rope", e))?;
+    Ok(Some(out))
+}
+
+/// Head dimensions up to `32 * PER_LANE`.
+const PER_LANE: usize = 8;
+const WARPS: u32 = 4;
+
+/// Mask kinds of the attention kernel.
+const NO_MASK: i32 = 0;
+const CAUSAL: i32 = 1;
+const BOOL_MASK: i32 = 2;
+const ADD_MASK: i32 = 3;
+
+pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kernel> {
+    let t = ctype(dtype).filter(|t| t.float)?;
+    let mt = ctype(mask_dtype.unwrap_or(dtype))?;
+    let name = format!(
+        "attention_{}_{}",
+        tag(dtype),
+        mask_dtype.map_or("none", tag)
+    );
+    let c = t.compute;
+    let exp = t.math("exp");
+    let src = format!(
+        r#"{PRELUDE}
+#define PL {PER_LANE}
+extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, const {ms}* mask,
+    const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv,
+    i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2,
+    i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest) {{
+  const i64 row = blockIdx.x;
+  const i64 qi = row % lq, h = (row / lq) % hq, bi = row / lq / hq, kh = h / rep;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const {s}* qr = q + bi * qs0 + h * qs1 + qi * qs2;
+  const {s}* kb = k + bi * ks0 + kh * ks1;
+  const {s}* vb = v + bi * vs0 + kh * vs1;
+  {c} qv[PL], acc[PL];
+#pragma unroll
+  for (int e = 0; e < PL; ++e) {{
+    const i64 dd = lane + 32 * e;
+    qv[e] = dd < d ? {lq_} * scale : ({c})0;
+    acc[e] = 0;
+  }}
+  {c} m = -INFINITY, l = 0;
+  if (sinks && warp == 0) {{ m = {lsink}; l = 1; }}
+  const i64 last = qi + lk - lq;  // causal: the last visible key
+  for (i64 j = warp; j < lk; j += {WARPS}) {{
+    const {s}* kr = kb + j * ks2;
+    {c} sc = 0;
+#pragma unroll
+    for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < d) sc += qv[e] * {lk_}; }}
+    for (int o = 16; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffff, sc, o);
+    if (mask_kind == {CAUSAL}) {{ if (j > last) sc = lowest; }}
+    else if (mask_kind != {NO_MASK}) {{
+      const {ms} mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
+      if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
+      else sc += ({c}){lmask};
+    }}
+    const {c} mn = sc > m ? sc : m;
+    if (mn == -INFINITY) continue;
+    const {c} alpha = {exp}(m - mn), p = {exp}(sc - mn);
+    l = l * alpha + p; m = mn;
+    const {s}* vr = vb + j * vs2;
+#pragma unroll
+    for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < dv) acc[e] = acc[e] * alpha + p * {lv}; }}
+  }}
+  __shared__ {c} sm[{WARPS}], sl[{WARPS}], sacc[{WARPS}][32 * PL];
+  if (lane == 0) {{ sm[warp] = m; sl[warp] = l; }}
+#pragma unroll
+  for (int e = 0; e < PL; ++e) sacc[warp][lane + 32 * e] = acc[e];
+  __syncthreads();
+  if (warp == 0) {{
+    {c} M = sm[0];
+    for (int w = 1; w < {WARPS}; ++w) M = sm[w] > M ? sm[w] : M;
+    {c} L = 0, wt[{WARPS}];
+    for (int w = 0; w < {WARPS}; ++w) {{ wt[w] = sm[w] == -INFINITY ? ({c})0 : {exp}(sm[w] - M); L += sl[w] * wt[w]; }}
+    {s}* orow = out + ((bi * hq + h) * lq + qi) * dv;
+#pragma unroll
+    for (int e = 0; e < PL; ++e) {{
+      const i64 dd = lane + 32 * e;
+      if (dd < dv) {{
+        {c} o = 0;
+        for (int w = 0; w < {WARPS}; ++w) o += sacc[w][dd] * wt[w];
+        orow[dd] = {so};
+      }}
+    }}
+  }}
+}}
+"#,
+        s = t.store,
+        ms = mt.store,
+        lq_ = t.load("qr[dd]"),
+        lk_ = t.load("kr[dd]"),
+        lv = t.load("vr[dd]"),
+        lsink = t.load("sinks[h]"),
+        lmask = mt.load("mv"),
+        so = t.store("o / L"),
+    );
+    Some(Kernel { name, src })
+}
+
+/// The strides of the first three axes of a 4-d view whose last axis is contiguous.
+fn strides3(x: &ArrayData) -> [i64; 3] {
+    [
+        x.strides[0] as i64,
+        x.strides[1] as i64,
+        x.strides[2] as i64,
+    ]
+}
+
+pub fn attention(
+    gpu: &'static Gpu,
+    q: &ArrayData,
+    k: &ArrayData,
+    v: &ArrayData,
+    mask: AttnMask<'_>,
+    sinks: Option<&ArrayData>,
+    scale: f32,
+) -> Result<Option<ArrayData>> {
+    let (b, hq, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
+    let (hkv, lk, dv) = (k.shape[1], k.shape[2], v.shape[3]);
+    if q.ndim() != 4 || d > 32 * PER_LANE || dv > 32 * PER_LANE || hkv == 0 {
+        return Ok(None);
+    }
+    let (mask_kind, mask_arr) = match mask {
+        AttnMask::None => (NO_MASK, None),
+        AttnMask::Causal => (CAUSAL, None),
+        AttnMask::Array(m) if m.dtype == Dtype::Bool => (BOOL_MASK, Some(m)),
+        AttnMask::Array(m) => (ADD_MASK, Some(m)),
+    };
+    let Some(Kernel { name, src }) = attention_kernel(q.dtype, mask_arr.map(|m| m.dtype)) else {
+        return Ok(None);
+    };
+    let last_dense = |x: &ArrayData| -> Result<Option<ArrayData>> {
+        if x.strides[3] == 1 || x.shape[3] == 1 {
+            Ok(Some(x.clone()))
+        } else {
+            dense(gpu, x)
+        }
+    };
+    let (Some(q), Some(k), Some(v)) = (last_dense(q)?, last_dense(k)?, last_dense(v)?) else {
+        return Ok(None);
+    };
+    let sinks = match sinks {
+        Some(s) => dense(gpu, s)?,
+        None => None,
+    };
+    let (out, optr) = alloc_output(gpu, q.dtype, &[b, hq, lq, dv])?;
+    if out.numel() == 0 {
+        return Ok(Some(out));
+    }
+    let lowest = finfo(q.dtype).map_or(f64::MIN, |f| f.min);
+    let (qp, kp, vp) = (
+        device_ptr(gpu, &q)?,
+        device_ptr(gpu, &k)?,
+        device_ptr(gpu, &v)?,
+    );
+    let mp = match mask_arr {
+        Some(m) => device_ptr(gpu, m)?,
+        None => 0,
+    };
+    let ms: [i64; 4] = match mask_arr {
+        Some(m) => [0, 1, 2, 3].map(|i| m.strides[i] as i64),
+        None => [0; 4],
+    };
+    let sp = match &sinks {
+        Some(s) => device_ptr(gpu, s)?,
+        None => 0,
+    };
+    let f = gpu.kernel(&name, || src)?;
+    let dims = [hq, hq / hkv, lq, lk, d, dv].map(|x| x as i64);
+    let (qs, ks, vs) = (strides3(&q), strides3(&k), strides3(&v));
+    let mut bld = gpu.stream.launch_builder(&f);
+    bld.arg(&qp).arg(&kp).arg(&vp).arg(&mp).arg(&sp).arg(&optr);
+    for x in &dims {
+        bld.arg(x);
+    }
+    for x in qs.iter().chain(&ks).chain(&vs).chain(&ms) {
+        bld.arg(x);
+    }
+    bld.arg(&mask_kind);
+    let (scale64, lowest32) = (scale as f64, lowest as f32);
+    if q.dtype == Dtype::Float64 {
+        bld.arg(&scale64).arg(&lowest);
+    } else {
+        bld.arg(&scale).arg(&lowest32);
+    }
+    let cfg = LaunchConfig {
+        grid_dim: ((b * hq * lq) as u32, 1, 1),
+        block_dim: (32 * WARPS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { bld.launch(cfg) }.map_err(|e| driver_err("launching attention", e))?;
+    Ok(Some(out))
+}

@@ -1,0 +1,102 @@
+//! `compile`'s fused elementwise programs as one generated kernel each: every input is
+//! read once through its layout, the ops run in registers, the output is written once.
+//! Each intermediate value is rounded to its dtype as the unfused ops would store it, so a
+//! fused result equals the eager one bit for bit.
+
+use super::elementwise::{element, kernel_source, run, Kernel};
+use super::ops_c::{binary_expr, unary_expr};
+use super::prelude::ctype;
+use crate::device::Gpu;
+use rmx_core::primitives::fused::{Arg, Fused, FusedKind};
+use rmx_core::{ArrayData, Dtype, Result};
+use std::hash::{Hash, Hasher};
+
+/// The kernel of `program` over inputs of `input_dtypes`; `None` when an op or dtype has
+/// no CUDA expression here (the portable interpreter then runs it).
+pub fn fused_kernel(program: &Fused, input_dtypes: &[Dtype]) -> Option<Kernel> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{:?}{input_dtypes:?}", program.ops).hash(&mut h);
+    let name = format!("fused_{:016x}", h.finish());
+    let mut body = String::new();
+    let mut inputs = Vec::new();
+    let mut names: Vec<String> = Vec::with_capacity(input_dtypes.len());
+    for (k, &d) in input_dtypes.iter().enumerate() {
+        let t = ctype(d)?;
+        inputs.push((format!("{k}"), t.store));
+        body.push_str(&format!(
+            "    const {} in{k} = {};\n",
+            t.compute,
+            t.load(&element(&k.to_string()))
+        ));
+        names.push(format!("in{k}"));
+    }
+    let mut dtypes: Vec<Dtype> = input_dtypes.to_vec();
+    let mut values: Vec<(String, Dtype)> = Vec::new();
+    for (n, op) in program.ops.iter().enumerate() {
+        let arg = |a: &Arg| match a {
+            Arg::Input(i) => (names[*i].clone(), dtypes[*i]),
+            Arg::Op(j) => values[*j].clone(),
+        };
+        let to = ctype(op.dtype)?;
+        let (a0, d0) = arg(&op.args[0]);
+        let ti = ctype(d0)?;
+        let value = match op.kind {
+            FusedKind::Unary(u) => format!(
+                "[&]{{ const {} x = {a0}; return ({})({}); }}()",
+                ti.compute,
+                to.compute,
+                unary_expr(u, &ti)?
+            ),
+            FusedKind::Binary(b) => {
+                let (a1, _) = arg(&op.args[1]);
+                format!(
+                    "[&]{{ const {c} a = {a0}; const {c} b = {a1}; return ({})({}); }}()",
+                    to.compute,
+                    binary_expr(b, &ti)?,
+                    c = ti.compute
+                )
+            }
+            FusedKind::Cast if to.compute == "bool" => format!("({a0} != 0)"),
+            FusedKind::Cast if ti.float && to.compute.starts_with('u') => {
+                format!("({})(i64)({a0})", to.compute)
+            }
+            FusedKind::Cast => format!("({})({a0})", to.compute),
+            FusedKind::Select => {
+                let (a1, _) = arg(&op.args[1]);
+                let (a2, _) = arg(&op.args[2]);
+                format!("({a0} ? {a1} : {a2})")
+            }
+        };
+        // round through the stored type, as the unfused op's output would be
+        body.push_str(&format!(
+            "    const {} v{n} = {};\n",
+            to.compute,
+            to.load(&to.store(&value))
+        ));
+        values.push((format!("v{n}"), op.dtype));
+        dtypes.push(op.dtype);
+    }
+    let (last, out_dtype) = values.last()?.clone();
+    let to = ctype(out_dtype)?;
+    body.push_str(&format!("    out[i] = {};", to.store(&last)));
+    let ins: Vec<(&str, &str)> = inputs.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let src = kernel_source(&name, &ins, to.store, &body);
+    Some(Kernel { name, src })
+}
+
+pub fn fused(
+    gpu: &'static Gpu,
+    program: &Fused,
+    inputs: &[ArrayData],
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    let dtypes: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
+    let Some(k) = fused_kernel(program, &dtypes) else {
+        return Ok(None);
+    };
+    let Some(first) = inputs.first() else {
+        return Ok(None);
+    };
+    let refs: Vec<&ArrayData> = inputs.iter().collect();
+    run(gpu, k, &refs, &first.shape.clone(), out_dtype)
+}
