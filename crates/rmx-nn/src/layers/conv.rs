@@ -65,8 +65,8 @@ fn init(
     in_channels: usize,
     out_channels: usize,
     kernel: &[usize],
-    cfg_groups: usize,
-    cfg_bias: bool,
+    groups: usize,
+    bias: bool,
     axes: [&[usize]; 2],
 ) -> Result<(Param, Option<Param>)> {
     if in_channels == 0 || out_channels == 0 {
@@ -74,9 +74,9 @@ fn init(
             "[{name}] in_channels and out_channels must be positive, got {in_channels} and {out_channels}."
         ));
     }
-    if cfg_groups == 0 || in_channels % cfg_groups != 0 {
+    if groups == 0 || !in_channels.is_multiple_of(groups) {
         return Err(value_err!(
-            "The number of input channels ({in_channels}) must be divisible by the number of groups ({cfg_groups})"
+            "The number of input channels ({in_channels}) must be divisible by the number of groups ({groups})"
         ));
     }
     for (what, v) in [
@@ -90,7 +90,7 @@ fn init(
             ));
         }
     }
-    let per_group = in_channels / cfg_groups;
+    let per_group = in_channels / groups;
     let fan_in = per_group * kernel.iter().product::<usize>();
     let scale = (1.0 / fan_in as f64).sqrt();
     let mut shape = vec![out_channels];
@@ -103,7 +103,7 @@ fn init(
         Dtype::Float32,
         None,
     )?;
-    let bias = if cfg_bias {
+    let bias = if bias {
         Some(ops::zeros(&[out_channels as i64], Dtype::Float32)?.into())
     } else {
         None
