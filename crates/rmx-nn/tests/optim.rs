@@ -4,7 +4,10 @@
 mod common;
 
 use common::{arr, assert_close, vals};
-use rmx_nn::optim::{clip_grad_norm, Adam, AdamW, Optimizer, Schedule, Sgd};
+use rmx_nn::optim::{
+    clip_grad_norm, AdaDelta, Adafactor, Adagrad, Adam, AdamW, Adamax, Lion, Optimizer, RMSprop,
+    Schedule, Sgd,
+};
 use rmx_nn::{Module, Params};
 
 const W0: [f64; 3] = [1.0, -2.0, 0.5];
@@ -258,4 +261,250 @@ fn clip_grad_norm_scales_only_large_gradients() {
     let (same, _) = clip_grad_norm(&g, 10.0).unwrap();
     assert_close(&vals(&same["b"]), &[4.0], 1e-6);
     assert!(clip_grad_norm(&g, -1.0).is_err());
+}
+
+/// One coordinate's update `f(w, g, state, t)`, t counting from 1.
+type Rule<'a> = &'a dyn Fn(&mut f64, f64, &mut [f64], i32);
+
+/// The three-step reference for a per-coordinate rule.
+fn coordinate_ref(nstate: usize, f: Rule) -> Vec<[f64; 3]> {
+    let mut w = W0;
+    let mut st = vec![vec![0.0; nstate]; 3];
+    let mut out = Vec::new();
+    for (t, g) in GRADS.iter().enumerate() {
+        for i in 0..3 {
+            f(&mut w[i], g[i], &mut st[i], t as i32 + 1);
+        }
+        out.push(w);
+    }
+    out
+}
+
+#[test]
+fn rmsprop_default_and_scheduled() {
+    let want = coordinate_ref(1, &|w, g, v, _| {
+        v[0] = 0.99 * v[0] + 0.01 * g * g;
+        *w -= 0.01 * g / (v[0].sqrt() + 1e-8);
+    });
+    check(run(&mut RMSprop::new(0.01)), want);
+    let lr = |t: i32| 0.1 * 0.5f64.powi(t - 1);
+    let want = coordinate_ref(1, &|w, g, v, t| {
+        v[0] = 0.8 * v[0] + 0.2 * g * g;
+        *w -= lr(t) * g / (v[0].sqrt() + 1e-3);
+    });
+    let sched = Schedule::exponential_decay(0.1, 0.5);
+    check(run(&mut RMSprop::new(sched).alpha(0.8).eps(1e-3)), want);
+    let e = RMSprop::new(0.1)
+        .eps(0.0)
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
+    assert!(e.to_string().contains("epsilon should be >0"), "{e}");
+}
+
+#[test]
+fn adagrad_accumulates_squares() {
+    let want = coordinate_ref(1, &|w, g, v, _| {
+        v[0] += g * g;
+        *w -= 0.3 * g / (v[0].sqrt() + 1e-8);
+    });
+    let mut o = Adagrad::new(0.3);
+    check(run(&mut o), want);
+    // the state is the sum of squared gradients
+    let v: f64 = GRADS.iter().map(|g| g[1] * g[1]).sum();
+    assert_close(&vals(&o.state("w").unwrap()[0])[1..2], &[v], 1e-6);
+}
+
+#[test]
+fn adadelta_tracks_both_averages() {
+    let want = coordinate_ref(2, &|w, g, s, _| {
+        let (rho, eps) = (0.9, 1e-6);
+        s[0] = rho * s[0] + (1.0 - rho) * g * g;
+        let d = (s[1] + eps).sqrt() / (s[0] + eps).sqrt() * g;
+        s[1] = rho * s[1] + (1.0 - rho) * d * d;
+        *w -= 2.0 * d;
+    });
+    let mut o = AdaDelta::new(2.0);
+    check(run(&mut o), want);
+    assert_eq!(o.state("w").unwrap().len(), 2);
+    let e = AdaDelta::new(1.0)
+        .rho(-0.5)
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
+    assert!(e.to_string().contains("rho should be >=0"), "{e}");
+}
+
+#[test]
+fn adamax_uses_the_infinity_norm() {
+    let want = coordinate_ref(2, &|w, g, s, _| {
+        s[0] = 0.8 * s[0] + 0.2 * g;
+        s[1] = (0.95 * s[1]).max(g.abs());
+        *w -= 0.05 * s[0] / (s[1] + 1e-8);
+    });
+    check(run(&mut Adamax::new(0.05).betas(0.8, 0.95)), want);
+}
+
+#[test]
+fn lion_steps_by_the_sign_with_decoupled_decay() {
+    for wd in [0.0, 0.5] {
+        let want = coordinate_ref(1, &|w, g, m, _| {
+            let c = 0.9 * m[0] + 0.1 * g;
+            m[0] = 0.99 * m[0] + 0.01 * g;
+            *w *= 1.0 - 0.1 * wd;
+            *w -= 0.1 * c.signum();
+        });
+        check(run(&mut Lion::new(0.1).weight_decay(wd)), want);
+    }
+    let e = Lion::new(0.1)
+        .betas(0.9, 1.0)
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
+    assert!(e.to_string().contains("Lion beta2"), "{e}");
+}
+
+/// Adafactor on one `rows x cols` parameter (`rows == 0`: a vector of `cols`), f64.
+fn adafactor_ref(
+    o: &Adafactor,
+    lr: f64,
+    rows: usize,
+    w0: &[f64],
+    grads: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    let factored = rows > 0;
+    let (r, c) = if factored {
+        (rows, w0.len() / rows)
+    } else {
+        (1, w0.len())
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let rms = |v: &[f64]| mean(&v.iter().map(|x| x * x).collect::<Vec<_>>()).sqrt();
+    let mut w = w0.to_vec();
+    let (mut row, mut col, mut v, mut avg) = (
+        vec![0.0; r],
+        vec![0.0; c],
+        vec![0.0; w.len()],
+        vec![0.0; w.len()],
+    );
+    let mut out = Vec::new();
+    for (t, g) in grads.iter().enumerate() {
+        let t = (t + 1) as f64;
+        let rel = if o.relative_step {
+            let min_step = if o.warmup_init { 1e-6 * t } else { 1e-2 };
+            min_step.min(1.0 / t.sqrt())
+        } else {
+            lr
+        };
+        let step = if o.scale_parameter {
+            o.eps.1.max(rms(&w)) * rel
+        } else {
+            rel
+        };
+        let beta2 = 1.0 - t.powf(o.decay_rate);
+        let u: Vec<f64> = g.iter().map(|x| x * x + o.eps.0).collect();
+        let mut upd: Vec<f64> = if factored {
+            for i in 0..r {
+                row[i] = beta2 * row[i] + (1.0 - beta2) * mean(&u[i * c..(i + 1) * c]);
+            }
+            for j in 0..c {
+                let cm = (0..r).map(|i| u[i * c + j]).sum::<f64>() / r as f64;
+                col[j] = beta2 * col[j] + (1.0 - beta2) * cm;
+            }
+            let rm = mean(&row);
+            (0..r * c)
+                .map(|k| g[k] / (row[k / c] / rm).sqrt() / col[k % c].sqrt())
+                .collect()
+        } else {
+            (0..c)
+                .map(|k| {
+                    v[k] = beta2 * v[k] + (1.0 - beta2) * u[k];
+                    g[k] / v[k].sqrt()
+                })
+                .collect()
+        };
+        let clip = (rms(&upd) / o.clip_threshold).max(1.0);
+        for x in upd.iter_mut() {
+            *x = step * *x / clip;
+        }
+        if let Some(b1) = o.beta_1 {
+            for (a, x) in avg.iter_mut().zip(upd.iter_mut()) {
+                *a = b1 * *a + (1.0 - b1) * *x;
+                *x = *a;
+            }
+        }
+        for (wk, x) in w.iter_mut().zip(&upd) {
+            *wk += *wk * (-o.weight_decay * step);
+            *wk -= x;
+        }
+        out.push(w.clone());
+    }
+    out
+}
+
+fn run_adafactor(
+    o: &mut Adafactor,
+    shape: &[usize],
+    w0: &[f64],
+    grads: &[Vec<f64>],
+) -> Vec<Vec<f32>> {
+    let f = |v: &[f64]| -> Params {
+        let f: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+        [("w".to_string(), arr(&f, shape))].into_iter().collect()
+    };
+    let mut params = f(w0);
+    let mut out = Vec::new();
+    for g in grads {
+        params = o.apply_gradients(&f(g), &params).unwrap();
+        out.push(vals(&params["w"]));
+    }
+    out
+}
+
+#[test]
+fn adafactor_vector_and_factored_matrix() {
+    let w2 = [0.5, -1.0, 0.25, 2.0, -0.75, 1.5];
+    let g2: Vec<Vec<f64>> = vec![
+        vec![0.1, -0.2, 0.3, 0.05, -0.4, 0.2],
+        vec![-0.3, 0.1, 0.2, -0.1, 0.6, 0.05],
+        vec![0.2, 0.2, -0.1, 0.3, -0.2, -0.5],
+    ];
+    let g1: Vec<Vec<f64>> = GRADS.iter().map(|g| g.to_vec()).collect();
+    let configs = [
+        (Adafactor::new(), 0.0),
+        (Adafactor::new().warmup_init(true).clip_threshold(0.5), 0.0),
+        (
+            Adafactor::with_learning_rate(0.05)
+                .relative_step(false)
+                .scale_parameter(false)
+                .beta_1(Some(0.9))
+                .weight_decay(0.1),
+            0.05,
+        ),
+    ];
+    for (opt, lr) in configs {
+        // rows 2 x cols 3: factored; a vector: the plain second moment
+        for (shape, rows, w0, grads) in [(vec![2, 3], 2, &w2[..], &g2), (vec![3], 0, &W0[..], &g1)]
+        {
+            let mut o = opt.clone();
+            let got = run_adafactor(&mut o, &shape, w0, grads);
+            let want = adafactor_ref(&opt, lr, rows, w0, grads);
+            for (g, w) in got.iter().zip(&want) {
+                assert_close(g, w, 1e-5);
+            }
+            let st = o.state("w").unwrap();
+            let shapes: Vec<&[usize]> = st.iter().map(|a| a.shape()).collect();
+            let mut expect: Vec<&[usize]> = if rows > 0 {
+                vec![&[2], &[3]]
+            } else {
+                vec![&[3]]
+            };
+            if opt.beta_1.is_some() {
+                expect.push(&shape);
+            }
+            assert_eq!(shapes, expect);
+        }
+    }
+    let e = Adafactor::new()
+        .relative_step(false)
+        .apply_gradients(&map("w", &[1.0]), &map("w", &[1.0]))
+        .unwrap_err();
+    assert!(e.to_string().contains("learning_rate"), "{e}");
 }

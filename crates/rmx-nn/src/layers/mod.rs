@@ -1,15 +1,19 @@
 //! Layers with MLX's semantics and default initialisations.
 
+mod conv;
 mod dropout;
 mod embedding;
 mod linear;
 mod norm;
+mod pool;
 mod sequential;
 
+pub use conv::{Conv1d, Conv2d, Conv3d, ConvConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::{LayerNorm, RMSNorm};
+pub use pool::{AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d};
 pub use sequential::{Activation, Sequential};
 
 use crate::Module;

@@ -198,3 +198,74 @@ impl Optimizer for AdamW {
         adam_step(&self.adam, grad, &decayed, state, info)
     }
 }
+
+/// Adam with the infinity norm: `m = b1 m + (1 - b1) g`, `v = max(b2 v, |g|)`,
+/// `w -= lr m / (v + eps)`. State: `[m, v]`. MLX's defaults: betas (0.9, 0.999), eps 1e-8
+/// (checked as Adam's, with Adam's messages, since MLX's Adamax reuses Adam's constructor).
+#[derive(Clone, Debug)]
+pub struct Adamax {
+    core: OptimizerCore,
+    pub betas: (f64, f64),
+    pub eps: f64,
+}
+
+impl Adamax {
+    pub fn new(learning_rate: impl Into<Schedule>) -> Adamax {
+        Adamax {
+            core: OptimizerCore::new(learning_rate),
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+        }
+    }
+
+    pub fn betas(mut self, b1: f64, b2: f64) -> Adamax {
+        self.betas = (b1, b2);
+        self
+    }
+
+    pub fn eps(mut self, eps: f64) -> Adamax {
+        self.eps = eps;
+        self
+    }
+}
+
+impl Optimizer for Adamax {
+    fn core(&self) -> &OptimizerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut OptimizerCore {
+        &mut self.core
+    }
+
+    fn validate(&self) -> Result<()> {
+        check(self.betas, self.eps)
+    }
+
+    fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
+        zeros2(param)
+    }
+
+    fn apply_single(
+        &self,
+        grad: &Array,
+        param: &Array,
+        state: &mut [Array],
+        info: &StepInfo,
+    ) -> Result<Array> {
+        let lr = lr_as(info, grad)?;
+        let (b1, b2) = self.betas;
+        let m = ops::add(
+            &ops::multiply(&s(b1, &state[0])?, &state[0])?,
+            &ops::multiply(&s(1.0 - b1, grad)?, grad)?,
+        )?;
+        let v = ops::maximum(
+            &ops::multiply(&s(b2, &state[1])?, &state[1])?,
+            &ops::abs(grad)?,
+        )?;
+        state[0] = m.clone();
+        state[1] = v.clone();
+        let den = ops::add(&v, &s(self.eps, &v)?)?;
+        ops::subtract(param, &ops::divide(&ops::multiply(&lr, &m)?, &den)?)
+    }
+}

@@ -2,13 +2,19 @@
 //! keeps the step count, evaluates the learning-rate schedule and each parameter's
 //! state by name; each optimizer supplies MLX's per-parameter formula.
 
+mod adafactor;
 mod adam;
 mod clip;
+mod lion;
+mod rmsprop;
 mod schedule;
 mod sgd;
 
-pub use adam::{Adam, AdamW};
+pub use adafactor::Adafactor;
+pub use adam::{Adam, AdamW, Adamax};
 pub use clip::clip_grad_norm;
+pub use lion::Lion;
+pub use rmsprop::{AdaDelta, Adagrad, RMSprop};
 pub use schedule::Schedule;
 pub use sgd::Sgd;
 
