@@ -1,25 +1,31 @@
-"""rmx on the GPU against PyTorch on the same GPU, in one run (issue 10's anchors).
+"""rmx on the GPU against PyTorch and (when importable) MLX's CUDA backend on the same GPU,
+in one run (issue 10's anchors).
 
-    PYTHONPATH=python python3 bench/cuda.py [--quick]
+    PYTHONPATH=python python3 bench/cuda.py [--quick] [--mlx-site DIR]
 
-Each workload is timed as the median of several timed loops: rmx builds the lazy graph,
-``mx.eval``s it, and the loop ends with ``mx.synchronize()``; torch runs eagerly and ends
-with ``torch.cuda.synchronize()``. Inputs are random (never zeros) and resident on the
-device before timing. Prints a table: ms per call, the ratio rmx/torch, and GB/s or
-TFLOP/s where the workload has a byte or flop count.
+`--mlx-site` names a folder with `mlx` + `mlx-cuda-13` installed (`pip install --target`);
+MLX is then imported from there, beside rmx, and runs every workload too: rmx and MLX share
+the API, so each workload is written once for both. Each workload is timed as the median
+of several timed loops: rmx and MLX build the lazy graph, ``eval`` it, and the loop ends with
+``synchronize()``; torch runs eagerly (or `torch.compile`d where the row says compiled) and
+ends with ``torch.cuda.synchronize()``. Inputs are random and resident on the device before
+timing. Prints ms per call, the ratios to torch and MLX, and GB/s or TFLOP/s where the
+workload has a byte or flop count.
 """
 
 import argparse
+import importlib
 import statistics
+import sys
 import time
 
 import numpy as np
 
-import rmx.core as mx
+import rmx.core as rmx
 
 try:
     import torch
-except ImportError:  # the table then has rmx only
+except ImportError:  # the table then has no torch column
     torch = None
 
 
@@ -36,89 +42,164 @@ def timed(run, sync, reps, loops=5):
     return statistics.median(samples)
 
 
-def rmx_run(fn):
+def array_runner(m, fn, inputs):
     def run():
-        mx.eval(fn())
+        m.eval(fn(m, *inputs))
 
     return run
 
 
-def rmx_sync():
-    mx.synchronize()
+def workloads(quick):
+    """(name, inputs as NumPy (dtype name), fn(m, *xs), torch fn(*ts) or None, bytes, flops,
+    reps). Each `fn` runs on rmx.core and mlx.core alike."""
+    rng = np.random.default_rng(0)
+    big = 1 << (22 if quick else 28)  # 256M elements, as the issue's anchors
+    n = 2048 if quick else 8192
+    u = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)  # noqa: E731
+    rows = []
+    x, y = u(big), u(big)
+    rows.append(("add f32 (3 x 4 B/elem)", [(x, "float32"), (y, "float32")],
+                 lambda m, a, b: a + b, lambda a, b: a + b, 12 * big, None, 10))
+    chain = lambda m, a: m.exp(m.sin(a) * 2 + 1) * a  # noqa: E731
+    tchain = lambda a: torch.exp(torch.sin(a) * 2 + 1) * a  # noqa: E731
+    rows.append(("exp(sin(x)*2+1)*x f32 eager", [(x, "float32")], chain, tchain, 8 * big,
+                 None, 5))
+    compiled = {}
+
+    def chain_compiled(m, a):
+        if m not in compiled:
+            compiled[m] = m.compile(lambda a: m.exp(m.sin(a) * 2 + 1) * a)
+        return compiled[m](a)
+
+    tcompiled = torch.compile(tchain) if torch else None
+    rows.append(("exp(sin(x)*2+1)*x f32 compiled", [(x, "float32")], chain_compiled,
+                 tcompiled, 8 * big, None, 5))
+    s = rng.standard_normal((n, n)).astype(np.float32)
+    rows.append((f"softmax {n}x{n} bf16", [(s, "bfloat16")],
+                 lambda m, a: m.softmax(a, axis=-1), lambda a: torch.softmax(a, dim=-1),
+                 4 * n * n, None, 20))
+    ga, gb = rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
+    rows.append((f"matmul {n}^3 bf16", [(ga, "bfloat16"), (gb, "bfloat16")],
+                 lambda m, a, b: a @ b, lambda a, b: a @ b, None, 2 * n ** 3, 10))
+    fa = u(4096, 4096)
+    rows.append(("sum 4096^2 f32 (all)", [(fa, "float32")], lambda m, a: m.sum(a),
+                 lambda a: torch.sum(a), 4 * 4096 * 4096, None, 20))
+    rows.append(("sum 4096^2 f32 axis=0", [(fa, "float32")], lambda m, a: m.sum(a, axis=0),
+                 lambda a: torch.sum(a, dim=0), 4 * 4096 * 4096, None, 20))
+    q1 = rng.standard_normal((1, 32, 1, 64)).astype(np.float32)
+    k1 = rng.standard_normal((1, 8, 2048, 64)).astype(np.float32)
+    v1 = rng.standard_normal((1, 8, 2048, 64)).astype(np.float32)
+
+    def tsdpa(q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+
+    rows.append(("sdpa decode 32/8 heads x 2048 keys bf16",
+                 [(q1, "bfloat16"), (k1, "bfloat16"), (v1, "bfloat16")],
+                 lambda m, q, k, v: m.fast.scaled_dot_product_attention(q, k, v, scale=0.125),
+                 tsdpa, 2 * 2 * 8 * 2048 * 64, None, 50))
+    wd = rng.standard_normal((4096, 4096)).astype(np.float32)
+    xq = rng.standard_normal((1, 4096)).astype(np.float32)
+    rows.append(("gemv 1x4096 @ (4096x4096)^T bf16", [(xq, "bfloat16"), (wd, "bfloat16")],
+                 lambda m, a, w: a @ w.T, lambda a, w: a @ w.T, 2 * 4096 * 4096, None, 50))
+    quantized = {}
+
+    def qmm(m, a, w):
+        if m not in quantized:
+            quantized[m] = m.quantize(w, group_size=64, bits=4)
+            m.eval(*quantized[m])
+        return m.quantized_matmul(a, *quantized[m], group_size=64, bits=4)
+
+    rows.append(("qmm 4-bit 1x4096 @ (4096x4096)^T bf16 (torch: bf16 gemv)",
+                 [(xq, "bfloat16"), (wd, "bfloat16")], qmm, lambda a, w: a @ w.T,
+                 4096 * 4096 // 2 + 2 * 4096 * 64 * 2, None, 50))
+    return rows
 
 
-def torch_sync():
-    torch.cuda.synchronize()
+def as_module_arrays(m, inputs):
+    xs = []
+    for a, dtype in inputs:
+        v = m.array(a)
+        if dtype != "float32":
+            v = v.astype(getattr(m, dtype))
+        xs.append(v)
+    m.eval(*xs)
+    return xs
+
+
+def as_torch(inputs):
+    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    return [torch.from_numpy(a).to("cuda").to(dt[d]) for a, d in inputs]
+
+
+def per_op_overhead(m):
+    small = m.array(np.random.default_rng(1).uniform(size=16).astype(np.float32))
+    m.eval(small)
+
+    def chain():
+        z = small
+        for _ in range(100):
+            z = z + 1
+        m.eval(z)
+
+    return timed(chain, m.synchronize, 20) / 100
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--mlx-site", default=None)
     args = p.parse_args()
-    big = 1 << (22 if args.quick else 28)  # 256M elements, as the issue's anchors
-    rows = []
+    mods = {"rmx": rmx}
+    if args.mlx_site:
+        sys.path.insert(0, args.mlx_site)
+        try:
+            mlx = importlib.import_module("mlx.core")
+            if mlx.is_available(mlx.gpu):
+                mods["mlx"] = mlx
+            else:
+                print("MLX imported but has no GPU; MLX column left out")
+        except Exception as e:  # noqa: BLE001 - a missing MLX only drops its column
+            print(f"MLX-CUDA not importable ({e}); MLX column left out")
+    results = []
+    for name, inputs, fn, tfn, nbytes, flops, reps in workloads(args.quick):
+        times = {}
+        for label, m in mods.items():
+            times[label] = timed(array_runner(m, fn, as_module_arrays(m, inputs)),
+                                 m.synchronize, reps)
+        if torch and tfn:
+            try:
+                ts = as_torch(inputs)
+                times["torch"] = timed(lambda: tfn(*ts), torch.cuda.synchronize, reps)
+            except Exception as e:  # noqa: BLE001 - e.g. torch.compile without a compiler
+                print(f"torch failed on {name}: {type(e).__name__}: {e}"[:300])
+        results.append((name, times, nbytes, flops))
+    times = {label: per_op_overhead(m) for label, m in mods.items()}
+    if torch:
+        t = torch.rand(16, device="cuda")
 
-    xa = mx.random.uniform(shape=(big,))
-    ya = mx.random.uniform(shape=(big,))
-    mx.eval(xa, ya)
-    tx = torch.rand(big, device="cuda") if torch else None
-    ty = torch.rand(big, device="cuda") if torch else None
+        def tchain():
+            z = t
+            for _ in range(100):
+                z = z + 1
 
-    def add_row(name, rfn, tfn, reps, nbytes=None, flops=None):
-        r = timed(rmx_run(rfn), rmx_sync, reps)
-        t = timed(tfn, torch_sync, reps) if (torch and tfn) else float("nan")
-        rows.append((name, r, t, nbytes, flops))
+        times["torch"] = timed(tchain, torch.cuda.synchronize, 20) / 100
+    results.append(("eager per-op overhead (16 elems, 100 ops)", times, None, None))
 
-    add_row("add f32 (3 x 4 B/elem)", lambda: xa + ya, lambda: tx + ty, 10, 12 * big)
-    add_row("exp(sin(x)*2+1)*x f32 eager", lambda: mx.exp(mx.sin(xa) * 2 + 1) * xa,
-            lambda: torch.exp(torch.sin(tx) * 2 + 1) * tx, 5, 8 * big)
-    n = 2048 if args.quick else 8192
-    sb = mx.random.normal(shape=(n, n)).astype(mx.bfloat16)
-    mx.eval(sb)
-    tsb = torch.randn(n, n, device="cuda", dtype=torch.bfloat16) if torch else None
-    add_row(f"softmax {n}x{n} bf16", lambda: mx.softmax(sb, axis=-1),
-            lambda: torch.softmax(tsb, dim=-1), 20, 4 * n * n)
-    ga = mx.random.normal(shape=(n, n)).astype(mx.bfloat16)
-    gb = mx.random.normal(shape=(n, n)).astype(mx.bfloat16)
-    mx.eval(ga, gb)
-    tga = torch.randn(n, n, device="cuda", dtype=torch.bfloat16) if torch else None
-    tgb = torch.randn(n, n, device="cuda", dtype=torch.bfloat16) if torch else None
-    add_row(f"matmul {n}^3 bf16", lambda: ga @ gb, lambda: tga @ tgb, 10, None, 2 * n ** 3)
-    fa = mx.random.normal(shape=(4096, 4096))
-    mx.eval(fa)
-    tfa = torch.randn(4096, 4096, device="cuda") if torch else None
-    add_row("sum 4096^2 f32 (all)", lambda: mx.sum(fa), lambda: torch.sum(tfa), 20, 4 * 4096 * 4096)
-    add_row("sum 4096^2 f32 axis=0", lambda: mx.sum(fa, axis=0), lambda: torch.sum(tfa, dim=0), 20,
-            4 * 4096 * 4096)
-    small = mx.random.uniform(shape=(16,))
-    mx.eval(small)
-    tsmall = torch.rand(16, device="cuda") if torch else None
-
-    def chain_rmx():
-        y = small
-        for _ in range(100):
-            y = y + 1
-        return y
-
-    def chain_torch():
-        y = tsmall
-        for _ in range(100):
-            y = y + 1
-        return y
-
-    r = timed(rmx_run(chain_rmx), rmx_sync, 20) / 100
-    t = timed(chain_torch, torch_sync, 20) / 100 if torch else float("nan")
-    rows.append(("eager per-op overhead (16 elems)", r, t, None, None))
-
-    print(f"device: {mx.device_info(mx.gpu)}")
-    print(f"{'workload':38s} {'rmx ms':>10s} {'torch ms':>10s} {'rmx/torch':>9s} {'rmx rate':>14s}")
-    for name, r, t, nbytes, flops in rows:
+    print(f"device: {rmx.device_info(rmx.gpu)}")
+    cols = [c for c in ["rmx", "torch", "mlx"] if any(c in r[1] for r in results)]
+    head = "".join(f"{c + ' ms':>11s}" for c in cols)
+    ratios = "".join(f"{'rmx/' + c:>10s}" for c in cols[1:])
+    print(f"{'workload':58s}{head}{ratios} {'rmx rate':>12s}")
+    for name, t, nbytes, flops in results:
+        r = t["rmx"]
         rate = ""
         if nbytes:
-            rate = f"{nbytes / r / 1e9:8.0f} GB/s"
+            rate = f"{nbytes / r / 1e9:7.0f} GB/s"
         elif flops:
-            rate = f"{flops / r / 1e12:8.0f} TF/s"
-        print(f"{name:38s} {r * 1e3:10.4f} {t * 1e3:10.4f} {r / t:9.2f} {rate:>14s}")
+            rate = f"{flops / r / 1e12:7.0f} TF/s"
+        cells = "".join(f"{t.get(c, float('nan')) * 1e3:11.4f}" for c in cols)
+        rs = "".join(f"{r / t.get(c, float('nan')):10.2f}" for c in cols[1:])
+        print(f"{name:58s}{cells}{rs} {rate:>12s}")
 
 
 if __name__ == "__main__":

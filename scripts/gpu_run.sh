@@ -6,8 +6,12 @@
 set -uo pipefail
 PACK="${1:-.gpu}"
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+# MLX's CPU wheels for the reference suite (installed by an earlier call when .whl is absent)
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+fi
 export PYTHONPATH=/tmp/site:$PWD/python PYTHONUNBUFFERED=1
+for z in "$PACK"/*.gz; do [ -f "$z" ] && gunzip -f "$z"; done
 cp "$PACK/_rmx.abi3.so" python/rmx/_rmx.abi3.so
 cp "$PACK/test_gpu.py" python/tests/test_gpu.py
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv
@@ -23,5 +27,19 @@ if [ "${GPU_FULL_SUITE:-1}" = 1 ]; then
     --ignore=python/tests/test_rust_nn.py --ignore=python/tests/test_examples.py --ignore=python/tests/test_gpu.py -rf 2>&1 | grep -E "^(FAILED|ERROR)|passed|failed" | cut -c1-250 | tail -80
 fi
 echo "== bench"
-python3 "$PACK/cuda.py" ${BENCH_ARGS:-}
+# MLX-CUDA beside rmx when its wheel was carried over in parts (/tmp/mlxc, see docs/BENCHMARKS.md)
+if [ ! -d /tmp/site-cuda ] && ls /tmp/mlxc/mlxcuda.part.* >/dev/null 2>&1; then
+  cat /tmp/mlxc/mlxcuda.part.* > /tmp/mlxc/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site-cuda \
+    .whl/mlx-0.32.4-cp312-*.whl /tmp/mlxc/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+fi
+MLX_ARG=""; [ -d /tmp/site-cuda ] && MLX_ARG="--mlx-site /tmp/site-cuda"
+PYTHONPATH=$PWD/python python3 "$PACK/cuda.py" ${BENCH_ARGS:-} $MLX_ARG
+if [ "${GPU_DECODE:-1}" = 1 ]; then
+  echo "== rmx-lm decode, Llama-3.2-1B-shaped random weights (bf16, then 4-bit)"
+  M=/tmp/llama1b; [ -f $M/model.safetensors ] || python3 "$PACK/make_random_llama.py" $M
+  "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu || status=1
+  [ -d $M-4bit ] || "$PACK/rmx-lm" convert --model $M --out $M-4bit -q --device gpu || status=1
+  "$PACK/rmx-lm" benchmark --model $M-4bit -p 128 -g 128 -n 3 --device gpu || status=1
+fi
 exit $status

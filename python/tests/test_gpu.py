@@ -253,20 +253,211 @@ def test_host_fallback_families_match():
     for fn in [
         lambda x, s: mx.sort(x, axis=-1, stream=s),
         lambda x, s: mx.cumsum(x, axis=0, stream=s),
-        lambda x, s: mx.argmax(x, axis=1, stream=s),
-        lambda x, s: mx.take(x, idx, axis=1, stream=s),
         lambda x, s: mx.fft.rfft(x, stream=s),
-        lambda x, s: mx.fast.rope(x.reshape(1, 1, 8, 16), 16, traditional=False,
-                                  base=10000.0, scale=1.0, offset=0, stream=s),
+        lambda x, s: mx.linalg.inv(x[:, :8] + 8 * mx.eye(8), stream=s),
     ]:
         g, c = both(fn, x)
         np.testing.assert_array_equal(np.array(g), np.array(c))
 
 
-def test_out_of_bounds_index_raises_on_gpu():
-    x = mx.arange(10)
-    with pytest.raises(IndexError):
-        mx.eval(mx.take(x, mx.array([12]), stream=mx.gpu))
+@pytest.mark.parametrize("bad", [
+    lambda x: mx.take(x, mx.array([1, 12]), stream=mx.gpu),
+    lambda x: mx.take(x, mx.array([-11]), stream=mx.gpu),
+    lambda x: mx.take_along_axis(x, mx.array([3, 10]), axis=0, stream=mx.gpu),
+    lambda x: mx.put_along_axis(x, mx.array([10]), mx.array([1]), axis=0, stream=mx.gpu),
+    lambda x: mx.put_along_axis(x, mx.array([0, 10]), mx.array([1, 2]), axis=0, stream=mx.gpu),
+])
+def test_out_of_bounds_index_raises_on_gpu(bad):
+    """The kernel records the index; the next synchronization raises MLX-style IndexError."""
+    x = mx.arange(10, stream=mx.gpu)
+    with pytest.raises(IndexError, match="out of bounds"):
+        mx.eval(bad(x))
+    # the record is cleared: the next evaluation is clean
+    y = mx.take(x, mx.array([9, -10]), stream=mx.gpu)
+    assert y.tolist() == [9, 0]
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8", "int64", "bool_"])
+@pytest.mark.parametrize("idx_dtype", ["int32", "uint32", "int64", "int16"])
+def test_gathers(dtype, idx_dtype):
+    x = rand((5, 7, 6), dtype, -9, 9, seed=30)
+    idx = mx.array([[0, -1, 3], [6, 2, -7]]).astype(dt(idx_dtype)) if "u" not in idx_dtype \
+        else mx.array([[0, 6, 3], [6, 2, 0]]).astype(dt(idx_dtype))
+    along = mx.array(np.random.default_rng(31).integers(0, 7, (5, 4, 6))).astype(dt(idx_dtype))
+    for fn in [
+        lambda x, s: mx.take(x, idx, axis=1, stream=s),
+        lambda x, s: mx.take(x, idx[0], axis=1, stream=s),
+        lambda x, s: mx.take(x.transpose(2, 0, 1), idx, axis=2, stream=s),
+        lambda x, s: mx.take_along_axis(x, along, axis=1, stream=s),
+        lambda x, s: x[:, mx.array([1, 2]), 2:4] if idx_dtype == "int32" else x,
+    ]:
+        g, c = both(fn, x)
+        assert_close(g, c, dtype, "gather")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64", "int32", "int64"])
+def test_scatters(dtype):
+    x = rand((6, 5), dtype, -9, 9, seed=32)
+    # distinct indices for set (duplicates are unordered on a GPU, as in MLX)
+    idx_set = mx.array([[3, 0, 5, 1, 2]])
+    idx_dup = mx.array([[1, 1, 4, 0, 1], [1, 3, 3, 0, 1]])
+    upd1 = rand((1, 5), dtype, -9, 9, seed=33)
+    upd2 = rand((2, 5), dtype, -9, 9, seed=34)
+    for fn in [
+        lambda x, s: mx.put_along_axis(x, idx_set, upd1, axis=0, stream=s),
+        lambda x, s: x.at[mx.array([0, 2, 2, 5])].add(rand((4, 5), dtype, -9, 9, seed=35)),
+        lambda x, s: x.at[mx.array([0, 2, 2, 5])].maximum(rand((4, 5), dtype, -9, 9, seed=36)),
+        lambda x, s: x.at[mx.array([0, 2, 2, 5])].minimum(rand((4, 5), dtype, -9, 9, seed=37)),
+        lambda x, s: x.at[mx.array([1, 1])].multiply(rand((2, 5), dtype, 0.5, 2, seed=38)),
+        # scatter-add with duplicate indices along axis 0
+        lambda x, s: x.at[idx_dup[0]].add(rand((5, 5), dtype, -9, 9, seed=39)),
+    ]:
+        with mx.stream(mx.gpu):
+            g = fn(x, mx.gpu)
+        with mx.stream(mx.cpu):
+            c = fn(x, mx.cpu)
+        mx.eval(g, c)
+        tol = {"bfloat16": 3e-2, "float16": 4e-3}.get(dtype)
+        if tol:
+            np.testing.assert_allclose(host(g), host(c), rtol=tol, atol=tol)
+        else:
+            assert_close(g, c, dtype, "scatter")
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8", "bool_"])
+def test_argmax_argmin(dtype):
+    x = rand((7, 300, 5), dtype, -50, 50, seed=40)
+    for fn in [
+        lambda x, s: mx.argmax(x, axis=1, stream=s),
+        lambda x, s: mx.argmin(x, axis=0, keepdims=True, stream=s),
+        lambda x, s: mx.argmax(x[:, ::3].transpose(2, 1, 0), axis=-1, stream=s),
+        lambda x, s: mx.argmax(mx.zeros((4, 9), dt(dtype)), axis=1, stream=s),
+    ]:
+        g, c = both(fn, x)
+        assert_close(g, c, "uint32", "arg reduce")
+    if dtype in FLOATS:
+        y = mx.array([1.0, float("nan"), 3.0, float("nan")]).astype(dt(dtype))
+        assert mx.argmax(y, stream=mx.gpu).item() == 1
+        assert mx.argmin(y, stream=mx.gpu).item() == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("traditional", [False, True])
+def test_rope(dtype, traditional):
+    x = rand((2, 3, 9, 32), dtype, -2, 2, seed=41)
+    freqs = mx.array(np.random.default_rng(42).uniform(1, 1000, 12).astype(np.float32))
+    offs = mx.array([5, 300], mx.int32)
+    for fn in [
+        lambda x, s: mx.fast.rope(x, 32, traditional=traditional, base=10000.0, scale=1.0,
+                                  offset=7, stream=s),
+        lambda x, s: mx.fast.rope(x, 24, traditional=traditional, base=None, scale=0.5,
+                                  offset=offs, freqs=freqs, stream=s),
+        lambda x, s: mx.fast.rope(x.transpose(0, 2, 1, 3), 16, traditional=traditional,
+                                  base=500000.0, scale=1.0, offset=4000, stream=s),
+    ]:
+        g, c = both(fn, x)
+        rtol, atol = TOL[dtype]
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 4, atol=atol * 8)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("shape", [(1, 8, 2, 1, 9, 64), (2, 4, 4, 7, 7, 32),
+                                   (1, 6, 3, 12, 5, 80), (1, 4, 1, 1, 300, 128)])
+def test_sdpa(dtype, shape):
+    b, hq, hkv, lq, lk, d = shape
+    q = rand((b, hq, lq, d), dtype, -1, 1, seed=43)
+    k = rand((b, hkv, lk, d), dtype, -1, 1, seed=44)
+    v = rand((b, hkv, lk, d), dtype, -1, 1, seed=45)
+    bmask = mx.array(np.random.default_rng(46).random((lq, lk)) > 0.3)
+    amask = rand((b, 1, lq, lk), dtype, -2, 0, seed=47)
+    sinks = rand((hq,), dtype, -1, 1, seed=48)
+    scale = d ** -0.5
+    for fn in [
+        lambda q, s: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, stream=s),
+        lambda q, s: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask="causal",
+                                                          stream=s),
+        lambda q, s: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=bmask,
+                                                          stream=s),
+        lambda q, s: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=amask,
+                                                          stream=s),
+        lambda q, s: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, sinks=sinks,
+                                                          stream=s),
+        lambda q, s: mx.fast.scaled_dot_product_attention(
+            q.transpose(0, 2, 1, 3).transpose(0, 2, 1, 3), k[..., ::-1, :], v, scale=scale,
+            mask="causal", stream=s),
+    ]:
+        g, c = both(fn, q)
+        rtol, atol = TOL[dtype]
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 8, atol=atol * 8 + 1e-5)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_quantized_matmul_and_dequantize(bits, group_size, dtype):
+    w = rand((96, 256), "float32", -1, 1, seed=50).astype(dt(dtype))
+    wq, sc, bi = mx.quantize(w, group_size=group_size, bits=bits, stream=mx.cpu)
+    for rows in [(1, 256), (3, 1, 256), (40, 256)]:
+        x = rand(rows, dtype, -1, 1, seed=51)
+        g, c = both(lambda x, s: mx.quantized_matmul(x, wq, sc, bi, transpose=True,
+                                                     group_size=group_size, bits=bits,
+                                                     stream=s), x)
+        rtol, atol = TOL[dtype]
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 10, atol=atol * 40 + 1e-4)
+    w2 = rand((256, 128), "float32", -1, 1, seed=49).astype(dt(dtype))
+    wq2, sc2, bi2 = mx.quantize(w2, group_size=group_size, bits=bits, stream=mx.cpu)
+    x = rand((5, 256), dtype, -1, 1, seed=52)
+    g, c = both(lambda x, s: mx.quantized_matmul(x, wq2, sc2, bi2, transpose=False,
+                                                 group_size=group_size, bits=bits,
+                                                 stream=s), x)
+    rtol, atol = TOL[dtype]
+    np.testing.assert_allclose(host(g), host(c), rtol=rtol * 10, atol=atol * 40 + 1e-4)
+    g, c = both(lambda w, s: mx.dequantize(w, sc, bi, group_size=group_size, bits=bits,
+                                           stream=s), wq)
+    assert_close(g, c, "exact", "dequantize")
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8"])
+def test_copies_into_views(dtype):
+    a = rand((4, 5, 3), dtype, -9, 9, seed=53)
+    b = rand((4, 2, 3), dtype, -9, 9, seed=54)
+    for fn in [
+        lambda a, s: mx.concatenate([a, b, a[:, ::2]], axis=1, stream=s),
+        lambda a, s: mx.pad(a, [(1, 2), (0, 1), (3, 0)], constant_values=2, stream=s),
+        lambda a, s: mx.pad(a, [(1, 2), (2, 1), (0, 0)], mode="edge", stream=s),
+        lambda a, s: mx.slice_update(a, b, mx.array([0, 3, 0]), axes=(0, 1, 2), stream=s),
+        lambda a, s: mx.stack([a, a.transpose(0, 1, 2) + a], axis=-1, stream=s),
+        lambda a, s: mx.arange(3, 40, 3, dtype=dt(dtype), stream=s) if dtype != "uint8" else a,
+    ]:
+        g, c = both(fn, a)
+        assert_close(g, c, dtype, "copy into view")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "int32"])
+def test_compiled_fused_kernels_equal_uncompiled(dtype):
+    """compile's fused elementwise programs run as one generated kernel on the GPU and give
+    the unfused ops' results bit for bit (each intermediate rounded to its dtype)."""
+    x = rand((33, 65), dtype, -3, 3, seed=55)
+    y = rand((65,), dtype, -3, 3, seed=56)
+
+    def f(x, y):
+        if dtype == "int32":
+            return mx.where(x > y, (x * y) - 3, x // 2 + (y & 7))
+        z = mx.exp(mx.sin(x) * 2 + 1) * x
+        return mx.where(z > y, z.astype(mx.float32), mx.tanh(y) * 1.5).astype(x.dtype)
+
+    with mx.stream(mx.gpu):
+        eager = f(x, y)
+        fused = mx.compile(f)(x, y)
+        fused_t = mx.compile(f)(x.T.T[:, :], y)
+    mx.eval(eager, fused, fused_t)
+    assert fused.dtype == eager.dtype
+    np.testing.assert_array_equal(host(fused), host(eager))
+    np.testing.assert_array_equal(host(fused_t), host(eager))
+    with mx.stream(mx.cpu):
+        cpu = f(x, y)
+    np.testing.assert_allclose(host(fused), host(cpu), rtol=TOL.get(dtype, (0, 0))[0] * 4,
+                               atol=TOL.get(dtype, (0, 0))[1] * 4)
 
 
 def test_device_results_read_repeatedly_and_reused():

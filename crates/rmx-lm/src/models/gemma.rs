@@ -15,7 +15,7 @@ use crate::kernels;
 use crate::layers::{Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
 use rmx_core::ops::fast::{self, SdpaMask};
-use rmx_core::{ops, Array, Dtype};
+use rmx_core::{ops, Array};
 use serde_json::{json, Value};
 
 /// The config mlx-lm builds for `model_type` (gemma2, gemma3_text, or gemma3, whose text

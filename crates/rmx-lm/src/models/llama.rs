@@ -8,7 +8,7 @@ use crate::config::ModelArgs;
 use crate::error::Result;
 use crate::layers::{Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
-use rmx_core::{ops, Array, Dtype};
+use rmx_core::{ops, Array};
 
 struct Block {
     input_layernorm: RmsNorm,
