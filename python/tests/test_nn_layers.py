@@ -742,14 +742,7 @@ def test_to_quantized_argument_errors():
         assert str(er.value).replace("rmx.nn", "mlx.nn") == str(em.value)
 
 
-# rmx's quantize has only the affine mode so far (MLX also has mxfp4/mxfp8/nvfp4): these
-# stay failing, marked strictly so they are noticed when the modes land.
-_FP_MODES = pytest.mark.xfail(strict=True, raises=ValueError,
-                              reason="rmx quantize supports only mode='affine' so far")
-
-
-@pytest.mark.parametrize("mode", [pytest.param("nvfp4", marks=_FP_MODES),
-                                  pytest.param("mxfp8", marks=_FP_MODES)])
+@pytest.mark.parametrize("mode", ["nvfp4", "mxfp8"])
 def test_qqlinear_quantize_cycle(mode):
     # MLX 0.32.4's CPU qqmm raises "[QQMatmul] NYI", so the forward pass is
     # not compared; eval() quantizes the weight, train() dequantizes it.

@@ -397,19 +397,6 @@ def test_qmm_errors(name):
                  err=err)
 
 
-def test_qmm_unsupported_modes_raise_value_error():
-    # MLX implements mxfp4/mxfp8/nvfp4; rmx refuses them with a ValueError, the type MLX
-    # raises for a mode's invalid input
-    mx = get_rmx()
-    w = mx.ones((4, 64))
-    for mode in ("mxfp4", "mxfp8", "nvfp4"):
-        with pytest.raises(ValueError):
-            mx.quantize(w, mode=mode)
-        with pytest.raises(ValueError):
-            mx.quantized_matmul(w, mx.zeros((4, 8), mx.uint32), mx.zeros((4, 2), mx.uint8),
-                                mode=mode)
-
-
 # ---------------------------------------------------------------- gradients
 
 def _qmm_inputs(transpose, seed=24):

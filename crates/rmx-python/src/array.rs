@@ -141,6 +141,44 @@ impl PyArray {
         let _ = copy;
         to_numpy(py, &self.inner, dtype)
     }
+    /// A DLPack capsule of the (evaluated) array on the CPU, made by NumPy from the array's
+    /// host copy, which the capsule keeps alive. bfloat16 has no NumPy type and raises
+    /// RuntimeError as MLX does ("Unsupported dtype in DLTensor.").
+    #[pyo3(signature = (*, stream = None, max_version = None, dl_device = None, copy = None))]
+    fn __dlpack__(
+        &self,
+        py: Python<'_>,
+        stream: Option<&Any<'_>>,
+        max_version: Option<&Any<'_>>,
+        dl_device: Option<&Any<'_>>,
+        copy: Option<bool>,
+    ) -> PyResult<PyObject> {
+        let _ = stream;
+        if self.inner.dtype() == rmx_core::dtype::Dtype::Bfloat16 {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "Unsupported dtype in DLTensor.",
+            ));
+        }
+        let arr = to_numpy(py, &self.inner, None)?;
+        let kw = pyo3::types::PyDict::new(py);
+        if let Some(v) = max_version {
+            kw.set_item("max_version", v)?;
+        }
+        if let Some(d) = dl_device {
+            kw.set_item("dl_device", d)?;
+        }
+        if let Some(c) = copy {
+            kw.set_item("copy", c)?;
+        }
+        Ok(arr
+            .bind(py)
+            .call_method("__dlpack__", (), Some(&kw))?
+            .unbind())
+    }
+    /// `(kDLCPU, 0)`: rmx arrays live in host memory.
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        (1, 0)
+    }
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         py.allow_threads(|| rmx_core::format::repr(&self.inner))
             .py()

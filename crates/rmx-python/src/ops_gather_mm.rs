@@ -54,10 +54,12 @@ pub fn gather_qmm(
     stream: Option<&Any<'_>>,
 ) -> PyResult<PyArray> {
     if global_scale.is_some() {
-        // MLX: only for nvfp4, which rmx does not implement
-        return Err(PyValueError::new_err(
-            "[gather_qmm] Global scale is only supported for 'nvfp4' quantization mode.",
-        ));
+        // MLX: only for nvfp4; rmx's quantized products take no global scale yet
+        return Err(PyValueError::new_err(if mode == "nvfp4" {
+            "[gather_qmm] A global scale is not supported by rmx yet."
+        } else {
+            "[gather_qmm] Global scale is only supported for 'nvfp4' quantization mode."
+        }));
     }
     on_stream(stream, || {
         Ok(ops::gather_qmm(

@@ -6,21 +6,10 @@ use crate::array::PyArray;
 use crate::device::on_stream;
 use crate::dtype::PyDtype;
 use crate::errors::PyResultExt;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rmx_core::ops;
 
 type Any<'py> = Bound<'py, PyAny>;
-
-/// MLX accepts `global_scale` only for the nvfp4 mode, which rmx does not implement.
-fn no_global_scale(op: &str, global_scale: Option<&PyArray>) -> PyResult<()> {
-    match global_scale {
-        Some(_) => Err(PyValueError::new_err(format!(
-            "[{op}] Global scale is only supported for 'nvfp4' quantization mode."
-        ))),
-        None => Ok(()),
-    }
-}
 
 #[pyfunction]
 #[pyo3(signature = (w, /, group_size = None, bits = None, mode = "affine", *, global_scale = None, stream = None))]
@@ -33,9 +22,9 @@ pub fn quantize(
     stream: Option<&Any<'_>>,
 ) -> PyResult<Vec<PyArray>> {
     // a list, as MLX returns
-    no_global_scale("quantize", global_scale.as_deref())?;
+    let g = global_scale.as_ref().map(|g| &g.inner);
     on_stream(stream, || {
-        let out = ops::quantize(&w.inner, group_size, bits, mode).py()?;
+        let out = ops::quantize_scaled(&w.inner, group_size, bits, mode, g).py()?;
         Ok(out.into_iter().map(PyArray::from).collect())
     })
 }
@@ -54,16 +43,17 @@ pub fn dequantize(
     dtype: Option<PyDtype>,
     stream: Option<&Any<'_>>,
 ) -> PyResult<PyArray> {
-    no_global_scale("dequantize", global_scale.as_deref())?;
+    let g = global_scale.as_ref().map(|g| &g.inner);
     on_stream(stream, || {
         let b = biases.as_ref().map(|b| &b.inner);
-        Ok(ops::dequantize(
+        Ok(ops::dequantize_scaled(
             &w.inner,
             &scales.inner,
             b,
             group_size,
             bits,
             mode,
+            g,
             dtype.map(|d| d.0),
         )
         .py()?

@@ -380,6 +380,31 @@ pub trait Backend: Send + Sync {
         p: &ConvParams,
         out_shape: &[usize],
     ) -> Result<ArrayData>;
+    /// `x @ W.T` (`transpose`) or `x @ W` for fp-mode quantized weights `W` (`w` uint32,
+    /// `scales` uint8, batch shapes equal to x's), computed in f32 and returned in x's
+    /// dtype. The default runs on the host in MLX's order of rounding (bit-identical).
+    fn fp_quantized_matmul(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        scales: &ArrayData,
+        mode: crate::ops::quantized_fp::QuantMode,
+        transpose: bool,
+    ) -> Result<ArrayData> {
+        w.buffer.make_resident(Device::CPU)?;
+        scales.buffer.make_resident(Device::CPU)?;
+        x.buffer.make_resident(Device::CPU)?;
+        let y = if transpose {
+            cpu::quantized_fp::qmm_t(x, w, scales, mode)?
+        } else {
+            cpu::quantized_fp::qmm_n(x, w, scales, mode)?
+        };
+        if x.dtype == Dtype::Float32 {
+            Ok(y)
+        } else {
+            cpu::copy::cast(&y, x.dtype)
+        }
+    }
     /// fp8 (e4m3) conversion: a float array to `uint8` codes (`to_fp8`), or `uint8`
     /// codes to floats of `out_dtype`. MLX's bit recipe; the default runs on the host.
     fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {

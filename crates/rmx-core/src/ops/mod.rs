@@ -9,6 +9,7 @@ pub mod fft;
 pub mod indexing;
 pub mod linalg;
 pub mod quantized;
+pub mod quantized_fp;
 pub mod random;
 pub mod reduce;
 pub mod shape;

@@ -1,6 +1,6 @@
-//! Quantization ops, as in MLX 0.32.4: `quantize`, `dequantize`, `quantized_matmul`
-//! (affine mode: group sizes 32/64/128, 1-8 bits except 7). The other modes MLX has
-//! (`mxfp4`, `mxfp8`, `nvfp4`) are refused with a `ValueError`.
+//! Quantization ops, as in MLX 0.32.4: `quantize`, `dequantize`, `quantized_matmul`.
+//! Affine mode (group sizes 32/64/128, 1-8 bits except 7) has its own kernels; the
+//! floating-point modes (`mxfp4`, `mxfp8`, `nvfp4`) are built in `quantized_fp.rs`.
 
 use crate::array::Array;
 use crate::dtype::{promote_types, Dtype};
@@ -9,24 +9,19 @@ use crate::primitives::quantized::{Dequantize, Quantize, QuantizedMatmul};
 use crate::shape::{broadcast_shapes, shape_str};
 
 use super::elementwise::astype;
+use super::quantized_fp::{check_fp, check_global_scale, fp_dequantize, fp_quantize, QuantMode};
 use super::shape::{broadcast_to, reshape};
 
-/// The affine parameters with MLX's defaults (group size 64, 4 bits), after checking the mode.
-fn affine_params(
+/// The mode and its parameters with MLX's per-mode defaults.
+fn mode_params(
     op: &str,
     mode: &str,
     group_size: Option<i64>,
     bits: Option<i64>,
-) -> Result<(i64, i64)> {
-    match mode {
-        "affine" => Ok((group_size.unwrap_or(64), bits.unwrap_or(4))),
-        "mxfp4" | "mxfp8" | "nvfp4" => Err(crate::value_err!(
-            "[{op}] Quantization mode '{mode}' is not supported by rmx yet (only 'affine')."
-        )),
-        _ => Err(crate::value_err!(
-            "[{op}] Invalid quantization mode '{mode}'."
-        )),
-    }
+) -> Result<(QuantMode, i64, i64)> {
+    let m = QuantMode::parse(op, mode)?;
+    let (g, b) = m.params(group_size, bits);
+    Ok((m, g, b))
 }
 
 /// Group size and bits as MLX validates them.
@@ -54,7 +49,23 @@ pub fn quantize(
     bits: Option<i64>,
     mode: &str,
 ) -> Result<Vec<Array>> {
-    let (gs, b) = affine_params("quantize", mode, group_size, bits)?;
+    quantize_scaled(w, group_size, bits, mode, None)
+}
+
+/// `quantize` with nvfp4's optional float32 `global_scale`; the fp modes return
+/// `[w_q, scales]` (uint8 scales, no biases).
+pub fn quantize_scaled(
+    w: &Array,
+    group_size: Option<i64>,
+    bits: Option<i64>,
+    mode: &str,
+    global_scale: Option<&Array>,
+) -> Result<Vec<Array>> {
+    let (m, gs, b) = mode_params("quantize", mode, group_size, bits)?;
+    check_global_scale("quantize", m, global_scale, true)?;
+    if m != QuantMode::Affine {
+        check_fp("quantize", m, gs, b)?;
+    }
     if !w.dtype().is_float() {
         return Err(crate::value_err!(
             "[quantize] Only real floating types can be quantized but w has type {}.",
@@ -67,6 +78,10 @@ pub fn quantize(
              only {}.",
             w.ndim()
         ));
+    }
+    if m != QuantMode::Affine {
+        fp_check_divisible(w, gs)?;
+        return fp_quantize(w, m, global_scale);
     }
     let (gs, b) = check_affine("quantize", gs, b)?;
     let k = w.shape()[w.ndim() - 1];
@@ -87,6 +102,35 @@ pub fn quantize(
         bits: b,
     }
     .nodes(w))
+}
+
+fn fp_check_divisible(w: &Array, gs: i64) -> Result<()> {
+    let k = w.shape()[w.ndim() - 1] as i64;
+    if k % gs != 0 {
+        return Err(crate::value_err!(
+            "[quantize] The last dimension of the matrix needs to be divisible by the \
+             quantization group size {gs}. However the provided  matrix has shape {}",
+            shape_str(w.shape())
+        ));
+    }
+    Ok(())
+}
+
+/// The fp modes take uint8 scales and no biases.
+fn fp_scales(op: &str, m: QuantMode, scales: &Array, biases: Option<&Array>) -> Result<()> {
+    if biases.is_some() {
+        return Err(crate::value_err!(
+            "[{op}] Biases must be null for quantization mode '{}'.",
+            m.name()
+        ));
+    }
+    if scales.dtype() != Dtype::Uint8 {
+        return Err(crate::value_err!(
+            "[{op}] Scale type must be uint8 but received type {}.",
+            scales.dtype()
+        ));
+    }
+    Ok(())
 }
 
 /// Scales and biases must be given, of one shape and of a real floating promoted type;
@@ -122,7 +166,28 @@ pub fn dequantize(
     mode: &str,
     dtype: Option<Dtype>,
 ) -> Result<Array> {
-    let (gs, b) = affine_params("dequantize", mode, group_size, bits)?;
+    dequantize_scaled(w, scales, biases, group_size, bits, mode, None, dtype)
+}
+
+/// `dequantize` with nvfp4's optional `global_scale`. The fp modes compute in `dtype`
+/// (default bfloat16); with a global scale the result is float32 whatever `dtype` says,
+/// as in MLX 0.32.4.
+#[allow(clippy::too_many_arguments)]
+pub fn dequantize_scaled(
+    w: &Array,
+    scales: &Array,
+    biases: Option<&Array>,
+    group_size: Option<i64>,
+    bits: Option<i64>,
+    mode: &str,
+    global_scale: Option<&Array>,
+    dtype: Option<Dtype>,
+) -> Result<Array> {
+    let (m, gs, b) = mode_params("dequantize", mode, group_size, bits)?;
+    check_global_scale("dequantize", m, global_scale, false)?;
+    if m != QuantMode::Affine {
+        return dequantize_fp(w, scales, biases, m, gs, b, global_scale, dtype);
+    }
     let (biases, cdt) = scales_biases("dequantize", scales, biases)?;
     if let Some(d) = dtype {
         if !d.is_float() {
@@ -177,6 +242,61 @@ pub fn dequantize(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn dequantize_fp(
+    w: &Array,
+    scales: &Array,
+    biases: Option<&Array>,
+    m: QuantMode,
+    gs: i64,
+    b: i64,
+    global_scale: Option<&Array>,
+    dtype: Option<Dtype>,
+) -> Result<Array> {
+    const OP: &str = "dequantize";
+    if biases.is_some() {
+        return Err(crate::value_err!(
+            "[{OP}] Biases must be null for quantization mode '{}'.",
+            m.name()
+        ));
+    }
+    if let Some(d) = dtype {
+        if !d.is_float() {
+            return Err(crate::value_err!(
+                "[dequantize] Only real floating types are supported but output dtype == {d}."
+            ));
+        }
+    }
+    if w.dtype() != Dtype::Uint32 {
+        return Err(crate::value_err!(
+            "[dequantize] The matrix should be given as a uint32"
+        ));
+    }
+    if w.ndim() < 2 {
+        return Err(crate::value_err!(
+            "[dequantize] The matrix to be dequantized must have at least 2 dimension but it \
+             has only {}.",
+            w.ndim()
+        ));
+    }
+    check_fp(OP, m, gs, b)?;
+    fp_scales(OP, m, scales, None)?;
+    let (ws, ss) = (w.shape(), scales.shape());
+    let nd = ws.len();
+    let fits = ss.len() == nd
+        && ws[..nd - 1] == ss[..nd - 1]
+        && (ws[nd - 1] as i64) * 32 == (ss[nd - 1] as i64) * gs * b;
+    if !fits {
+        return Err(crate::value_err!(
+            "[dequantize] Shape of scales does not match the matrix given the quantization \
+             parameters. Provided matrix of shape {} and scales of shape {}.",
+            shape_str(ws),
+            shape_str(ss)
+        ));
+    }
+    fp_dequantize(w, scales, m, global_scale, dtype.unwrap_or(Dtype::Bfloat16))
+}
+
 /// `x @ dequantize(w).T` (`transpose`, the default in MLX) or `x @ dequantize(w)`, with
 /// `x`'s leading dimensions broadcast against `w`'s batch dimensions; the output dtype is
 /// the promoted type of x, scales and biases.
@@ -192,8 +312,14 @@ pub fn quantized_matmul(
     mode: &str,
 ) -> Result<Array> {
     const OP: &str = "quantized_matmul";
-    let (gs, b) = affine_params(OP, mode, group_size, bits)?;
-    let (biases, sdt) = scales_biases(OP, scales, biases)?;
+    let (m, gs, b) = mode_params(OP, mode, group_size, bits)?;
+    let (biases, sdt) = if m == QuantMode::Affine {
+        let (b, dt) = scales_biases(OP, scales, biases)?;
+        (Some(b), dt)
+    } else {
+        fp_scales(OP, m, scales, biases)?;
+        (None, Dtype::Float32)
+    };
     if x.ndim() == 0 {
         return Err(crate::index_err!(
             "[quantized_matmul] The input x must have at least one dimension."
@@ -205,7 +331,7 @@ pub fn quantized_matmul(
             w.dtype()
         ));
     }
-    if scales.shape() != biases.shape() {
+    if let Some(biases) = biases.filter(|b| b.shape() != scales.shape()) {
         return Err(crate::value_err!(
             "[quantized_matmul] Scales and biases should have the same shape. Received scales \
              with shape {} and biases with {}",
@@ -236,14 +362,29 @@ pub fn quantized_matmul(
             shape_str(ss)
         ));
     }
-    let (gs, b) = check_affine(OP, gs, b)?;
+    let (gs, b) = if m == QuantMode::Affine {
+        check_affine(OP, gs, b)?
+    } else {
+        check_fp(OP, m, gs, b)?;
+        (gs as usize, b as usize)
+    };
     if x.dtype().is_complex() {
         return Err(crate::value_err!(
             "[quantized_matmul] Only real floating types are supported but x.dtype() == {}.",
             x.dtype()
         ));
     }
-    let out_dt = promote_types(x.dtype(), sdt);
+    let out_dt = if m == QuantMode::Affine {
+        promote_types(x.dtype(), sdt)
+    } else {
+        x.dtype()
+    };
+    if !out_dt.is_float() && m != QuantMode::Affine {
+        return Err(crate::value_err!(
+            "[quantized_matmul] Only real floating types are supported but x.dtype() == {}.",
+            x.dtype()
+        ));
+    }
     if out_dt == Dtype::Float64 {
         return Err(crate::runtime_err!(
             "[quantized_matmul] only floating types are supported"
@@ -269,29 +410,33 @@ pub fn quantized_matmul(
         group_size: gs,
         bits: b,
         transpose,
+        mode: m,
     };
-    let (x, s, bb) = (
-        astype(x, out_dt)?,
-        astype(scales, out_dt)?,
-        astype(biases, out_dt)?,
-    );
+    let (x, s, bb) = match biases {
+        Some(bi) => (
+            astype(x, out_dt)?,
+            astype(scales, out_dt)?,
+            Some(astype(bi, out_dt)?),
+        ),
+        None => (x.clone(), scales.clone(), None),
+    };
     if x.ndim() == 1 {
         let x2 = reshape(&x, &[1, k as i64])?;
-        let y = quantized_matmul_affine(&x2, w, &s, &bb, &prim)?;
+        let y = quantized_matmul_checked(&x2, w, &s, bb.as_ref(), &prim)?;
         let mut shape: Vec<i64> = y.shape().iter().map(|&d| d as i64).collect();
         shape.remove(shape.len() - 2);
         return reshape(&y, &shape);
     }
-    quantized_matmul_affine(&x, w, &s, &bb, &prim)
+    quantized_matmul_checked(&x, w, &s, bb.as_ref(), &prim)
 }
 
 /// The product of checked, cast operands (x at least 2-d): unbatched weights take every
 /// leading row of `x` at once; batched ones broadcast batch shapes with `x`.
-pub(crate) fn quantized_matmul_affine(
+pub(crate) fn quantized_matmul_checked(
     x: &Array,
     w: &Array,
     s: &Array,
-    b: &Array,
+    b: Option<&Array>,
     prim: &QuantizedMatmul,
 ) -> Result<Array> {
     let (xs, ws) = (x.shape(), w.shape());
@@ -315,5 +460,6 @@ pub(crate) fn quantized_matmul_affine(
         full.extend_from_slice(&sh[sh.len() - 2..]);
         broadcast_to(a, &full)
     };
-    Ok(prim.node(&with(x)?, &with(w)?, &with(s)?, &with(b)?))
+    let b = b.map(with).transpose()?;
+    Ok(prim.node(&with(x)?, &with(w)?, &with(s)?, b.as_ref()))
 }

@@ -1,7 +1,9 @@
-//! Affine quantization primitives: `Quantize` (one input, three outputs), `Dequantize`
-//! and `QuantizedMatmul`. Derivatives follow MLX 0.32.4: none through the packed weights
+//! Quantization primitives: affine `Quantize` (one input, three outputs) and `Dequantize`,
+//! and `QuantizedMatmul` of every mode (the fp modes' quantize/dequantize are compositions,
+//! `ops/quantized_fp.rs`). Derivatives follow MLX 0.32.4: none through the packed weights
 //! (zeros for `dequantize`, an error for `quantized_matmul`), the product's rules for `x`,
-//! group sums for scales and biases; `quantize` differentiates its scale/bias formulas.
+//! group sums for affine scales and biases (fp scales raise); `quantize` differentiates
+//! its scale/bias formulas.
 
 use super::batching::{self, Batched};
 use crate::array::{Array, ArrayData};
@@ -9,6 +11,7 @@ use crate::backend::{Backend, QuantizeOp};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::ops;
+use crate::ops::quantized_fp::QuantMode;
 use crate::primitive::{OutputSpec, Primitive};
 use std::sync::Arc;
 
@@ -199,18 +202,20 @@ impl Primitive for Dequantize {
     crate::primitive_common!();
 }
 
-/// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)` over equal batch shapes;
-/// x, scales and biases share the output's float dtype.
+/// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)` over equal batch shapes.
+/// Affine: inputs `[x, w, scales, biases]`, x, scales and biases of the output's float
+/// dtype. fp modes: inputs `[x, w, scales]` with uint8 scales; the output takes x's dtype.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantizedMatmul {
     pub group_size: usize,
     pub bits: usize,
     pub transpose: bool,
+    pub mode: QuantMode,
 }
 
 impl QuantizedMatmul {
     /// Inputs already checked, cast and broadcast by `ops::quantized_matmul`.
-    pub fn node(&self, x: &Array, w: &Array, scales: &Array, biases: &Array) -> Array {
+    pub fn node(&self, x: &Array, w: &Array, scales: &Array, biases: Option<&Array>) -> Array {
         let nd = x.ndim();
         let n = if self.transpose {
             w.shape()[nd - 2]
@@ -219,12 +224,9 @@ impl QuantizedMatmul {
         };
         let mut shape = x.shape().to_vec();
         shape[nd - 1] = n;
-        Array::from_op(
-            shape.into(),
-            x.dtype(),
-            Arc::new(self.clone()),
-            vec![x.clone(), w.clone(), scales.clone(), biases.clone()],
-        )
+        let mut inputs = vec![x.clone(), w.clone(), scales.clone()];
+        inputs.extend(biases.cloned());
+        Array::from_op(shape.into(), x.dtype(), Arc::new(self.clone()), inputs)
     }
 }
 
@@ -233,6 +235,10 @@ impl Primitive for QuantizedMatmul {
         "QuantizedMatmul"
     }
     fn eval(&self, b: &dyn Backend, x: &[ArrayData], _o: &[OutputSpec]) -> Result<Vec<ArrayData>> {
+        if self.mode != QuantMode::Affine {
+            let y = b.fp_quantized_matmul(&x[0], &x[1], &x[2], self.mode, self.transpose)?;
+            return Ok(vec![y]);
+        }
         let y = b.quantized_matmul(
             &x[0],
             &x[1],
@@ -251,7 +257,7 @@ impl Primitive for QuantizedMatmul {
         argnums: &[usize],
         _o: &[Array],
     ) -> Result<Vec<Array>> {
-        let (x, w, s, b) = (&p[0], &p[1], &p[2], &p[3]);
+        let (x, w, s, b) = (&p[0], &p[1], &p[2], p.get(3));
         let mut out = Vec::with_capacity(argnums.len());
         for &i in argnums {
             out.push(match i {
@@ -265,7 +271,14 @@ impl Primitive for QuantizedMatmul {
                         "[QuantizedMatmul::vjp] no gradient wrt the quantized weights."
                     ))
                 }
+                _ if self.mode != QuantMode::Affine => {
+                    return Err(crate::value_err!(
+                        "[QuantizedMatmul::vjp] no gradient wrt scales in {} quantization.",
+                        self.mode.name()
+                    ))
+                }
                 _ => {
+                    let b = b.expect("affine biases");
                     // cotangent of the dequantized matrix, in w's orientation
                     let dw = if self.transpose {
                         ops::matmul(&ops::swapaxes(&ct[0], -1, -2)?, x)?
@@ -284,14 +297,14 @@ impl Primitive for QuantizedMatmul {
                 "[QuantizedMatmul::jvp] No JVP wrt the quantized matrix yet."
             ));
         }
-        Ok(vec![self.node(&t[0], &p[1], &p[2], &p[3])])
+        Ok(vec![self.node(&t[0], &p[1], &p[2], p.get(3))])
     }
     /// Batched weights are stacked in front (x gains a broadcast batch axis); a batch of
     /// inputs alone is folded into `x`'s rows by the op.
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], _o: &[OutputSpec]) -> Result<Batched> {
         let xf = batching::to_front(&x[0], ax[0])?;
         let y = if ax[1..].iter().all(|a| a.is_none()) {
-            ops::quantized::quantized_matmul_affine(&xf, &x[1], &x[2], &x[3], self)?
+            ops::quantized::quantized_matmul_checked(&xf, &x[1], &x[2], x.get(3), self)?
         } else {
             let (q, _) = batching::all_to_front(&x[1..], &ax[1..])?;
             let xb = if ax[0].is_some() {
@@ -299,7 +312,7 @@ impl Primitive for QuantizedMatmul {
             } else {
                 ops::expand_dims(&xf, &[0])?
             };
-            ops::quantized::quantized_matmul_affine(&xb, &q[0], &q[1], &q[2], self)?
+            ops::quantized::quantized_matmul_checked(&xb, &q[0], &q[1], q.get(2), self)?
         };
         batching::at_front(y)
     }

@@ -2,7 +2,7 @@
 
 mod binary;
 mod conv;
-mod copy;
+pub(crate) mod copy;
 mod decompositions;
 mod fast;
 pub mod fast_math;
@@ -14,6 +14,7 @@ pub mod math;
 mod matmul;
 mod qmm;
 mod quantized;
+pub mod quantized_fp;
 mod random;
 mod reduce;
 mod scan;
