@@ -131,14 +131,27 @@ def as_torch(inputs):
     return [torch.from_numpy(a).to("cuda").to(dt[d]) for a, d in inputs]
 
 
-def per_op_overhead(m):
+def per_op_overhead(m, kind="scalar"):
+    """Seconds per op of a 100-op chain on 16 elements: `z + 1` (a Python scalar), `z + one`
+    (a device array), `-z` (unary), or the 1000-op `z * 1.0001 + 0.5` chain compiled."""
     small = m.array(np.random.default_rng(1).uniform(size=16).astype(np.float32))
-    m.eval(small)
+    one = m.ones((16,))
+    m.eval(small, one)
+    step = {"scalar": lambda z: z + 1, "array": lambda z: z + one, "unary": lambda z: -z}
+
+    if kind == "compiled":
+        def body(z):
+            for _ in range(500):
+                z = z * 1.0001 + 0.5
+            return z
+
+        f = m.compile(body)
+        return timed(lambda: m.eval(f(small)), m.synchronize, 20)
 
     def chain():
         z = small
         for _ in range(100):
-            z = z + 1
+            z = step[kind](z)
         m.eval(z)
 
     return timed(chain, m.synchronize, 20) / 100
@@ -173,6 +186,13 @@ def main():
             except Exception as e:  # noqa: BLE001 - e.g. torch.compile without a compiler
                 print(f"torch failed on {name}: {type(e).__name__}: {e}"[:300])
         results.append((name, times, nbytes, flops))
+    for kind in ["array", "unary", "compiled"]:
+        label = {"array": "eager per-op overhead, z + device array",
+                 "unary": "eager per-op overhead, -z",
+                 "compiled": "1000-op elementwise graph, compiled (whole call)"}[kind]
+        t = {lab: per_op_overhead(m, kind) for lab, m in mods.items()}
+        # (torch.compile of 1000 ops takes minutes to build; the issue's anchor is 38 us)
+        results.append((label, t, None, None))
     times = {label: per_op_overhead(m) for label, m in mods.items()}
     if torch:
         t = torch.rand(16, device="cuda")

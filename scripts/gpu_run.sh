@@ -21,7 +21,7 @@ echo "== python/tests/test_gpu.py"
 python3 -m pytest python/tests/test_gpu.py -q -p no:cacheprovider -n 8 -rf 2>&1 | grep -E "^(FAILED|ERROR)|passed|failed" | cut -c1-300 | tail -60 || status=1
 if [ "${GPU_FULL_SUITE:-1}" = 1 ]; then
   echo "== whole suite, GPU as default device"
-  timeout ${SUITE_TIMEOUT:-300} python3 -m pytest python/tests -q -p no:cacheprovider -m "not mlx_quirk" \
+  timeout -s INT ${SUITE_TIMEOUT:-300} python3 -m pytest python/tests -q -p no:cacheprovider -m "not mlx_quirk" \
     -n 8 --ignore=python/tests/test_lm.py --ignore=python/tests/test_lm_families.py \
     --ignore=python/tests/test_lm_convert.py --ignore=python/tests/test_lm_server.py \
     --ignore=python/tests/test_rust_nn.py --ignore=python/tests/test_examples.py --ignore=python/tests/test_gpu.py -rf 2>&1 | grep -E "^(FAILED|ERROR)|passed|failed" | cut -c1-250 | tail -80

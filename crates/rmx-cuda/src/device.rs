@@ -184,7 +184,9 @@ impl Gpu {
     fn compile(&self, name: &str, src: &str) -> Result<Arc<CudaModule>> {
         let opts = CompileOptions {
             arch: Some(self.arch),
-            options: vec!["--std=c++17".into()],
+            // No fused multiply-add contraction: `a * b + c` rounds twice, as the CPU
+            // backend and the unfused ops do, so fused and dequantized results match bitwise.
+            options: vec!["--std=c++17".into(), "--fmad=false".into()],
             ..Default::default()
         };
         let ptx = compile_ptx_with_opts(src, opts).map_err(|e| {

@@ -97,6 +97,21 @@ pub fn device_ptr(gpu: &'static Gpu, d: &ArrayData) -> Result<u64> {
 
 /// The device address of a buffer's start, uploading it if needed.
 pub fn buffer_ptr(gpu: &'static Gpu, buffer: &Buffer) -> Result<u64> {
+    let small = buffer.nbytes() <= 8 && buffer.nbytes() > 0;
+    if small && !buffer.is_resident_on(rmx_core::Device::GPU) && buffer.device_memory().is_none() {
+        return constant_ptr(gpu, buffer.as_bytes());
+    }
+    own_buffer_ptr(gpu, buffer)
+}
+
+/// The device address of `d`'s element `[0, ...]` in the buffer's own device copy, for
+/// kernels that write into it (never a shared constant).
+pub fn device_ptr_mut(gpu: &'static Gpu, d: &ArrayData) -> Result<u64> {
+    let base = own_buffer_ptr(gpu, &d.buffer)?;
+    Ok(base + (d.offset * d.dtype.size()) as u64)
+}
+
+fn own_buffer_ptr(gpu: &'static Gpu, buffer: &Buffer) -> Result<u64> {
     let mut slot = buffer.device_memory();
     if slot.is_none() {
         *slot = Some(Box::new(DeviceAlloc::new(gpu, buffer.nbytes())?));
@@ -133,4 +148,30 @@ pub fn alloc_output(gpu: &'static Gpu, dtype: Dtype, shape: &[usize]) -> Result<
         offset: 0,
     };
     Ok((data, ptr))
+}
+
+/// Device copies of small host constants (the scalars of `x + 1`, a softmax scale, ...),
+/// keyed by their bytes and kept for the process: an op's scalar operand is uploaded once,
+/// not at every call (a pageable upload costs microseconds of host time per op). Host
+/// buffers are immutable once written, so sharing by value is safe.
+fn constant_ptr(gpu: &'static Gpu, bytes: &[u8]) -> Result<u64> {
+    use parking_lot::Mutex;
+    use std::collections::HashMap;
+    static CONSTANTS: Mutex<Option<HashMap<Vec<u8>, DeviceAlloc>>> = Mutex::new(None);
+    const MAX_CONSTANTS: usize = 1 << 14;
+    let mut guard = CONSTANTS.lock();
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some(a) = map.get(bytes) {
+        return Ok(a.ptr);
+    }
+    if map.len() >= MAX_CONSTANTS {
+        map.clear(); // frees are stream-ordered: kernels queued before still read valid memory
+    }
+    let a = DeviceAlloc::new(gpu, bytes.len())?;
+    gpu.bind()?;
+    unsafe { result::memcpy_htod_async(a.ptr, bytes, gpu.stream.cu_stream()) }
+        .map_err(|e| driver_err("copy to device", e))?;
+    let ptr = a.ptr;
+    map.insert(bytes.to_vec(), a);
+    Ok(ptr)
 }

@@ -7,10 +7,13 @@ use super::ops_c::{binary_expr, unary_expr};
 use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::{collapse, Layout};
-use crate::memory::{alloc_output, device_ptr};
+use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
+use parking_lot::Mutex;
 use rmx_core::backend::{BinaryOp, UnaryOp};
 use rmx_core::{ArrayData, Dtype, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 const BLOCK: u32 = 256;
 /// Elements per thread per grid step: independent loads in flight hide memory latency.
@@ -212,7 +215,7 @@ pub fn fill_kernel(dtype: Dtype) -> Kernel {
 /// Runs `kernel` over the elements of `inputs` (all of `shape`) into a new array.
 pub fn run(
     gpu: &'static Gpu,
-    kernel: Kernel,
+    kernel: &Kernel,
     inputs: &[&ArrayData],
     shape: &[usize],
     out_dtype: Dtype,
@@ -221,9 +224,49 @@ pub fn run(
         return Ok(None);
     };
     let (out, optr) = alloc_output(gpu, out_dtype, shape)?;
-    let Kernel { name, src } = kernel;
-    launch(gpu, &name, || src, &ops, optr, out.numel())?;
+    launch(
+        gpu,
+        &kernel.name,
+        || kernel.src.clone(),
+        &ops,
+        optr,
+        out.numel(),
+    )?;
     Ok(Some(out))
+}
+
+/// What identifies a generated elementwise kernel.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Unary(UnaryOp, Dtype, Dtype),
+    Binary(BinaryOp, Dtype, Dtype),
+    Select(Dtype, Dtype),
+    Cast(Dtype, Dtype),
+}
+
+/// The kernel for `key`, generated once per process: building a source costs microseconds
+/// of host time, which every op would otherwise pay.
+fn memo(key: Key, make: impl FnOnce() -> Option<Kernel>) -> Option<Arc<Kernel>> {
+    static MEMO: Mutex<Option<HashMap<Key, Option<Arc<Kernel>>>>> = Mutex::new(None);
+    let mut guard = MEMO.lock();
+    guard
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| make().map(Arc::new))
+        .clone()
+}
+
+fn run_memo(
+    gpu: &'static Gpu,
+    key: Key,
+    make: impl FnOnce() -> Option<Kernel>,
+    inputs: &[&ArrayData],
+    out_dtype: Dtype,
+) -> Result<Option<ArrayData>> {
+    match memo(key, make) {
+        Some(k) => run(gpu, &k, inputs, &inputs[0].shape.clone(), out_dtype),
+        None => Ok(None),
+    }
 }
 
 /// `op(x)` into a new array of `out_dtype`; `Ok(None)` when no kernel fits.
@@ -233,10 +276,14 @@ pub fn unary(
     x: &ArrayData,
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
-    match unary_kernel(op, x.dtype, out_dtype) {
-        Some(k) => run(gpu, k, &[x], &x.shape, out_dtype),
-        None => Ok(None),
-    }
+    let key = Key::Unary(op, x.dtype, out_dtype);
+    run_memo(
+        gpu,
+        key,
+        || unary_kernel(op, x.dtype, out_dtype),
+        &[x],
+        out_dtype,
+    )
 }
 
 /// `op(a, b)` (same dtype, same shape) into a new array of `out_dtype`.
@@ -247,10 +294,14 @@ pub fn binary(
     b: &ArrayData,
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
-    match binary_kernel(op, a.dtype, out_dtype) {
-        Some(k) => run(gpu, k, &[a, b], &a.shape, out_dtype),
-        None => Ok(None),
-    }
+    let key = Key::Binary(op, a.dtype, out_dtype);
+    run_memo(
+        gpu,
+        key,
+        || binary_kernel(op, a.dtype, out_dtype),
+        &[a, b],
+        out_dtype,
+    )
 }
 
 /// `cond ? a : b`, moving elements as raw bits (any dtype).
@@ -260,21 +311,20 @@ pub fn select(
     a: &ArrayData,
     b: &ArrayData,
 ) -> Result<Option<ArrayData>> {
-    run(
-        gpu,
-        select_kernel(cond.dtype, a.dtype),
-        &[cond, a, b],
-        &a.shape,
-        a.dtype,
-    )
+    let key = Key::Select(cond.dtype, a.dtype);
+    let make = || Some(select_kernel(cond.dtype, a.dtype));
+    run_memo(gpu, key, make, &[cond, a, b], a.dtype)
 }
 
 /// `x` converted to `dtype`. Same dtype: a row-major copy.
 pub fn cast(gpu: &'static Gpu, x: &ArrayData, dtype: Dtype) -> Result<Option<ArrayData>> {
-    match cast_kernel(x.dtype, dtype) {
-        Some(k) => run(gpu, k, &[x], &x.shape, dtype),
-        None => Ok(None),
-    }
+    run_memo(
+        gpu,
+        Key::Cast(x.dtype, dtype),
+        || cast_kernel(x.dtype, dtype),
+        &[x],
+        dtype,
+    )
 }
 
 /// A fresh array of `shape` with every element's bytes equal to `bits` (little-endian,
@@ -312,7 +362,7 @@ pub fn copy_into(gpu: &'static Gpu, src: &ArrayData, dst: &ArrayData) -> Result<
         )
     };
     let f = gpu.kernel(&name, src_code)?;
-    let (xp, op) = (device_ptr(gpu, src)?, device_ptr(gpu, dst)?);
+    let (xp, op) = (device_ptr(gpu, src)?, device_ptr_mut(gpu, dst)?);
     let n64 = n as i64;
     let mut b = gpu.stream.launch_builder(&f);
     b.arg(&xp).arg(&ls[0]).arg(&op).arg(&ls[1]).arg(&n64);

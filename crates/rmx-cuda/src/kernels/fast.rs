@@ -135,8 +135,10 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
 extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, const {ms}* mask,
     const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv,
     i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2,
-    i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest) {{
-  const i64 row = blockIdx.x;
+    i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest, i64 chunk,
+    {c}* part_o, {c}* part_ml) {{
+  const i64 row = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+  const i64 j0 = split * chunk, j1 = j0 + chunk < lk ? j0 + chunk : lk;
   const i64 qi = row % lq, h = (row / lq) % hq, bi = row / lq / hq, kh = h / rep;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const {s}* qr = q + bi * qs0 + h * qs1 + qi * qs2;
@@ -150,9 +152,9 @@ extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, cons
     acc[e] = 0;
   }}
   {c} m = -INFINITY, l = 0;
-  if (sinks && warp == 0) {{ m = {lsink}; l = 1; }}
+  if (sinks && warp == 0 && split == 0) {{ m = {lsink}; l = 1; }}
   const i64 last = qi + lk - lq;  // causal: the last visible key
-  for (i64 j = warp; j < lk; j += {WARPS}) {{
+  for (i64 j = j0 + warp; j < j1; j += {WARPS}) {{
     const {s}* kr = kb + j * ks2;
     {c} sc = 0;
 #pragma unroll
@@ -183,15 +185,35 @@ extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, cons
     {c} L = 0, wt[{WARPS}];
     for (int w = 0; w < {WARPS}; ++w) {{ wt[w] = sm[w] == -INFINITY ? ({c})0 : {exp}(sm[w] - M); L += sl[w] * wt[w]; }}
     {s}* orow = out + ((bi * hq + h) * lq + qi) * dv;
+    const i64 part = row * splits + split;
+    if (part_o && lane == 0) {{ part_ml[2 * part] = M; part_ml[2 * part + 1] = L; }}
 #pragma unroll
     for (int e = 0; e < PL; ++e) {{
       const i64 dd = lane + 32 * e;
       if (dd < dv) {{
         {c} o = 0;
         for (int w = 0; w < {WARPS}; ++w) o += sacc[w][dd] * wt[w];
-        orow[dd] = {so};
+        if (part_o) part_o[part * dv + dd] = o;
+        else orow[dd] = {so};
       }}
     }}
+  }}
+}}
+// merges the key chunks' partial results of each row (the split-K pass for short queries)
+extern "C" __global__ void {name}_combine(const {c}* part_o, const {c}* part_ml, {s}* out,
+    i64 splits, i64 dv) {{
+  const i64 row = blockIdx.x;
+  {c} M = -INFINITY;
+  for (i64 p = 0; p < splits; ++p) {{ const {c} m = part_ml[2 * (row * splits + p)]; M = m > M ? m : M; }}
+  for (i64 dd = threadIdx.x; dd < dv; dd += blockDim.x) {{
+    {c} L = 0, o = 0;
+    for (i64 p = 0; p < splits; ++p) {{
+      const {c} m = part_ml[2 * (row * splits + p)];
+      const {c} w = m == -INFINITY ? ({c})0 : {exp}(m - M);
+      L += part_ml[2 * (row * splits + p) + 1] * w;
+      o += part_o[(row * splits + p) * dv + dd] * w;
+    }}
+    out[row * dv + dd] = {so};
   }}
 }}
 "#,
@@ -275,7 +297,7 @@ pub fn attention(
         Some(s) => device_ptr(gpu, s)?,
         None => 0,
     };
-    let f = gpu.kernel(&name, || src)?;
+    let f = gpu.kernel_in(&name, &name, || src)?;
     let dims = [hq, hq / hkv, lq, lk, d, dv].map(|x| x as i64);
     let (qs, ks, vs) = (strides3(&q), strides3(&k), strides3(&v));
     let mut bld = gpu.stream.launch_builder(&f);
@@ -293,11 +315,46 @@ pub fn attention(
     } else {
         bld.arg(&scale).arg(&lowest32);
     }
+    // Few query rows (decode): split the keys over several blocks per row, then merge.
+    let rows = b * hq * lq;
+    let splits = if rows < 264 && lk >= 256 {
+        lk.div_ceil(128).min(528usize.div_ceil(rows)).max(1)
+    } else {
+        1
+    };
+    let chunk = lk.div_ceil(splits) as i64;
+    let wide = if q.dtype == Dtype::Float64 { 8 } else { 4 };
+    let partials = if splits > 1 {
+        let o = crate::memory::DeviceAlloc::new(gpu, rows * splits * dv * wide)?;
+        let ml = crate::memory::DeviceAlloc::new(gpu, rows * splits * 2 * wide)?;
+        Some((o, ml))
+    } else {
+        None
+    };
+    let (po, pml) = partials.as_ref().map_or((0, 0), |(o, ml)| (o.ptr, ml.ptr));
+    bld.arg(&chunk).arg(&po).arg(&pml);
     let cfg = LaunchConfig {
-        grid_dim: ((b * hq * lq) as u32, 1, 1),
+        grid_dim: (rows as u32, splits as u32, 1),
         block_dim: (32 * WARPS, 1, 1),
         shared_mem_bytes: 0,
     };
     unsafe { bld.launch(cfg) }.map_err(|e| driver_err("launching attention", e))?;
+    if splits > 1 {
+        let regenerate = || {
+            attention_kernel(q.dtype, mask_arr.map(|m| m.dtype)).map_or(String::new(), |k| k.src)
+        };
+        let f = gpu.kernel_in(&name, &format!("{name}_combine"), regenerate)?;
+        let (s64, dv64) = (splits as i64, dv as i64);
+        let mut bld = gpu.stream.launch_builder(&f);
+        bld.arg(&po).arg(&pml).arg(&optr).arg(&s64).arg(&dv64);
+        let cfg = LaunchConfig {
+            grid_dim: (rows as u32, 1, 1),
+            block_dim: (dv.min(256) as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        unsafe { bld.launch(cfg) }.map_err(|e| driver_err("launching attention combine", e))?;
+    }
+    // the partial buffers' frees are stream-ordered after both kernels
+    drop(partials);
     Ok(Some(out))
 }

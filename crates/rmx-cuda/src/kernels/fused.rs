@@ -98,5 +98,5 @@ pub fn fused(
         return Ok(None);
     };
     let refs: Vec<&ArrayData> = inputs.iter().collect();
-    run(gpu, k, &refs, &first.shape.clone(), out_dtype)
+    run(gpu, &k, &refs, &first.shape.clone(), out_dtype)
 }

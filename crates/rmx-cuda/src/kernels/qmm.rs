@@ -64,28 +64,44 @@ extern "C" __global__ void {name}(const u32* w, const {ss}* scales, const {ss}* 
 pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     let t = ctype(dtype).filter(|t| t.float && dtype != Dtype::Float64)?;
     let name = format!("qmv_{bits}_{}", tag(dtype));
+    // Each lane reads 16-byte runs of four packed words (independent loads in flight), the
+    // tail word by word; the activations row stays in L1.
     let src = format!(
         r#"{PRELUDE}
-extern "C" __global__ void {name}(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size) {{
+struct alignas(16) {name}_words4 {{ u32 w[4]; }};
+__device__ __forceinline__ float {name}_word(u32 word, const {s}* xr, i64 k0, float s, float b) {{
+  float dot = 0, xs = 0;
+#pragma unroll
+  for (int e = 0; e < 32 / {bits}; ++e) {{
+    const float xv = {lx};
+    dot += xv * (float)((word >> (e * {bits})) & ((1u << {bits}) - 1));
+    xs += xv;
+  }}
+  return s * dot + b * xs;
+}}
+extern "C" __global__ void {name}(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int vec) {{
   const int lane = threadIdx.x & 31;
   const i64 col = (i64)blockIdx.x * {QMV_WARPS} + (threadIdx.x >> 5), row = blockIdx.y;
   if (col >= n) return;
   const int per = 32 / {bits};
   const i64 words = k / per, groups = k / group_size;
   const u32* wr = w + col * words;
+  const {s}* sr = scales + col * groups;
+  const {s}* br = biases + col * groups;
   const {s}* xr = x + row * k;
   float acc = 0;
-  for (i64 wi = lane; wi < words; wi += 32) {{
-    const u32 word = wr[wi];
-    const i64 k0 = wi * per, g = col * groups + k0 / group_size;
-    float dot = 0, xs = 0;
+  const i64 runs = vec ? words / 4 : 0;  // 16-byte aligned rows
+  for (i64 r = lane; r < runs; r += 32) {{
+    const {name}_words4 q = reinterpret_cast<const {name}_words4*>(wr)[r];
 #pragma unroll
-    for (int e = 0; e < 32 / {bits}; ++e) {{
-      const float xv = {lx};
-      dot += xv * (float)((word >> (e * {bits})) & ((1u << {bits}) - 1));
-      xs += xv;
+    for (int t = 0; t < 4; ++t) {{
+      const i64 k0 = (r * 4 + t) * per, g = k0 / group_size;
+      acc += {name}_word(q.w[t], xr, k0, {lsc}, {lbi});
     }}
-    acc += {lsc} * dot + {lbi} * xs;
+  }}
+  for (i64 wi = runs * 4 + lane; wi < words; wi += 32) {{
+    const i64 k0 = wi * per, g = k0 / group_size;
+    acc += {name}_word(wr[wi], xr, k0, {lsc}, {lbi});
   }}
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
   if (lane == 0) out[row * n + col] = {st};
@@ -93,8 +109,8 @@ extern "C" __global__ void {name}(const u32* w, const {s}* scales, const {s}* bi
 "#,
         s = t.store,
         lx = t.load("xr[k0 + e]"),
-        lsc = t.load("scales[g]"),
-        lbi = t.load("biases[g]"),
+        lsc = t.load("sr[g]"),
+        lbi = t.load("br[g]"),
         st = t.store("acc"),
     );
     Some(Kernel { name, src })
@@ -203,7 +219,9 @@ pub fn quantized_matmul(
             let (n64, k64, gs) = (n as i64, k as i64, group_size as i64);
             let mut bl = gpu.stream.launch_builder(&f);
             bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
-            bl.arg(&n64).arg(&k64).arg(&gs);
+            let words = k / (32 / bits);
+            let vec = (wp % 16 == 0 && words % 4 == 0) as i32;
+            bl.arg(&n64).arg(&k64).arg(&gs).arg(&vec);
             let cfg = LaunchConfig {
                 grid_dim: (n.div_ceil(QMV_WARPS as usize) as u32, rows as u32, 1),
                 block_dim: (32 * QMV_WARPS, 1, 1),
