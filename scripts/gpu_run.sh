@@ -41,5 +41,10 @@ if [ "${GPU_DECODE:-1}" = 1 ]; then
   "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu || status=1
   [ -d $M-4bit ] || "$PACK/rmx-lm" convert --model $M --out $M-4bit -q --device gpu || status=1
   "$PACK/rmx-lm" benchmark --model $M-4bit -p 128 -g 128 -n 3 --device gpu || status=1
+  if [ "${GPU_PROFILE:-0}" = 1 ] && command -v nsys >/dev/null; then
+    echo "== nsys: CUDA API time of a short bf16 decode"
+    nsys profile -o /tmp/decode --force-overwrite true -t cuda "$PACK/rmx-lm" benchmark --model $M -p 16 -g 64 -n 1 --device gpu >/dev/null 2>&1
+    nsys stats -r cuda_api_sum,cuda_gpu_kern_sum /tmp/decode.nsys-rep 2>/dev/null | head -60
+  fi
 fi
 exit $status

@@ -249,7 +249,8 @@ pub fn attention(
 ) -> Result<Option<ArrayData>> {
     let (b, hq, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
     let (hkv, lk, dv) = (k.shape[1], k.shape[2], v.shape[3]);
-    if q.ndim() != 4 || d > 32 * PER_LANE || dv > 32 * PER_LANE || hkv == 0 {
+    // (no keys: the host's convention for an empty softmax applies)
+    if q.ndim() != 4 || d > 32 * PER_LANE || dv > 32 * PER_LANE || hkv == 0 || lk == 0 {
         return Ok(None);
     }
     let (mask_kind, mask_arr) = match mask {

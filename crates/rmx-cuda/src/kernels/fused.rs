@@ -11,6 +11,9 @@ use rmx_core::primitives::fused::{Arg, Fused, FusedKind};
 use rmx_core::{ArrayData, Dtype, Result};
 use std::hash::{Hash, Hasher};
 
+/// Inputs a generated kernel takes (~152 bytes of parameters each).
+const MAX_INPUTS: usize = 128;
+
 /// The kernel of `program` over inputs of `input_dtypes`; `None` when an op or dtype has
 /// no CUDA expression here (the portable interpreter then runs it).
 pub fn fused_kernel(program: &Fused, input_dtypes: &[Dtype]) -> Option<Kernel> {
@@ -90,6 +93,11 @@ pub fn fused(
     inputs: &[ArrayData],
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
+    // Each input is a pointer, a layout and a mode in the kernel's parameter space (32 KB):
+    // very wide programs run on the portable interpreter instead.
+    if inputs.len() > MAX_INPUTS {
+        return Ok(None);
+    }
     let dtypes: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
     let Some(k) = fused_kernel(program, &dtypes) else {
         return Ok(None);
