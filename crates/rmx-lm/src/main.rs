@@ -43,7 +43,11 @@ fn choose_device(device: &str, dtype: Option<&str>) -> Result<()> {
                 "--device gpu: this build has no CUDA backend or no device was found".into(),
             ))
         }
-        other => return Err(rmx_lm::LmError::Invalid(format!("unknown --device {other}"))),
+        other => {
+            return Err(rmx_lm::LmError::Invalid(format!(
+                "unknown --device {other}"
+            )))
+        }
     };
     rmx_core::device::set_default_device(if on_gpu { Device::GPU } else { Device::CPU })?;
     let dtype = match dtype {

@@ -325,8 +325,13 @@ impl LanguageModel for Gemma {
     }
 
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array> {
-        let h = self.embed_tokens.forward(tokens, crate::layers::compute_dtype())?;
-        let scale = ops::astype(&Array::scalar(self.embed_scale as f64), crate::layers::compute_dtype())?;
+        let h = self
+            .embed_tokens
+            .forward(tokens, crate::layers::compute_dtype())?;
+        let scale = ops::astype(
+            &Array::scalar(self.embed_scale as f64),
+            crate::layers::compute_dtype(),
+        )?;
         let mut h = ops::multiply(&h, &scale)?;
         let l = tokens.shape()[1];
         // Layers of one kind share a mask: built once per (window, key positions).

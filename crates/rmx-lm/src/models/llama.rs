@@ -67,7 +67,9 @@ impl LanguageModel for Llama {
     }
 
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array> {
-        let mut h = self.embed_tokens.forward(tokens, crate::layers::compute_dtype())?;
+        let mut h = self
+            .embed_tokens
+            .forward(tokens, crate::layers::compute_dtype())?;
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
             let a = layer
                 .self_attn
