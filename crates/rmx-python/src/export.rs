@@ -73,6 +73,9 @@ impl PyExporter {
     }
 }
 
+/// A trace's caller data and its input (shape, dtype) pairs.
+type TraceInfo = (String, Vec<(Vec<usize>, PyDtype)>);
+
 #[pyclass(name = "_Imported", module = "rmx.core", frozen)]
 pub struct PyImported {
     inner: ExportedFunction,
@@ -90,7 +93,7 @@ impl PyImported {
     }
     /// Per trace: (meta, [(shape, dtype)]).
     #[getter]
-    fn traces(&self) -> Vec<(String, Vec<(Vec<usize>, PyDtype)>)> {
+    fn traces(&self) -> Vec<TraceInfo> {
         self.inner
             .traces
             .iter()
