@@ -279,3 +279,38 @@ def test_format_is_versioned_and_not_mlxfn(tmp_path):
     mlx.export_function(mpath, lambda x: x + 1, mlx.ones(2))
     with pytest.raises(RuntimeError):
         mx.import_function(mpath)
+
+
+def test_compiled_function_inside(tmp_path):
+    """The trace holds the inner function's fused node (rmx stores `Fused` programs)."""
+
+    def run(m, x, y):
+        inner = m.compile(lambda a, b: m.exp(m.sin(a) * 2 + 1) * b - 0.5)
+        path = _fn_path(tmp_path, m)
+        m.export_function(path, lambda a, b: inner(a, b).sum(axis=0), m.ones((2, 3)), m.ones((2, 3)), shapeless=True)
+        g = m.import_function(path)
+        return g(x, y), g(x[:, :2], y[:, :2])
+
+    check(run, A(rand((2, 3), seed=1)), A(rand((2, 3), seed=2)), rtol=1e-5, atol=1e-6)
+
+
+def test_grad_through_imported_function(tmp_path):
+    def run(m, x, w):
+        path = _fn_path(tmp_path, m)
+        m.export_function(path, lambda a, b: (m.tanh(a @ b).sum(),), m.ones((2, 3)), m.ones((3, 4)))
+        g = m.import_function(path)
+        return m.grad(lambda a, b: g(a, b)[0], argnums=(0, 1))(x, w)
+
+    check(run, A(rand((2, 3), seed=1)), A(rand((3, 4), seed=2)), rtol=1e-5, atol=1e-6)
+
+
+@rmx_only
+def test_imported_graph_is_fused(tmp_path):
+    mx = get_rmx()
+    path = str(tmp_path / "fused.rmxfn")
+    mx.export_function(path, lambda a: mx.exp(mx.sin(a) * 2 + 1) * a, mx.ones((4, 4)))
+    x = mx.array(rand((4, 4), seed=3))
+    g = mx.import_function(path)
+    assert g._inner.num_fused(0) == 1
+    got = g(x)[0]
+    np.testing.assert_allclose(np.array(got), np.array(mx.exp(mx.sin(x) * 2 + 1) * x), rtol=1e-6)

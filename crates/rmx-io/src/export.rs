@@ -7,7 +7,8 @@
 //! input specs, the steps (`{"op", "params", "inputs", "outputs"}`, where each input is
 //! `["in", i]`, `["const", c]` or `["step", s, k]`), the output references, and an opaque
 //! `meta` string for the caller (the Python side keeps its argument tree there).
-//! Graphs are stored after common-subexpression elimination and before fusion.
+//! Graphs are stored after common-subexpression elimination and before fusion (fusion is
+//! redone on import; `Fused` nodes from a `compile`d function called inside are stored too).
 
 use rmx_core::backend::{ArgReduceOp, BinaryOp, NormKind, ReduceOp, ScanOp, ScatterMode, UnaryOp};
 use rmx_core::primitive::{OutputSpec, Primitive};
@@ -17,6 +18,7 @@ use rmx_core::primitives::elementwise::{AsType, Binary, BitCast, Select, Unary};
 use rmx_core::primitives::fast::attention::{Attention, MaskKind};
 use rmx_core::primitives::fast::norm::Norm;
 use rmx_core::primitives::fast::rope::Rope;
+use rmx_core::primitives::fused::{Arg, Fused, FusedKind, FusedOp};
 use rmx_core::primitives::indexing::{CheckIndices, ScatterAxis, Take, TakeAlongAxis};
 use rmx_core::primitives::linalg::Matmul;
 use rmx_core::primitives::reduce::{ArgReduce, Reduce, Scan, Softmax};
@@ -345,6 +347,8 @@ fn encode(prim: &dyn Primitive) -> Result<(&'static str, Value)> {
         ("Sort", json!({"axis": p.axis, "kth": p.kth, "arg": p.arg}))
     } else if let Some(p) = is!(SearchSorted) {
         ("SearchSorted", json!({"right": p.right}))
+    } else if let Some(p) = is!(Fused) {
+        ("Fused", json!({"ops": fused_ops_json(p, name)?}))
     } else if is!(StopGradient).is_some() {
         ("StopGradient", json!({}))
     } else if is!(Identity).is_some() {
@@ -465,11 +469,74 @@ fn decode(op: &str, params: &Value) -> Result<Arc<dyn Primitive>> {
         "SearchSorted" => Arc::new(SearchSorted {
             right: p.bool("right")?,
         }),
+        "Fused" => Arc::new(fused_from_json(p.get("ops")?)?),
         "StopGradient" => Arc::new(StopGradient),
         "Identity" => Arc::new(Identity),
         "Depends" => Arc::new(Depends { n: p.usize("n")? }),
         other => return Err(bad_file(&format!("unknown operation {other}"))),
     })
+}
+
+/// A `Fused` program (from a `compile`d function called inside the exported one).
+fn fused_ops_json(f: &Fused, prim: &str) -> Result<Vec<Value>> {
+    f.ops
+        .iter()
+        .map(|o| {
+            let (kind, op) = match o.kind {
+                FusedKind::Unary(u) => ("Unary", Some(name_of(&UNARY, u, prim)?)),
+                FusedKind::Binary(b) => ("Binary", Some(name_of(&BINARY, b, prim)?)),
+                FusedKind::Cast => ("Cast", None),
+                FusedKind::Select => ("Select", None),
+            };
+            let args: Vec<Value> = o
+                .args
+                .iter()
+                .map(|a| match a {
+                    Arg::Input(i) => json!(["in", i]),
+                    Arg::Op(j) => json!(["op", j]),
+                })
+                .collect();
+            Ok(json!({"kind": kind, "op": op, "args": args, "dtype": dtype_name(o.dtype)}))
+        })
+        .collect()
+}
+
+fn fused_from_json(v: &Value) -> Result<Fused> {
+    let list = v.as_array().ok_or_else(|| bad_file("fused ops"))?;
+    let mut ops = Vec::with_capacity(list.len());
+    for o in list {
+        let p = P(o);
+        let kind = match p.str("kind")? {
+            "Unary" => FusedKind::Unary(by_name(&UNARY, p.str("op")?)?),
+            "Binary" => FusedKind::Binary(by_name(&BINARY, p.str("op")?)?),
+            "Cast" => FusedKind::Cast,
+            "Select" => FusedKind::Select,
+            k => return Err(bad_file(&format!("fused kind {k}"))),
+        };
+        let args = p
+            .get("args")?
+            .as_array()
+            .ok_or_else(|| bad_file("fused args"))?
+            .iter()
+            .map(|a| {
+                let idx = a.get(1).and_then(|x| x.as_u64()).map(|x| x as usize);
+                match (a.get(0).and_then(|t| t.as_str()), idx) {
+                    (Some("in"), Some(i)) => Ok(Arg::Input(i)),
+                    (Some("op"), Some(j)) if j < ops.len() => Ok(Arg::Op(j)),
+                    _ => Err(bad_file("fused argument")),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ops.push(FusedOp {
+            kind,
+            args,
+            dtype: dtype_of(p.get("dtype")?)?,
+        });
+    }
+    if ops.is_empty() {
+        return Err(bad_file("empty fused program"));
+    }
+    Ok(Fused { ops })
 }
 
 fn spec_json(shape: &[usize], dtype: Dtype) -> Value {
@@ -661,7 +728,8 @@ impl ExportedFunction {
                 .map(|r| reference(r, steps.len(), inputs.len()))
                 .collect::<Result<Vec<_>>>()?;
             let meta = P(&t).str("meta")?.to_string();
-            let graph = CompiledGraph::from_parts(inputs.len(), steps, outputs);
+            // Fusion is redone here (as `compile` would), so files stay fusion-agnostic.
+            let graph = CompiledGraph::from_parts(inputs.len(), steps, outputs).fused();
             traces.push(Trace {
                 inputs,
                 graph,
@@ -740,7 +808,7 @@ impl Trace {
                 let (a, _) = raw(&st.inputs[0], &vals);
                 let shape = broadcast_rule(&olds[0], a.shape(), &olds_out[0]);
                 vec![(a, shape)]
-            } else if any.is::<Binary>() || any.is::<Select>() {
+            } else if any.is::<Binary>() || any.is::<Select>() || any.is::<Fused>() {
                 let ins: Vec<Array> = st.inputs.iter().map(|r| raw(r, &vals).0).collect();
                 let refs: Vec<&Array> = ins.iter().collect();
                 let ins = ops::broadcast_arrays(&refs)?;

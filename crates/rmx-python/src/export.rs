@@ -107,6 +107,13 @@ impl PyImported {
             })
             .collect()
     }
+    /// Number of `Fused` nodes in trace `index` (fusion is redone on import).
+    fn num_fused(&self, index: usize) -> usize {
+        self.inner
+            .traces
+            .get(index)
+            .map_or(0, |t| t.graph.num_fused())
+    }
     fn call(&self, index: usize, inputs: Vec<PyArray>) -> PyResult<Vec<PyArray>> {
         let t = self
             .inner
