@@ -314,3 +314,38 @@ def test_imported_graph_is_fused(tmp_path):
     assert g._inner.num_fused(0) == 1
     got = g(x)[0]
     np.testing.assert_allclose(np.array(got), np.array(mx.exp(mx.sin(x) * 2 + 1) * x), rtol=1e-6)
+
+
+SHAPELESS_MISUSE = {
+    # MLX: broadcast error; rmx: the norm's weight no longer fits the input.
+    "norm_weight": (lambda m, x: m.fast.rms_norm(x, m.ones(3), 1e-5), (2, 3), (2, 4)),
+    "slice": (lambda m, x: x[:, 1:], (2, 3), (2, 5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPELESS_MISUSE))
+def test_shapeless_errors_match_mlx(name, tmp_path):
+    f, s0, s1 = SHAPELESS_MISUSE[name]
+
+    def run(m):
+        path = _fn_path(tmp_path, m)
+        m.export_function(path, lambda x: f(m, x), m.ones(s0), shapeless=True)
+        return m.import_function(path)(m.ones(s1))
+
+    check_raises(run, err=ValueError)
+
+
+@rmx_only
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda m, x: x @ m.ones((3, 2)),  # MLX 0.32.4 returns a (2, 2) result from mismatched K
+        lambda m, x: m.concatenate([x, m.ones((1, 3))]),  # MLX concatenates mismatched rows
+    ],
+)
+def test_shapeless_checks_what_mlx_does_not(f, tmp_path):
+    mx = get_rmx()
+    path = str(tmp_path / "s.rmxfn")
+    mx.export_function(path, lambda x: f(mx, x), mx.ones((2, 3)), shapeless=True)
+    with pytest.raises(ValueError):
+        mx.import_function(path)(mx.ones((2, 4)))

@@ -876,6 +876,44 @@ fn infer(st: &Step, olds: &[Shape], news: &[Shape], old_out: &[Shape]) -> Result
             st.prim.name()
         )
     };
+    // Kernels trust the shapes they are given: check what the traced call guaranteed.
+    let last = |s: &Shape| s.last().copied();
+    if any.is::<Norm>() {
+        for (o, n) in olds.iter().zip(news).skip(1) {
+            if last(o) == last(&olds[0]) && (n.len() != 1 || last(n) != last(&news[0])) {
+                return Err(value_err!(
+                    "[import_function] {}: the weight and bias must have the size of the input's last axis ({}).",
+                    st.prim.name(),
+                    last(&news[0]).unwrap_or(0)
+                ));
+            }
+        }
+    }
+    if let Some(p) = any.downcast_ref::<Rope>() {
+        let n = &news[0];
+        if n.len() < 2
+            || last(n).unwrap_or(0) < p.dims
+            || news.get(2).is_some_and(|f| numel(f) != p.dims / 2)
+        {
+            return Err(cannot());
+        }
+    }
+    if let Some(p) = any.downcast_ref::<Concatenate>() {
+        let mut a = news[0].clone();
+        for n in news {
+            let mut b = n.clone();
+            if b.len() != a.len() {
+                return Err(cannot());
+            }
+            b[p.axis] = 0;
+            a[p.axis] = 0;
+            if a != b {
+                return Err(value_err!(
+                    "[concatenate] All the input array dimensions must match exactly except for the concatenation axis."
+                ));
+            }
+        }
+    }
     let shape: Shape = if any.is::<Binary>() || any.is::<Select>() {
         let refs: Vec<&[usize]> = news.iter().map(|s| s.as_slice()).collect();
         broadcast_many(&refs)?
