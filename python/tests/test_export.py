@@ -147,13 +147,16 @@ def test_shapeless(name, tmp_path):
     check(run, A(rand((5, 4), seed=1)), A(rand((4,), seed=2)), rtol=1e-5, atol=1e-6)
 
 
-def test_shapeless_flatten(tmp_path):
+def test_shapeless_reshape_infers_the_minus_one_axis(tmp_path):
     def run(m, x):
         path = _fn_path(tmp_path, m)
-        m.export_function(path, lambda p: p.reshape(-1) * 3, m.ones((2, 3)), shapeless=True)
+        m.export_function(
+            path, lambda p: (p.reshape(-1) * 3, p.reshape(2, -1), p.reshape(-1, 2)), m.ones((2, 3, 2)), shapeless=True
+        )
         return m.import_function(path)(x)
 
-    check(run, A(rand((4, 5), seed=1)))
+    check(run, A(rand((4, 5, 2), seed=1)))
+    check_raises(run, A(rand((1, 3, 1), seed=1)), err=ValueError)
 
 
 def test_shapeless_still_checks_rank_and_dtype(tmp_path):

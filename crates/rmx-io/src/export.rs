@@ -283,8 +283,8 @@ fn encode(prim: &dyn Primitive) -> Result<(&'static str, Value)> {
         ("AsType", json!({"dtype": dtype_name(p.dtype)}))
     } else if let Some(p) = is!(BitCast) {
         ("BitCast", json!({"dtype": dtype_name(p.dtype)}))
-    } else if is!(Reshape).is_some() {
-        ("Reshape", json!({}))
+    } else if let Some(p) = is!(Reshape) {
+        ("Reshape", json!({"infer": p.infer}))
     } else if let Some(p) = is!(Transpose) {
         ("Transpose", json!({"perm": p.perm}))
     } else if let Some(p) = is!(Slice) {
@@ -377,7 +377,12 @@ fn decode(op: &str, params: &Value) -> Result<Arc<dyn Primitive>> {
         "BitCast" => Arc::new(BitCast {
             dtype: dtype_of(p.get("dtype")?)?,
         }),
-        "Reshape" => Arc::new(Reshape),
+        "Reshape" => Arc::new(Reshape {
+            infer: match p.get("infer")? {
+                Value::Null => None,
+                _ => Some(p.usize("infer")?),
+            },
+        }),
         "Transpose" => Arc::new(Transpose {
             perm: p.usizes("perm")?,
         }),
@@ -954,8 +959,34 @@ fn infer(st: &Step, olds: &[Shape], news: &[Shape], old_out: &[Shape]) -> Result
         s.push(a[a.len() - 2]);
         s.push(b[b.len() - 1]);
         s
+    } else if let Some(Reshape { infer: Some(axis) }) = any.downcast_ref::<Reshape>() {
+        // As MLX: the other dims stay as given, the inferred one takes up the rest.
+        let mut s = old_out[0].clone();
+        let rest: usize = s
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| d != axis)
+            .map(|(_, &n)| n)
+            .product();
+        let total = numel(&news[0]);
+        if rest == 0 || total % rest != 0 {
+            return Err(value_err!(
+                "[reshape] Cannot reshape array of size {total} into shape {:?}.",
+                s.as_slice()
+            ));
+        }
+        s[*axis] = total / rest;
+        s
     } else if any.is::<Reshape>() && old_out[0].len() == 1 {
         [numel(&news[0])].into_iter().collect()
+    } else if let Some(s) = any
+        .is::<Reshape>()
+        .then(|| unit_dims_reshape(&olds[0], &news[0], &old_out[0]))
+        .flatten()
+    {
+        s
+    } else if any.is::<Reshape>() && numel(&news[0]) == numel(&old_out[0]) {
+        old_out[0].clone()
     } else if let Some(p) = any.downcast_ref::<Concatenate>() {
         let mut s = news[0].clone();
         s[p.axis] = news.iter().map(|n| n[p.axis]).sum();
@@ -967,6 +998,22 @@ fn infer(st: &Step, olds: &[Shape], news: &[Shape], old_out: &[Shape]) -> Result
         return Err(cannot());
     }
     Ok(vec![shape])
+}
+
+/// A reshape that only added or removed size-1 dims (squeeze, expand_dims, keepdims)
+/// applied to a new input: its other dims move to where they went at trace time.
+fn unit_dims_reshape(old_in: &[usize], new_in: &[usize], old_out: &[usize]) -> Option<Shape> {
+    let big = |s: &[usize]| -> Vec<usize> { (0..s.len()).filter(|&d| s[d] != 1).collect() };
+    let (bi, bo) = (big(old_in), big(old_out));
+    let same = bi.len() == bo.len() && bi.iter().zip(&bo).all(|(&i, &o)| old_in[i] == old_out[o]);
+    if !same || (0..old_in.len()).any(|d| old_in[d] == 1 && new_in[d] != 1) {
+        return None;
+    }
+    let mut s: Shape = old_out.into();
+    for (&i, &o) in bi.iter().zip(&bo) {
+        s[o] = new_in[i];
+    }
+    Some(s)
 }
 
 fn reduced(shape: &[usize], axes: &[usize], keep: bool) -> Shape {
