@@ -969,7 +969,7 @@ fn infer(st: &Step, olds: &[Shape], news: &[Shape], old_out: &[Shape]) -> Result
             .map(|(_, &n)| n)
             .product();
         let total = numel(&news[0]);
-        if rest == 0 || total % rest != 0 {
+        if rest == 0 || !total.is_multiple_of(rest) {
             return Err(value_err!(
                 "[reshape] Cannot reshape array of size {total} into shape {:?}.",
                 s.as_slice()
