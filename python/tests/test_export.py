@@ -352,3 +352,62 @@ def test_shapeless_checks_what_mlx_does_not(f, tmp_path):
     mx.export_function(path, lambda x: f(mx, x), mx.ones((2, 3)), shapeless=True)
     with pytest.raises(ValueError):
         mx.import_function(path)(mx.ones((2, 4)))
+
+
+@rmx_only
+def test_damaged_files_raise(tmp_path):
+    """Truncations and edited headers raise RuntimeError instead of crashing."""
+    import json
+
+    mx = get_rmx()
+    path = tmp_path / "ok.rmxfn"
+    c = mx.array([1.0, 2.0, 3.0])
+    mx.export_function(str(path), lambda x: (x * c + 1).sum(), mx.ones(3))
+    data = path.read_bytes()
+    n = int.from_bytes(data[8:16], "little")
+    header = json.loads(data[16 : 16 + n])
+
+    def write(h, blob=data[16 + n :]):
+        raw = json.dumps(h).encode()
+        bad = tmp_path / "bad.rmxfn"
+        bad.write_bytes(data[:8] + len(raw).to_bytes(8, "little") + raw + blob)
+        return str(bad)
+
+    cases = [data[: len(data) - 4], data[:20], data[:8] + (2**63).to_bytes(8, "little") + data[16:]]
+    for raw in cases:
+        (tmp_path / "t.rmxfn").write_bytes(raw)
+        with pytest.raises(RuntimeError):
+            mx.import_function(str(tmp_path / "t.rmxfn"))
+    edits = []
+    h = json.loads(json.dumps(header))
+    h["version"] = 99
+    edits.append(h)
+    h = json.loads(json.dumps(header))
+    h["traces"][0]["steps"][0]["inputs"] = h["traces"][0]["steps"][0]["inputs"][:1]
+    h["traces"][0]["steps"][0]["op"] = "Binary"
+    h["traces"][0]["steps"][0]["params"] = {"op": "Add"}
+    edits.append(h)
+    h = json.loads(json.dumps(header))
+    h["traces"][0]["outputs"] = [["step", 0, 5]]
+    edits.append(h)
+    h = json.loads(json.dumps(header))
+    h["constants"][0]["shape"] = [2**40, 2**40]
+    edits.append(h)
+    h = json.loads(json.dumps(header))
+    h["traces"][0]["steps"][0]["op"] = "NoSuchOp"
+    edits.append(h)
+    for h in edits:
+        with pytest.raises(RuntimeError):
+            mx.import_function(write(h))
+
+
+def test_no_match_message_equals_mlx(tmp_path):
+    import mlx.core as mlx
+
+    msgs = []
+    for m in (get_rmx(), mlx):
+        g = _exported(m, tmp_path)
+        with pytest.raises(ValueError) as e:
+            g(m.ones((2, 3)))
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]

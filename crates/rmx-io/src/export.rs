@@ -544,6 +544,27 @@ fn fused_from_json(v: &Value) -> Result<Fused> {
     Ok(Fused { ops })
 }
 
+fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// Input and output counts of the fixed-arity primitives, so a damaged file cannot
+/// hand a kernel fewer operands than it reads.
+fn check_arity(op: &str, inputs: usize, outputs: usize) -> Result<()> {
+    let want = match op {
+        "Unary" | "AsType" | "BitCast" | "Reshape" | "Transpose" | "Slice" | "Broadcast"
+        | "AsStrided" | "Reduce" | "ArgReduce" | "Softmax" | "Scan" | "Copy" | "Sort"
+        | "StopGradient" | "Identity" | "Pad" | "CheckIndices" => Some(1),
+        "Binary" | "Matmul" | "Take" | "TakeAlongAxis" | "SliceUpdate" | "SearchSorted" => Some(2),
+        "Select" | "ScatterAxis" => Some(3),
+        _ => None,
+    };
+    if want.is_some_and(|w| w != inputs) || outputs == 0 || inputs == 0 {
+        return Err(bad_file(&format!("{op} with {inputs} inputs")));
+    }
+    Ok(())
+}
+
 fn spec_json(shape: &[usize], dtype: Dtype) -> Value {
     json!({"shape": shape, "dtype": dtype_name(dtype)})
 }
@@ -656,10 +677,11 @@ impl ExportedFunction {
             return Err(bad_file("not an rmx function file"));
         }
         let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let header = bytes
-            .get(16..16 + n)
+        let end = n
+            .checked_add(16)
+            .filter(|&e| e <= bytes.len())
             .ok_or_else(|| bad_file("truncated header"))?;
-        let blob = &bytes[16 + n..];
+        let (header, blob) = (&bytes[16..end], &bytes[end..]);
         let h: Value = serde_json::from_slice(header).map_err(|e| bad_file(&e.to_string()))?;
         let version = h.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != VERSION {
@@ -678,16 +700,21 @@ impl ExportedFunction {
             let (shape, dtype) = spec_of(&c)?;
             let p = P(&c);
             let (off, nb) = (p.usize("offset")?, p.usize("nbytes")?);
-            let data = blob
-                .get(off..off + nb)
+            let data = off
+                .checked_add(nb)
+                .and_then(|e| blob.get(off..e))
                 .ok_or_else(|| bad_file("truncated constants"))?;
+            if checked_numel(&shape).and_then(|k| k.checked_mul(dtype.size())) != Some(nb) {
+                return Err(bad_file("constant size"));
+            }
             let d = Array::from_data(rmx_core::ArrayData::from_bytes(data, dtype, &shape)?);
             consts.push(match c.get("broadcast") {
                 Some(_) => ops::broadcast_to(&d, &p.usizes("broadcast")?)?,
                 None => d,
             });
         }
-        let reference = |v: &Value, nsteps: usize, ninputs: usize| -> Result<Ref> {
+        // `outs[s]`: how many outputs step `s` has (references must point backwards).
+        let reference = |v: &Value, outs: &[usize], ninputs: usize| -> Result<Ref> {
             let a = v.as_array().ok_or_else(|| bad_file("reference"))?;
             let idx = |i: usize| {
                 a.get(i)
@@ -701,7 +728,13 @@ impl ExportedFunction {
                     .get(idx(1)?)
                     .map(|c| Ref::Const(c.clone()))
                     .ok_or_else(|| bad_file("constant index")),
-                Some("step") if idx(1)? < nsteps => Ok(Ref::Step(idx(1)?, idx(2)?)),
+                Some("step")
+                    if outs
+                        .get(idx(1)?)
+                        .is_some_and(|&n| idx(2).is_ok_and(|k| k < n)) =>
+                {
+                    Ok(Ref::Step(idx(1)?, idx(2)?))
+                }
                 _ => Err(bad_file("reference")),
             }
         };
@@ -712,16 +745,26 @@ impl ExportedFunction {
                 .map(spec_of)
                 .collect::<Result<Vec<_>>>()?;
             let mut steps = Vec::new();
+            let mut outs = Vec::new();
             for s in list(&t, "steps")? {
-                let prim = decode(P(&s).str("op")?, P(&s).get("params")?)?;
+                let op = s
+                    .get("op")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| bad_file("op"))?;
+                let prim = decode(op, P(&s).get("params")?)?;
                 let refs = list(&s, "inputs")?
                     .iter()
-                    .map(|r| reference(r, steps.len(), inputs.len()))
+                    .map(|r| reference(r, &outs, inputs.len()))
                     .collect::<Result<Vec<_>>>()?;
                 let specs = list(&s, "outputs")?
                     .iter()
                     .map(|o| spec_of(o).map(|(shape, dtype)| OutputSpec { shape, dtype }))
                     .collect::<Result<Vec<_>>>()?;
+                check_arity(op, refs.len(), specs.len())?;
+                if specs.iter().any(|o| checked_numel(&o.shape).is_none()) {
+                    return Err(bad_file("output shape"));
+                }
+                outs.push(specs.len());
                 steps.push(Step {
                     prim,
                     inputs: refs,
@@ -730,7 +773,7 @@ impl ExportedFunction {
             }
             let outputs = list(&t, "outputs")?
                 .iter()
-                .map(|r| reference(r, steps.len(), inputs.len()))
+                .map(|r| reference(r, &outs, inputs.len()))
                 .collect::<Result<Vec<_>>>()?;
             let meta = P(&t).str("meta")?.to_string();
             // Fusion is redone here (as `compile` would), so files stay fusion-agnostic.
@@ -767,6 +810,13 @@ impl Trace {
     /// deferred to the elementwise step that consumes them, since a recorded broadcast
     /// (of a constant, say) has the traced shape baked in.
     pub fn call(&self, inputs: &[Array]) -> Result<Vec<Array>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(value_err!(
+                "[import_function] Expected {} inputs, got {}.",
+                self.inputs.len(),
+                inputs.len()
+            ));
+        }
         let same = inputs
             .iter()
             .zip(&self.inputs)
