@@ -147,7 +147,7 @@ class ImportedFunction:
         options = "\n".join(f" {i + 1}. {_describe(*t)}" for i, t in enumerate(self._traces))
         keys = sorted(kw)
         called = _describe(len(pos), keys, [(a.shape, a.dtype) for a in pos + [kw[k] for k in keys]])
-        called = called.replace("\n   ", "\n  ")  # MLX indents the call's inputs by two
+        called = called.replace("\n   ", "\n  ") + "\n"  # as MLX: inputs indented by two, final newline
         raise ValueError(
             "[import_function::call] No imported function found which matches the given positional "
             f"and keyword arguments. Possible functions include:\n{options}\n\nCalled with {called[len('Function with '):]}"
