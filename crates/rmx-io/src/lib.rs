@@ -1,6 +1,7 @@
 //! rmx-io: save and load arrays in MLX's file formats (npy, npz, safetensors, GGUF).
 //! Files opened by path are memory-mapped; every tensor is a lazy `Load` node (lazy.rs).
 
+pub mod export;
 pub mod gguf;
 mod gguf_quants;
 pub mod lazy;

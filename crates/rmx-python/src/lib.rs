@@ -8,6 +8,7 @@ mod convert;
 mod device;
 mod dtype;
 mod errors;
+mod export;
 mod fast;
 mod fast_cross_entropy;
 mod fast_gated_delta;
@@ -83,6 +84,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     misc::register(m)?;
     transforms::register(m)?;
     compile::register(m)?;
+    export::register(m)?;
     io::register(m)?;
     misc_ops::register(m)?;
     ops_einsum::register(m)?;

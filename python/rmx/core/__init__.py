@@ -66,6 +66,7 @@ class printoptions:  # noqa: N801 - MLX's name
         return False
 
 from rmx.core._compile import compile, disable_compile, enable_compile, set_compile_mode  # noqa: E402,F401
+from rmx.core._export import FunctionExporter, export_function, exporter, import_function  # noqa: E402,F401
 from rmx.core._transforms import (  # noqa: E402,F401
     checkpoint, custom_function, grad, jvp, value_and_grad, vjp, vmap)
 

@@ -56,18 +56,23 @@ pub fn resolve_shape(size: usize, shape: &[i64]) -> Result<Shape> {
 }
 
 pub fn reshape(x: &Array, shape: &[i64]) -> Result<Array> {
+    let infer = shape.iter().position(|&d| d == -1);
     let shape = resolve_shape(x.size(), shape)?;
-    reshape_exact(x, shape)
+    reshape_node(x, shape, infer)
 }
 
 pub fn reshape_exact(x: &Array, shape: Shape) -> Result<Array> {
+    reshape_node(x, shape, None)
+}
+
+fn reshape_node(x: &Array, shape: Shape, infer: Option<usize>) -> Result<Array> {
     if shape.as_slice() == x.shape() {
         return Ok(x.clone());
     }
     Ok(Array::from_op(
         shape,
         x.dtype(),
-        Arc::new(Reshape),
+        Arc::new(Reshape { infer }),
         vec![x.clone()],
     ))
 }

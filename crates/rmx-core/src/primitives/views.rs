@@ -12,7 +12,11 @@ use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::{row_strides, Shape, Strides};
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Reshape;
+pub struct Reshape {
+    /// The axis the caller left to inference (`-1`), kept so a shapeless exported
+    /// function can infer it again for other input sizes; the output spec holds the shape.
+    pub infer: Option<usize>,
+}
 
 impl Primitive for Reshape {
     fn name(&self) -> &'static str {

@@ -21,18 +21,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-/// Where a step's operand comes from.
+/// Where a step's operand comes from: a graph input, a constant captured at trace time,
+/// or output `k` of an earlier step.
 #[derive(Clone)]
-enum Ref {
+pub enum Ref {
     Input(usize),
     Const(Array),
     Step(usize, usize),
 }
 
-struct Step {
-    prim: Arc<dyn Primitive>,
-    inputs: Vec<Ref>,
-    specs: Vec<OutputSpec>,
+/// One node of a traced graph (public so that `export_function` can write and read it).
+#[derive(Clone)]
+pub struct Step {
+    pub prim: Arc<dyn Primitive>,
+    pub inputs: Vec<Ref>,
+    pub specs: Vec<OutputSpec>,
 }
 
 /// A traced and simplified function, replayable on new inputs of the traced shapes.
@@ -109,6 +112,51 @@ impl CompiledGraph {
             g.fuse();
         }
         Ok(g)
+    }
+
+    /// Traces `f` with common-subexpression elimination but no fusion: the form
+    /// `export_function` writes (`Fused` nodes are rebuilt after loading).
+    pub fn trace_unfused(
+        f: impl FnOnce(&[Array]) -> Result<Vec<Array>>,
+        specs: &[(Shape, Dtype)],
+    ) -> Result<CompiledGraph> {
+        let placeholders: Vec<Array> = specs
+            .iter()
+            .map(|(s, d)| Array::from_op(s.clone(), *d, Arc::new(Placeholder), vec![]))
+            .collect();
+        let outputs = f(&placeholders)?;
+        let mut g = record(&placeholders, &outputs);
+        g.cse();
+        Ok(g)
+    }
+
+    /// A graph from its parts (steps in dependency order; references point backwards).
+    pub fn from_parts(num_inputs: usize, steps: Vec<Step>, outputs: Vec<Ref>) -> CompiledGraph {
+        CompiledGraph {
+            num_inputs,
+            steps,
+            outputs,
+        }
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.num_inputs
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    pub fn outputs(&self) -> &[Ref] {
+        &self.outputs
+    }
+
+    /// Applies elementwise fusion when the compile mode allows it.
+    pub fn fused(mut self) -> CompiledGraph {
+        if compile_mode() == CompileMode::Enabled {
+            self.fuse();
+        }
+        self
     }
 
     /// Number of nodes after simplification (for tests and debugging).
