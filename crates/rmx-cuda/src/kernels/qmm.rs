@@ -195,7 +195,7 @@ pub fn quantized_matmul(
     let matrices = (as_matrix(w), as_matrix(scales), as_matrix(biases));
     if let (true, Some(w2), Some(s2), Some(b2)) = (transpose, matrices.0, matrices.1, matrices.2) {
         if let (true, Some(kern)) = (
-            rows <= QMV_MAX_ROWS && k % group_size == 0,
+            rows <= QMV_MAX_ROWS && k.is_multiple_of(group_size),
             qmv_kernel(bits, x.dtype),
         ) {
             let (Some(xd), Some(wd), Some(s), Some(b)) = (
@@ -220,7 +220,7 @@ pub fn quantized_matmul(
             let mut bl = gpu.stream.launch_builder(&f);
             bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
             let words = k / (32 / bits);
-            let vec = (wp % 16 == 0 && words % 4 == 0) as i32;
+            let vec = (wp.is_multiple_of(16) && words.is_multiple_of(4)) as i32;
             bl.arg(&n64).arg(&k64).arg(&gs).arg(&vec);
             let cfg = LaunchConfig {
                 grid_dim: (n.div_ceil(QMV_WARPS as usize) as u32, rows as u32, 1),
