@@ -327,6 +327,15 @@ pub fn cast(gpu: &'static Gpu, x: &ArrayData, dtype: Dtype) -> Result<Option<Arr
     )
 }
 
+/// `x` as is when row-contiguous, else a row-major copy (`None`: no copy kernel fits).
+pub fn row_contiguous(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
+    if x.is_row_contiguous() {
+        Ok(Some(x.clone()))
+    } else {
+        cast(gpu, x, x.dtype)
+    }
+}
+
 /// A fresh array of `shape` with every element's bytes equal to `bits` (little-endian,
 /// `dtype.size()` bytes).
 pub fn fill_bits(gpu: &'static Gpu, bits: u64, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {

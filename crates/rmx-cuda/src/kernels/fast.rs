@@ -6,7 +6,7 @@
 //! bool entries score the dtype's lowest finite value and causal alignment is MLX's
 //! (lower right), as on the CPU.
 
-use super::elementwise::{cast, launch_config, Kernel};
+use super::elementwise::{launch_config, row_contiguous as dense, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
@@ -46,15 +46,6 @@ extern "C" __global__ void {name}(const {s}* x, {s}* out, const i32* offs, const
         sb = t.store(&format!("a * ({c})sn + b * ({c})cs")),
     );
     Some(Kernel { name, src })
-}
-
-/// `x` row-contiguous: as is, or a copy.
-fn dense(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
-    if x.is_row_contiguous() {
-        Ok(Some(x.clone()))
-    } else {
-        cast(gpu, x, x.dtype)
-    }
 }
 
 pub fn rope(

@@ -6,7 +6,7 @@
 //! Operands are made row-contiguous first, so an element of the data sits at
 //! `(outer * size + index) * inner + r` and the kernels need no layouts.
 
-use super::elementwise::{cast, launch_config, Kernel};
+use super::elementwise::{cast, launch_config, row_contiguous as dense, Kernel};
 use super::ops_c::binary_expr;
 use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
@@ -33,15 +33,6 @@ __device__ __forceinline__ bool wrap_index(i64& v, i64 size, i64* err, int op, i
   return false;
 }
 "#;
-
-/// `x` as is when row-contiguous, else a row-major copy.
-fn dense(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
-    if x.is_row_contiguous() {
-        Ok(Some(x.clone()))
-    } else {
-        cast(gpu, x, x.dtype)
-    }
-}
 
 /// The split of an index position: `outer` rows, `nj` indices per row, `inner` elements
 /// per index; and the indexed axis' size.

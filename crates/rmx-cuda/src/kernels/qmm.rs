@@ -3,7 +3,7 @@
 //! matrix-vector kernel that reads the packed weights once (decode). More rows dequantize
 //! to the activations' dtype and go through cuBLAS.
 
-use super::elementwise::{cast, launch_config, Kernel};
+use super::elementwise::{launch_config, row_contiguous as dense, Kernel};
 use super::matmul;
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
@@ -123,14 +123,6 @@ fn as_matrix(a: &ArrayData) -> Option<ArrayData> {
         return None;
     }
     Some(a.view(a.shape[n - 2..].into(), a.strides[n - 2..].into(), a.offset))
-}
-
-fn dense(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
-    if x.is_row_contiguous() {
-        Ok(Some(x.clone()))
-    } else {
-        cast(gpu, x, x.dtype)
-    }
 }
 
 /// The float array of `w` (`[..., R, K * bits / 32]`), of `dtype`.

@@ -1,7 +1,7 @@
 //! Row kernels over the last axis: softmax and the RMS / layer norms. One block per row;
 //! statistics in float (double for float64), combined with warp shuffles.
 
-use super::elementwise::{cast, Kernel};
+use super::elementwise::{row_contiguous, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
@@ -28,14 +28,6 @@ template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v,
 }
 "#;
 
-/// `x` with dense rows (the last axis contiguous, rows evenly spaced): as is, or a copy.
-fn dense_rows(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
-    if x.is_row_contiguous() {
-        return Ok(Some(x.clone()));
-    }
-    cast(gpu, x, x.dtype)
-}
-
 /// A row kernel's launch: the fresh output, device addresses of the dense-row input and the
 /// output, the row length and the number of rows.
 struct RowJob {
@@ -48,7 +40,7 @@ struct RowJob {
 
 /// `None` when `x` cannot be put in dense rows.
 fn row_job(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<RowJob>> {
-    let Some(x) = dense_rows(gpu, x)? else {
+    let Some(x) = row_contiguous(gpu, x)? else {
         return Ok(None);
     };
     let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;
