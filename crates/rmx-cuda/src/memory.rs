@@ -154,7 +154,7 @@ pub fn alloc_output(gpu: &'static Gpu, dtype: Dtype, shape: &[usize]) -> Result<
 /// keyed by their bytes and kept for the process: an op's scalar operand is uploaded once,
 /// not at every call (a pageable upload costs microseconds of host time per op). Host
 /// buffers are immutable once written, so sharing by value is safe.
-fn constant_ptr(gpu: &'static Gpu, bytes: &[u8]) -> Result<u64> {
+pub fn constant_ptr(gpu: &'static Gpu, bytes: &[u8]) -> Result<u64> {
     use parking_lot::Mutex;
     use std::collections::HashMap;
     static CONSTANTS: Mutex<Option<HashMap<Vec<u8>, DeviceAlloc>>> = Mutex::new(None);

@@ -164,6 +164,10 @@ fn fused_kernels_compile() {
             op(FusedKind::Cast, vec![Arg::Op(4)], Dtype::Float32),
         ],
     };
-    let k = super::fused::fused_kernel(&program, &[bf, bf]).expect("a CUDA expression for each op");
-    compile(&[k]);
+    let k = super::fused::fused_kernel(&program, &[bf, bf], &[false, false])
+        .expect("a CUDA expression for each op");
+    // the same program with its second input a packed host constant
+    let kc = super::fused::fused_kernel(&program, &[bf, bf], &[false, true])
+        .expect("a CUDA expression for each op");
+    compile(&[k, kc]);
 }

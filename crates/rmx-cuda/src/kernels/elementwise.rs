@@ -54,13 +54,13 @@ fn dense_element(n: &str) -> String {
 const DENSE: &str = "_dense";
 
 /// Operands of one launch after merging dims: device pointers, layouts and modes.
-struct Operands {
-    ptrs: Vec<u64>,
-    layouts: Vec<Layout>,
-    modes: Vec<i32>,
+pub struct Operands {
+    pub ptrs: Vec<u64>,
+    pub layouts: Vec<Layout>,
+    pub modes: Vec<i32>,
 }
 
-fn operands(gpu: &'static Gpu, xs: &[&ArrayData], shape: &[usize]) -> Result<Option<Operands>> {
+pub fn operands(gpu: &'static Gpu, xs: &[&ArrayData], shape: &[usize]) -> Result<Option<Operands>> {
     let strides: Vec<&[isize]> = xs.iter().map(|x| &x.strides[..]).collect();
     let Some(layouts) = collapse(shape, &strides) else {
         return Ok(None);
@@ -78,7 +78,7 @@ fn operands(gpu: &'static Gpu, xs: &[&ArrayData], shape: &[usize]) -> Result<Opt
 }
 
 /// Launches kernel `name` over `n` elements with `ops` (ptr, layout, mode each) then `out`.
-fn launch(
+pub fn launch(
     gpu: &'static Gpu,
     name: &str,
     src: impl FnOnce() -> String,

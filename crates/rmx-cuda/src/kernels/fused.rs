@@ -3,10 +3,12 @@
 //! Each intermediate value is rounded to its dtype as the unfused ops would store it, so a
 //! fused result equals the eager one bit for bit.
 
-use super::elementwise::{element, kernel_source, run, Kernel};
+use super::elementwise::{element, kernel_source, launch, operands, Kernel};
 use super::ops_c::{binary_expr, unary_expr};
 use super::prelude::ctype;
 use crate::device::Gpu;
+use crate::layout::Layout;
+use crate::memory::{alloc_output, constant_ptr};
 use rmx_core::primitives::fused::{Arg, Fused, FusedKind};
 use rmx_core::{ArrayData, Dtype, Result};
 use std::hash::{Hash, Hasher};
@@ -15,23 +17,36 @@ use std::hash::{Hash, Hasher};
 const MAX_INPUTS: usize = 128;
 
 /// The kernel of `program` over inputs of `input_dtypes`; `None` when an op or dtype has
-/// no CUDA expression here (the portable interpreter then runs it).
-pub fn fused_kernel(program: &Fused, input_dtypes: &[Dtype]) -> Option<Kernel> {
+/// no CUDA expression here (the portable interpreter then runs it). Inputs marked in
+/// `constant` are host scalars read from one packed array of 8-byte slots (`pc`, the last
+/// parameter) instead of being operands of their own: a traced Python scalar costs no
+/// parameter space (a 1000-op chain has ~1000 of them).
+pub fn fused_kernel(program: &Fused, input_dtypes: &[Dtype], constant: &[bool]) -> Option<Kernel> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    format!("{:?}{input_dtypes:?}", program.ops).hash(&mut h);
+    format!("{:?}{input_dtypes:?}{constant:?}", program.ops).hash(&mut h);
     let name = format!("fused_{:016x}", h.finish());
     let mut body = String::new();
     let mut inputs = Vec::new();
     let mut names: Vec<String> = Vec::with_capacity(input_dtypes.len());
+    let mut slot = 0usize;
     for (k, &d) in input_dtypes.iter().enumerate() {
         let t = ctype(d)?;
-        inputs.push((format!("{k}"), t.store));
+        let read = if constant.get(k).copied().unwrap_or(false) {
+            slot += 1;
+            format!("(*(const {}*)(pc + {}))", t.store, slot - 1)
+        } else {
+            inputs.push((format!("{k}"), t.store));
+            element(&k.to_string())
+        };
         body.push_str(&format!(
             "    const {} in{k} = {};\n",
             t.compute,
-            t.load(&element(&k.to_string()))
+            t.load(&read)
         ));
         names.push(format!("in{k}"));
+    }
+    if slot > 0 {
+        inputs.push(("c".to_string(), "u64"));
     }
     let mut dtypes: Vec<Dtype> = input_dtypes.to_vec();
     let mut values: Vec<(String, Dtype)> = Vec::new();
@@ -93,18 +108,50 @@ pub fn fused(
     inputs: &[ArrayData],
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
-    // Each input is a pointer, a layout and a mode in the kernel's parameter space (32 KB):
-    // very wide programs run on the portable interpreter instead.
-    if inputs.len() > MAX_INPUTS {
-        return Ok(None);
-    }
-    let dtypes: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
-    let Some(k) = fused_kernel(program, &dtypes) else {
-        return Ok(None);
-    };
     let Some(first) = inputs.first() else {
         return Ok(None);
     };
-    let refs: Vec<&ArrayData> = inputs.iter().collect();
-    run(gpu, &k, &refs, &first.shape.clone(), out_dtype)
+    let shape = first.shape.clone();
+    // host-resident broadcast scalars travel packed, by value
+    let constant: Vec<bool> = inputs
+        .iter()
+        .map(|x| {
+            x.strides.iter().all(|&s| s == 0)
+                && x.buffer.is_resident_on(rmx_core::Device::CPU)
+                && x.dtype.size() <= 8
+        })
+        .collect();
+    let operands_in: Vec<&ArrayData> = inputs
+        .iter()
+        .zip(&constant)
+        .filter(|(_, &c)| !c)
+        .map(|(x, _)| x)
+        .collect();
+    // Each operand is a pointer, a layout and a mode in the kernel's parameter space
+    // (32 KB): very wide programs run on the portable interpreter instead.
+    if operands_in.len() > MAX_INPUTS {
+        return Ok(None);
+    }
+    let dtypes: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
+    let Some(k) = fused_kernel(program, &dtypes, &constant) else {
+        return Ok(None);
+    };
+    let Some(mut ops) = operands(gpu, &operands_in, &shape)? else {
+        return Ok(None);
+    };
+    if constant.iter().any(|&c| c) {
+        let mut packed = Vec::new();
+        for (x, _) in inputs.iter().zip(&constant).filter(|(_, &c)| c) {
+            let size = x.dtype.size();
+            let mut slot = [0u8; 8];
+            slot[..size].copy_from_slice(&x.buffer.as_bytes()[x.offset * size..][..size]);
+            packed.extend_from_slice(&slot);
+        }
+        ops.ptrs.push(constant_ptr(gpu, &packed)?);
+        ops.layouts.push(Layout::default());
+        ops.modes.push(1);
+    }
+    let (out, optr) = alloc_output(gpu, out_dtype, &shape)?;
+    launch(gpu, &k.name, || k.src.clone(), &ops, optr, out.numel())?;
+    Ok(Some(out))
 }
