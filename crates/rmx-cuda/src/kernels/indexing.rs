@@ -155,13 +155,12 @@ extern "C" __global__ void {name}(T_* out, const {it}* idx, const T_* upd, i64 o
     T_* p = out + (o * size + v) * inner + r;
 "#
     );
-    let body = if mode == ScatterMode::Set {
+    if mode == ScatterMode::Set {
         let t = bits_type(data.size());
-        return Some(Kernel {
-            name,
-            src: format!("{head}    *p = upd[i];\n  }}\n}}\n").replace("T_", t),
-        });
-    } else {
+        let src = format!("{head}    *p = upd[i];\n  }}\n}}\n").replace("T_", t);
+        return Some(Kernel { name, src });
+    }
+    let body = {
         let t = ctype(data)?;
         let word = match data.size() {
             2 => "unsigned short",
