@@ -297,6 +297,23 @@ def test_qmm_decode_and_tiled_paths(m_rows):
           atol=2e-4)
 
 
+@pytest.mark.parametrize("sdt", FLOATS)
+@pytest.mark.parametrize("bits,gs,k", [(4, 32, 576), (4, 32, 96), (4, 64, 576), (4, 128, 384),
+                                       (8, 32, 576), (8, 32, 96), (8, 64, 192), (8, 128, 640),
+                                       (4, 32, 4096), (2, 32, 576), (6, 64, 576)])
+@pytest.mark.parametrize("m_rows", [1, 3, 5, 16])
+def test_qmm_decode_kernels(m_rows, bits, gs, k, sdt):
+    """The decode kernels (float32 x, few rows): row lengths that end inside a chunk of
+    16 words, every group size, and half-precision scales read without a cast."""
+    wq, s, b = weights(qshape(37, k, gs, bits), sdt, seed=bits + gs + k)
+    x = A(rand((m_rows, k), seed=m_rows + k))
+    got = check(lambda m, x, w, s, b: m.quantized_matmul(x, w, s, b, True, gs, bits),
+                x, wq, s, b, rtol=2e-4, atol=2e-4,
+                np_fn=lambda x, w, s, b: np_qmm(x, w.astype(np.uint32), s, b, gs, bits, True),
+                np_rtol=2e-4, np_atol=2e-4)
+    assert str(got.dtype).endswith("float32")
+
+
 def test_qmm_shapes():
     wq, s, b = weights(qshape(32, 128, 64, 4), "float32", seed=14)
     tol = dict(rtol=2e-4, atol=2e-4)

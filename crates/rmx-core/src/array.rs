@@ -408,6 +408,38 @@ impl Array {
         taken
     }
 
+    /// Hands `data` (this array's computed data, fetched by the caller) over as the only
+    /// reference to its buffer, when nothing else can reach it: the array is held only by
+    /// `holders` known references (the consuming node's inputs and the caller's copy of
+    /// them) and no view or other array shares the buffer. The array keeps an empty
+    /// placeholder, which no one can read. Otherwise returns `data` unchanged.
+    pub(crate) fn donate(&self, data: ArrayData, holders: usize) -> ArrayData {
+        if Arc::strong_count(&self.inner) != holders {
+            return data;
+        }
+        let mut st = self.inner.state.lock();
+        let State::Ready(held) = &mut *st else {
+            return data;
+        };
+        // the state's copy and `data`: no one else
+        if !Arc::ptr_eq(&held.buffer, &data.buffer) || Arc::strong_count(&data.buffer) != 2 {
+            return data;
+        }
+        match Buffer::new(0) {
+            Ok(empty) => {
+                *held = ArrayData {
+                    buffer: Arc::new(empty),
+                    dtype: held.dtype,
+                    shape: vec![0].into(),
+                    strides: vec![1].into(),
+                    offset: 0,
+                };
+                data
+            }
+            Err(_) => data,
+        }
+    }
+
     /// Evaluates (if needed) and returns the data view.
     /// The view is readable from the host: a buffer last written on a device is copied back.
     pub fn data(&self) -> Result<ArrayData> {

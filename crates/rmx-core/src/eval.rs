@@ -14,9 +14,7 @@ pub fn eval(outputs: &[Array]) -> Result<()> {
     let (tape, targets) = build_tape(outputs);
     crate::scheduler::submit(&tape, true)?;
     drop(tape);
-    for node in &targets {
-        crate::scheduler::wait(node)?;
-    }
+    crate::scheduler::wait_all(&targets)?;
     // As MLX, eval returns once device work is done; a device reports errors its kernels
     // recorded (an out-of-range index) at this point.
     let mut synced: Vec<crate::Device> = Vec::new();

@@ -45,13 +45,26 @@ impl Quantized {
         let Some(scales) = w.opt(&format!("{prefix}.scales")) else {
             return Ok(None);
         };
-        // The kernel computes in the activations' type (f32): convert scales and biases
-        // once here instead of on every call.
+        let config = w.quant_of(prefix)?;
+        let biases = w.get(&format!("{prefix}.biases"))?;
+        // The kernels compute in the activations' type: convert scales and biases once here
+        // instead of on every call, unless the CPU's decode kernel reads them as they are
+        // (then half-precision scales also halve their bytes read per token).
+        let native = compute_dtype() == Dtype::Float32
+            && matches!(scales.dtype(), Dtype::Float16 | Dtype::Bfloat16)
+            && biases.dtype() == scales.dtype()
+            && rmx_core::device::default_device() == rmx_core::Device::CPU
+            && rmx_core::backend::cpu::decode_reads_half_scales(config.group_size, config.bits);
+        let (scales, biases) = if native {
+            (scales, biases)
+        } else {
+            (f32(scales)?, f32(biases)?)
+        };
         Ok(Some(Quantized {
             weight: w.get(&format!("{prefix}.weight"))?,
-            biases: f32(w.get(&format!("{prefix}.biases"))?)?,
-            config: w.quant_of(prefix)?,
-            scales: f32(scales)?,
+            biases,
+            config,
+            scales,
         }))
     }
 

@@ -412,7 +412,14 @@ pub fn quantized_matmul(
         transpose,
         mode: m,
     };
+    // The CPU kernels read f16/bf16 scales as they are (exact conversion in registers),
+    // so f32 activations need no per-call cast of a whole model's scales.
+    let keep_scales = out_dt == Dtype::Float32
+        && matches!(scales.dtype(), Dtype::Float16 | Dtype::Bfloat16)
+        && biases.is_some_and(|bi| bi.dtype() == scales.dtype())
+        && crate::stream::current_stream().device == crate::Device::CPU;
     let (x, s, bb) = match biases {
+        Some(bi) if keep_scales => (astype(x, out_dt)?, scales.clone(), Some(bi.clone())),
         Some(bi) => (
             astype(x, out_dt)?,
             astype(scales, out_dt)?,

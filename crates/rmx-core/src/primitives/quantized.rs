@@ -204,7 +204,7 @@ impl Primitive for Dequantize {
 
 /// `x @ dequantize(w).T` (`transpose`) or `x @ dequantize(w)` over equal batch shapes.
 /// Affine: inputs `[x, w, scales, biases]`, x, scales and biases of the output's float
-/// dtype. fp modes: inputs `[x, w, scales]` with uint8 scales; the output takes x's dtype.
+/// dtype (on the CPU, f16/bf16 scales and biases may come with f32 x, uncast). fp modes: inputs `[x, w, scales]` with uint8 scales; the output takes x's dtype.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantizedMatmul {
     pub group_size: usize,
@@ -285,7 +285,9 @@ impl Primitive for QuantizedMatmul {
                     } else {
                         ops::matmul(&ops::swapaxes(x, -1, -2)?, &ct[0])?
                     };
-                    scale_bias_grads(&dw, w, s, b, self.group_size, self.bits, i == 2)?
+                    // scales may be half precision under f32 activations
+                    let g = scale_bias_grads(&dw, w, s, b, self.group_size, self.bits, i == 2)?;
+                    ops::astype(&g, p[i].dtype())?
                 }
             });
         }

@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::Strides;
+use std::sync::Arc;
 
 /// A row-contiguous copy.
 #[derive(Clone, Debug, PartialEq)]
@@ -202,6 +203,17 @@ impl Primitive for Pad {
     crate::primitive_common!();
 }
 
+/// `x` itself when the scheduler donated it (the only reference, dense, covering its whole
+/// buffer), else a fresh row-contiguous copy: the output an in-place update writes into.
+pub(crate) fn donated_or_copy(b: &dyn Backend, x: &ArrayData) -> Result<ArrayData> {
+    let whole = x.offset == 0 && x.numel() * x.dtype.size() == x.buffer.nbytes();
+    if Arc::strong_count(&x.buffer) == 1 && whole && x.is_row_contiguous() {
+        Ok(x.clone())
+    } else {
+        b.copy(x)
+    }
+}
+
 /// A copy of `x` with a strided region replaced by `update`: inputs `[x, update]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SliceUpdate {
@@ -213,13 +225,16 @@ impl Primitive for SliceUpdate {
     fn name(&self) -> &'static str {
         "SliceUpdate"
     }
+    fn donatable_input(&self) -> Option<usize> {
+        Some(0)
+    }
     fn eval(
         &self,
         b: &dyn Backend,
         inputs: &[ArrayData],
         _out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
-        let o = b.copy(&inputs[0])?;
+        let o = donated_or_copy(b, &inputs[0])?;
         let upd = &inputs[1];
         if upd.numel() > 0 {
             let dst = region(&o, &self.start, &self.step, &upd.shape);

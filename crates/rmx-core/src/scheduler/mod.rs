@@ -95,8 +95,31 @@ pub(crate) fn submit(tape: &[Arc<Node>], blocking: bool) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `node` is computed (or failed), helping its stream when it is idle.
-pub(crate) fn wait(node: &Arc<Node>) -> Result<()> {
+/// Blocks until every node of `nodes` is computed; returns the first error. A helping
+/// thread keeps running its queue until all of them are done, rather than handing the
+/// rest to the stream's worker after the first (a thread hand-off per target).
+pub(crate) fn wait_all(nodes: &[Arc<Node>]) -> Result<()> {
+    for node in nodes {
+        wait_helping(node, nodes)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` on a thread of rayon's pool (injecting it once if the caller is not one), so
+/// the kernels' parallel loops share work through the pool's own deques; called from
+/// outside, every parallel kernel would inject its work and sleep on a latch, two thread
+/// switches per op. A node that waits for another stream there keeps running pool work
+/// (`run::wait_for_data`), so a pool thread never blocks work it may be needed for.
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
+
+/// Blocks until `node` is done; when helping, runs its queue until all of `targets` are.
+fn wait_helping(node: &Arc<Node>, targets: &[Arc<Node>]) -> Result<()> {
     loop {
         match &*node.status.lock() {
             Status::Done(_) => return Ok(()),
@@ -109,9 +132,24 @@ pub(crate) fn wait(node: &Arc<Node>) -> Result<()> {
             }
             Status::Scheduled => {}
         }
-        let finished = || !matches!(*node.status.lock(), Status::Scheduled);
         if let Some(q) = queue(node.stream) {
-            if q.help(&finished) {
+            let helped = on_pool(|| {
+                // targets finish roughly in order: skip the done prefix once, so a check
+                // costs one lock per node run, not one per target
+                let first_pending = std::cell::Cell::new(0);
+                let finished = || {
+                    let mut i = first_pending.get();
+                    while i < targets.len()
+                        && !matches!(*targets[i].status.lock(), Status::Scheduled)
+                    {
+                        i += 1;
+                    }
+                    first_pending.set(i);
+                    i == targets.len()
+                };
+                q.help(&finished)
+            });
+            if helped {
                 continue;
             }
         }

@@ -42,8 +42,13 @@ fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>
     let inputs = node.inputs.lock().clone();
     let backend = crate::backend::backend_for(node.stream.device)?;
     let mut in_data = Vec::with_capacity(inputs.len());
-    for inp in &inputs {
-        let d = wait_for_data(inp, node)?;
+    let donatable = node.primitive.donatable_input();
+    for (i, inp) in inputs.iter().enumerate() {
+        let mut d = wait_for_data(inp, node)?;
+        if donatable == Some(i) {
+            // held by `node.inputs` and by `inputs` here, nowhere else
+            d = inp.donate(d, 2);
+        }
         backend.make_resident(&d.buffer)?;
         in_data.push(d);
     }
@@ -79,11 +84,27 @@ fn wait_for_data(inp: &Array, consumer: &Node) -> Result<ArrayData> {
                         consumer.primitive.name()
                     ))
                 }
-                Status::Scheduled => src.finished.wait(&mut st),
+                Status::Scheduled => wait_on(&src, &mut st),
             }
         }
     }
     inp.try_data().ok_or_else(|| not_ready(consumer))
+}
+
+/// Waits for `node`'s event. On a rayon pool thread (an `eval` helping its queue), keeps
+/// running the pool's pending work meanwhile: the producer may be another stream's
+/// kernel whose parallel loop needs this thread (with one pool thread, it would never
+/// finish otherwise).
+fn wait_on(node: &Node, st: &mut parking_lot::MutexGuard<'_, Status>) {
+    if rayon::current_thread_index().is_none() {
+        node.finished.wait(st);
+        return;
+    }
+    let ran = parking_lot::MutexGuard::unlocked(st, rayon::yield_now);
+    if ran != Some(rayon::Yield::Executed) && matches!(**st, Status::Scheduled) {
+        node.finished
+            .wait_for(st, std::time::Duration::from_micros(50));
+    }
 }
 
 fn not_ready(consumer: &Node) -> crate::Error {

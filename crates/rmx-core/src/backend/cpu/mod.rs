@@ -13,6 +13,7 @@ pub mod loops;
 pub mod math;
 mod matmul;
 mod qmm;
+pub use qmm::decode_reads_half_scales;
 mod quantized;
 pub mod quantized_fp;
 mod random;
@@ -67,7 +68,10 @@ impl Backend for CpuBackend {
         copy::copy(x)
     }
     fn copy_into(&self, src: &ArrayData, dst: &ArrayData) -> Result<()> {
-        copy::copy_into(src, dst)
+        copy::copy_into(src, dst)?;
+        // a device copy of dst's buffer (a donated input may have one) is stale now
+        dst.buffer.set_residency(crate::allocator::Residency::HOST);
+        Ok(())
     }
     fn fill(&self, value: Scalar, dtype: Dtype, shape: &[usize]) -> Result<ArrayData> {
         copy::fill(value, dtype, shape)

@@ -5,7 +5,8 @@
 //!   `w` split across threads. Per group, the packed values are unpacked once into an L1
 //!   buffer and each row of `x` adds `scale * dot(q, x_g) + bias * sum(x_g)`, with the
 //!   per-group sums of `x` computed up front. The dot runs at AVX-512 / AVX2+FMA width
-//!   when the CPU has it (run-time dispatch, as `fast_math`).
+//!   when the CPU has it (run-time dispatch, as `fast_math`); with AVX-512, 4- and 8-bit
+//!   codes take the table-lookup kernels of `qmm_avx512.rs` instead.
 //! - **tiles** (more rows, or `transpose=false`): a block of `w` (rows, or group-aligned
 //!   columns) is dequantized into an f32 scratch tile and multiplied by `gemm`; blocks are
 //!   split across threads, so the dequantized matrix never exists whole.
@@ -27,6 +28,9 @@ struct Problem<'a> {
     w: &'a [u32],
     s: &'a [f32],
     b: &'a [f32],
+    /// Half-precision scales and biases (f16 or bf16 bits) read as they are, instead of
+    /// `s`/`b` (then empty): only the AVX-512 decode kernel takes them (`half_scales_ok`).
+    half: Option<(Dtype, &'a [u16], &'a [u16])>,
     m: usize,
     n: usize,
     k: usize,
@@ -64,8 +68,12 @@ pub fn quantized_matmul(
         unsafe { std::slice::from_raw_parts_mut(out.ptr_mut::<f32>(), out.numel()).fill(0.0) };
     } else if out.numel() > 0 {
         let x = f32_contiguous(x)?;
-        let s = f32_contiguous(scales)?;
-        let b = f32_contiguous(biases)?;
+        let half = half_scales_ok(scales, biases, m, group_size, bits, transpose);
+        let (s, b) = if half {
+            (scales.clone(), biases.clone())
+        } else {
+            (f32_contiguous(scales)?, f32_contiguous(biases)?)
+        };
         let w = if wq.is_row_contiguous() {
             wq.clone()
         } else {
@@ -78,8 +86,23 @@ pub fn quantized_matmul(
                 Problem {
                     x: std::slice::from_raw_parts(x.ptr::<f32>().add(bi * xs), xs),
                     w: std::slice::from_raw_parts(w.ptr::<u32>().add(bi * ws), ws),
-                    s: std::slice::from_raw_parts(s.ptr::<f32>().add(bi * ss), ss),
-                    b: std::slice::from_raw_parts(b.ptr::<f32>().add(bi * ss), ss),
+                    s: if half {
+                        &[]
+                    } else {
+                        std::slice::from_raw_parts(s.ptr::<f32>().add(bi * ss), ss)
+                    },
+                    b: if half {
+                        &[]
+                    } else {
+                        std::slice::from_raw_parts(b.ptr::<f32>().add(bi * ss), ss)
+                    },
+                    half: half.then(|| {
+                        (
+                            s.dtype,
+                            std::slice::from_raw_parts(s.ptr::<u16>().add(bi * ss), ss),
+                            std::slice::from_raw_parts(b.ptr::<u16>().add(bi * ss), ss),
+                        )
+                    }),
                     m,
                     n,
                     k,
@@ -103,6 +126,42 @@ pub fn quantized_matmul(
     }
 }
 
+/// Whether the decode kernel reads these f16/bf16 scales and biases as they are (AVX-512
+/// only), which spares a cast per call and half the scale bytes per token.
+fn half_scales_ok(
+    scales: &ArrayData,
+    biases: &ArrayData,
+    m: usize,
+    group_size: usize,
+    bits: usize,
+    transpose: bool,
+) -> bool {
+    matches!(scales.dtype, Dtype::Float16 | Dtype::Bfloat16)
+        && biases.dtype == scales.dtype
+        && scales.is_row_contiguous()
+        && biases.is_row_contiguous()
+        && transpose
+        && m <= DECODE_MAX_ROWS
+        && decode_reads_half_scales(group_size, bits)
+}
+
+/// Whether a decode-sized `quantized_matmul` (few rows, `transpose`) with these codes reads
+/// f16/bf16 scales natively on this CPU: callers (rmx-lm) then keep scales in half
+/// precision rather than converting them to f32 at load.
+pub fn decode_reads_half_scales(group_size: usize, bits: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_level() == SimdLevel::Avx512
+            && (bits == 4 || bits == 8)
+            && group_size.is_multiple_of(32)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (group_size, bits);
+        false
+    }
+}
+
 /// `a` as row-contiguous f32: shared as is when it already is (no copy), else cast/copied.
 fn f32_contiguous(a: &ArrayData) -> Result<ArrayData> {
     if a.dtype == Dtype::Float32 && a.is_row_contiguous() {
@@ -122,6 +181,17 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
     let threads = rayon::current_num_threads().max(1);
     let rows_per_task = p.n.div_ceil(threads * 8).clamp(16, 256);
     let tasks = p.n.div_ceil(rows_per_task);
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 && avx512::supported(p) {
+        let x = avx512::arrange_x(p);
+        (0..tasks).into_par_iter().for_each(|t| {
+            let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
+            // SAFETY: the CPU has AVX-512 F/BW/VL (level); each task writes only its own
+            // output columns r0..r1 of y (m x n).
+            unsafe { avx512::rows(p, &x, r0, r1, y) };
+        });
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if level != SimdLevel::Baseline && fused::supported(p) {
         (0..tasks).into_par_iter().for_each(|t| {
@@ -145,6 +215,10 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
         }
     });
 }
+
+#[cfg(target_arch = "x86_64")]
+#[path = "qmm_avx512.rs"]
+mod avx512;
 
 /// Fused unpack + dot for 4- and 8-bit codes (AVX2 + FMA): eight codes at a time are
 /// expanded straight into a vector register (4-bit: one word broadcast to 8 lanes and
