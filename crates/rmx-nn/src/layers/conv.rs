@@ -60,7 +60,7 @@ impl<const N: usize> ConvConfig<N> {
 
 /// MLX's initialisation: weight `(out, *kernel, in / groups)` from `U(-s, s)` with
 /// `s = sqrt(1 / (in / groups * prod(kernel)))` (global key), bias zeros.
-fn init(
+pub(super) fn init(
     name: &str,
     in_channels: usize,
     out_channels: usize,
@@ -111,11 +111,11 @@ fn init(
     Ok((weight.into(), bias))
 }
 
-fn i64s<const N: usize>(v: [usize; N]) -> [i64; N] {
+pub(super) fn i64s<const N: usize>(v: [usize; N]) -> [i64; N] {
     v.map(|x| x as i64)
 }
 
-fn add_bias(y: Array, bias: &Option<Param>) -> Result<Array> {
+pub(super) fn add_bias(y: Array, bias: &Option<Param>) -> Result<Array> {
     match bias {
         Some(b) => ops::add(&y, b),
         None => Ok(y),
