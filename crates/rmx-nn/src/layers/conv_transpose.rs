@@ -2,7 +2,7 @@
 //! convolutions (`NLC`, `NHWC`, `NDHWC` inputs, `(out, *kernel, in)` weights) with MLX's
 //! defaults and initialisation.
 
-use super::conv::{add_bias, i64s, init, ConvConfig};
+use super::conv::{add_bias, conv_struct, i64s, init, ConvConfig};
 use super::Layer;
 use crate::{Module, Param};
 use rmx_core::ops;
@@ -54,24 +54,7 @@ macro_rules! conv_transpose_layer {
         $(#[$doc:meta])* $name:ident, $n:literal, $kernel:ty, |$k:ident| $kernel_axes:expr,
         $op:expr
     ) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Module)]
-        pub struct $name {
-            /// `(out_channels, *kernel_size, in_channels / groups)`.
-            pub weight: Param,
-            /// `(out_channels,)`, absent when built without bias.
-            pub bias: Option<Param>,
-            #[module(skip)]
-            pub stride: [usize; $n],
-            #[module(skip)]
-            pub padding: [usize; $n],
-            #[module(skip)]
-            pub dilation: [usize; $n],
-            #[module(skip)]
-            pub output_padding: [usize; $n],
-            #[module(skip)]
-            pub groups: usize,
-        }
+        conv_struct!($(#[$doc])* $name, $n, output_padding);
 
         impl $name {
             /// MLX's defaults: stride 1, padding 0, dilation 1, output padding 0, with bias.
@@ -88,38 +71,7 @@ macro_rules! conv_transpose_layer {
             ) -> Result<$name> {
                 let cfg = cfg.into();
                 let $k = kernel_size;
-                let kernel: [usize; $n] = $kernel_axes;
-                let c = cfg.conv;
-                let (weight, bias) = init(
-                    stringify!($name),
-                    in_channels,
-                    out_channels,
-                    &kernel,
-                    c.groups,
-                    c.bias,
-                    [&c.stride, &c.dilation],
-                )?;
-                Ok($name {
-                    weight,
-                    bias,
-                    stride: c.stride,
-                    padding: c.padding,
-                    dilation: c.dilation,
-                    output_padding: cfg.output_padding,
-                    groups: c.groups,
-                })
-            }
-
-            pub fn in_channels(&self) -> usize {
-                self.weight.shape()[$n + 1] * self.groups
-            }
-
-            pub fn out_channels(&self) -> usize {
-                self.weight.shape()[0]
-            }
-
-            pub fn kernel_size(&self) -> [usize; $n] {
-                std::array::from_fn(|i| self.weight.shape()[i + 1])
+                Self::build(in_channels, out_channels, $kernel_axes, cfg.conv, cfg.output_padding)
             }
         }
 
