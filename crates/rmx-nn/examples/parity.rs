@@ -6,6 +6,9 @@
 //! label smoothing), its gradients, and the parameters after three steps of Adam, AdamW
 //! and SGD; the AdamW-trained weights also go to a safetensors file for MLX to load.
 
+mod parity_io;
+
+use parity_io::Inputs;
 use rmx_core::{Array, Result};
 use rmx_nn::activations::gelu;
 use rmx_nn::losses::{cross_entropy, CrossEntropy, Reduction};
@@ -89,17 +92,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     if args.len() != 5 {
         return Err("usage: parity IN.npz WEIGHTS.npz OUT.npz OUT_WEIGHTS.safetensors".into());
     }
-    let inputs = match rmx_io::load(&args[1])? {
-        rmx_io::Loaded::Arrays(a) => a,
-        rmx_io::Loaded::Array(_) => return Err("inputs must be an .npz archive".into()),
-    };
-    let get = |k: &str| {
-        inputs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, a)| a.clone())
-            .ok_or_else(|| format!("inputs have no {k:?}"))
-    };
+    let inputs = Inputs::load(&args[1])?;
+    let get = |k: &str| inputs.get(k);
     let batch = [get("tokens")?, get("targets")?];
 
     let mut model = Net::new()?;

@@ -9,6 +9,9 @@
 //! of RMSprop, Adagrad, AdaDelta, Adamax, Lion and Adafactor (three configurations); and
 //! conv layers freshly initialised after `random::seed(seed)`.
 
+mod parity_io;
+
+use parity_io::Inputs;
 use rmx_core::ops::{self, random};
 use rmx_core::{Array, Result};
 use rmx_nn::activations::relu;
@@ -133,17 +136,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     if args.len() != 4 {
         return Err("usage: parity_conv IN.npz WEIGHTS.npz OUT.npz".into());
     }
-    let inputs = match rmx_io::load(&args[1])? {
-        rmx_io::Loaded::Arrays(a) => a,
-        rmx_io::Loaded::Array(_) => return Err("inputs must be an .npz archive".into()),
-    };
-    let get = |k: &str| {
-        inputs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, a)| a.clone())
-            .ok_or_else(|| format!("inputs have no {k:?}"))
-    };
+    let inputs = Inputs::load(&args[1])?;
+    let get = |k: &str| inputs.get(k);
     let batch = [get("x1")?, get("x2")?, get("x3")?, get("targets")?];
 
     let mut model = ConvNet::new()?;
@@ -159,13 +153,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         out.push((format!("grad.{k}"), v));
     }
 
-    let step_grads: [Params; 3] = std::array::from_fn(|i| {
-        let prefix = format!("g{i}.");
-        inputs
-            .iter()
-            .filter_map(|(n, a)| Some((n.strip_prefix(&prefix)?.to_string(), a.clone())))
-            .collect()
-    });
+    let step_grads: [Params; 3] = std::array::from_fn(|i| inputs.with_prefix(&format!("g{i}")));
     let (w, g) = (&args[2], &step_grads);
     let lr = Schedule::exponential_decay(0.01, 0.9);
     steps("rmsprop", &mut RMSprop::new(lr).alpha(0.9), w, g, &mut out)?;

@@ -18,8 +18,9 @@ mod value_and_grad;
 mod weights;
 
 pub use layers::{
-    Activation, AvgPool1d, AvgPool2d, AvgPool3d, Conv1d, Conv2d, Conv3d, ConvConfig, Dropout,
-    Embedding, Layer, LayerNorm, Linear, MaxPool1d, MaxPool2d, MaxPool3d, RMSNorm, Sequential,
+    Activation, AvgPool1d, AvgPool2d, AvgPool3d, Conv1d, Conv2d, Conv3d, ConvConfig,
+    ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeConfig, Dropout, Embedding,
+    Layer, LayerNorm, Linear, MaxPool1d, MaxPool2d, MaxPool3d, RMSNorm, Sequential,
 };
 pub use module::{join_key, Module, Params};
 pub use param::Param;

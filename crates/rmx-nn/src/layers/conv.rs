@@ -60,7 +60,7 @@ impl<const N: usize> ConvConfig<N> {
 
 /// MLX's initialisation: weight `(out, *kernel, in / groups)` from `U(-s, s)` with
 /// `s = sqrt(1 / (in / groups * prod(kernel)))` (global key), bias zeros.
-fn init(
+pub(super) fn init(
     name: &str,
     in_channels: usize,
     out_channels: usize,
@@ -111,19 +111,23 @@ fn init(
     Ok((weight.into(), bias))
 }
 
-fn i64s<const N: usize>(v: [usize; N]) -> [i64; N] {
+pub(super) fn i64s<const N: usize>(v: [usize; N]) -> [i64; N] {
     v.map(|x| x as i64)
 }
 
-fn add_bias(y: Array, bias: &Option<Param>) -> Result<Array> {
+pub(super) fn add_bias(y: Array, bias: &Option<Param>) -> Result<Array> {
     match bias {
         Some(b) => ops::add(&y, b),
         None => Ok(y),
     }
 }
 
-macro_rules! conv_layer {
-    ($(#[$doc:meta])* $name:ident, $n:literal, $kernel:ty, |$k:ident| $kernel_axes:expr) => {
+/// The struct of a convolution layer: weight, optional bias, the per-axis `stride`,
+/// `padding`, `dilation` and any `extra` per-axis fields (the transposed layers'
+/// `output_padding`), `groups`; the channel and kernel accessors read off the weight,
+/// and `build`, which initialises the parameters as MLX does.
+macro_rules! conv_struct {
+    ($(#[$doc:meta])* $name:ident, $n:literal $(, $extra:ident)*) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Module)]
         pub struct $name {
@@ -137,9 +141,61 @@ macro_rules! conv_layer {
             pub padding: [usize; $n],
             #[module(skip)]
             pub dilation: [usize; $n],
+            $(
+                #[module(skip)]
+                pub $extra: [usize; $n],
+            )*
             #[module(skip)]
             pub groups: usize,
         }
+
+        impl $name {
+            fn build(
+                in_channels: usize,
+                out_channels: usize,
+                kernel: [usize; $n],
+                c: ConvConfig<$n>,
+                $($extra: [usize; $n],)*
+            ) -> Result<$name> {
+                let (weight, bias) = init(
+                    stringify!($name),
+                    in_channels,
+                    out_channels,
+                    &kernel,
+                    c.groups,
+                    c.bias,
+                    [&c.stride, &c.dilation],
+                )?;
+                Ok($name {
+                    weight,
+                    bias,
+                    stride: c.stride,
+                    padding: c.padding,
+                    dilation: c.dilation,
+                    $($extra,)*
+                    groups: c.groups,
+                })
+            }
+
+            pub fn in_channels(&self) -> usize {
+                self.weight.shape()[$n + 1] * self.groups
+            }
+
+            pub fn out_channels(&self) -> usize {
+                self.weight.shape()[0]
+            }
+
+            pub fn kernel_size(&self) -> [usize; $n] {
+                std::array::from_fn(|i| self.weight.shape()[i + 1])
+            }
+        }
+    };
+}
+pub(super) use conv_struct;
+
+macro_rules! conv_layer {
+    ($(#[$doc:meta])* $name:ident, $n:literal, $kernel:ty, |$k:ident| $kernel_axes:expr) => {
+        conv_struct!($(#[$doc])* $name, $n);
 
         impl $name {
             /// MLX's defaults: stride 1, padding 0, dilation 1, groups 1, with bias.
@@ -154,36 +210,7 @@ macro_rules! conv_layer {
                 cfg: ConvConfig<$n>,
             ) -> Result<$name> {
                 let $k = kernel_size;
-                let kernel: [usize; $n] = $kernel_axes;
-                let (weight, bias) = init(
-                    stringify!($name),
-                    in_channels,
-                    out_channels,
-                    &kernel,
-                    cfg.groups,
-                    cfg.bias,
-                    [&cfg.stride, &cfg.dilation],
-                )?;
-                Ok($name {
-                    weight,
-                    bias,
-                    stride: cfg.stride,
-                    padding: cfg.padding,
-                    dilation: cfg.dilation,
-                    groups: cfg.groups,
-                })
-            }
-
-            pub fn in_channels(&self) -> usize {
-                self.weight.shape()[$n + 1] * self.groups
-            }
-
-            pub fn out_channels(&self) -> usize {
-                self.weight.shape()[0]
-            }
-
-            pub fn kernel_size(&self) -> [usize; $n] {
-                std::array::from_fn(|i| self.weight.shape()[i + 1])
+                Self::build(in_channels, out_channels, $kernel_axes, cfg)
             }
         }
     };

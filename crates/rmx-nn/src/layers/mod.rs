@@ -1,6 +1,7 @@
 //! Layers with MLX's semantics and default initialisations.
 
 mod conv;
+mod conv_transpose;
 mod dropout;
 mod embedding;
 mod linear;
@@ -9,6 +10,7 @@ mod pool;
 mod sequential;
 
 pub use conv::{Conv1d, Conv2d, Conv3d, ConvConfig};
+pub use conv_transpose::{ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use linear::Linear;

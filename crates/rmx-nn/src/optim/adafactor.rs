@@ -1,7 +1,7 @@
 //! Adafactor (MLX's formula): second moments factored into row and column averages for
 //! parameters of rank >= 2, a relative step size by default, update clipping by RMS.
 
-use super::{s, Optimizer, OptimizerCore, Schedule, StepInfo};
+use super::{core_accessors, ema, s, Optimizer, OptimizerCore, Schedule, StepInfo};
 use rmx_core::ops;
 use rmx_core::{value_err, Array, Dtype, Result, Scalar};
 
@@ -124,20 +124,14 @@ fn rms(x: &Array) -> Result<Array> {
     ops::sqrt(&ops::mean(&ops::square(x)?, None, false)?)
 }
 
-/// `beta * avg + (1 - beta) * new`.
-fn ema(beta: &Array, avg: &Array, new: &Array) -> Result<Array> {
+/// `beta * avg + (1 - beta) * new` for a `beta` array (its `1 - beta` in its type).
+fn ema_by(beta: &Array, avg: &Array, new: &Array) -> Result<Array> {
     let one_minus = ops::subtract(&s(1.0, beta)?, beta)?;
     ops::add(&ops::multiply(beta, avg)?, &ops::multiply(&one_minus, new)?)
 }
 
 impl Optimizer for Adafactor {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         if !self.relative_step && !self.has_learning_rate {
@@ -187,8 +181,8 @@ impl Optimizer for Adafactor {
         let sq = ops::add(&ops::square(grad)?, &s(self.eps.0, grad)?)?;
 
         let mut update = if factored {
-            let row = ema(&beta_2, &state[0], &ops::mean(&sq, Some(&[-1]), false)?)?;
-            let col = ema(&beta_2, &state[1], &ops::mean(&sq, Some(&[-2]), false)?)?;
+            let row = ema_by(&beta_2, &state[0], &ops::mean(&sq, Some(&[-1]), false)?)?;
+            let col = ema_by(&beta_2, &state[1], &ops::mean(&sq, Some(&[-2]), false)?)?;
             state[0] = row.clone();
             state[1] = col.clone();
             let r = ops::rsqrt(&ops::divide(&row, &ops::mean(&row, Some(&[-1]), true)?)?)?;
@@ -197,7 +191,7 @@ impl Optimizer for Adafactor {
                 ops::multiply(&ops::expand_dims(&r, &[-1])?, &ops::expand_dims(&c, &[-2])?)?;
             ops::multiply(&approx, grad)?
         } else {
-            let v = ema(&beta_2, &state[0], &sq)?;
+            let v = ema_by(&beta_2, &state[0], &sq)?;
             state[0] = v.clone();
             ops::multiply(&ops::rsqrt(&v)?, grad)?
         };
@@ -209,10 +203,7 @@ impl Optimizer for Adafactor {
 
         if let Some(b1) = self.beta_1 {
             let i = state.len() - 1;
-            let avg = ops::add(
-                &ops::multiply(&s(b1, &state[i])?, &state[i])?,
-                &ops::multiply(&s(1.0 - b1, &update)?, &update)?,
-            )?;
+            let avg = ema(b1, &state[i], &update)?;
             state[i] = avg.clone();
             update = avg;
         }

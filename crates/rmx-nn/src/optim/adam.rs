@@ -1,7 +1,9 @@
 //! Adam and AdamW (MLX's formulas: no bias correction unless asked for; AdamW decays
 //! the parameter by `1 - lr * weight_decay` before the Adam step).
 
-use super::{lr_as, s, Optimizer, OptimizerCore, Schedule, StepInfo};
+use super::{
+    core_accessors, ema, lr_as, s, zeros_state, Optimizer, OptimizerCore, Schedule, StepInfo,
+};
 use rmx_core::ops;
 use rmx_core::{value_err, Array, Result};
 
@@ -67,14 +69,8 @@ fn adam_step(
 ) -> Result<Array> {
     let lr = lr_as(info, grad)?;
     let (b1, b2) = opt.betas;
-    let m = ops::add(
-        &ops::multiply(&s(b1, &state[0])?, &state[0])?,
-        &ops::multiply(&s(1.0 - b1, grad)?, grad)?,
-    )?;
-    let v = ops::add(
-        &ops::multiply(&s(b2, &state[1])?, &state[1])?,
-        &ops::multiply(&s(1.0 - b2, grad)?, &ops::square(grad)?)?,
-    )?;
+    let m = ema(b1, &state[0], grad)?;
+    let v = ema(b2, &state[1], &ops::square(grad)?)?;
     state[0] = m.clone();
     state[1] = v.clone();
     if opt.bias_correction {
@@ -97,25 +93,15 @@ fn adam_step(
     }
 }
 
-fn zeros2(param: &Array) -> Result<Vec<Array>> {
-    Ok(vec![ops::zeros_like(param)?, ops::zeros_like(param)?])
-}
-
 impl Optimizer for Adam {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         check(self.betas, self.eps)
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        zeros2(param)
+        zeros_state(param, 2)
     }
 
     fn apply_single(
@@ -166,20 +152,14 @@ impl AdamW {
 }
 
 impl Optimizer for AdamW {
-    fn core(&self) -> &OptimizerCore {
-        &self.adam.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.adam.core
-    }
+    core_accessors!(adam.core);
 
     fn validate(&self) -> Result<()> {
         check(self.adam.betas, self.adam.eps)
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        zeros2(param)
+        zeros_state(param, 2)
     }
 
     fn apply_single(
@@ -230,20 +210,14 @@ impl Adamax {
 }
 
 impl Optimizer for Adamax {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         check(self.betas, self.eps)
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        zeros2(param)
+        zeros_state(param, 2)
     }
 
     fn apply_single(
@@ -255,10 +229,7 @@ impl Optimizer for Adamax {
     ) -> Result<Array> {
         let lr = lr_as(info, grad)?;
         let (b1, b2) = self.betas;
-        let m = ops::add(
-            &ops::multiply(&s(b1, &state[0])?, &state[0])?,
-            &ops::multiply(&s(1.0 - b1, grad)?, grad)?,
-        )?;
+        let m = ema(b1, &state[0], grad)?;
         let v = ops::maximum(
             &ops::multiply(&s(b2, &state[1])?, &state[1])?,
             &ops::abs(grad)?,

@@ -1,7 +1,9 @@
 //! Lion (MLX's formula): the step is the sign of an interpolated momentum, with
 //! decoupled weight decay.
 
-use super::{lr_as, s, Optimizer, OptimizerCore, Schedule, StepInfo};
+use super::{
+    core_accessors, ema, lr_as, s, zeros_state, Optimizer, OptimizerCore, Schedule, StepInfo,
+};
 use rmx_core::ops;
 use rmx_core::{value_err, Array, Result};
 
@@ -36,13 +38,7 @@ impl Lion {
 }
 
 impl Optimizer for Lion {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         for (i, b) in [self.betas.0, self.betas.1].into_iter().enumerate() {
@@ -57,7 +53,7 @@ impl Optimizer for Lion {
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        Ok(vec![ops::zeros_like(param)?])
+        zeros_state(param, 1)
     }
 
     fn apply_single(
@@ -70,14 +66,8 @@ impl Optimizer for Lion {
         let lr = lr_as(info, grad)?;
         let (b1, b2) = self.betas;
         let m = &state[0];
-        let c = ops::add(
-            &ops::multiply(&s(b1, m)?, m)?,
-            &ops::multiply(&s(1.0 - b1, grad)?, grad)?,
-        )?;
-        let m = ops::add(
-            &ops::multiply(&s(b2, m)?, m)?,
-            &ops::multiply(&s(1.0 - b2, grad)?, grad)?,
-        )?;
+        let c = ema(b1, m, grad)?;
+        let m = ema(b2, m, grad)?;
         state[0] = m;
         let mut param = param.clone();
         if self.weight_decay > 0.0 {

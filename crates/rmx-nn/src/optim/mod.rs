@@ -1,11 +1,13 @@
 //! Optimizers as in `mlx.optimizers`: a shared driver (`Optimizer::apply_gradients`)
 //! keeps the step count, evaluates the learning-rate schedule and each parameter's
-//! state by name; each optimizer supplies MLX's per-parameter formula.
+//! state by name; each optimizer supplies MLX's per-parameter formula (`init_single`,
+//! `apply_single`, `validate`) and reaches its `OptimizerCore` through `core_accessors!`.
 
 mod adafactor;
 mod adam;
 mod clip;
 mod lion;
+mod muon;
 mod rmsprop;
 mod schedule;
 mod sgd;
@@ -14,6 +16,7 @@ pub use adafactor::Adafactor;
 pub use adam::{Adam, AdamW, Adamax};
 pub use clip::clip_grad_norm;
 pub use lion::Lion;
+pub use muon::Muon;
 pub use rmsprop::{AdaDelta, Adagrad, RMSprop};
 pub use schedule::Schedule;
 pub use sgd::Sgd;
@@ -145,6 +148,35 @@ pub trait Optimizer {
         let new = self.apply_gradients(grads, &params)?;
         model.update_partial(&new)
     }
+}
+
+/// The `core`/`core_mut` methods of an `Optimizer` impl whose `OptimizerCore` sits at
+/// the given field path (`core_accessors!(core);`, `core_accessors!(adam.core);`).
+macro_rules! core_accessors {
+    ($($field:ident).+) => {
+        fn core(&self) -> &$crate::optim::OptimizerCore {
+            &self.$($field).+
+        }
+
+        fn core_mut(&mut self) -> &mut $crate::optim::OptimizerCore {
+            &mut self.$($field).+
+        }
+    };
+}
+pub(crate) use core_accessors;
+
+/// `n` zero arrays shaped like `param`: the state of most optimizers.
+pub(crate) fn zeros_state(param: &Array, n: usize) -> Result<Vec<Array>> {
+    (0..n).map(|_| ops::zeros_like(param)).collect()
+}
+
+/// `beta * avg + (1 - beta) * new`, with `beta` and `1 - beta` as Python floats (weak
+/// scalars) and `1 - beta` rounded from f64, as MLX's moving averages compute it.
+pub(crate) fn ema(beta: f64, avg: &Array, new: &Array) -> Result<Array> {
+    ops::add(
+        &ops::multiply(&s(beta, avg)?, avg)?,
+        &ops::multiply(&s(1.0 - beta, new)?, new)?,
+    )
 }
 
 /// A Python-float-like scalar next to `like` (takes its float type).

@@ -1,7 +1,9 @@
 //! RMSprop, Adagrad and AdaDelta: per-coordinate step sizes from running sums of squared
 //! gradients (MLX's formulas and defaults).
 
-use super::{lr_as, s, Optimizer, OptimizerCore, Schedule, StepInfo};
+use super::{
+    core_accessors, ema, lr_as, s, zeros_state, Optimizer, OptimizerCore, Schedule, StepInfo,
+};
 use rmx_core::ops;
 use rmx_core::{value_err, Array, Result};
 
@@ -51,13 +53,7 @@ fn scaled_step(param: &Array, grad: &Array, v: &Array, eps: f64, info: &StepInfo
 }
 
 impl Optimizer for RMSprop {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         if self.alpha.is_nan() || self.alpha < 0.0 {
@@ -70,7 +66,7 @@ impl Optimizer for RMSprop {
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        Ok(vec![ops::zeros_like(param)?])
+        zeros_state(param, 1)
     }
 
     fn apply_single(
@@ -80,10 +76,7 @@ impl Optimizer for RMSprop {
         state: &mut [Array],
         info: &StepInfo,
     ) -> Result<Array> {
-        let v = ops::add(
-            &ops::multiply(&s(self.alpha, &state[0])?, &state[0])?,
-            &ops::multiply(&s(1.0 - self.alpha, grad)?, &ops::square(grad)?)?,
-        )?;
+        let v = ema(self.alpha, &state[0], &ops::square(grad)?)?;
         state[0] = v.clone();
         scaled_step(param, grad, &v, self.eps, info)
     }
@@ -112,20 +105,14 @@ impl Adagrad {
 }
 
 impl Optimizer for Adagrad {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         positive_eps("Adagrad", self.eps)
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        Ok(vec![ops::zeros_like(param)?])
+        zeros_state(param, 1)
     }
 
     fn apply_single(
@@ -172,13 +159,7 @@ impl AdaDelta {
 }
 
 impl Optimizer for AdaDelta {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         if self.rho.is_nan() || self.rho < 0.0 {
@@ -191,7 +172,7 @@ impl Optimizer for AdaDelta {
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        Ok(vec![ops::zeros_like(param)?, ops::zeros_like(param)?])
+        zeros_state(param, 2)
     }
 
     fn apply_single(
@@ -204,10 +185,7 @@ impl Optimizer for AdaDelta {
         let lr = lr_as(info, grad)?;
         let (rho, eps) = (self.rho, self.eps);
         let (v, u) = (&state[0], &state[1]);
-        let v = ops::add(
-            &ops::multiply(&s(rho, v)?, v)?,
-            &ops::multiply(&s(1.0 - rho, grad)?, &ops::square(grad)?)?,
-        )?;
+        let v = ema(rho, v, &ops::square(grad)?)?;
         let d = ops::multiply(
             &ops::divide(
                 &ops::sqrt(&ops::add(u, &s(eps, u)?)?)?,
@@ -215,10 +193,7 @@ impl Optimizer for AdaDelta {
             )?,
             grad,
         )?;
-        let u = ops::add(
-            &ops::multiply(&s(rho, u)?, u)?,
-            &ops::multiply(&s(1.0 - rho, &d)?, &ops::square(&d)?)?,
-        )?;
+        let u = ema(rho, u, &ops::square(&d)?)?;
         state[0] = v;
         state[1] = u;
         ops::subtract(param, &ops::multiply(&lr, &d)?)

@@ -1,6 +1,6 @@
 //! SGD with momentum, dampening, Nesterov momentum and weight decay (MLX's formulas).
 
-use super::{lr_as, s, Optimizer, OptimizerCore, Schedule, StepInfo};
+use super::{core_accessors, lr_as, s, zeros_state, Optimizer, OptimizerCore, Schedule, StepInfo};
 use rmx_core::ops;
 use rmx_core::{value_err, Array, Result};
 
@@ -47,13 +47,7 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn core(&self) -> &OptimizerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut OptimizerCore {
-        &mut self.core
-    }
+    core_accessors!(core);
 
     fn validate(&self) -> Result<()> {
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
@@ -65,7 +59,7 @@ impl Optimizer for Sgd {
     }
 
     fn init_single(&self, param: &Array) -> Result<Vec<Array>> {
-        Ok(vec![ops::zeros_like(param)?])
+        zeros_state(param, 1)
     }
 
     fn apply_single(
