@@ -18,6 +18,7 @@ pub mod fused;
 pub mod indexing;
 pub mod linalg;
 pub mod quantize_grad;
+pub mod qqmm;
 pub mod quantized;
 pub mod random;
 pub mod reduce;

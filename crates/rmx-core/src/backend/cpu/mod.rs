@@ -15,6 +15,7 @@ mod matmul;
 mod qmm;
 mod quantized;
 pub mod quantized_fp;
+pub mod qqmm;
 mod random;
 mod reduce;
 mod scan;
