@@ -181,7 +181,11 @@ pub(crate) fn qqmm_product(
                 ));
             }
             let q = fp_quantize(w, mode, global.map(|g| g.1))?;
-            (stop_gradient(&q[0])?, stop_gradient(&q[1])?, Some(w.clone()))
+            (
+                stop_gradient(&q[0])?,
+                stop_gradient(&q[1])?,
+                Some(w.clone()),
+            )
         }
     };
     let prim = QQMatmul {
@@ -327,7 +331,11 @@ pub fn gather_qqmm(
                 ));
             }
             let q = fp_quantize(w, f, global.as_ref().map(|g| &g.1))?;
-            (stop_gradient(&q[0])?, stop_gradient(&q[1])?, Some(w.clone()))
+            (
+                stop_gradient(&q[0])?,
+                stop_gradient(&q[1])?,
+                Some(w.clone()),
+            )
         }
     };
     let fit = |a: &Array, idx: Option<&Array>| -> Result<Array> {

@@ -3,7 +3,7 @@
 //! the group's absolute maximum in float32 over 6 (fp4) or 448 (fp8), times
 //! `2688 / global_scale` when nvfp4 has one, else rounded up to a power of two for the
 //! 32-groups (e8m0); the scale is that rounded to its code (e4m3 or e8m0); elements are
-//! `x * (enc / scale)` rounded to e2m1 (ties to the even code) or e4m3, and come back as
+//! `x / scale` (`x * (enc / scale)` with a global scale) rounded to e2m1 (ties to the even code) or e4m3, and come back as
 //! `(scale / enc) * value` in x's dtype. This differs from the op-built `quantize` in the
 //! ties and in computing the maximum over 6 in float32 rather than x's dtype.
 
@@ -50,7 +50,11 @@ fn to_e8m0(x: f32) -> u8 {
         return 0;
     }
     let n = x.log2().round();
-    let n = if n.is_nan() { -127.0 } else { n.clamp(-127.0, 127.0) };
+    let n = if n.is_nan() {
+        -127.0
+    } else {
+        n.clamp(-127.0, 127.0)
+    };
     (n as i32 + 127) as u8
 }
 
@@ -110,7 +114,13 @@ pub fn quantize_dequantize(
             let se = if scale == 0.0 { 0.0 } else { enc / scale };
             let back = scale / enc;
             for (o, &v) in d.iter_mut().zip(s) {
-                let w = v * se;
+                // MLX's CPU divides by the scale (a product with its inverse can cross a
+                // rounding threshold); with a global scale, the kernels' `x * (enc / s)`
+                let w = match (global_scale, scale == 0.0) {
+                    (_, true) => 0.0,
+                    (None, false) => v / scale,
+                    (Some(_), false) => v * se,
+                };
                 let q = if bits == 4 {
                     FP4[to_fp4(w) as usize]
                 } else {
