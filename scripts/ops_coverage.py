@@ -118,6 +118,8 @@ RECIPES = {
     "quantized_matmul": lambda L, f, x: f(
         L.ones((2, 64)) * x[0, 0], *L.quantize(L.ones((4, 64)))),
     "gather_qmm": lambda L, f, x: f(L.ones((2, 64)) * x[0, 0], *L.quantize(L.ones((4, 64)))),
+    "qqmm": lambda L, f, x: f(L.ones((1, 64)) * x[0, 0], L.ones((16, 64))),
+    "gather_qqmm": lambda L, f, x: f(L.ones((1, 64)) * x[0, 0], L.ones((16, 64))),
     "softmax": lambda L, f, x: f(x, axis=-1),
     "cumsum": lambda L, f, x: f(x, axis=1),
     "cumprod": lambda L, f, x: f(x, axis=1),

@@ -24,6 +24,7 @@ mod ops_creation;
 mod ops_einsum;
 mod ops_elementwise;
 mod ops_gather_mm;
+mod ops_qqmm;
 mod ops_quantized;
 mod ops_reduce;
 mod ops_shape;
@@ -89,6 +90,7 @@ fn _rmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     misc_ops::register(m)?;
     ops_einsum::register(m)?;
     ops_gather_mm::register(m)?;
+    ops_qqmm::register(m)?;
     linalg::register(m)?;
     Ok(())
 }

@@ -405,6 +405,37 @@ pub trait Backend: Send + Sync {
             cpu::copy::cast(&y, x.dtype)
         }
     }
+    /// `qqmm`: each group of `x`'s rows quantized and dequantized in MLX's kernel recipe
+    /// (`cpu::qqmm`, with nvfp4's `global_scales.0` for x), times the fp-quantized `w`
+    /// transposed (`fp_quantized_matmul`), times `global_scales.1 / 2688` (w's global
+    /// scale). Shapes as `fp_quantized_matmul`; x's dtype. The default runs on the host.
+    fn qqmm(
+        &self,
+        x: &ArrayData,
+        w: &ArrayData,
+        scales: &ArrayData,
+        mode: crate::ops::quantized_fp::QuantMode,
+        global_scales: Option<(&ArrayData, &ArrayData)>,
+    ) -> Result<ArrayData> {
+        x.buffer.make_resident(Device::CPU)?;
+        let gs = match global_scales {
+            Some((gx, gw)) => {
+                gx.buffer.make_resident(Device::CPU)?;
+                gw.buffer.make_resident(Device::CPU)?;
+                Some((gx.to_vec::<f32>()[0], gw.to_vec::<f32>()[0]))
+            }
+            None => None,
+        };
+        let xhat = cpu::qqmm::quantize_dequantize(x, mode, gs.map(|g| g.0))?;
+        let y = self.fp_quantized_matmul(&xhat, w, scales, mode, true)?;
+        match gs {
+            Some((_, gw)) => {
+                y.buffer.make_resident(Device::CPU)?;
+                cpu::qqmm::scale_by(&y, gw)
+            }
+            None => Ok(y),
+        }
+    }
     /// fp8 (e4m3) conversion: a float array to `uint8` codes (`to_fp8`), or `uint8`
     /// codes to floats of `out_dtype`. MLX's bit recipe; the default runs on the host.
     fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {

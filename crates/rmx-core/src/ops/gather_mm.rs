@@ -44,7 +44,7 @@ fn check_indices(op: &str, idx: Option<&Array>) -> Result<()> {
 
 /// The matrices of `x` (`[..., R, C]`) at flat batch indices `idx`: `[*idx.shape, R, C]`.
 /// Without indices, `x` itself (the default indices enumerate its batch in order).
-fn gather_matrices(x: &Array, idx: Option<&Array>) -> Result<Array> {
+pub(crate) fn gather_matrices(x: &Array, idx: Option<&Array>) -> Result<Array> {
     let Some(idx) = idx else {
         return Ok(x.clone());
     };

@@ -41,6 +41,8 @@ pub mod einsum;
 pub use einsum::*;
 pub mod gather_mm;
 pub use gather_mm::*;
+pub mod qqmm;
+pub use qqmm::{gather_qqmm, qqmm};
 pub mod hadamard;
 pub use hadamard::*;
 pub mod linalg_decompositions;

@@ -17,6 +17,7 @@ pub mod fp8;
 pub mod fused;
 pub mod indexing;
 pub mod linalg;
+pub mod qqmm;
 pub mod quantize_grad;
 pub mod quantized;
 pub mod random;

@@ -14,6 +14,7 @@ pub mod math;
 mod matmul;
 mod qmm;
 pub use qmm::decode_reads_half_scales;
+pub mod qqmm;
 mod quantized;
 pub mod quantized_fp;
 mod random;
