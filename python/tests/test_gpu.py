@@ -434,6 +434,36 @@ def test_copies_into_views(dtype):
         assert_close(g, c, dtype, "copy into view")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int32"])
+def test_donated_slice_updates_on_the_gpu(dtype):
+    """A KV-cache-like chain of in-place updates (the cache buffer donated to each
+    slice_update) on the GPU, with reads of earlier values and host reads in between,
+    equals the same chain on the CPU; a view taken mid-way keeps its values."""
+    outs = []
+    for s in (mx.gpu, mx.cpu):
+        with mx.stream(s):
+            cache = mx.zeros((2, 3, 24, 8), dtype=dt(dtype))
+            mx.eval(cache)
+            seen = []
+            for t in range(24):
+                new = mx.full((2, 3, 1, 8), t + 1, dtype=dt(dtype))
+                cache[:, :, t : t + 1, :] = new
+                if t % 4 == 1:
+                    mx.eval(cache)
+                    seen.append(host(cache[:, :, : t + 1].sum(axis=2)))
+                if t == 10:
+                    view = cache[:, :, 5:9]
+                    mx.eval(view)
+            mx.eval(cache)
+            outs.append((host(cache), host(view), seen))
+    (gc, gv, gs), (cc, cv, cs) = outs
+    np.testing.assert_array_equal(gc, cc)
+    np.testing.assert_array_equal(gv, cv)
+    for a, b in zip(gs, cs):
+        np.testing.assert_array_equal(a, b)
+    assert (gv == np.arange(6, 10).reshape(1, 1, 4, 1)).all()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "int32"])
 def test_compiled_fused_kernels_equal_uncompiled(dtype):
     """compile's fused elementwise programs run as one generated kernel on the GPU and give
