@@ -2,7 +2,7 @@
 ``mx.cpu`` (and with NumPy in float64 where that is meaningful), within dtype tolerance.
 
 Skips where no GPU backend is available (CI has no GPU); run on the GPU machine with a
-build made with ``--features cuda`` (see docs/ARCHITECTURE.md, "CUDA backend").
+build made with ``--features cuda`` (see docs/design/cuda.md).
 """
 
 import numpy as np

@@ -18,7 +18,7 @@ pub struct Buffer {
     capacity: usize,
     /// Which memories hold a valid copy of the bytes (`Residency` bits).
     residency: AtomicU8,
-    /// The device copy, made by a device backend (see docs/ARCHITECTURE.md, "Unified memory").
+    /// The device copy, made by a device backend (see docs/design/memory.md).
     device: Mutex<Option<Box<dyn DeviceMemory>>>,
 }
 
@@ -30,7 +30,7 @@ pub trait DeviceMemory: Send + Sync {
     fn download(&self, dst: &mut [u8]) -> crate::Result<()>;
 }
 
-/// Residency bits of a `Buffer` (see docs/ARCHITECTURE.md, "Unified memory").
+/// Residency bits of a `Buffer` (see docs/design/memory.md).
 pub struct Residency;
 impl Residency {
     pub const HOST: u8 = 1;

@@ -6,7 +6,7 @@
 //! Kernel families with a CUDA kernel here run on the device; the others run on the host
 //! through the CPU backend (`host_fallback`): their inputs are copied back, their outputs
 //! are host arrays that the next device kernel uploads. Every op therefore works with
-//! `stream=gpu`; docs/ARCHITECTURE.md lists which families are native.
+//! `stream=gpu`; docs/design/cuda.md lists which families are native.
 
 pub mod device;
 mod kernels;

@@ -1,4 +1,4 @@
-//! Device copies of rmx buffers (see docs/ARCHITECTURE.md, "Unified memory").
+//! Device copies of rmx buffers (see docs/design/memory.md).
 //!
 //! Every `Buffer` keeps its host block; a kernel that reads a buffer whose GPU bit is clear
 //! uploads it first (`device_ptr`), kernels write only device memory (`alloc_output`

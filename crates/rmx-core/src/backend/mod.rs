@@ -1,7 +1,8 @@
 //! The narrow interface between primitives and devices. A backend implements a small
 //! set of kernel families (elementwise, reduce, copy, matmul, gather/scatter, ...); every
 //! primitive evaluates through them, so a new device implements this trait and nothing else.
-//! See docs/ARCHITECTURE.md for how a GPU backend with device-resident buffers plugs in.
+//! See docs/design/backends.md, docs/design/memory.md and docs/design/cuda.md for how a GPU
+//! backend with device-resident buffers plugs in.
 
 pub mod cpu;
 
