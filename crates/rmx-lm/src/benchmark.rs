@@ -56,6 +56,59 @@ pub fn run(
     Ok(out)
 }
 
+/// Where a decode step's time goes: after a `prompt_tokens` prefill, `gen_tokens` greedy
+/// steps with the scheduler's trace on; per primitive, the time from its inputs being
+/// ready to its kernel returning (on a GPU: launched), against the wall time per token.
+pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<String> {
+    use crate::generate::forward_last;
+    use rmx_core::scheduler::trace;
+    let mut cache = l.model.new_cache();
+    let vocab = l.model.args().vocab_size.max(2) as u32;
+    let prompt: Vec<u32> = (0..prompt_tokens.max(1) as u32).map(|i| i % vocab).collect();
+    let mut logits = forward_last(l.model.as_ref(), &prompt, &mut cache)?;
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i as u32)
+    };
+    trace::enable(true);
+    let t0 = std::time::Instant::now();
+    for _ in 0..gen_tokens {
+        logits = forward_last(l.model.as_ref(), &[argmax(&logits)], &mut cache)?;
+    }
+    let wall = t0.elapsed().as_secs_f64() / gen_tokens.max(1) as f64;
+    trace::enable(false);
+    let events = trace::take();
+    let mut by: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+    for e in &events {
+        let s = by.entry(e.primitive).or_default();
+        s.0 += e.end_ns.saturating_sub(e.start_ns) as f64 * 1e-9;
+        s.1 += 1;
+    }
+    let mut rows: Vec<_> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    let n = gen_tokens.max(1) as f64;
+    let kernels: f64 = rows.iter().map(|r| r.1 .0).sum::<f64>() / n;
+    let mut out = format!(
+        "wall {:.3} ms/token ({:.1} tok/s); in primitives {:.3} ms/token; {:.0} nodes/token\n",
+        wall * 1e3,
+        1.0 / wall,
+        kernels * 1e3,
+        events.len() as f64 / n
+    );
+    out += "| primitive | ms/token | calls/token | us/call |\n|---|---|---|---|\n";
+    for (name, (t, c)) in rows {
+        out += &format!(
+            "| {name} | {:.3} | {:.1} | {:.2} |\n",
+            t / n * 1e3,
+            c as f64 / n,
+            t / c as f64 * 1e6
+        );
+    }
+    Ok(out)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {

@@ -191,6 +191,10 @@ enum Command {
         generation_tokens: usize,
         #[arg(long, short = 'n', default_value_t = 3)]
         trials: usize,
+        /// Instead of the table: where a decode step's time goes, per primitive (host time
+        /// from inputs ready to kernel launched or done), over the generated tokens.
+        #[arg(long)]
+        profile: bool,
     },
     /// Print the token ids of a text as JSON (testing and debugging).
     #[command(hide = true)]
@@ -356,8 +360,14 @@ fn run(cli: Cli) -> Result<()> {
             prompt_tokens,
             generation_tokens,
             trials,
+            profile,
         } => {
             let l = loader::load(&model.model)?;
+            if profile {
+                let p = rmx_lm::benchmark::profile(&l, prompt_tokens, generation_tokens)?;
+                print!("{p}");
+                return Ok(());
+            }
             let t = rmx_lm::benchmark::run(&l, prompt_tokens, generation_tokens, trials)?;
             print!(
                 "{}",
