@@ -4,10 +4,12 @@ llama.cpp reads the GGUF itself), batch 1, same prompt and generation lengths, i
 reports the memory-bandwidth limit: weight bytes read per generated token / measured copy
 bandwidth.
 
-    python3 bench/lm.py [-p 512] [-g 128] [-n 3] [--no-llamacpp] [--no-mlx]
+    python3 bench/lm.py [-p 512] [-g 128] [-n 3] [-t THREADS] [--no-llamacpp] [--no-mlx]
 
 llama.cpp is built once from the `llama-cpp-python` sdist and cached (see bench/llamacpp.py);
-the first run downloads and compiles it (tens of minutes on 2 cores).
+the first run downloads and compiles it (~14 minutes on the 2-core VM). The engines run one
+after the other (llama.cpp, rmx-lm, MLX); each row says how many cores its process kept busy,
+so a row measured while another job took a core can be told apart.
 """
 
 from __future__ import annotations
@@ -85,14 +87,15 @@ class Cores:
         self.value = (r.ru_utime + r.ru_stime - self.cpu) / (time.perf_counter() - self.t)
 
 
-def run_rmx(gguf: str, a) -> tuple[float, float]:
+def run_rmx(gguf: str, a) -> tuple[float, float, list, list]:
     out = subprocess.run([BIN, "benchmark", "--model", gguf, "-p", str(a.p), "-g", str(a.g),
                           "-n", str(a.n)], capture_output=True, text=True, check=True).stdout
+    rows = [ln.split("|") for ln in out.splitlines() if re.match(r"\|[^|]*\| \d+ \|", ln)]
     med = [ln for ln in out.splitlines() if "| median |" in ln][0].split("|")
-    return float(med[4]), float(med[6])
+    return float(med[4]), float(med[6]), [float(r[4]) for r in rows], [float(r[6]) for r in rows]
 
 
-def run_mlx(gguf: str, a, cores: Cores) -> tuple[float, float]:
+def run_mlx(gguf: str, a, cores: Cores) -> tuple[float, float, list, list]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "mlx")
         subprocess.run([BIN, "convert", "--model", gguf, "--out", folder, "--dtype", "float32"],
@@ -102,13 +105,14 @@ def run_mlx(gguf: str, a, cores: Cores) -> tuple[float, float]:
                                 "-p", str(a.p), "-g", str(a.g), "-n", str(a.n)],
                                capture_output=True, text=True)
     text = r.stdout + r.stderr
-    pp = re.findall(r"prompt_tps=([\d.]+)", text)
-    tg = re.findall(r"generation_tps=([\d.]+)", text)
+    trials = "\n".join(ln for ln in text.splitlines() if ln.startswith("Trial "))  # not "Averages"
+    pp = re.findall(r"prompt_tps=([\d.]+)", trials)
+    tg = re.findall(r"generation_tps=([\d.]+)", trials)
     if not pp:
         print("mlx_lm.benchmark output:\n" + text[-2000:])
     mlx_pp = float(np.median([float(x) for x in pp])) if pp else float("nan")
     mlx_tg = float(np.median([float(x) for x in tg])) if tg else float("nan")
-    return mlx_pp, mlx_tg
+    return mlx_pp, mlx_tg, [float(x) for x in pp], [float(x) for x in tg]
 
 
 def main():
@@ -144,9 +148,9 @@ def main():
             ll = llama.bench(gguf, a.p, a.g, a.t, a.n)
     c_rmx = Cores()
     with c_rmx:
-        rmx_pp, rmx_tg = run_rmx(gguf, a)
+        rmx_pp, rmx_tg, rmx_pps, rmx_tgs = run_rmx(gguf, a)
     c_mlx = Cores()
-    mlx_pp, mlx_tg = (nan, nan) if a.no_mlx else run_mlx(gguf, a, c_mlx)
+    mlx_pp, mlx_tg, mlx_pps, mlx_tgs = (nan, nan, [], []) if a.no_mlx else run_mlx(gguf, a, c_mlx)
     end_load = load()
 
     bw = bandwidth_gbs()
@@ -175,8 +179,12 @@ def main():
         print(f"llama.cpp: llama-cpp-python {info['llama_cpp_python']} vendoring llama.cpp "
               f"{info['llama_cpp_commit']}, {' '.join(info['flags'])}; generation is tg{a.g} "
               f"at depth {a.p} (after a {a.p}-token prompt, like rmx-lm and mlx-lm); "
-              f"from an empty context it is {ll.get('tg_d0', nan):.1f} tok/s; samples: "
-              f"pp {ll.get('pp_samples')}, tg {ll.get('tg_samples')}")
+              f"from an empty context it is {ll.get('tg_d0', nan):.1f} tok/s")
+    fmt = lambda xs: "[" + ", ".join(f"{x:.1f}" for x in xs) + "]"  # noqa: E731
+    print(f"trials (prompt / generation tok/s): rmx-lm {fmt(rmx_pps)} / {fmt(rmx_tgs)}"
+          + ("" if a.no_mlx else f"; mlx-lm {fmt(mlx_pps)} / {fmt(mlx_tgs)}")
+          + (f"; llama.cpp {fmt(ll.get('pp_samples', []))} / {fmt(ll.get('tg_samples', []))}"
+             if ll else ""))
     print("cores busy = CPU seconds / wall seconds of the engine's process: about its thread "
           "count when it had the cores to itself, less when other jobs shared them.")
 

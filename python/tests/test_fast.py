@@ -262,6 +262,27 @@ def test_sdpa(dt, mask, shape):
           **SDPA_TOL[dt])
 
 
+@pytest.mark.parametrize("mask", [None, "causal"], ids=["nomask", "causal"])
+@pytest.mark.parametrize("b,hq,hkv,lk,d,dv", [(1, 9, 3, 1, 64, 64), (1, 9, 3, 63, 64, 64),
+                                              (1, 9, 3, 577, 64, 64), (2, 4, 4, 65, 16, 8),
+                                              (1, 8, 1, 1000, 32, 32), (3, 2, 1, 130, 8, 24)])
+@pytest.mark.parametrize("cache_view", [False, True], ids=["dense", "cacheview"])
+def test_sdpa_single_query_decode(b, hq, hkv, lk, d, dv, mask, cache_view):
+    """One query per head, float32 (the decode path: keys split over tasks, partial
+    softmaxes merged), with keys and values dense or read through a KV cache's slice
+    (a larger buffer's first `lk` positions)."""
+    q = A(rand((b, hq, 1, d), seed=lk), "float32")
+    if cache_view:
+        k = A(rand((b, hkv, lk + 37, d), seed=lk + 1), "float32", view=lambda a: a[:, :, :lk])
+        v = A(rand((b, hkv, lk + 37, dv), seed=lk + 2), "float32", view=lambda a: a[:, :, :lk])
+    else:
+        k = A(rand((b, hkv, lk, d), seed=lk + 1), "float32")
+        v = A(rand((b, hkv, lk, dv), seed=lk + 2), "float32")
+    check(lambda m, q, k, v: sdpa(m, q, k, v, mask=mask), q, k, v,
+          np_fn=lambda q, k, v: np_sdpa(q, k, v, 0.3, mask, lowest=LOWEST["float32"]),
+          **SDPA_TOL["float32"])
+
+
 @pytest.mark.parametrize("dt", FL)
 def test_sdpa_array_masks(dt):
     b, hq, hkv, lq, lk, d = 2, 4, 2, 6, 300, 8

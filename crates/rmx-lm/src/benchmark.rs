@@ -64,7 +64,9 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
     use rmx_core::scheduler::trace;
     let mut cache = l.model.new_cache();
     let vocab = l.model.args().vocab_size.max(2) as u32;
-    let prompt: Vec<u32> = (0..prompt_tokens.max(1) as u32).map(|i| i % vocab).collect();
+    let prompt: Vec<u32> = (0..prompt_tokens.max(1) as u32)
+        .map(|i| i % vocab)
+        .collect();
     let mut logits = forward_last(l.model.as_ref(), &prompt, &mut cache)?;
     let argmax = |v: &[f32]| {
         v.iter()

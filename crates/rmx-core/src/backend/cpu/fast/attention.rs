@@ -33,6 +33,11 @@ pub fn attention(
     let (b, hq, lq, _) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
     let dv = v.shape[3];
     let out = ArrayData::alloc(q.dtype, &[b, hq, lq, dv])?;
+    let unmasked = matches!(mask, AttnMask::None | AttnMask::Causal);
+    if unmasked && sinks.is_none() && super::attention_decode::applies(q, k, v) {
+        super::attention_decode::decode(q, k, v, scale, &out);
+        return Ok(out);
+    }
     match q.dtype {
         Dtype::Float16 => run::<f16>(q, k, v, mask, sinks, scale, &out, exp_f32),
         Dtype::Bfloat16 => run::<bf16>(q, k, v, mask, sinks, scale, &out, exp_f32),
@@ -84,7 +89,8 @@ impl<T: Copy> Operand<T> {
             + i3 as isize * self.s[3];
         unsafe { *self.p.get().offset(o) }
     }
-    /// Rows `r0..r0+n` of matrix `[i0, i1]` (`width` columns) into `dst`, row-major, converted.
+    /// Rows `r0..r0+n` of matrix `[i0, i1]` (`width` columns) appended to `dst`, row-major,
+    /// converted.
     #[allow(clippy::too_many_arguments)]
     fn pack<C>(
         &self,
@@ -96,7 +102,6 @@ impl<T: Copy> Operand<T> {
         dst: &mut Vec<C>,
         up: impl Fn(T) -> C,
     ) {
-        dst.clear();
         for r in r0..r0 + n {
             if self.s[3] == 1 {
                 let row = unsafe {
@@ -169,7 +174,9 @@ fn run<T: FloatElem + Send + Sync>(
     let qblocks = lq.div_ceil(BQ);
     let scale_c = cv(scale as f64);
     let up = |e: T| e.up();
-    (0..b * hq * qblocks).into_par_iter().for_each_init(
+    // one task per (batch, kv head, query block): the `rep` query heads that share a kv
+    // head are rows of one product, so their keys and values are read and packed once
+    (0..b * hkv * qblocks).into_par_iter().for_each_init(
         || {
             (
                 Vec::new(),
@@ -181,19 +188,32 @@ fn run<T: FloatElem + Send + Sync>(
             )
         },
         |(qt, kt, vt, st, acc, tmp), task| {
-            let (bi, h, qb) = (task / (hq * qblocks), (task / qblocks) % hq, task % qblocks);
-            let kh = h / rep;
+            let (bi, kh, qb) = (
+                task / (hkv * qblocks),
+                (task / qblocks) % hkv,
+                task % qblocks,
+            );
             let q0 = qb * BQ;
             let nq = BQ.min(lq - q0);
-            qo.pack(bi, h, q0, nq, d, qt, up);
+            // row r: query head kh * rep + r / nq, query q0 + r % nq
+            let head = |r: usize| kh * rep + r / nq;
+            let nr = rep * nq;
+            qt.clear();
+            for hh in 0..rep {
+                qo.pack(bi, kh * rep + hh, q0, nq, d, qt, up);
+            }
             acc.clear();
-            acc.resize(nq * dv, T::C::zero());
-            let (m0, l0) = match &sinks {
-                Some(s) => (s[h], T::C::one()),
-                None => (T::C::neg_infinity(), T::C::zero()),
-            };
-            let mut m = vec![m0; nq];
-            let mut l = vec![l0; nq];
+            acc.resize(nr * dv, T::C::zero());
+            let mut m = Vec::with_capacity(nr);
+            let mut l = Vec::with_capacity(nr);
+            for r in 0..nr {
+                let (m0, l0) = match &sinks {
+                    Some(s) => (s[head(r)], T::C::one()),
+                    None => (T::C::neg_infinity(), T::C::zero()),
+                };
+                m.push(m0);
+                l.push(l0);
+            }
             // keys visible to this block's last query; a block with a fully masked row
             // (scored `lowest` throughout: a uniform average, as MLX) visits every key
             let k_end = match mask {
@@ -205,14 +225,16 @@ fn run<T: FloatElem + Send + Sync>(
             let mut k0 = 0;
             while k0 < k_end {
                 let nk = BK.min(k_end - k0);
+                kt.clear();
                 ko.pack(bi, kh, k0, nk, d, kt, up);
+                vt.clear();
                 vo.pack(bi, kh, k0, nk, dv, vt, up);
                 st.clear();
-                st.resize(nq * nk, T::C::zero());
+                st.resize(nr * nk, T::C::zero());
                 unsafe {
                     // S = scale * Q K^T
                     gemm::gemm(
-                        nq,
+                        nr,
                         nk,
                         d,
                         st.as_mut_ptr(),
@@ -235,7 +257,7 @@ fn run<T: FloatElem + Send + Sync>(
                 }
                 for (i, (mi, li)) in m.iter_mut().zip(l.iter_mut()).enumerate() {
                     let row = &mut st[i * nk..(i + 1) * nk];
-                    let qi = q0 + i;
+                    let (h, qi) = (head(i), q0 + i % nq);
                     match &mask {
                         MaskOf::None => {}
                         MaskOf::Causal => {
@@ -282,7 +304,7 @@ fn run<T: FloatElem + Send + Sync>(
                 unsafe {
                     // O += P V
                     gemm::gemm(
-                        nq,
+                        nr,
                         dv,
                         nk,
                         acc.as_mut_ptr(),
@@ -305,13 +327,15 @@ fn run<T: FloatElem + Send + Sync>(
                 }
                 k0 += nk;
             }
-            let base = ((bi * hq + h) * lq + q0) * dv;
-            let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(base), nq * dv) };
-            let rows = os.chunks_mut(dv.max(1)).zip(acc.chunks(dv.max(1)));
-            for ((orow, arow), &li) in rows.zip(l.iter()) {
-                let inv = T::C::one() / li;
-                for (o, &a) in orow.iter_mut().zip(arow) {
-                    *o = T::down(a * inv);
+            for (hh, (arows, ls)) in acc.chunks(nq * dv).zip(l.chunks(nq)).enumerate() {
+                let base = ((bi * hq + kh * rep + hh) * lq + q0) * dv;
+                let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(base), nq * dv) };
+                let rows = os.chunks_mut(dv.max(1)).zip(arows.chunks(dv.max(1)));
+                for ((orow, arow), &li) in rows.zip(ls.iter()) {
+                    let inv = T::C::one() / li;
+                    for (o, &a) in orow.iter_mut().zip(arow) {
+                        *o = T::down(a * inv);
+                    }
                 }
             }
         },

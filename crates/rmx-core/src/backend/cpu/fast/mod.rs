@@ -2,6 +2,7 @@
 //! Each makes one pass over its input, rows in parallel; half types compute in f32.
 
 pub mod attention;
+mod attention_decode;
 pub mod norm;
 pub mod rope;
 

@@ -1,0 +1,150 @@
+//! Attention of one query per head (a decode step) in f32, flash-decoding style: the keys
+//! of each (batch, kv head) are split into a few ranges so both cores get work even with
+//! 3 kv heads; a task streams its range of K and V once for all `rep` query heads that
+//! share the kv head (scores, an exp pass, then `acc += p * V[j]`), and the partial
+//! (max, sum, unnormalized output) of the ranges are merged after. No packing, no tiles.
+
+use super::super::loops::{ConstPtr, SendPtr};
+use crate::array::ArrayData;
+use rayon::prelude::*;
+
+/// Whether `decode` handles these operands: f32, one query, keys and values with unit
+/// stride along the head dimension, no mask beyond causal (with one query, causal hides
+/// nothing) and no sinks.
+pub fn applies(q: &ArrayData, k: &ArrayData, v: &ArrayData) -> bool {
+    q.dtype == crate::dtype::Dtype::Float32
+        && q.shape[2] == 1
+        && k.shape[2] > 0
+        && q.strides[3] == 1
+        && k.strides[3] == 1
+        && v.strides[3] == 1
+}
+
+/// One task's result: per query row, the running max, the softmax sum and `sum p * V`.
+struct Partial {
+    m: Vec<f32>,
+    l: Vec<f32>,
+    acc: Vec<f32>,
+}
+
+/// Fills `out` (`[b, hq, 1, dv]`, row-contiguous).
+pub fn decode(q: &ArrayData, k: &ArrayData, v: &ArrayData, scale: f32, out: &ArrayData) {
+    let (b, hq, d) = (q.shape[0], q.shape[1], q.shape[3]);
+    let (hkv, lk, dv) = (k.shape[1], k.shape[2], v.shape[3]);
+    let rep = hq / hkv;
+    let threads = rayon::current_num_threads().max(1);
+    // at least two tasks per thread, at least 64 keys per task
+    let splits = (2 * threads).div_ceil(b * hkv).clamp(1, lk.div_ceil(64));
+    let per = lk.div_ceil(splits);
+    let (qp, kp, vp) = unsafe {
+        (
+            ConstPtr(q.ptr::<f32>()),
+            ConstPtr(k.ptr::<f32>()),
+            ConstPtr(v.ptr::<f32>()),
+        )
+    };
+    let (qs, ks, vs) = (&q.strides[..], &k.strides[..], &v.strides[..]);
+    let partials: Vec<Partial> =
+        (0..b * hkv * splits)
+            .into_par_iter()
+            .map(|task| {
+                let (bi, kh, sp) = (task / (hkv * splits), (task / splits) % hkv, task % splits);
+                let (j0, j1) = (sp * per, ((sp + 1) * per).min(lk));
+                let n = j1.saturating_sub(j0);
+                // SAFETY: every offset below is inside the operands' shapes and strides.
+                let row = |p: &ConstPtr<f32>,
+                           s: &[isize],
+                           i0: usize,
+                           i1: usize,
+                           j: usize,
+                           w: usize| unsafe {
+                    let o = i0 as isize * s[0] + i1 as isize * s[1] + j as isize * s[2];
+                    std::slice::from_raw_parts(p.get().offset(o), w)
+                };
+                let queries: Vec<&[f32]> = (0..rep)
+                    .map(|r| row(&qp, qs, bi, kh * rep + r, 0, d))
+                    .collect();
+                let mut scores = vec![0f32; rep * n];
+                for j in 0..n {
+                    let key = row(&kp, ks, bi, kh, j0 + j, d);
+                    for (r, qr) in queries.iter().enumerate() {
+                        scores[r * n + j] = scale * dot(qr, key);
+                    }
+                }
+                let mut m = vec![f32::NEG_INFINITY; rep];
+                let mut l = vec![0f32; rep];
+                let mut tmp = Vec::with_capacity(n);
+                for r in 0..rep {
+                    let s = &mut scores[r * n..(r + 1) * n];
+                    m[r] = s.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+                    if m[r] == f32::NEG_INFINITY {
+                        s.fill(0.0);
+                        continue;
+                    }
+                    for x in s.iter_mut() {
+                        *x -= m[r];
+                    }
+                    tmp.clear();
+                    tmp.extend_from_slice(s);
+                    super::super::fast_math::map_f32::<super::super::fast_math::Exp>(&tmp, s);
+                    l[r] = s.iter().sum();
+                }
+                let mut acc = vec![0f32; rep * dv];
+                for j in 0..n {
+                    let val = row(&vp, vs, bi, kh, j0 + j, dv);
+                    for r in 0..rep {
+                        let p = scores[r * n + j];
+                        for (a, &x) in acc[r * dv..(r + 1) * dv].iter_mut().zip(val) {
+                            *a += p * x;
+                        }
+                    }
+                }
+                Partial { m, l, acc }
+            })
+            .collect();
+    let op = SendPtr(unsafe { out.ptr_mut::<f32>() });
+    for (g, parts) in partials.chunks(splits).enumerate() {
+        let (bi, kh) = (g / hkv, g % hkv);
+        for r in 0..rep {
+            let mx = parts.iter().fold(f32::NEG_INFINITY, |a, p| a.max(p.m[r]));
+            let o = unsafe {
+                let base = ((bi * hq + kh * rep + r) * dv) as isize;
+                std::slice::from_raw_parts_mut(op.get().offset(base), dv)
+            };
+            o.fill(0.0);
+            let mut total = 0f32;
+            for p in parts {
+                if p.m[r] == f32::NEG_INFINITY {
+                    continue;
+                }
+                let w = (p.m[r] - mx).exp();
+                total += w * p.l[r];
+                for (a, &x) in o.iter_mut().zip(&p.acc[r * dv..(r + 1) * dv]) {
+                    *a += w * x;
+                }
+            }
+            let inv = 1.0 / total;
+            for a in o.iter_mut() {
+                *a *= inv;
+            }
+        }
+    }
+}
+
+/// Dot product in 16 lanes (vectorizes; the sum order is fixed).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
