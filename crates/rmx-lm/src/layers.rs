@@ -84,10 +84,13 @@ impl Quantized {
     /// Rows `ids` of W, as floats of `dtype`.
     pub fn rows(&self, ids: &Array, dtype: Dtype) -> Result<Array> {
         let take = |a: &Array| ops::take(a, ids, Some(0));
+        // dequantize computes in the scales' type: the rows' scales go to `dtype` first, so
+        // half-precision scales kept for the decode kernel give the same values as before
+        let take_as = |a: &Array| ops::astype(&take(a)?, dtype);
         kernels::dequantize(
             &take(&self.weight)?,
-            &take(&self.scales)?,
-            &take(&self.biases)?,
+            &take_as(&self.scales)?,
+            &take_as(&self.biases)?,
             self.config.group_size,
             self.config.bits,
             dtype,

@@ -131,6 +131,7 @@ pub fn kernel_source(name: &str, inputs: &[(&str, &str)], out_type: &str, body: 
 }
 
 /// A kernel's entry-point name (unique per source) and its CUDA C source.
+#[derive(Clone)]
 pub struct Kernel {
     pub name: String,
     pub src: String,
@@ -254,6 +255,20 @@ fn memo(key: Key, make: impl FnOnce() -> Option<Kernel>) -> Option<Arc<Kernel>> 
         .entry(key)
         .or_insert_with(|| make().map(Arc::new))
         .clone()
+}
+
+/// A kernel of the other families, by its generator's name and arguments (`key`), generated
+/// once per process: formatting a source costs more host time than launching it (a decode
+/// step's norms, rope and qmv paid it on every call), so callers get a copy of the memo.
+pub fn generated(key: String, make: impl FnOnce() -> Option<Kernel>) -> Option<Kernel> {
+    static MEMO: Mutex<Option<HashMap<String, Option<Arc<Kernel>>>>> = Mutex::new(None);
+    let k = MEMO
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert_with(|| make().map(Arc::new))
+        .clone();
+    k.map(|k| (*k).clone())
 }
 
 fn run_memo(

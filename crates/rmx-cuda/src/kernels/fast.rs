@@ -6,7 +6,7 @@
 //! bool entries score the dtype's lowest finite value and causal alignment is MLX's
 //! (lower right), as on the CPU.
 
-use super::elementwise::{launch_config, row_contiguous as dense, Kernel};
+use super::elementwise::{generated, launch_config, row_contiguous as dense, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
@@ -16,36 +16,38 @@ use rmx_core::dtype::finfo;
 use rmx_core::{ArrayData, Dtype, Result};
 
 pub fn rope_kernel(dtype: Dtype) -> Option<Kernel> {
-    let t = ctype(dtype).filter(|t| t.float)?;
-    let name = format!("rope_{}", tag(dtype));
-    let c = t.compute;
-    let src = format!(
-        r#"{PRELUDE}
-extern "C" __global__ void {name}(const {s}* x, {s}* out, const i32* offs, const float* freqs,
-    i64 n_rows, i64 d, i64 half, i64 t_len, i64 per_batch_rows, int by_batch, int trad,
-    double log_step, double scale) {{
-  const i64 per_row = d - half, n = n_rows * per_row;
-  for (i64 k = (i64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (i64)gridDim.x * blockDim.x) {{
-    const i64 row = k / per_row, j = k % per_row;
-    const {s}* xr = x + row * d; {s}* orow = out + row * d;
-    if (j >= half) {{ orow[half + j] = xr[half + j]; continue; }}
-    const i64 t = row % t_len, o = by_batch ? row / per_batch_rows : 0;
-    const double inv = freqs ? 1.0 / (double)freqs[j] : exp((double)j * log_step);
-    const double theta = fmod(((double)t + (double)offs[o]) * scale * inv, 6.283185307179586);
-    float sn, cs; sincosf((float)theta, &sn, &cs);
-    const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
-    const {c} a = {la}, b = {lb};
-    orow[ia] = {sa}; orow[ib] = {sb};
-  }}
-}}
-"#,
-        s = t.store,
-        la = t.load("xr[ia]"),
-        lb = t.load("xr[ib]"),
-        sa = t.store(&format!("a * ({c})cs - b * ({c})sn")),
-        sb = t.store(&format!("a * ({c})sn + b * ({c})cs")),
-    );
-    Some(Kernel { name, src })
+    generated(format!("rope_kernel {:?}", (dtype,)), || {
+        let t = ctype(dtype).filter(|t| t.float)?;
+        let name = format!("rope_{}", tag(dtype));
+        let c = t.compute;
+        let src = format!(
+            r#"{PRELUDE}
+    extern "C" __global__ void {name}(const {s}* x, {s}* out, const i32* offs, const float* freqs,
+        i64 n_rows, i64 d, i64 half, i64 t_len, i64 per_batch_rows, int by_batch, int trad,
+        double log_step, double scale) {{
+      const i64 per_row = d - half, n = n_rows * per_row;
+      for (i64 k = (i64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (i64)gridDim.x * blockDim.x) {{
+        const i64 row = k / per_row, j = k % per_row;
+        const {s}* xr = x + row * d; {s}* orow = out + row * d;
+        if (j >= half) {{ orow[half + j] = xr[half + j]; continue; }}
+        const i64 t = row % t_len, o = by_batch ? row / per_batch_rows : 0;
+        const double inv = freqs ? 1.0 / (double)freqs[j] : exp((double)j * log_step);
+        const double theta = fmod(((double)t + (double)offs[o]) * scale * inv, 6.283185307179586);
+        float sn, cs; sincosf((float)theta, &sn, &cs);
+        const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
+        const {c} a = {la}, b = {lb};
+        orow[ia] = {sa}; orow[ib] = {sb};
+      }}
+    }}
+    "#,
+            s = t.store,
+            la = t.load("xr[ia]"),
+            lb = t.load("xr[ib]"),
+            sa = t.store(&format!("a * ({c})cs - b * ({c})sn")),
+            sb = t.store(&format!("a * ({c})sn + b * ({c})cs")),
+        );
+        Some(Kernel { name, src })
+    })
 }
 
 pub fn rope(
@@ -111,113 +113,118 @@ const BOOL_MASK: i32 = 2;
 const ADD_MASK: i32 = 3;
 
 pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kernel> {
-    let t = ctype(dtype).filter(|t| t.float)?;
-    let mt = ctype(mask_dtype.unwrap_or(dtype))?;
-    let name = format!(
-        "attention_{}_{}",
-        tag(dtype),
-        mask_dtype.map_or("none", tag)
-    );
-    let c = t.compute;
-    let exp = t.math("exp");
-    let src = format!(
-        r#"{PRELUDE}
-#define PL {PER_LANE}
-extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, const {ms}* mask,
-    const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv,
-    i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2,
-    i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest, i64 chunk,
-    {c}* part_o, {c}* part_ml) {{
-  const i64 row = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
-  const i64 j0 = split * chunk, j1 = j0 + chunk < lk ? j0 + chunk : lk;
-  const i64 qi = row % lq, h = (row / lq) % hq, bi = row / lq / hq, kh = h / rep;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const {s}* qr = q + bi * qs0 + h * qs1 + qi * qs2;
-  const {s}* kb = k + bi * ks0 + kh * ks1;
-  const {s}* vb = v + bi * vs0 + kh * vs1;
-  {c} qv[PL], acc[PL];
-#pragma unroll
-  for (int e = 0; e < PL; ++e) {{
-    const i64 dd = lane + 32 * e;
-    qv[e] = dd < d ? {lq_} * scale : ({c})0;
-    acc[e] = 0;
-  }}
-  {c} m = -INFINITY, l = 0;
-  if (sinks && warp == 0 && split == 0) {{ m = {lsink}; l = 1; }}
-  const i64 last = qi + lk - lq;  // causal: the last visible key
-  for (i64 j = j0 + warp; j < j1; j += {WARPS}) {{
-    const {s}* kr = kb + j * ks2;
-    {c} sc = 0;
-#pragma unroll
-    for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < d) sc += qv[e] * {lk_}; }}
-    for (int o = 16; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffff, sc, o);
-    if (mask_kind == {CAUSAL}) {{ if (j > last) sc = lowest; }}
-    else if (mask_kind != {NO_MASK}) {{
-      const {ms} mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
-      if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
-      else sc += ({c}){lmask};
-    }}
-    const {c} mn = sc > m ? sc : m;
-    if (mn == -INFINITY) continue;
-    const {c} alpha = {exp}(m - mn), p = {exp}(sc - mn);
-    l = l * alpha + p; m = mn;
-    const {s}* vr = vb + j * vs2;
-#pragma unroll
-    for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < dv) acc[e] = acc[e] * alpha + p * {lv}; }}
-  }}
-  __shared__ {c} sm[{WARPS}], sl[{WARPS}], sacc[{WARPS}][32 * PL];
-  if (lane == 0) {{ sm[warp] = m; sl[warp] = l; }}
-#pragma unroll
-  for (int e = 0; e < PL; ++e) sacc[warp][lane + 32 * e] = acc[e];
-  __syncthreads();
-  if (warp == 0) {{
-    {c} M = sm[0];
-    for (int w = 1; w < {WARPS}; ++w) M = sm[w] > M ? sm[w] : M;
-    {c} L = 0, wt[{WARPS}];
-    for (int w = 0; w < {WARPS}; ++w) {{ wt[w] = sm[w] == -INFINITY ? ({c})0 : {exp}(sm[w] - M); L += sl[w] * wt[w]; }}
-    {s}* orow = out + ((bi * hq + h) * lq + qi) * dv;
-    const i64 part = row * splits + split;
-    if (part_o && lane == 0) {{ part_ml[2 * part] = M; part_ml[2 * part + 1] = L; }}
-#pragma unroll
-    for (int e = 0; e < PL; ++e) {{
-      const i64 dd = lane + 32 * e;
-      if (dd < dv) {{
-        {c} o = 0;
-        for (int w = 0; w < {WARPS}; ++w) o += sacc[w][dd] * wt[w];
-        if (part_o) part_o[part * dv + dd] = o;
-        else orow[dd] = {so};
+    generated(
+        format!("attention_kernel {:?}", (dtype, mask_dtype)),
+        || {
+            let t = ctype(dtype).filter(|t| t.float)?;
+            let mt = ctype(mask_dtype.unwrap_or(dtype))?;
+            let name = format!(
+                "attention_{}_{}",
+                tag(dtype),
+                mask_dtype.map_or("none", tag)
+            );
+            let c = t.compute;
+            let exp = t.math("exp");
+            let src = format!(
+                r#"{PRELUDE}
+    #define PL {PER_LANE}
+    extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, const {ms}* mask,
+        const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv,
+        i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2,
+        i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest, i64 chunk,
+        {c}* part_o, {c}* part_ml) {{
+      const i64 row = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+      const i64 j0 = split * chunk, j1 = j0 + chunk < lk ? j0 + chunk : lk;
+      const i64 qi = row % lq, h = (row / lq) % hq, bi = row / lq / hq, kh = h / rep;
+      const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+      const {s}* qr = q + bi * qs0 + h * qs1 + qi * qs2;
+      const {s}* kb = k + bi * ks0 + kh * ks1;
+      const {s}* vb = v + bi * vs0 + kh * vs1;
+      {c} qv[PL], acc[PL];
+    #pragma unroll
+      for (int e = 0; e < PL; ++e) {{
+        const i64 dd = lane + 32 * e;
+        qv[e] = dd < d ? {lq_} * scale : ({c})0;
+        acc[e] = 0;
+      }}
+      {c} m = -INFINITY, l = 0;
+      if (sinks && warp == 0 && split == 0) {{ m = {lsink}; l = 1; }}
+      const i64 last = qi + lk - lq;  // causal: the last visible key
+      for (i64 j = j0 + warp; j < j1; j += {WARPS}) {{
+        const {s}* kr = kb + j * ks2;
+        {c} sc = 0;
+    #pragma unroll
+        for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < d) sc += qv[e] * {lk_}; }}
+        for (int o = 16; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffff, sc, o);
+        if (mask_kind == {CAUSAL}) {{ if (j > last) sc = lowest; }}
+        else if (mask_kind != {NO_MASK}) {{
+          const {ms} mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
+          if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
+          else sc += ({c}){lmask};
+        }}
+        const {c} mn = sc > m ? sc : m;
+        if (mn == -INFINITY) continue;
+        const {c} alpha = {exp}(m - mn), p = {exp}(sc - mn);
+        l = l * alpha + p; m = mn;
+        const {s}* vr = vb + j * vs2;
+    #pragma unroll
+        for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < dv) acc[e] = acc[e] * alpha + p * {lv}; }}
+      }}
+      __shared__ {c} sm[{WARPS}], sl[{WARPS}], sacc[{WARPS}][32 * PL];
+      if (lane == 0) {{ sm[warp] = m; sl[warp] = l; }}
+    #pragma unroll
+      for (int e = 0; e < PL; ++e) sacc[warp][lane + 32 * e] = acc[e];
+      __syncthreads();
+      if (warp == 0) {{
+        {c} M = sm[0];
+        for (int w = 1; w < {WARPS}; ++w) M = sm[w] > M ? sm[w] : M;
+        {c} L = 0, wt[{WARPS}];
+        for (int w = 0; w < {WARPS}; ++w) {{ wt[w] = sm[w] == -INFINITY ? ({c})0 : {exp}(sm[w] - M); L += sl[w] * wt[w]; }}
+        {s}* orow = out + ((bi * hq + h) * lq + qi) * dv;
+        const i64 part = row * splits + split;
+        if (part_o && lane == 0) {{ part_ml[2 * part] = M; part_ml[2 * part + 1] = L; }}
+    #pragma unroll
+        for (int e = 0; e < PL; ++e) {{
+          const i64 dd = lane + 32 * e;
+          if (dd < dv) {{
+            {c} o = 0;
+            for (int w = 0; w < {WARPS}; ++w) o += sacc[w][dd] * wt[w];
+            if (part_o) part_o[part * dv + dd] = o;
+            else orow[dd] = {so};
+          }}
+        }}
       }}
     }}
-  }}
-}}
-// merges the key chunks' partial results of each row (the split-K pass for short queries)
-extern "C" __global__ void {name}_combine(const {c}* part_o, const {c}* part_ml, {s}* out,
-    i64 splits, i64 dv) {{
-  const i64 row = blockIdx.x;
-  {c} M = -INFINITY;
-  for (i64 p = 0; p < splits; ++p) {{ const {c} m = part_ml[2 * (row * splits + p)]; M = m > M ? m : M; }}
-  for (i64 dd = threadIdx.x; dd < dv; dd += blockDim.x) {{
-    {c} L = 0, o = 0;
-    for (i64 p = 0; p < splits; ++p) {{
-      const {c} m = part_ml[2 * (row * splits + p)];
-      const {c} w = m == -INFINITY ? ({c})0 : {exp}(m - M);
-      L += part_ml[2 * (row * splits + p) + 1] * w;
-      o += part_o[(row * splits + p) * dv + dd] * w;
+    // merges the key chunks' partial results of each row (the split-K pass for short queries)
+    extern "C" __global__ void {name}_combine(const {c}* part_o, const {c}* part_ml, {s}* out,
+        i64 splits, i64 dv) {{
+      const i64 row = blockIdx.x;
+      {c} M = -INFINITY;
+      for (i64 p = 0; p < splits; ++p) {{ const {c} m = part_ml[2 * (row * splits + p)]; M = m > M ? m : M; }}
+      for (i64 dd = threadIdx.x; dd < dv; dd += blockDim.x) {{
+        {c} L = 0, o = 0;
+        for (i64 p = 0; p < splits; ++p) {{
+          const {c} m = part_ml[2 * (row * splits + p)];
+          const {c} w = m == -INFINITY ? ({c})0 : {exp}(m - M);
+          L += part_ml[2 * (row * splits + p) + 1] * w;
+          o += part_o[(row * splits + p) * dv + dd] * w;
+        }}
+        out[row * dv + dd] = {so};
+      }}
     }}
-    out[row * dv + dd] = {so};
-  }}
-}}
-"#,
-        s = t.store,
-        ms = mt.store,
-        lq_ = t.load("qr[dd]"),
-        lk_ = t.load("kr[dd]"),
-        lv = t.load("vr[dd]"),
-        lsink = t.load("sinks[h]"),
-        lmask = mt.load("mv"),
-        so = t.store("o / L"),
-    );
-    Some(Kernel { name, src })
+    "#,
+                s = t.store,
+                ms = mt.store,
+                lq_ = t.load("qr[dd]"),
+                lk_ = t.load("kr[dd]"),
+                lv = t.load("vr[dd]"),
+                lsink = t.load("sinks[h]"),
+                lmask = mt.load("mv"),
+                so = t.store("o / L"),
+            );
+            Some(Kernel { name, src })
+        },
+    )
 }
 
 /// The strides of the first three axes of a 4-d view whose last axis is contiguous.

@@ -6,7 +6,7 @@
 //! Operands are made row-contiguous first, so an element of the data sits at
 //! `(outer * size + index) * inner + r` and the kernels need no layouts.
 
-use super::elementwise::{cast, launch_config, row_contiguous as dense, Kernel};
+use super::elementwise::{cast, generated, launch_config, row_contiguous as dense, Kernel};
 use super::ops_c::binary_expr;
 use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
@@ -141,66 +141,68 @@ pub fn take_along_axis(
 /// Scatter of `updates` into a copy of the data: stores for `Set` (duplicates: one of
 /// them wins), atomic compare-and-swap loops on the element's word for the combining modes.
 fn scatter_kernel(mode: ScatterMode, data: Dtype, index: Dtype) -> Option<Kernel> {
-    let it = ctype(index)?.store;
-    let name = format!("scatter_{mode:?}_{}_{}", tag(data), tag(index));
-    let head = format!(
-        r#"{PRELUDE}{CHECKED}
-extern "C" __global__ void {name}(T_* out, const {it}* idx, const T_* upd, i64 outer, i64 nj,
-    i64 inner, i64 size, int axis, i64* err) {{
-  const i64 n = outer * nj * inner;
-  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {{
-    const i64 r = i % inner, o = i / inner / nj;
-    i64 v = (i64)idx[i];
-    if (!wrap_index(v, size, err, {SCATTER}, axis)) continue;
-    T_* p = out + (o * size + v) * inner + r;
-"#
-    );
-    if mode == ScatterMode::Set {
-        let t = bits_type(data.size());
-        let src = format!("{head}    *p = upd[i];\n  }}\n}}\n").replace("T_", t);
-        return Some(Kernel { name, src });
-    }
-    let body = {
-        let t = ctype(data)?;
-        let word = match data.size() {
-            2 => "unsigned short",
-            4 => "unsigned int",
-            8 => "unsigned long long",
-            _ => return None, // no 1-byte compare-and-swap
-        };
-        let op = match mode {
-            ScatterMode::Add => BinaryOp::Add,
-            ScatterMode::Prod => BinaryOp::Multiply,
-            ScatterMode::Max => BinaryOp::Maximum,
-            ScatterMode::Min => BinaryOp::Minimum,
-            ScatterMode::Set => unreachable!(),
-        };
-        let expr = binary_expr(op, &t)?;
-        format!(
-            r#"    union U {{ {word} w; T_ t; }};
-    const {c} b = {lb};
-    U cur; cur.t = *p;
-    while (true) {{
-      const {c} a = {la};
-      U next; next.t = {st};
-      const {word} seen = atomicCAS(({word}*)p, cur.w, next.w);
-      if (seen == cur.w) break;
-      cur.w = seen;
+    generated(format!("scatter_kernel {:?}", (mode, data, index)), || {
+        let it = ctype(index)?.store;
+        let name = format!("scatter_{mode:?}_{}_{}", tag(data), tag(index));
+        let head = format!(
+            r#"{PRELUDE}{CHECKED}
+    extern "C" __global__ void {name}(T_* out, const {it}* idx, const T_* upd, i64 outer, i64 nj,
+        i64 inner, i64 size, int axis, i64* err) {{
+      const i64 n = outer * nj * inner;
+      for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {{
+        const i64 r = i % inner, o = i / inner / nj;
+        i64 v = (i64)idx[i];
+        if (!wrap_index(v, size, err, {SCATTER}, axis)) continue;
+        T_* p = out + (o * size + v) * inner + r;
+    "#
+        );
+        if mode == ScatterMode::Set {
+            let t = bits_type(data.size());
+            let src = format!("{head}    *p = upd[i];\n  }}\n}}\n").replace("T_", t);
+            return Some(Kernel { name, src });
+        }
+        let body = {
+            let t = ctype(data)?;
+            let word = match data.size() {
+                2 => "unsigned short",
+                4 => "unsigned int",
+                8 => "unsigned long long",
+                _ => return None, // no 1-byte compare-and-swap
+            };
+            let op = match mode {
+                ScatterMode::Add => BinaryOp::Add,
+                ScatterMode::Prod => BinaryOp::Multiply,
+                ScatterMode::Max => BinaryOp::Maximum,
+                ScatterMode::Min => BinaryOp::Minimum,
+                ScatterMode::Set => unreachable!(),
+            };
+            let expr = binary_expr(op, &t)?;
+            format!(
+                r#"    union U {{ {word} w; T_ t; }};
+        const {c} b = {lb};
+        U cur; cur.t = *p;
+        while (true) {{
+          const {c} a = {la};
+          U next; next.t = {st};
+          const {word} seen = atomicCAS(({word}*)p, cur.w, next.w);
+          if (seen == cur.w) break;
+          cur.w = seen;
+        }}
+      }}
     }}
-  }}
-}}
-"#,
-            c = t.compute,
-            lb = t.load("upd[i]"),
-            la = t.load("cur.t"),
-            st = t.store(&format!("({})({expr})", t.compute)),
-        )
-        .replace("T_", t.store)
-    };
-    let t = ctype(data)?.store;
-    Some(Kernel {
-        name,
-        src: format!("{}{body}", head.replace("T_", t)),
+    "#,
+                c = t.compute,
+                lb = t.load("upd[i]"),
+                la = t.load("cur.t"),
+                st = t.store(&format!("({})({expr})", t.compute)),
+            )
+            .replace("T_", t.store)
+        };
+        let t = ctype(data)?.store;
+        Some(Kernel {
+            name,
+            src: format!("{}{body}", head.replace("T_", t)),
+        })
     })
 }
 

@@ -3,7 +3,7 @@
 //! matrix-vector kernel that reads the packed weights once (decode). More rows dequantize
 //! to the activations' dtype and go through cuBLAS.
 
-use super::elementwise::{launch_config, row_contiguous as dense, Kernel};
+use super::elementwise::{generated, launch_config, row_contiguous as dense, Kernel};
 use super::matmul;
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
@@ -23,97 +23,104 @@ fn supported(bits: usize) -> bool {
 /// `q * scale + bias` per element, the product rounded to the scales' dtype and the sum
 /// to the output's (as MLX and the CPU backend).
 pub fn dequantize_kernel(bits: usize, scales: Dtype, out: Dtype) -> Option<Kernel> {
-    let (ts, to) = (
-        ctype(scales).filter(|t| t.float)?,
-        ctype(out).filter(|t| t.float)?,
-    );
-    let name = format!("dequantize_{bits}_{}_{}", tag(scales), tag(out));
-    let c = if out == Dtype::Float64 {
-        "double"
-    } else {
-        "float"
-    };
-    let prod = ts.load(&ts.store("(q * s)"));
-    let src = format!(
-        r#"{PRELUDE}
-extern "C" __global__ void {name}(const u32* w, const {ss}* scales, const {ss}* biases, {os}* out, i64 n_words, i64 group_size) {{
-  const int per = 32 / {bits};
-  for (i64 wi = (i64)blockIdx.x * blockDim.x + threadIdx.x; wi < n_words; wi += (i64)gridDim.x * blockDim.x) {{
-    const u32 word = w[wi];
-    const i64 k0 = wi * per, g = k0 / group_size;
-    const {c} s = {ls}, b = {lb};
-    for (int e = 0; e < per; ++e) {{
-      const {c} q = ({c})((word >> (e * {bits})) & ((1u << {bits}) - 1));
-      const {c} p = {prod};
-      out[k0 + e] = {st};
+    generated(
+        format!("dequantize_kernel {:?}", (bits, scales, out)),
+        || {
+            let (ts, to) = (
+                ctype(scales).filter(|t| t.float)?,
+                ctype(out).filter(|t| t.float)?,
+            );
+            let name = format!("dequantize_{bits}_{}_{}", tag(scales), tag(out));
+            let c = if out == Dtype::Float64 {
+                "double"
+            } else {
+                "float"
+            };
+            let prod = ts.load(&ts.store("(q * s)"));
+            let src = format!(
+                r#"{PRELUDE}
+    extern "C" __global__ void {name}(const u32* w, const {ss}* scales, const {ss}* biases, {os}* out, i64 n_words, i64 group_size) {{
+      const int per = 32 / {bits};
+      for (i64 wi = (i64)blockIdx.x * blockDim.x + threadIdx.x; wi < n_words; wi += (i64)gridDim.x * blockDim.x) {{
+        const u32 word = w[wi];
+        const i64 k0 = wi * per, g = k0 / group_size;
+        const {c} s = {ls}, b = {lb};
+        for (int e = 0; e < per; ++e) {{
+          const {c} q = ({c})((word >> (e * {bits})) & ((1u << {bits}) - 1));
+          const {c} p = {prod};
+          out[k0 + e] = {st};
+        }}
+      }}
     }}
-  }}
-}}
-"#,
-        ss = ts.store,
-        os = to.store,
-        ls = ts.load("scales[g]"),
-        lb = ts.load("biases[g]"),
-        st = to.store("p + b"),
-    );
-    Some(Kernel { name, src })
+    "#,
+                ss = ts.store,
+                os = to.store,
+                ls = ts.load("scales[g]"),
+                lb = ts.load("biases[g]"),
+                st = to.store("p + b"),
+            );
+            Some(Kernel { name, src })
+        },
+    )
 }
 
 /// `x @ W.T` for rows of `x` (`[M, K]`) and packed `W` (`[N, K * bits / 32]`), one warp
 /// per output feature, f32 accumulation: `sum_g s_g * (x_g . q_g) + b_g * sum(x_g)`.
 pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
-    let t = ctype(dtype).filter(|t| t.float && dtype != Dtype::Float64)?;
-    let name = format!("qmv_{bits}_{}", tag(dtype));
-    // Each lane reads 16-byte runs of four packed words (independent loads in flight), the
-    // tail word by word; the activations row stays in L1.
-    let src = format!(
-        r#"{PRELUDE}
-struct alignas(16) {name}_words4 {{ u32 w[4]; }};
-__device__ __forceinline__ float {name}_word(u32 word, const {s}* xr, i64 k0, float s, float b) {{
-  float dot = 0, xs = 0;
-#pragma unroll
-  for (int e = 0; e < 32 / {bits}; ++e) {{
-    const float xv = {lx};
-    dot += xv * (float)((word >> (e * {bits})) & ((1u << {bits}) - 1));
-    xs += xv;
-  }}
-  return s * dot + b * xs;
-}}
-extern "C" __global__ void {name}(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int vec) {{
-  const int lane = threadIdx.x & 31;
-  const i64 col = (i64)blockIdx.x * {QMV_WARPS} + (threadIdx.x >> 5), row = blockIdx.y;
-  if (col >= n) return;
-  const int per = 32 / {bits};
-  const i64 words = k / per, groups = k / group_size;
-  const u32* wr = w + col * words;
-  const {s}* sr = scales + col * groups;
-  const {s}* br = biases + col * groups;
-  const {s}* xr = x + row * k;
-  float acc = 0;
-  const i64 runs = vec ? words / 4 : 0;  // 16-byte aligned rows
-  for (i64 r = lane; r < runs; r += 32) {{
-    const {name}_words4 q = reinterpret_cast<const {name}_words4*>(wr)[r];
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {{
-      const i64 k0 = (r * 4 + t) * per, g = k0 / group_size;
-      acc += {name}_word(q.w[t], xr, k0, {lsc}, {lbi});
+    generated(format!("qmv_kernel {:?}", (bits, dtype)), || {
+        let t = ctype(dtype).filter(|t| t.float && dtype != Dtype::Float64)?;
+        let name = format!("qmv_{bits}_{}", tag(dtype));
+        // Each lane reads 16-byte runs of four packed words (independent loads in flight), the
+        // tail word by word; the activations row stays in L1.
+        let src = format!(
+            r#"{PRELUDE}
+    struct alignas(16) {name}_words4 {{ u32 w[4]; }};
+    __device__ __forceinline__ float {name}_word(u32 word, const {s}* xr, i64 k0, float s, float b) {{
+      float dot = 0, xs = 0;
+    #pragma unroll
+      for (int e = 0; e < 32 / {bits}; ++e) {{
+        const float xv = {lx};
+        dot += xv * (float)((word >> (e * {bits})) & ((1u << {bits}) - 1));
+        xs += xv;
+      }}
+      return s * dot + b * xs;
     }}
-  }}
-  for (i64 wi = runs * 4 + lane; wi < words; wi += 32) {{
-    const i64 k0 = wi * per, g = k0 / group_size;
-    acc += {name}_word(wr[wi], xr, k0, {lsc}, {lbi});
-  }}
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
-  if (lane == 0) out[row * n + col] = {st};
-}}
-"#,
-        s = t.store,
-        lx = t.load("xr[k0 + e]"),
-        lsc = t.load("sr[g]"),
-        lbi = t.load("br[g]"),
-        st = t.store("acc"),
-    );
-    Some(Kernel { name, src })
+    extern "C" __global__ void {name}(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int vec) {{
+      const int lane = threadIdx.x & 31;
+      const i64 col = (i64)blockIdx.x * {QMV_WARPS} + (threadIdx.x >> 5), row = blockIdx.y;
+      if (col >= n) return;
+      const int per = 32 / {bits};
+      const i64 words = k / per, groups = k / group_size;
+      const u32* wr = w + col * words;
+      const {s}* sr = scales + col * groups;
+      const {s}* br = biases + col * groups;
+      const {s}* xr = x + row * k;
+      float acc = 0;
+      const i64 runs = vec ? words / 4 : 0;  // 16-byte aligned rows
+      for (i64 r = lane; r < runs; r += 32) {{
+        const {name}_words4 q = reinterpret_cast<const {name}_words4*>(wr)[r];
+    #pragma unroll
+        for (int t = 0; t < 4; ++t) {{
+          const i64 k0 = (r * 4 + t) * per, g = k0 / group_size;
+          acc += {name}_word(q.w[t], xr, k0, {lsc}, {lbi});
+        }}
+      }}
+      for (i64 wi = runs * 4 + lane; wi < words; wi += 32) {{
+        const i64 k0 = wi * per, g = k0 / group_size;
+        acc += {name}_word(wr[wi], xr, k0, {lsc}, {lbi});
+      }}
+      for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
+      if (lane == 0) out[row * n + col] = {st};
+    }}
+    "#,
+            s = t.store,
+            lx = t.load("xr[k0 + e]"),
+            lsc = t.load("sr[g]"),
+            lbi = t.load("br[g]"),
+            st = t.store("acc"),
+        );
+        Some(Kernel { name, src })
+    })
 }
 
 /// `a` (`[..., R, C]`) as one matrix when every batch axis is broadcast (stride 0) or 1.

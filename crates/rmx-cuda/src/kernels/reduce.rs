@@ -2,7 +2,7 @@
 //! elements (strided, through their own layout) and combines them with warp shuffles.
 //! NaN wins max/min, as on the CPU.
 
-use super::elementwise::Kernel;
+use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::Layout;
@@ -48,60 +48,65 @@ fn accumulator(op: ReduceOp, out: Dtype) -> Dtype {
 /// `partial`, each block reduces one chunk of the reduced elements and stores the raw
 /// accumulator (a first pass; a second reduces the partials).
 pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> Option<Kernel> {
-    let (ti, to) = (ctype(input)?, ctype(out)?);
-    let logical = matches!(op, ReduceOp::All | ReduceOp::Any);
-    // Accumulate in the output's compute type, widened to what warp shuffles move (sums and
-    // products of narrow integers wrap the same way in the wider type).
-    let c = match to.compute {
-        _ if logical => "int",
-        "bool" | "i8" | "i16" | "i32" => "int",
-        "u8" | "u16" | "u32" => "u32",
-        other => other,
-    };
-    let name = format!(
-        "reduce_{op:?}_{}_{}{}",
-        tag(input),
-        tag(out),
-        if partial { "_part" } else { "" }
-    );
-    let (tos, store) = if partial {
-        (c.to_string(), "acc".to_string())
-    } else {
-        (to.store.to_string(), to.store("acc"))
-    };
-    let (init, comb) = combine(op, c, to.float);
-    let load = ti.load("x[base + loc(lr, r)]");
-    let v = if logical {
-        format!("(({load}) != 0)")
-    } else {
-        format!("({c})({load})")
-    };
-    let src = format!(
-        r#"{PRELUDE}
-__device__ __forceinline__ {c} comb_{name}({c} acc, {c} v) {{ return {comb}; }}
-extern "C" __global__ void {name}(const {ts}* x, Layout lk, Layout lr, {tos}* out, i64 n_out, i64 n_red, i64 chunk) {{
-  __shared__ {c} part[32];
-  const i64 r0 = (i64)blockIdx.y * chunk;
-  const i64 r1 = r0 + chunk < n_red ? r0 + chunk : n_red;
-  for (i64 o = blockIdx.x; o < n_out; o += gridDim.x) {{
-    i64 base = loc(lk, o);
-    {c} acc = {init};
-    for (i64 r = r0 + threadIdx.x; r < r1; r += blockDim.x) {{ {c} v = {v}; acc = comb_{name}(acc, v); }}
-    for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
-    __syncthreads();
-    if (threadIdx.x < 32) {{
-      acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {init};
-      for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
-      if (threadIdx.x == 0) out[o * gridDim.y + blockIdx.y] = {store};
+    generated(
+        format!("reduce_kernel {:?}", (op, input, out, partial)),
+        || {
+            let (ti, to) = (ctype(input)?, ctype(out)?);
+            let logical = matches!(op, ReduceOp::All | ReduceOp::Any);
+            // Accumulate in the output's compute type, widened to what warp shuffles move (sums and
+            // products of narrow integers wrap the same way in the wider type).
+            let c = match to.compute {
+                _ if logical => "int",
+                "bool" | "i8" | "i16" | "i32" => "int",
+                "u8" | "u16" | "u32" => "u32",
+                other => other,
+            };
+            let name = format!(
+                "reduce_{op:?}_{}_{}{}",
+                tag(input),
+                tag(out),
+                if partial { "_part" } else { "" }
+            );
+            let (tos, store) = if partial {
+                (c.to_string(), "acc".to_string())
+            } else {
+                (to.store.to_string(), to.store("acc"))
+            };
+            let (init, comb) = combine(op, c, to.float);
+            let load = ti.load("x[base + loc(lr, r)]");
+            let v = if logical {
+                format!("(({load}) != 0)")
+            } else {
+                format!("({c})({load})")
+            };
+            let src = format!(
+                r#"{PRELUDE}
+    __device__ __forceinline__ {c} comb_{name}({c} acc, {c} v) {{ return {comb}; }}
+    extern "C" __global__ void {name}(const {ts}* x, Layout lk, Layout lr, {tos}* out, i64 n_out, i64 n_red, i64 chunk) {{
+      __shared__ {c} part[32];
+      const i64 r0 = (i64)blockIdx.y * chunk;
+      const i64 r1 = r0 + chunk < n_red ? r0 + chunk : n_red;
+      for (i64 o = blockIdx.x; o < n_out; o += gridDim.x) {{
+        i64 base = loc(lk, o);
+        {c} acc = {init};
+        for (i64 r = r0 + threadIdx.x; r < r1; r += blockDim.x) {{ {c} v = {v}; acc = comb_{name}(acc, v); }}
+        for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
+        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
+        __syncthreads();
+        if (threadIdx.x < 32) {{
+          acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {init};
+          for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
+          if (threadIdx.x == 0) out[o * gridDim.y + blockIdx.y] = {store};
+        }}
+        __syncthreads();
+      }}
     }}
-    __syncthreads();
-  }}
-}}
-"#,
-        ts = ti.store,
-    );
-    Some(Kernel { name, src })
+    "#,
+                ts = ti.store,
+            );
+            Some(Kernel { name, src })
+        },
+    )
 }
 
 pub fn reduce(

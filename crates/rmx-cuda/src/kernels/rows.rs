@@ -1,7 +1,7 @@
 //! Row kernels over the last axis: softmax and the RMS / layer norms. One block per row;
 //! statistics in float (double for float64), combined with warp shuffles.
 
-use super::elementwise::{row_contiguous, Kernel};
+use super::elementwise::{generated, row_contiguous, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
@@ -66,37 +66,39 @@ fn row_config(rows: usize) -> LaunchConfig {
 
 /// Softmax over rows of a floating dtype.
 pub fn softmax_kernel(dtype: Dtype) -> Option<Kernel> {
-    let t = ctype(dtype).filter(|t| t.float)?;
-    let name = format!("softmax_{}", tag(dtype));
-    let src = {
-        let c = t.compute;
-        let exp = t.math("exp");
-        let ld = t.load("xr[j]");
-        format!(
-            r#"{PRELUDE}{BLOCK_REDUCE}
-    extern "C" __global__ void {name}(const {s}* x, {s}* out, i64 rows, i64 n) {{
-      __shared__ {c} sh[32];
-      auto mx = [](C_ a, C_ b) {{ return (is_nan(a) || a > b) ? a : b; }};
-      auto add = [](C_ a, C_ b) {{ return a + b; }};
-      for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
-    const {s}* xr = x + r * n; {s}* orow = out + r * n;
-    {c} m = -INFINITY;
-    for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = mx(m, {ld});
-    m = block_reduce(m, mx, sh, ({c})-INFINITY);
-    {c} sum = 0;
-    for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += {exp}({ld} - m);
-    sum = block_reduce(sum, add, sh, ({c})0);
-    {c} inv = 1 / sum;
-    for (i64 j = threadIdx.x; j < n; j += blockDim.x) orow[j] = {st};
-      }}
-    }}
-    "#,
-            s = t.store,
-            st = t.store(&format!("{exp}({ld} - m) * inv")),
-        )
-        .replace("C_", c)
-    };
-    Some(Kernel { name, src })
+    generated(format!("softmax_kernel {:?}", (dtype,)), || {
+        let t = ctype(dtype).filter(|t| t.float)?;
+        let name = format!("softmax_{}", tag(dtype));
+        let src = {
+            let c = t.compute;
+            let exp = t.math("exp");
+            let ld = t.load("xr[j]");
+            format!(
+                r#"{PRELUDE}{BLOCK_REDUCE}
+        extern "C" __global__ void {name}(const {s}* x, {s}* out, i64 rows, i64 n) {{
+          __shared__ {c} sh[32];
+          auto mx = [](C_ a, C_ b) {{ return (is_nan(a) || a > b) ? a : b; }};
+          auto add = [](C_ a, C_ b) {{ return a + b; }};
+          for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
+        const {s}* xr = x + r * n; {s}* orow = out + r * n;
+        {c} m = -INFINITY;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = mx(m, {ld});
+        m = block_reduce(m, mx, sh, ({c})-INFINITY);
+        {c} sum = 0;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += {exp}({ld} - m);
+        sum = block_reduce(sum, add, sh, ({c})0);
+        {c} inv = 1 / sum;
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) orow[j] = {st};
+          }}
+        }}
+        "#,
+                s = t.store,
+                st = t.store(&format!("{exp}({ld} - m) * inv")),
+            )
+            .replace("C_", c)
+        };
+        Some(Kernel { name, src })
+    })
 }
 
 pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
@@ -126,47 +128,49 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
 
 /// RMS (`rms`) or layer norm over rows of a floating dtype, with optional weight and bias.
 pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
-    let t = ctype(dtype).filter(|t| t.float)?;
-    let name = format!("norm_{}_{}", if rms { "rms" } else { "layer" }, tag(dtype));
-    let src = {
-        let c = t.compute;
-        let ld = t.load("xr[j]");
-        let round = |e: &str| t.load(&t.store(e));
-        let y = "((v - mu) * rstd)";
-        let with_w = format!("{} * {}", round(y), t.load("w[j * ws]"));
-        let with_wb = format!("{} + {}", round(&with_w), t.load("bb[j * bs]"));
-        let with_b = format!("{} + {}", round(y), t.load("bb[j * bs]"));
-        let sqrt = t.math("sqrt");
-        let stats = if rms {
-            format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
-        } else {
-            format!("{c} s1 = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) s1 += {ld};\n    {c} mu = block_reduce(s1, add, sh, ({c})0) / ({c})n;\n    {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld} - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
-        };
-        format!(
-            r#"{PRELUDE}{BLOCK_REDUCE}
-extern "C" __global__ void {name}(const {s}* x, const {s}* w, i64 ws, const {s}* bb, i64 bs, {s}* out, i64 rows, i64 n, float eps, int flags) {{
-  __shared__ {c} sh[32];
-  auto add = []({c} a, {c} b) {{ return a + b; }};
-  for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
-    const {s}* xr = x + r * n; {s}* orow = out + r * n;
-    {stats}
-    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{
-      {c} v = {ld};
-      {c} o;
-      if (flags == 0) o = {y};
-      else if (flags == 1) o = {with_w};
-      else if (flags == 2) o = {with_b};
-      else o = {with_wb};
-      orow[j] = {st};
+    generated(format!("norm_kernel {:?}", (rms, dtype)), || {
+        let t = ctype(dtype).filter(|t| t.float)?;
+        let name = format!("norm_{}_{}", if rms { "rms" } else { "layer" }, tag(dtype));
+        let src = {
+            let c = t.compute;
+            let ld = t.load("xr[j]");
+            let round = |e: &str| t.load(&t.store(e));
+            let y = "((v - mu) * rstd)";
+            let with_w = format!("{} * {}", round(y), t.load("w[j * ws]"));
+            let with_wb = format!("{} + {}", round(&with_w), t.load("bb[j * bs]"));
+            let with_b = format!("{} + {}", round(y), t.load("bb[j * bs]"));
+            let sqrt = t.math("sqrt");
+            let stats = if rms {
+                format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+            } else {
+                format!("{c} s1 = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) s1 += {ld};\n    {c} mu = block_reduce(s1, add, sh, ({c})0) / ({c})n;\n    {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld} - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+            };
+            format!(
+                r#"{PRELUDE}{BLOCK_REDUCE}
+    extern "C" __global__ void {name}(const {s}* x, const {s}* w, i64 ws, const {s}* bb, i64 bs, {s}* out, i64 rows, i64 n, float eps, int flags) {{
+      __shared__ {c} sh[32];
+      auto add = []({c} a, {c} b) {{ return a + b; }};
+      for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
+        const {s}* xr = x + r * n; {s}* orow = out + r * n;
+        {stats}
+        for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{
+          {c} v = {ld};
+          {c} o;
+          if (flags == 0) o = {y};
+          else if (flags == 1) o = {with_w};
+          else if (flags == 2) o = {with_b};
+          else o = {with_wb};
+          orow[j] = {st};
+        }}
+      }}
     }}
-  }}
-}}
-"#,
-            s = t.store,
-            st = t.store("o"),
-        )
-    };
-    Some(Kernel { name, src })
+    "#,
+                s = t.store,
+                st = t.store("o"),
+            )
+        };
+        Some(Kernel { name, src })
+    })
 }
 
 /// RMS or layer norm with optional weight and bias (1-d, any stride), rounding to the
