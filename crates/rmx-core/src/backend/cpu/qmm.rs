@@ -151,9 +151,7 @@ fn half_scales_ok(
 pub fn decode_reads_half_scales(group_size: usize, bits: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        simd_level() == SimdLevel::Avx512
-            && (bits == 4 || bits == 8)
-            && group_size.is_multiple_of(32)
+        simd_level() == SimdLevel::Avx512 && avx512::codes_supported(group_size, bits)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -175,7 +173,6 @@ fn f32_contiguous(a: &ArrayData) -> Result<ArrayData> {
 fn decode(p: &Problem, y: &SendPtr<f32>) {
     let gs = p.group_size;
     let groups = p.k / gs;
-    let xsum: Vec<f32> = p.x.chunks_exact(gs).map(|c| c.iter().sum()).collect();
     let level = simd_level();
     // enough rows per task to amortise scheduling, while giving every thread a few tasks
     let threads = rayon::current_num_threads().max(1);
@@ -192,6 +189,8 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
         });
         return;
     }
+    // per-group sums of x, for the bias term of the kernels below
+    let xsum: Vec<f32> = p.x.chunks_exact(gs).map(|c| c.iter().sum()).collect();
     #[cfg(target_arch = "x86_64")]
     if level != SimdLevel::Baseline && fused::supported(p) {
         (0..tasks).into_par_iter().for_each(|t| {

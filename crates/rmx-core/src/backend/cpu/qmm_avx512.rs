@@ -20,11 +20,15 @@ use std::arch::x86_64::*;
 
 /// Shapes these kernels handle (the rest take the AVX2 or generic path).
 pub fn supported(p: &Problem) -> bool {
-    (p.bits == 4 || p.bits == 8)
-        && p.group_size.is_multiple_of(32)
+    codes_supported(p.group_size, p.bits)
         && p.k.is_multiple_of(p.group_size)
         && p.m >= 1
         && p.m <= DECODE_MAX_ROWS
+}
+
+/// Code widths and group sizes these kernels read.
+pub fn codes_supported(group_size: usize, bits: usize) -> bool {
+    (bits == 4 || bits == 8) && group_size.is_multiple_of(32)
 }
 
 /// Codes per chunk (16 words).

@@ -53,7 +53,7 @@ pub fn attention(
 }
 
 /// `row = exp(row)` through the SIMD kernel (`tmp` is scratch).
-fn exp_f32(row: &mut [f32], tmp: &mut Vec<f32>) {
+pub(super) fn exp_f32(row: &mut [f32], tmp: &mut Vec<f32>) {
     tmp.clear();
     tmp.extend_from_slice(row);
     super::super::fast_math::map_f32::<super::super::fast_math::Exp>(tmp, row);

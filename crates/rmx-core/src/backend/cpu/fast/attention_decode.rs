@@ -84,9 +84,7 @@ pub fn decode(q: &ArrayData, k: &ArrayData, v: &ArrayData, scale: f32, out: &Arr
                     for x in s.iter_mut() {
                         *x -= m[r];
                     }
-                    tmp.clear();
-                    tmp.extend_from_slice(s);
-                    super::super::fast_math::map_f32::<super::super::fast_math::Exp>(&tmp, s);
+                    super::attention::exp_f32(s, &mut tmp);
                     l[r] = s.iter().sum();
                 }
                 let mut acc = vec![0f32; rep * dv];
