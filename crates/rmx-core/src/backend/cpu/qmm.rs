@@ -6,7 +6,7 @@
 //!   buffer and each row of `x` adds `scale * dot(q, x_g) + bias * sum(x_g)`, with the
 //!   per-group sums of `x` computed up front. The dot runs at AVX-512 / AVX2+FMA width
 //!   when the CPU has it (run-time dispatch, as `fast_math`); with AVX-512, 4- and 8-bit
-//!   codes take the table-lookup kernels of `qmm_avx512.rs` instead.
+//!   codes take the kernels of `qmm_avx512.rs` instead.
 //! - **tiles** (more rows, or `transpose=false`): a block of `w` (rows, or group-aligned
 //!   columns) is dequantized into an f32 scratch tile and multiplied by `gemm`; blocks are
 //!   split across threads, so the dequantized matrix never exists whole.
