@@ -17,7 +17,7 @@ use crate::device::{Device, Stream};
 use crate::error::Result;
 use parking_lot::{Mutex, RwLock};
 use queue::StreamQueue;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -110,11 +110,42 @@ pub(crate) fn wait_all(nodes: &[Arc<Node>]) -> Result<()> {
 /// outside, every parallel kernel would inject its work and sleep on a latch, two thread
 /// switches per op. A node that waits for another stream there keeps running pool work
 /// (`run::wait_for_data`), so a pool thread never blocks work it may be needed for.
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+///
+/// With `keep_awake` (a long evaluation), the pool's other threads spin for work while
+/// `f` runs (`spin_for_work`): between two parallel kernels rayon puts idle threads to
+/// sleep, and waking one costs tens of microseconds, more than a decode-sized kernel.
+fn on_pool<R: Send>(keep_awake: bool, f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        rayon::scope(|_| f())
+        return f();
+    }
+    let finished = AtomicBool::new(false);
+    rayon::scope(|s| {
+        if keep_awake {
+            for _ in 1..rayon::current_num_threads() {
+                s.spawn(|_| spin_for_work(&finished));
+            }
+        }
+        let r = f();
+        finished.store(true, Ordering::Release);
+        r
+    })
+}
+
+/// Evaluations with at least this many queued nodes keep the pool awake.
+const KEEP_AWAKE_NODES: usize = 32;
+/// A spinning thread that found no work for this long goes back to rayon's sleep.
+const SPIN_LIMIT: std::time::Duration = std::time::Duration::from_micros(300);
+
+/// Runs the pool's jobs as they appear until `finished`, or until none came for
+/// `SPIN_LIMIT` (so a long serial kernel does not keep a core busy for nothing).
+fn spin_for_work(finished: &AtomicBool) {
+    let mut last_work = std::time::Instant::now();
+    while !finished.load(Ordering::Acquire) {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => last_work = std::time::Instant::now(),
+            _ if last_work.elapsed() > SPIN_LIMIT => return,
+            _ => std::hint::spin_loop(),
+        }
     }
 }
 
@@ -133,7 +164,7 @@ fn wait_helping(node: &Arc<Node>, targets: &[Arc<Node>]) -> Result<()> {
             Status::Scheduled => {}
         }
         if let Some(q) = queue(node.stream) {
-            let helped = on_pool(|| {
+            let helped = on_pool(q.pending() >= KEEP_AWAKE_NODES, || {
                 // targets finish roughly in order: skip the done prefix once, so a check
                 // costs one lock per node run, not one per target
                 let first_pending = std::cell::Cell::new(0);

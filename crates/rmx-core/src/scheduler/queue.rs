@@ -110,6 +110,11 @@ impl StreamQueue {
         }
     }
 
+    /// How many tasks are queued.
+    pub fn pending(&self) -> usize {
+        self.state.lock().tasks.len()
+    }
+
     /// Runs queued tasks on the calling thread while nobody else does, until `done()`
     /// (checked after each task) or the queue is empty. Returns whether it ran anything.
     pub fn help(self: &Arc<Self>, done: &dyn Fn() -> bool) -> bool {

@@ -62,14 +62,20 @@ pub fn arrange_x(p: &Problem) -> ArrangedX {
     let per_word = 32 / p.bits;
     let c = chunk_codes(p.bits);
     let kp = padded_k(p);
+    let lanes_per_row = kp / per_word;
     let mut values = vec![0f32; p.m * kp];
-    let mut lane_sums = vec![0f32; p.m * kp / per_word];
+    let mut lane_sums = vec![0f32; p.m * lanes_per_row];
+    // no divisions per element: this runs on every call, and for a decode-sized
+    // product it is a noticeable share of the kernel's time
     let rows = p.x.chunks_exact(p.k).zip(values.chunks_exact_mut(kp));
-    for ((src, dst), sums) in rows.zip(lane_sums.chunks_exact_mut(kp / per_word)) {
-        for (i, &v) in src.iter().enumerate() {
-            let (chunk, r) = (i / c, i % c);
-            dst[chunk * c + (r % per_word) * 16 + r / per_word] = v;
-            sums[i / per_word] += v;
+    for ((src, dst), sums) in rows.zip(lane_sums.chunks_exact_mut(lanes_per_row)) {
+        for (lane, (word, sum)) in src.chunks(per_word).zip(sums.iter_mut()).enumerate() {
+            let (chunk, l) = (lane / 16, lane % 16);
+            let out = &mut dst[chunk * c + l..];
+            for (j, &v) in word.iter().enumerate() {
+                out[j * 16] = v;
+                *sum += v;
+            }
         }
     }
     ArrangedX { values, lane_sums }
