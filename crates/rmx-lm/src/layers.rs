@@ -132,6 +132,104 @@ impl Linear {
     }
 }
 
+/// Rows `start..stop` of `a` (axis 0).
+fn rows_of(a: &Array, start: usize, stop: usize) -> Result<Array> {
+    let mut lo = vec![0i64; a.ndim()];
+    let mut hi: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
+    lo[0] = start as i64;
+    hi[0] = stop as i64;
+    Ok(ops::slice(a, &lo, &hi, None)?)
+}
+
+impl Linear {
+    /// The arrays of this layer (weights, then scales and biases when quantized, then
+    /// the bias), and a key that is equal for layers whose arrays stack by rows.
+    fn parts(&self) -> (Vec<&Array>, String) {
+        match self {
+            Linear::Dense { weight, bias } => {
+                let mut a = vec![weight];
+                a.extend(bias.as_ref());
+                let key = format!("dense {} {}", weight.dtype(), bias.is_some());
+                (a, key)
+            }
+            Linear::Quantized { q, bias } => {
+                let mut a = vec![&q.weight, &q.scales, &q.biases];
+                a.extend(bias.as_ref());
+                let key = format!(
+                    "q {:?} {} {} {}",
+                    q.config,
+                    q.scales.dtype(),
+                    q.biases.dtype(),
+                    bias.is_some()
+                );
+                (a, key)
+            }
+        }
+    }
+
+    /// The same layer with every array replaced by `f(array)`.
+    fn map(&self, mut f: impl FnMut(&Array) -> Result<Array>) -> Result<Linear> {
+        let bias = |b: &Option<Array>, f: &mut dyn FnMut(&Array) -> Result<Array>| {
+            b.as_ref().map(f).transpose()
+        };
+        Ok(match self {
+            Linear::Dense { weight, bias: b } => Linear::Dense {
+                weight: f(weight)?,
+                bias: bias(b, &mut f)?,
+            },
+            Linear::Quantized { q, bias: b } => Linear::Quantized {
+                q: Quantized {
+                    weight: f(&q.weight)?,
+                    scales: f(&q.scales)?,
+                    biases: f(&q.biases)?,
+                    config: q.config,
+                },
+                bias: bias(b, &mut f)?,
+            },
+        })
+    }
+
+    /// One layer whose output is the outputs of `layers` side by side (their weights
+    /// stacked by rows), when they share a format; `layers` then become row views of
+    /// it, so the weights are not held twice. One product instead of several per step:
+    /// fewer graph nodes and kernel calls, the same value for every output.
+    pub fn fuse_rows(layers: &mut [&mut Linear]) -> Result<Option<Linear>> {
+        let keys: Vec<String> = layers.iter().map(|l| l.parts().1).collect();
+        if layers.len() < 2 || keys.iter().any(|k| *k != keys[0]) {
+            return Ok(None);
+        }
+        let stacked: Vec<Vec<Array>> = {
+            let parts: Vec<Vec<&Array>> = layers.iter().map(|l| l.parts().0).collect();
+            (0..parts[0].len())
+                .map(|i| parts.iter().map(|p| p[i].clone()).collect())
+                .collect()
+        };
+        let mut fused_arrays = Vec::with_capacity(stacked.len());
+        for arrays in &stacked {
+            let a = ops::concatenate(arrays, Some(0))?;
+            rmx_core::eval(std::slice::from_ref(&a))?;
+            fused_arrays.push(a);
+        }
+        let mut next = fused_arrays.iter();
+        let fused = layers[0].map(|_| Ok(next.next().expect("one per part").clone()))?;
+        let mut start = vec![0usize; stacked.len()];
+        for layer in layers.iter_mut() {
+            let mut i = 0;
+            let view = layer.map(|a| {
+                let (lo, n) = (start[i], a.shape()[0]);
+                start[i] += n;
+                let v = rows_of(&fused_arrays[i], lo, lo + n)?;
+                i += 1;
+                Ok(v)
+            })?;
+            let views: Vec<Array> = view.parts().0.into_iter().cloned().collect();
+            rmx_core::eval(&views)?;
+            **layer = view;
+        }
+        Ok(Some(fused))
+    }
+}
+
 /// A token embedding table, float or quantized; `as_linear` gives tied output logits.
 #[derive(Clone)]
 pub struct Embedding(pub Linear);

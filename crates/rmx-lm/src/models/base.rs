@@ -35,6 +35,8 @@ pub struct Attention {
     pub k_proj: Linear,
     pub v_proj: Linear,
     pub o_proj: Linear,
+    /// q, k and v in one product (`Linear::fuse_rows`) when their formats allow.
+    pub qkv_proj: Option<Linear>,
     pub q_norm: Option<RmsNorm>,
     pub k_norm: Option<RmsNorm>,
     pub num_heads: usize,
@@ -58,10 +60,15 @@ impl Attention {
             }
         };
         let rope_dims = ((args.head_dim as f32 * args.partial_rotary_factor) as usize) & !1;
+        let mut q_proj = Linear::load(w, &p("q_proj"))?;
+        let mut k_proj = Linear::load(w, &p("k_proj"))?;
+        let mut v_proj = Linear::load(w, &p("v_proj"))?;
+        let qkv_proj = Linear::fuse_rows(&mut [&mut q_proj, &mut k_proj, &mut v_proj])?;
         Ok(Attention {
-            q_proj: Linear::load(w, &p("q_proj"))?,
-            k_proj: Linear::load(w, &p("k_proj"))?,
-            v_proj: Linear::load(w, &p("v_proj"))?,
+            q_proj,
+            k_proj,
+            v_proj,
+            qkv_proj,
             o_proj: Linear::load(w, &p("o_proj"))?,
             q_norm: norm("q_norm")?,
             k_norm: norm("k_norm")?,
@@ -94,9 +101,40 @@ impl Attention {
             };
             Ok(ops::transpose(&y, Some(&[0, 2, 1, 3]))?)
         };
-        let q = heads(self.q_proj.forward(x)?, self.num_heads, &self.q_norm)?;
-        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads, &self.k_norm)?;
-        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?;
+        let (q, k, v) = match &self.qkv_proj {
+            Some(qkv) => {
+                // (B, L, Hq + 2 Hkv, D), split along the heads (views)
+                let (hq, hkv) = (self.num_heads as i64, self.num_kv_heads as i64);
+                let all = ops::reshape(&qkv.forward(x)?, &[b, l, hq + 2 * hkv, -1])?;
+                let part = |from: i64, n: i64| -> Result<Array> {
+                    let d = self.head_dim as i64;
+                    Ok(ops::slice(
+                        &all,
+                        &[0, 0, from, 0],
+                        &[b, l, from + n, d],
+                        None,
+                    )?)
+                };
+                let (q, k, v) = (part(0, hq)?, part(hq, hkv)?, part(hq + hkv, hkv)?);
+                let norm_t = |y: Array, norm: &Option<RmsNorm>| -> Result<Array> {
+                    let y = match norm {
+                        Some(nm) => nm.forward(&y)?,
+                        None => y,
+                    };
+                    Ok(ops::transpose(&y, Some(&[0, 2, 1, 3]))?)
+                };
+                (
+                    norm_t(q, &self.q_norm)?,
+                    norm_t(k, &self.k_norm)?,
+                    norm_t(v, &None)?,
+                )
+            }
+            None => (
+                heads(self.q_proj.forward(x)?, self.num_heads, &self.q_norm)?,
+                heads(self.k_proj.forward(x)?, self.num_kv_heads, &self.k_norm)?,
+                heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?,
+            ),
+        };
         let rope = |x: &Array| {
             kernels::rope(
                 x,
@@ -124,29 +162,48 @@ pub struct Mlp {
     pub gate_proj: Linear,
     pub up_proj: Linear,
     pub down_proj: Linear,
+    /// gate and up in one product (`Linear::fuse_rows`) when their formats allow.
+    pub gate_up_proj: Option<Linear>,
     /// Gemma uses tanh-approximated GELU instead of SiLU.
     pub gelu: bool,
 }
 
 impl Mlp {
     pub fn load(w: &Weights, prefix: &str, gelu: bool) -> Result<Mlp> {
+        let mut gate_proj = Linear::load(w, &format!("{prefix}.gate_proj"))?;
+        let mut up_proj = Linear::load(w, &format!("{prefix}.up_proj"))?;
+        let gate_up_proj = Linear::fuse_rows(&mut [&mut gate_proj, &mut up_proj])?;
         Ok(Mlp {
-            gate_proj: Linear::load(w, &format!("{prefix}.gate_proj"))?,
-            up_proj: Linear::load(w, &format!("{prefix}.up_proj"))?,
+            gate_proj,
+            up_proj,
             down_proj: Linear::load(w, &format!("{prefix}.down_proj"))?,
+            gate_up_proj,
             gelu,
         })
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let g = self.gate_proj.forward(x)?;
+        let (g, u) = match &self.gate_up_proj {
+            Some(gu) => {
+                // (..., 2F): the two halves, as views
+                let y = gu.forward(x)?;
+                let shape: Vec<i64> = y.shape().iter().map(|&d| d as i64).collect();
+                let (nd, f) = (shape.len(), shape[shape.len() - 1] / 2);
+                let (mut lo, mut hi) = (vec![0i64; nd], shape.clone());
+                hi[nd - 1] = f;
+                let g = ops::slice(&y, &lo, &hi, None)?;
+                lo[nd - 1] = f;
+                hi[nd - 1] = 2 * f;
+                (g, ops::slice(&y, &lo, &hi, None)?)
+            }
+            None => (self.gate_proj.forward(x)?, self.up_proj.forward(x)?),
+        };
         let act = if self.gelu {
             gelu_approx(&g)?
         } else {
             ops::multiply(&g, &ops::sigmoid(&g)?)?
         };
-        self.down_proj
-            .forward(&ops::multiply(&act, &self.up_proj.forward(x)?)?)
+        self.down_proj.forward(&ops::multiply(&act, &u)?)
     }
 }
 

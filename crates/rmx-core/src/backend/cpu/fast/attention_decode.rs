@@ -43,63 +43,38 @@ pub fn decode(q: &ArrayData, k: &ArrayData, v: &ArrayData, scale: f32, out: &Arr
             ConstPtr(v.ptr::<f32>()),
         )
     };
+    let shape = Shape {
+        hkv,
+        splits,
+        per,
+        lk,
+        rep,
+        d,
+        dv,
+        scale,
+    };
     let (qs, ks, vs) = (&q.strides[..], &k.strides[..], &v.strides[..]);
-    let partials: Vec<Partial> =
-        (0..b * hkv * splits)
-            .into_par_iter()
-            .map(|task| {
-                let (bi, kh, sp) = (task / (hkv * splits), (task / splits) % hkv, task % splits);
-                let (j0, j1) = (sp * per, ((sp + 1) * per).min(lk));
-                let n = j1.saturating_sub(j0);
-                // SAFETY: every offset below is inside the operands' shapes and strides.
-                let row = |p: &ConstPtr<f32>,
-                           s: &[isize],
-                           i0: usize,
-                           i1: usize,
-                           j: usize,
-                           w: usize| unsafe {
-                    let o = i0 as isize * s[0] + i1 as isize * s[1] + j as isize * s[2];
-                    std::slice::from_raw_parts(p.get().offset(o), w)
-                };
-                let queries: Vec<&[f32]> = (0..rep)
-                    .map(|r| row(&qp, qs, bi, kh * rep + r, 0, d))
-                    .collect();
-                let mut scores = vec![0f32; rep * n];
-                for j in 0..n {
-                    let key = row(&kp, ks, bi, kh, j0 + j, d);
-                    for (r, qr) in queries.iter().enumerate() {
-                        scores[r * n + j] = scale * dot(qr, key);
-                    }
-                }
-                let mut m = vec![f32::NEG_INFINITY; rep];
-                let mut l = vec![0f32; rep];
-                let mut tmp = Vec::with_capacity(n);
-                for r in 0..rep {
-                    let s = &mut scores[r * n..(r + 1) * n];
-                    m[r] = s.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                    if m[r] == f32::NEG_INFINITY {
-                        s.fill(0.0);
-                        continue;
-                    }
-                    for x in s.iter_mut() {
-                        *x -= m[r];
-                    }
-                    super::attention::exp_f32(s, &mut tmp);
-                    l[r] = s.iter().sum();
-                }
-                let mut acc = vec![0f32; rep * dv];
-                for j in 0..n {
-                    let val = row(&vp, vs, bi, kh, j0 + j, dv);
-                    for r in 0..rep {
-                        let p = scores[r * n + j];
-                        for (a, &x) in acc[r * dv..(r + 1) * dv].iter_mut().zip(val) {
-                            *a += p * x;
-                        }
-                    }
-                }
-                Partial { m, l, acc }
-            })
-            .collect();
+    let level = super::super::fast_math::simd_level();
+    let partials: Vec<Partial> = (0..b * hkv * splits)
+        .into_par_iter()
+        .map(|task| {
+            let ops = (&qp, qs, &kp, ks, &vp, vs);
+            // the loops below auto-vectorize at the width the CPU has
+            #[cfg(target_arch = "x86_64")]
+            match level {
+                // SAFETY: the CPU has the features (simd_level).
+                super::super::fast_math::SimdLevel::Avx512 => unsafe {
+                    return task_avx512(&shape, ops, task);
+                },
+                super::super::fast_math::SimdLevel::Avx2Fma => unsafe {
+                    return task_avx2(&shape, ops, task);
+                },
+                super::super::fast_math::SimdLevel::Baseline => {}
+            }
+            let _ = level;
+            task_partial(&shape, ops, task)
+        })
+        .collect();
     let op = SendPtr(unsafe { out.ptr_mut::<f32>() });
     for (g, parts) in partials.chunks(splits).enumerate() {
         let (bi, kh) = (g / hkv, g % hkv);
@@ -129,7 +104,104 @@ pub fn decode(q: &ArrayData, k: &ArrayData, v: &ArrayData, scale: f32, out: &Arr
     }
 }
 
+/// The sizes one task needs.
+#[derive(Clone, Copy)]
+struct Shape {
+    hkv: usize,
+    splits: usize,
+    per: usize,
+    lk: usize,
+    rep: usize,
+    d: usize,
+    dv: usize,
+    scale: f32,
+}
+
+/// q, its strides, k, its strides, v, its strides.
+type Operands<'a> = (
+    &'a ConstPtr<f32>,
+    &'a [isize],
+    &'a ConstPtr<f32>,
+    &'a [isize],
+    &'a ConstPtr<f32>,
+    &'a [isize],
+);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn task_avx512(sh: &Shape, ops: Operands, task: usize) -> Partial {
+    task_partial(sh, ops, task)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn task_avx2(sh: &Shape, ops: Operands, task: usize) -> Partial {
+    task_partial(sh, ops, task)
+}
+
+/// One task: a range of keys of one (batch, kv head), for its `rep` query heads.
+#[inline(always)]
+fn task_partial(sh: &Shape, ops: Operands, task: usize) -> Partial {
+    let Shape {
+        hkv,
+        splits,
+        per,
+        lk,
+        rep,
+        d,
+        dv,
+        scale,
+    } = *sh;
+    let (qp, qs, kp, ks, vp, vs) = ops;
+    let (bi, kh, sp) = (task / (hkv * splits), (task / splits) % hkv, task % splits);
+    let (j0, j1) = (sp * per, ((sp + 1) * per).min(lk));
+    let n = j1.saturating_sub(j0);
+    // SAFETY: every offset below is inside the operands' shapes and strides.
+    let row = |p: &ConstPtr<f32>, s: &[isize], i0: usize, i1: usize, j: usize, w: usize| unsafe {
+        let o = i0 as isize * s[0] + i1 as isize * s[1] + j as isize * s[2];
+        std::slice::from_raw_parts(p.get().offset(o), w)
+    };
+    let queries: Vec<&[f32]> = (0..rep)
+        .map(|r| row(qp, qs, bi, kh * rep + r, 0, d))
+        .collect();
+    let mut scores = vec![0f32; rep * n];
+    for j in 0..n {
+        let key = row(kp, ks, bi, kh, j0 + j, d);
+        for (r, qr) in queries.iter().enumerate() {
+            scores[r * n + j] = scale * dot(qr, key);
+        }
+    }
+    let mut m = vec![f32::NEG_INFINITY; rep];
+    let mut l = vec![0f32; rep];
+    let mut tmp = Vec::with_capacity(n);
+    for r in 0..rep {
+        let s = &mut scores[r * n..(r + 1) * n];
+        m[r] = s.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+        if m[r] == f32::NEG_INFINITY {
+            s.fill(0.0);
+            continue;
+        }
+        for x in s.iter_mut() {
+            *x -= m[r];
+        }
+        super::attention::exp_f32(s, &mut tmp);
+        l[r] = s.iter().sum();
+    }
+    let mut acc = vec![0f32; rep * dv];
+    for j in 0..n {
+        let val = row(vp, vs, bi, kh, j0 + j, dv);
+        for r in 0..rep {
+            let p = scores[r * n + j];
+            for (a, &x) in acc[r * dv..(r + 1) * dv].iter_mut().zip(val) {
+                *a += p * x;
+            }
+        }
+    }
+    Partial { m, l, acc }
+}
+
 /// Dot product in 16 lanes (vectorizes; the sum order is fixed).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
