@@ -179,43 +179,66 @@ fn blocks(bytes: &[u8], size: usize) -> Result<std::slice::ChunksExact<'_, u8>> 
 
 /// Q4_0/Q4_1/Q8_0 blocks of 32 → MLX's affine quantization with group size 32:
 /// `w = scale * q + bias`, q packed little-end first into uint32 words (4 or 8 bits).
+/// Runs over the blocks in parallel, writing each block's words, scale and bias in place
+/// (a model's embedding table is converted when first used, on the critical path).
 pub fn unpack_affine(t: GgmlType, bytes: &[u8]) -> Result<(Vec<u32>, Vec<f16>, Vec<f16>)> {
+    use rayon::prelude::*;
     let (_, size) = t.block().expect("a known type");
-    let n = bytes.len() / size;
-    let mut packed: Vec<u8> = Vec::with_capacity(n * if t == GgmlType::Q8_0 { 32 } else { 16 });
-    let mut scales = Vec::with_capacity(n);
-    let mut biases = Vec::with_capacity(n);
-    for b in blocks(bytes, size)? {
-        let d = f16::from_le_bytes([b[0], b[1]]);
-        scales.push(d);
-        match t {
-            GgmlType::Q4_0 | GgmlType::Q4_1 => {
-                let (bias, qs) = if t == GgmlType::Q4_0 {
-                    (f16::from_f32(-8.0 * d.to_f32()), &b[2..18])
-                } else {
-                    (f16::from_le_bytes([b[2], b[3]]), &b[4..20])
-                };
-                biases.push(bias);
-                // ggml keeps weight j in the low nibble of qs[j] and weight j+16 in the high one.
-                for j in (0..16).step_by(2) {
-                    packed.push((qs[j] & 0x0f) | (qs[j + 1] << 4));
-                }
-                for j in (0..16).step_by(2) {
-                    packed.push((qs[j] >> 4) | (qs[j + 1] & 0xf0));
-                }
-            }
-            GgmlType::Q8_0 => {
-                biases.push(f16::from_f32(-128.0 * d.to_f32()));
-                // int8 q = uint8 (q + 128) - 128: flip the top bit.
-                packed.extend(b[2..34].iter().map(|&q| q ^ 0x80));
-            }
-            _ => return Err(runtime_err!("[load_gguf] {t:?} is not an affine type")),
-        }
+    if !matches!(t, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+        return Err(runtime_err!("[load_gguf] {t:?} is not an affine type"));
     }
-    let words = packed
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let n = blocks(bytes, size)?.len();
+    let words_per_block = if t == GgmlType::Q8_0 { 8 } else { 4 };
+    let mut words = vec![0u32; n * words_per_block];
+    let mut scales = vec![f16::ZERO; n];
+    let mut biases = vec![f16::ZERO; n];
+    const PER_TASK: usize = 2048;
+    words
+        .par_chunks_mut(PER_TASK * words_per_block)
+        .zip(scales.par_chunks_mut(PER_TASK))
+        .zip(biases.par_chunks_mut(PER_TASK))
+        .zip(bytes.par_chunks(PER_TASK * size))
+        .for_each(|(((w, s), bi), src)| {
+            let out = w.chunks_exact_mut(words_per_block).zip(s).zip(bi);
+            for (((w, s), bias), b) in out.zip(src.chunks_exact(size)) {
+                let d = f16::from_le_bytes([b[0], b[1]]);
+                *s = d;
+                let word = |q: [u8; 4]| u32::from_le_bytes(q);
+                if t == GgmlType::Q8_0 {
+                    *bias = f16::from_f32(-128.0 * d.to_f32());
+                    // int8 q = uint8 (q + 128) - 128: flip the top bit.
+                    for (wi, c) in w.iter_mut().zip(b[2..34].chunks_exact(4)) {
+                        *wi = word([c[0], c[1], c[2], c[3]]) ^ 0x8080_8080;
+                    }
+                } else {
+                    let qs = if t == GgmlType::Q4_0 {
+                        *bias = f16::from_f32(-8.0 * d.to_f32());
+                        &b[2..18]
+                    } else {
+                        *bias = f16::from_le_bytes([b[2], b[3]]);
+                        &b[4..20]
+                    };
+                    // ggml keeps weight j in the low nibble of qs[j] and weight j+16 in
+                    // the high one: the first 16 weights are the low nibbles, in order.
+                    let pack = |j: usize, high: bool| {
+                        if high {
+                            (qs[j] >> 4) | (qs[j + 1] & 0xf0)
+                        } else {
+                            (qs[j] & 0x0f) | (qs[j + 1] << 4)
+                        }
+                    };
+                    for (i, wi) in w.iter_mut().enumerate() {
+                        let (j, high) = ((i % 2) * 8, i >= 2);
+                        *wi = word([
+                            pack(j, high),
+                            pack(j + 2, high),
+                            pack(j + 4, high),
+                            pack(j + 6, high),
+                        ]);
+                    }
+                }
+            }
+        });
     Ok((words, scales, biases))
 }
 

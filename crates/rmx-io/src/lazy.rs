@@ -29,10 +29,9 @@ impl Source {
         // Safety: the mapping is read-only. A file truncated by another process while mapped
         // would fault on access (as with any mmap); rmx's own saves replace files by rename.
         let map = unsafe { Mmap::map(&file)? };
-        Ok(Source {
-            bytes: Arc::new(map),
-            label,
-        })
+        let bytes: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(map);
+        mapped::register(&file, &bytes);
+        Ok(Source { bytes, label })
     }
 
     pub fn from_bytes(bytes: Vec<u8>, label: &str) -> Source {
@@ -203,5 +202,51 @@ impl Primitive for Load {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+/// Which files this process has mapped and still uses, so a save over one of them
+/// replaces it by rename (the mapping keeps the old bytes) while a save over any other
+/// file rewrites it in place as MLX does (renaming over a large file is slow: the old
+/// file's pages, often still being written back, are dropped at the rename).
+pub(crate) mod mapped {
+    use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+    type Bytes = dyn AsRef<[u8]> + Send + Sync;
+    /// (device, inode) of each mapped file, with the mapping.
+    static MAPPED: Mutex<Vec<((u64, u64), Weak<Bytes>)>> = Mutex::new(Vec::new());
+
+    #[cfg(unix)]
+    fn id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn id(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+        None
+    }
+
+    fn lock() -> MutexGuard<'static, Vec<((u64, u64), Weak<Bytes>)>> {
+        MAPPED.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register(file: &std::fs::File, bytes: &Arc<Bytes>) {
+        if let Some(key) = file.metadata().ok().as_ref().and_then(id) {
+            let mut m = lock();
+            m.retain(|(_, w)| w.strong_count() > 0);
+            m.push((key, Arc::downgrade(bytes)));
+        }
+    }
+
+    /// Whether the file at `meta` may still be mapped by a live array (true when the
+    /// platform gives no file identity).
+    pub fn in_use(meta: &std::fs::Metadata) -> bool {
+        match id(meta) {
+            Some(key) => lock()
+                .iter()
+                .any(|(k, w)| *k == key && w.strong_count() > 0),
+            None => true,
+        }
     }
 }

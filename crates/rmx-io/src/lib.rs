@@ -248,14 +248,15 @@ pub fn save_gguf(
     })
 }
 
-/// Writes a whole file through `write`. A regular file is replaced by renaming a temporary
-/// one over it, so arrays still mapped from the old file keep their data instead of
-/// faulting on a truncated mapping, and a failed write leaves the old file intact.
+/// Writes a whole file through `write`. A file that arrays of this process still map is
+/// replaced by renaming a temporary one over it, so those arrays keep their data instead
+/// of faulting on a truncated mapping; any other file is rewritten in place, as MLX does
+/// (see `lazy::mapped`).
 pub fn write_file(path: &Path, write: impl FnOnce(&mut dyn Sink) -> Result<()>) -> Result<()> {
     let err = |e: std::io::Error| runtime_err!("[save] Unable to write {}: {e}", path.display());
     let replaceable = match std::fs::metadata(path) {
-        Ok(m) => m.is_file(),
-        Err(_) => true,
+        Ok(m) => m.is_file() && lazy::mapped::in_use(&m),
+        Err(_) => false,
     };
     let tmp = path.file_name().filter(|_| replaceable).map(|name| {
         let mut tmp_name = std::ffi::OsString::from(".");
