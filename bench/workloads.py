@@ -184,9 +184,8 @@ def build(quick):
     w.append(Workload(
         "overhead", f"per-op overhead, {iters}-op scalar graph",
         lambda rng: [], lambda mx: _overhead_graph(mx, iters), None,
-        work=("ops", iters),
-        note="x = x*1.0001 + 0.0001 x1000 then eval; us per loop step "
-             "(each step is 2 array ops)"))
+        work=("ops", 2 * iters),
+        note="x = x*1.0001 + 0.0001 x1000 then eval: 2,000 array ops; us per op"))
     from misc_workloads import build as _misc  # noqa: E402 - unique, stft, fp8, ...
 
     w.extend(_misc(quick))

@@ -180,16 +180,16 @@ impl CachingAllocator {
             } else {
                 capacity + 1
             };
-            let key = cache.free.range(capacity..upper).next().map(|(k, _)| *k);
-            key.and_then(|k| {
-                let list = cache.free.get_mut(&k)?;
-                let p = list.pop();
-                if list.is_empty() {
-                    cache.free.remove(&k);
-                }
+            // Emptied lists stay in the map: removing and re-inserting a class on every
+            // allocate/free pair allocated a tree node each time.
+            let found = cache
+                .free
+                .range_mut(capacity..upper)
+                .find_map(|(&k, list)| list.pop().map(|p| (p, k)));
+            if let Some((_, k)) = found {
                 cache.bytes -= k;
-                p.map(|p| (p, k))
-            })
+            }
+            found
         };
         let (ptr, capacity) = match reused {
             Some(found) => found,
@@ -255,14 +255,14 @@ impl CachingAllocator {
     fn trim_cache_to(&self, limit: usize) {
         let mut cache = self.cache.lock();
         while cache.bytes > limit {
-            let Some((&cap, _)) = cache.free.iter().next_back() else {
+            let Some((p, cap)) = cache
+                .free
+                .iter_mut()
+                .rev()
+                .find_map(|(&cap, list)| list.pop().map(|p| (p, cap)))
+            else {
                 break;
             };
-            let list = cache.free.get_mut(&cap).unwrap();
-            let p = list.pop().unwrap();
-            if list.is_empty() {
-                cache.free.remove(&cap);
-            }
             cache.bytes -= cap;
             unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
         }

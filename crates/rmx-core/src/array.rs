@@ -257,9 +257,20 @@ impl Array {
         primitive: Arc<dyn Primitive>,
         inputs: Vec<Array>,
     ) -> Array {
-        Self::from_multi_op(vec![(shape, dtype)], primitive, inputs)
-            .pop()
-            .unwrap()
+        // the common single-output case without from_multi_op's temporary vectors
+        let specs = vec![OutputSpec {
+            shape: shape.clone(),
+            dtype,
+        }];
+        let stream = crate::device::current_stream();
+        let node = Arc::new(Node::new(primitive, inputs, stream, specs));
+        Array {
+            inner: Arc::new(ArrayInner {
+                shape,
+                dtype,
+                state: Mutex::new(State::Pending { node, index: 0 }),
+            }),
+        }
     }
 
     /// A graph node with several outputs (siblings).

@@ -214,7 +214,8 @@ pub(crate) mod mapped {
 
     type Bytes = dyn AsRef<[u8]> + Send + Sync;
     /// (device, inode) of each mapped file, with the mapping.
-    static MAPPED: Mutex<Vec<((u64, u64), Weak<Bytes>)>> = Mutex::new(Vec::new());
+    type Mapped = Vec<((u64, u64), Weak<Bytes>)>;
+    static MAPPED: Mutex<Mapped> = Mutex::new(Vec::new());
 
     #[cfg(unix)]
     fn id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
@@ -227,7 +228,7 @@ pub(crate) mod mapped {
         None
     }
 
-    fn lock() -> MutexGuard<'static, Vec<((u64, u64), Weak<Bytes>)>> {
+    fn lock() -> MutexGuard<'static, Mapped> {
         MAPPED.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -7,7 +7,7 @@ use crate::dtype::{promote_types, Dtype};
 use crate::element::Scalar;
 use crate::error::Result;
 use crate::primitives::elementwise::{AsType, Binary, BitCast, Select, Unary};
-use crate::shape::broadcast_many;
+use crate::shape::{broadcast_many, broadcast_shapes};
 use std::sync::Arc;
 
 use super::shape::broadcast_to;
@@ -206,6 +206,13 @@ pub fn binary_name(op: BinaryOp) -> &'static str {
 
 /// Casts and broadcasts arrays to a common dtype and shape.
 pub fn broadcast_cast(arrays: &[&Array], dtype: Dtype) -> Result<Vec<Array>> {
+    if arrays
+        .iter()
+        .all(|a| a.dtype() == dtype && a.shape() == arrays[0].shape())
+    {
+        // nothing to cast or broadcast (a common case for small graphs)
+        return Ok(arrays.iter().map(|&a| a.clone()).collect());
+    }
     let shapes: Vec<&[usize]> = arrays.iter().map(|a| a.shape()).collect();
     let shape = broadcast_many(&shapes)?;
     arrays
@@ -250,10 +257,22 @@ pub fn binary(op: BinaryOp, a: &Array, b: &Array) -> Result<Array> {
         }
         _ => (promoted, promoted),
     };
-    let shapes = [a.shape(), b.shape()];
-    let shape = broadcast_many(&shapes)?;
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
     let inputs = broadcast_cast(&[a, b], compute)?;
-    Ok(Array::from_op(shape, out, Arc::new(Binary { op }), inputs))
+    Ok(Array::from_op(shape, out, binary_primitive(op), inputs))
+}
+
+/// The (stateless) primitive of `op`, made once: one allocation less per binary node.
+fn binary_primitive(op: BinaryOp) -> Arc<dyn crate::primitive::Primitive> {
+    use std::sync::OnceLock;
+    type Slot = OnceLock<Arc<dyn crate::primitive::Primitive>>;
+    #[allow(clippy::declare_interior_mutable_const)]
+    const EMPTY: Slot = OnceLock::new();
+    static MADE: [Slot; 64] = [EMPTY; 64];
+    match MADE.get(op as usize) {
+        Some(slot) => slot.get_or_init(|| Arc::new(Binary { op })).clone(),
+        None => Arc::new(Binary { op }),
+    }
 }
 
 /// A 0-d array for a Python-style scalar next to an array of dtype `other`

@@ -39,9 +39,10 @@ pub(crate) fn run_node(node: &Arc<Node>) {
 
 /// Computes the node's outputs; `started` gets the trace time once the inputs are ready.
 fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>> {
-    let inputs = node.inputs.lock().clone();
+    // no heap allocation for the usual few inputs
+    let inputs: smallvec::SmallVec<[Array; 4]> = node.inputs.lock().iter().cloned().collect();
     let backend = crate::backend::backend_for(node.stream.device)?;
-    let mut in_data = Vec::with_capacity(inputs.len());
+    let mut in_data: smallvec::SmallVec<[ArrayData; 4]> = smallvec::SmallVec::new();
     let donatable = node.primitive.donatable_input();
     for (i, inp) in inputs.iter().enumerate() {
         let mut d = wait_for_data(inp, node)?;
