@@ -93,13 +93,19 @@ impl Attention {
     /// attend to, this step's appended to `cache`.
     pub fn project(&self, x: &Array, cache: &mut KvCache) -> Result<(Array, Array, Array)> {
         let (b, l) = (x.shape()[0] as i64, x.shape()[1] as i64);
-        let heads = |y: Array, n: usize, norm: &Option<RmsNorm>| -> Result<Array> {
-            let y = ops::reshape(&y, &[b, l, n as i64, self.head_dim as i64])?;
+        // (B, L, H, D) -> (B, H, L, D), through the per-head norm when there is one
+        let norm_t = |y: Array, norm: &Option<RmsNorm>| -> Result<Array> {
             let y = match norm {
                 Some(nm) => nm.forward(&y)?,
                 None => y,
             };
             Ok(ops::transpose(&y, Some(&[0, 2, 1, 3]))?)
+        };
+        let heads = |y: Array, n: usize, norm: &Option<RmsNorm>| -> Result<Array> {
+            norm_t(
+                ops::reshape(&y, &[b, l, n as i64, self.head_dim as i64])?,
+                norm,
+            )
         };
         let (q, k, v) = match &self.qkv_proj {
             Some(qkv) => {
@@ -115,18 +121,10 @@ impl Attention {
                         None,
                     )?)
                 };
-                let (q, k, v) = (part(0, hq)?, part(hq, hkv)?, part(hq + hkv, hkv)?);
-                let norm_t = |y: Array, norm: &Option<RmsNorm>| -> Result<Array> {
-                    let y = match norm {
-                        Some(nm) => nm.forward(&y)?,
-                        None => y,
-                    };
-                    Ok(ops::transpose(&y, Some(&[0, 2, 1, 3]))?)
-                };
                 (
-                    norm_t(q, &self.q_norm)?,
-                    norm_t(k, &self.k_norm)?,
-                    norm_t(v, &None)?,
+                    norm_t(part(0, hq)?, &self.q_norm)?,
+                    norm_t(part(hq, hkv)?, &self.k_norm)?,
+                    norm_t(part(hq + hkv, hkv)?, &None)?,
                 )
             }
             None => (
