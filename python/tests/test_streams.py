@@ -341,3 +341,29 @@ def test_background_error_is_reported_at_the_next_eval():
     for call in (lambda: mx.eval(dep), lambda: dep.item(), lambda: np.array(bad)):
         with pytest.raises(IndexError):
             in_thread(call, timeout=30)
+
+
+@rmx_only
+def test_eval_waiting_on_a_stream_mid_kernel_does_not_deadlock():
+    # An eval whose node needs another stream's output must not wait on a rayon pool
+    # thread: that thread may be inside a parallel loop of the very kernel it waits for
+    # (it picks up the eval as pool work while waiting for a stolen half of the loop).
+    # This pattern deadlocked a CI run; repeating it makes the interleaving likely.
+    mx = get_rmx()
+    A_, B_ = mx.new_stream(mx.cpu), mx.new_stream(mx.cpu)
+    x = mx.array(np.random.default_rng(2).standard_normal((384, 384)).astype(np.float32))
+    mx.eval(x)
+    x_np = np.array(x)
+
+    def rounds():
+        for i in range(60):
+            a = mx.matmul(x, x, stream=A_)
+            a = mx.matmul(a, x, stream=A_) * (1 / 384)
+            mx.async_eval(a)
+            b = mx.add(a, float(i), stream=B_)
+            got = np.array(b)
+            if i % 20 == 0:
+                exp = x_np @ x_np @ x_np * (1 / 384) + i
+                np.testing.assert_allclose(got, exp, rtol=1e-3, atol=1e-2)
+
+    in_thread(rounds, timeout=60)

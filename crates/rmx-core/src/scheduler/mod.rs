@@ -108,8 +108,9 @@ pub(crate) fn wait_all(nodes: &[Arc<Node>]) -> Result<()> {
 /// Runs `f` on a thread of rayon's pool (injecting it once if the caller is not one), so
 /// the kernels' parallel loops share work through the pool's own deques; called from
 /// outside, every parallel kernel would inject its work and sleep on a latch, two thread
-/// switches per op. A node that waits for another stream there keeps running pool work
-/// (`run::wait_for_data`), so a pool thread never blocks work it may be needed for.
+/// switches per op. `help` runs there only nodes whose inputs are ready and leaves one
+/// that must wait for another stream to the stream's worker thread: a pool thread that
+/// waited could be sitting on top of (inside a parallel loop of) the kernel it waits for.
 ///
 /// With `keep_awake` (a long evaluation), the pool's other threads spin for work while
 /// `f` runs (`spin_for_work`): between two parallel kernels rayon puts idle threads to

@@ -4,7 +4,7 @@
 //! cheap as running the graph inline). The worker is spawned on demand and exits after
 //! an idle while, so streams cost no thread when unused.
 
-use super::run::run_node;
+use super::run::{inputs_ready, run_node};
 use crate::array::Node;
 use crate::device::Stream;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -116,14 +116,29 @@ impl StreamQueue {
     }
 
     /// Runs queued tasks on the calling thread while nobody else does, until `done()`
-    /// (checked after each task) or the queue is empty. Returns whether it ran anything.
+    /// (checked after each task) or the queue is empty. A task whose input another
+    /// stream is still computing is left to the worker thread (woken for it): helpers
+    /// run on rayon's pool, where waiting could deadlock (see `run::wait_on`). Returns
+    /// whether it ran anything.
     pub fn help(self: &Arc<Self>, done: &dyn Fn() -> bool) -> bool {
         let mut st = self.state.lock();
         if st.running || st.tasks.is_empty() {
             return false;
         }
         st.running = true;
-        while let Some(task) = st.tasks.pop_front() {
+        let mut ran = false;
+        while let Some(task) = st.tasks.front() {
+            if !inputs_ready(task) {
+                st.running = false;
+                self.wake(&mut st);
+                if st.worker_alive {
+                    return ran;
+                }
+                // no worker thread could be made: run it here, waiting
+                st.running = true;
+            }
+            let task = st.tasks.pop_front().expect("non-empty");
+            ran = true;
             let finished = MutexGuard::unlocked(&mut st, || {
                 run_node(&task);
                 drop(task);
@@ -136,7 +151,12 @@ impl StreamQueue {
         }
         st.running = false;
         self.wake(&mut st);
-        true
+        ran
+    }
+
+    /// Whether nobody runs the queue and its front task could run now.
+    fn runnable(st: &QueueState) -> bool {
+        !st.running && st.tasks.front().is_some_and(|t| inputs_ready(t))
     }
 
     /// Waits until every task submitted before the call has run, helping if it can.
@@ -148,7 +168,7 @@ impl StreamQueue {
             if st.completed >= target {
                 return;
             }
-            if !st.running && !st.tasks.is_empty() {
+            if Self::runnable(&st) {
                 continue;
             }
             st.sync_waiters += 1;

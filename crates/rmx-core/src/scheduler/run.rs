@@ -92,20 +92,23 @@ fn wait_for_data(inp: &Array, consumer: &Node) -> Result<ArrayData> {
     inp.try_data().ok_or_else(|| not_ready(consumer))
 }
 
-/// Waits for `node`'s event. On a rayon pool thread (an `eval` helping its queue), keeps
-/// running the pool's pending work meanwhile: the producer may be another stream's
-/// kernel whose parallel loop needs this thread (with one pool thread, it would never
-/// finish otherwise).
+/// Waits for `node`'s event. Only stream workers and threads outside rayon's pool get
+/// here with an unfinished input: a helper on a pool thread runs a node only once its
+/// inputs are ready (`inputs_ready`), since a pool thread that blocks (or runs other
+/// pool jobs while it waits) can sit on top of the very kernel it waits for.
 fn wait_on(node: &Node, st: &mut parking_lot::MutexGuard<'_, Status>) {
-    if rayon::current_thread_index().is_none() {
-        node.finished.wait(st);
-        return;
-    }
-    let ran = parking_lot::MutexGuard::unlocked(st, rayon::yield_now);
-    if ran != Some(rayon::Yield::Executed) && matches!(**st, Status::Scheduled) {
-        node.finished
-            .wait_for(st, std::time::Duration::from_micros(50));
-    }
+    node.finished.wait(st);
+}
+
+/// Whether `node` can run without waiting: every input computed by another stream is
+/// finished. Inputs from the node's own stream were queued before it, so they are done.
+pub(crate) fn inputs_ready(node: &Node) -> bool {
+    node.inputs.lock().iter().all(|inp| match inp.node() {
+        None => true,
+        Some((src, _)) => {
+            src.stream == node.stream || !matches!(*src.status.lock(), Status::Scheduled)
+        }
+    })
 }
 
 fn not_ready(consumer: &Node) -> crate::Error {
