@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for the README's two commands:
-# - Python packages: numpy, pytest, maturin; real MLX and mlx-lm as the test references;
+# - Python packages: numpy, pytest (with pytest-timeout), maturin; real MLX and mlx-lm as the test references;
 #   safetensors, gguf, tokenizers and sentencepiece for the IO and rmx-lm tests;
 #   scikit-learn for the digits data of the examples; NVIDIA's NVRTC library (no GPU
 #   needed) so the CUDA kernel sources are compile-checked on CPU-only machines too.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --disable-pip-version-check numpy pytest maturin 'mlx[cpu]==0.32.4' \
     'mlx-lm==0.28.4' safetensors gguf tokenizers sentencepiece scikit-learn \
-    'nvidia-cuda-nvrtc>=13,<14'
+    'nvidia-cuda-nvrtc>=13,<14' pytest-timeout
 cargo build --release --workspace --lib --bins --examples
 cp target/release/lib_rmx.so python/rmx/_rmx.abi3.so
 bash scripts/fetch_fixtures.sh

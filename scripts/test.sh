@@ -15,4 +15,7 @@ LD_LIBRARY_PATH="$NVRTC_DIR:${LD_LIBRARY_PATH:-}" RMX_REQUIRE_NVRTC=1 \
 cargo build --release --workspace --lib --bins --examples
 cp target/release/lib_rmx.so python/rmx/_rmx.abi3.so
 # Tests marked mlx_quirk check MLX behaviours rmx deliberately does not copy (see README).
-PYTHONPATH="$(pwd)/python" python3 -m pytest python/tests -q -p no:cacheprovider -m "not mlx_quirk"
+# A test that hangs (a deadlock) fails after 10 minutes with every thread's stack, rather
+# than running into CI's limit with no trace.
+PYTHONPATH="$(pwd)/python" python3 -m pytest python/tests -q -p no:cacheprovider -m "not mlx_quirk" \
+    --timeout 600 --timeout-method thread
