@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+import blas_quiet  # noqa: F401 - before NumPy: OpenBLAS threads must not spin
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -20,6 +20,7 @@ import platform
 import subprocess
 import sys
 
+import blas_quiet  # noqa: F401 - before NumPy: OpenBLAS threads must not spin
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 
+import blas_quiet  # noqa: F401 - before NumPy: OpenBLAS threads must not spin
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -26,6 +26,7 @@ import os
 import sys
 import time
 
+import blas_quiet  # noqa: F401 - before NumPy: OpenBLAS threads must not spin
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))

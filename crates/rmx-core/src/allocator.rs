@@ -126,9 +126,60 @@ impl Drop for Buffer {
     }
 }
 
+/// Free blocks by capacity. The power-of-two classes up to 4 KiB (0-d and small arrays,
+/// one per graph node in scalar code) sit in a fixed array: a B-tree search per
+/// allocate/free pair was a visible share of the per-op overhead.
 struct Cache {
+    small: [Vec<NonNull<u8>>; SMALL_CLASSES],
     free: BTreeMap<usize, Vec<NonNull<u8>>>,
     bytes: usize,
+}
+
+/// Classes 64, 128, ..., 4096 bytes.
+const SMALL_CLASSES: usize = 7;
+
+fn small_index(capacity: usize) -> Option<usize> {
+    (capacity <= 4096).then(|| capacity.trailing_zeros() as usize - ALIGN.trailing_zeros() as usize)
+}
+
+impl Cache {
+    /// A cached block of `capacity`'s class, or for big sizes one up to 2x larger.
+    fn pop(&mut self, capacity: usize) -> Option<(NonNull<u8>, usize)> {
+        let found = match small_index(capacity) {
+            Some(i) => self.small[i].pop().map(|p| (p, capacity)),
+            // emptied lists stay in the map: removing and re-inserting a class on every
+            // allocate/free pair allocated a tree node each time
+            None => self
+                .free
+                .range_mut(capacity..capacity * 2)
+                .find_map(|(&k, list)| list.pop().map(|p| (p, k))),
+        };
+        if let Some((_, k)) = found {
+            self.bytes -= k;
+        }
+        found
+    }
+
+    fn push(&mut self, capacity: usize, ptr: NonNull<u8>) {
+        self.bytes += capacity;
+        match small_index(capacity) {
+            Some(i) => self.small[i].push(ptr),
+            None => self.free.entry(capacity).or_default().push(ptr),
+        }
+    }
+
+    /// Every cached block with its capacity, largest classes first.
+    fn drain(&mut self) -> Vec<(usize, NonNull<u8>)> {
+        let mut out: Vec<(usize, NonNull<u8>)> = Vec::new();
+        for (cap, list) in std::mem::take(&mut self.free).into_iter().rev() {
+            out.extend(list.into_iter().map(|p| (cap, p)));
+        }
+        for (i, list) in self.small.iter_mut().enumerate().rev() {
+            out.extend(std::mem::take(list).into_iter().map(|p| (ALIGN << i, p)));
+        }
+        self.bytes = 0;
+        out
+    }
 }
 
 unsafe impl Send for Cache {}
@@ -143,6 +194,7 @@ struct CachingAllocator {
 
 static ALLOCATOR: CachingAllocator = CachingAllocator {
     cache: Mutex::new(Cache {
+        small: [const { Vec::new() }; SMALL_CLASSES],
         free: BTreeMap::new(),
         bytes: 0,
     }),
@@ -172,25 +224,7 @@ impl CachingAllocator {
             });
         }
         let capacity = size_class(nbytes);
-        let reused = {
-            let mut cache = self.cache.lock();
-            // Reuse a cached block of the same class, or a larger one up to 2x for big sizes.
-            let upper = if capacity > 4096 {
-                capacity * 2
-            } else {
-                capacity + 1
-            };
-            // Emptied lists stay in the map: removing and re-inserting a class on every
-            // allocate/free pair allocated a tree node each time.
-            let found = cache
-                .free
-                .range_mut(capacity..upper)
-                .find_map(|(&k, list)| list.pop().map(|p| (p, k)));
-            if let Some((_, k)) = found {
-                cache.bytes -= k;
-            }
-            found
-        };
+        let reused = self.cache.lock().pop(capacity);
         let (ptr, capacity) = match reused {
             Some(found) => found,
             None => {
@@ -227,8 +261,7 @@ impl CachingAllocator {
         let limit = self.cache_limit.load(Ordering::Relaxed);
         let mut cache = self.cache.lock();
         if cache.bytes + capacity <= limit {
-            cache.bytes += capacity;
-            cache.free.entry(capacity).or_default().push(ptr);
+            cache.push(capacity, ptr);
         } else {
             drop(cache);
             unsafe {
@@ -241,29 +274,31 @@ impl CachingAllocator {
     }
 
     fn clear_cache(&self) {
-        let mut cache = self.cache.lock();
-        let blocks = std::mem::take(&mut cache.free);
-        cache.bytes = 0;
-        drop(cache);
-        for (cap, ptrs) in blocks {
-            for p in ptrs {
-                unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
-            }
+        let blocks = self.cache.lock().drain();
+        for (cap, p) in blocks {
+            unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
         }
     }
 
+    /// Frees cached blocks, largest first, until the cache holds at most `limit` bytes.
     fn trim_cache_to(&self, limit: usize) {
         let mut cache = self.cache.lock();
-        while cache.bytes > limit {
-            let Some((p, cap)) = cache
-                .free
-                .iter_mut()
-                .rev()
-                .find_map(|(&cap, list)| list.pop().map(|p| (p, cap)))
-            else {
-                break;
-            };
-            cache.bytes -= cap;
+        if cache.bytes <= limit {
+            return;
+        }
+        let blocks = cache.drain();
+        let mut freed = Vec::new();
+        let mut bytes: usize = blocks.iter().map(|(cap, _)| cap).sum();
+        for (cap, p) in blocks {
+            if bytes > limit {
+                bytes -= cap;
+                freed.push((cap, p));
+            } else {
+                cache.push(cap, p);
+            }
+        }
+        drop(cache);
+        for (cap, p) in freed {
             unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
         }
     }

@@ -1,6 +1,11 @@
 //! Python bindings: the `rmx._rmx` extension that `rmx.core` re-exports. A thin layer:
 //! argument parsing and conversions only; every semantic lives in `rmx_core`.
 
+/// Graph building and evaluation allocate many small objects per op (nodes, array
+/// handles, 0-d buffers); mimalloc serves them faster than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod array;
 mod compile;

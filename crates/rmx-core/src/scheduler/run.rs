@@ -3,7 +3,7 @@
 //! the result or the error, signal the node's event and drop the inputs (which detaches
 //! the graph). Never panics and never returns early without signalling.
 
-use crate::array::{Array, ArrayData, Node, Status};
+use crate::array::{Array, ArrayData, Node, State, Status};
 use crate::error::Result;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -69,27 +69,37 @@ fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>
 /// The data of `inp`, waiting for its node's event if another stream is still computing
 /// it. The array's own lock is not held while waiting, so readers of it never block.
 fn wait_for_data(inp: &Array, consumer: &Node) -> Result<ArrayData> {
-    let (src, _) = match inp.node() {
-        None => return inp.try_data().ok_or_else(|| not_ready(consumer)),
-        Some(n) => n,
-    };
-    {
-        let mut st = src.status.lock();
-        loop {
-            match &*st {
-                Status::Done(_) => break,
-                Status::Failed(e) => return Err(e.clone()),
-                Status::Built => {
-                    return Err(crate::runtime_err!(
-                        "[eval] An input of {} was never scheduled.",
-                        consumer.primitive.name()
-                    ))
+    loop {
+        // one lock of the array's state in the usual case (input computed)
+        let src = {
+            let mut st = inp.inner.state.lock();
+            let found = match &*st {
+                State::Ready(d) => return Ok(d.clone()),
+                State::Pending { node, index } => match &*node.status.lock() {
+                    Status::Done(r) => Ok(r[*index].clone()),
+                    Status::Failed(e) => return Err(e.clone()),
+                    Status::Built => {
+                        return Err(crate::runtime_err!(
+                            "[eval] An input of {} was never scheduled.",
+                            consumer.primitive.name()
+                        ))
+                    }
+                    Status::Scheduled => Err(node.clone()),
+                },
+            };
+            match found {
+                Ok(data) => {
+                    *st = State::Ready(data.clone());
+                    return Ok(data);
                 }
-                Status::Scheduled => wait_on(&src, &mut st),
+                Err(node) => node,
             }
+        };
+        let mut st = src.status.lock();
+        while matches!(*st, Status::Scheduled) {
+            wait_on(&src, &mut st);
         }
     }
-    inp.try_data().ok_or_else(|| not_ready(consumer))
 }
 
 /// Waits for `node`'s event. Only stream workers and threads outside rayon's pool get
@@ -103,17 +113,13 @@ fn wait_on(node: &Node, st: &mut parking_lot::MutexGuard<'_, Status>) {
 /// Whether `node` can run without waiting: every input computed by another stream is
 /// finished. Inputs from the node's own stream were queued before it, so they are done.
 pub(crate) fn inputs_ready(node: &Node) -> bool {
-    node.inputs.lock().iter().all(|inp| match inp.node() {
-        None => true,
-        Some((src, _)) => {
-            src.stream == node.stream || !matches!(*src.status.lock(), Status::Scheduled)
-        }
-    })
-}
-
-fn not_ready(consumer: &Node) -> crate::Error {
-    crate::runtime_err!(
-        "[eval] An input of {} was not computed.",
-        consumer.primitive.name()
-    )
+    node.inputs
+        .lock()
+        .iter()
+        .all(|inp| match &*inp.inner.state.lock() {
+            State::Ready(_) => true,
+            State::Pending { node: src, .. } => {
+                src.stream == node.stream || !matches!(*src.status.lock(), Status::Scheduled)
+            }
+        })
 }
