@@ -35,6 +35,10 @@ if [ ! -d /tmp/site-cuda ] && ls /tmp/mlxc/mlxcuda.part.* >/dev/null 2>&1; then
 fi
 MLX_ARG=""; [ -d /tmp/site-cuda ] && MLX_ARG="--mlx-site /tmp/site-cuda"
 PYTHONPATH=$PWD/python python3 "$PACK/cuda.py" ${BENCH_ARGS:-} $MLX_ARG
+if [ "${GPU_STREAMS:-1}" = 1 ]; then
+  echo "== streams: MLP training loop, async_eval against eval (GPU default device)"
+  PYTHONPATH=$PWD/python python3 "$PACK/streams.py" --steps 50 --repeats 5
+fi
 if [ "${GPU_DECODE:-1}" = 1 ]; then
   echo "== rmx-lm decode, Llama-3.2-1B-shaped random weights (bf16, then 4-bit)"
   M=/tmp/llama1b; [ -f $M/model.safetensors ] || python3 "$PACK/make_random_llama.py" $M

@@ -9,6 +9,11 @@ use rmx_lm::Result;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// Decoding builds ~1,100 graph nodes per token; mimalloc serves their many small
+/// allocations faster than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rmx-lm",
