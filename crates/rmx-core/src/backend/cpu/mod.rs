@@ -8,6 +8,7 @@ mod fast;
 pub mod fast_math;
 mod fft;
 pub mod fp8;
+mod fused_f32;
 mod indexing;
 pub mod loops;
 pub mod math;
@@ -67,6 +68,14 @@ impl Backend for CpuBackend {
     }
     fn copy(&self, x: &ArrayData) -> Result<ArrayData> {
         copy::copy(x)
+    }
+    fn fused(
+        &self,
+        program: &crate::primitives::fused::Fused,
+        inputs: &[ArrayData],
+        _out_dtype: Dtype,
+    ) -> Result<Option<ArrayData>> {
+        fused_f32::run(program, inputs).transpose()
     }
     fn copy_into(&self, src: &ArrayData, dst: &ArrayData) -> Result<()> {
         copy::copy_into(src, dst)?;

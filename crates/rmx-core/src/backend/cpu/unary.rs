@@ -30,11 +30,7 @@ fn fast_f32(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> bool {
                 let o = unsafe { std::slice::from_raw_parts_mut(op.get().add(b), end - b) };
                 fm::map_f32::<K>(inp, o);
                 if let Some(f) = exact {
-                    for (o, &v) in o.iter_mut().zip(inp) {
-                        if v.abs() >= 2.0e8 {
-                            *o = f(v);
-                        }
-                    }
+                    fm::fix_huge_trig_args(inp, o, f);
                 }
                 b = end;
             }

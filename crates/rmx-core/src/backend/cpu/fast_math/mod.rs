@@ -407,6 +407,23 @@ const PIO2_P3: f64 = 6.123233995736766e-17; // 0x1.1a62633145c07p-54
 /// Below this |x| the 3-part reduction is exact (|j| < 2^27).
 const TRIG_EXACT_LIMIT: f32 = 2.0e8;
 
+/// Recomputes with `exact` the elements of `out` whose input has |x| >= 2e8, beyond the
+/// range reduction of `sin_k`/`cos_k`/`tan_k`. A vectorizable scan finds whether there is
+/// any first: the per-element branch alone had cost a third of a 10M-element `sin`.
+pub fn fix_huge_trig_args(inp: &[f32], out: &mut [f32], exact: fn(f32) -> f32) {
+    if !inp
+        .iter()
+        .fold(false, |any, &v| any | (absf(v) >= TRIG_EXACT_LIMIT))
+    {
+        return;
+    }
+    for (o, &v) in out.iter_mut().zip(inp) {
+        if absf(v) >= TRIG_EXACT_LIMIT {
+            *o = exact(v);
+        }
+    }
+}
+
 /// Reduce x to r in [-pi/4, pi/4] (f64) and the quadrant q (low bits of j).
 #[inline(always)]
 fn trig_reduce<const F: bool>(x: f32) -> (f64, u64) {
