@@ -260,3 +260,19 @@ def test_fused_tiles_over_broadcast_layouts(shapes):
     got, want = mx.compile(f)(*xs), f(*xs)
     assert got.shape == want.shape
     assert np.array_equal(np.array(got), np.array(want))
+
+
+@pytest.mark.parametrize("n", [1, 2047, 2049, 200_003])
+def test_float32_fused_pass_is_bit_exact_across_chunks_and_threads(n):
+    # float32 programs of supported ops run as one chunked pass (backend/cpu/fused_f32.rs);
+    # sizes straddle its 2,048-element chunks and the 65,536-element threading threshold,
+    # and some arguments are beyond sin/cos's range reduction (their exact fallback)
+    mx = get_rmx()
+    v = rand((n,), "float32", seed=30) * 10
+    v[::97] = 3e8
+    v[1::89] = np.nan
+    x, s = mx.array(v), mx.array(np.float32(0.75))
+    f = lambda t, c: mx.exp(mx.sin(t) * 2 + c) * t - mx.cos(t) / (mx.abs(t) + 1)  # noqa: E731
+    got, want = mx.compile(f)(x, s), f(x, s)
+    assert got.dtype == want.dtype == mx.float32
+    assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
