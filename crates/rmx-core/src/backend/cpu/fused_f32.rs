@@ -80,85 +80,65 @@ fn execute(program: &Fused, sources: &[Source], shape: &[usize]) -> Result<Array
     let level = fm::simd_level();
     par_range(n, |s, e| {
         let mut regs = vec![0f32; CHUNK * program.ops.len().saturating_sub(1)];
-        let mut b = s;
-        while b < e {
-            let len = CHUNK.min(e - b);
-            let dst = unsafe { std::slice::from_raw_parts_mut(op.get().add(b), len) };
+        let mut start = s;
+        while start < e {
+            let len = CHUNK.min(e - start);
+            let dst = unsafe { std::slice::from_raw_parts_mut(op.get().add(start), len) };
+            let chunk = Chunk {
+                level,
+                program,
+                sources,
+                start,
+                len,
+            };
             // SAFETY: `level` comes from the CPUID probe.
-            unsafe { run_chunk_at(level, program, sources, b, len, &mut regs, dst) };
-            b += len;
+            unsafe { run_chunk_at(&chunk, &mut regs, dst) };
+            start += len;
         }
     });
     Ok(out)
 }
 
-unsafe fn run_chunk_at(
+/// Elements `start..start + len` of a program's output.
+struct Chunk<'a> {
     level: fm::SimdLevel,
-    program: &Fused,
-    sources: &[Source],
+    program: &'a Fused,
+    sources: &'a [Source],
     start: usize,
     len: usize,
-    regs: &mut [f32],
-    dst: &mut [f32],
-) {
-    match level {
+}
+
+/// `run_chunk` compiled for the chunk's SIMD level, so its loops use the widest vectors.
+unsafe fn run_chunk_at(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    unsafe fn avx512(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
+        run_chunk(c, regs, dst)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
+        run_chunk(c, regs, dst)
+    }
+    match c.level {
         #[cfg(target_arch = "x86_64")]
-        fm::SimdLevel::Avx512 => unsafe {
-            run_chunk_avx512(level, program, sources, start, len, regs, dst)
-        },
+        fm::SimdLevel::Avx512 => unsafe { avx512(c, regs, dst) },
         #[cfg(target_arch = "x86_64")]
-        fm::SimdLevel::Avx2Fma => unsafe {
-            run_chunk_avx2(level, program, sources, start, len, regs, dst)
-        },
-        _ => run_chunk(level, program, sources, start, len, regs, dst),
+        fm::SimdLevel::Avx2Fma => unsafe { avx2(c, regs, dst) },
+        _ => run_chunk(c, regs, dst),
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-unsafe fn run_chunk_avx512(
-    level: fm::SimdLevel,
-    program: &Fused,
-    sources: &[Source],
-    start: usize,
-    len: usize,
-    regs: &mut [f32],
-    dst: &mut [f32],
-) {
-    run_chunk(level, program, sources, start, len, regs, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_chunk_avx2(
-    level: fm::SimdLevel,
-    program: &Fused,
-    sources: &[Source],
-    start: usize,
-    len: usize,
-    regs: &mut [f32],
-    dst: &mut [f32],
-) {
-    run_chunk(level, program, sources, start, len, regs, dst)
-}
-
-/// The program on elements `start..start + len`; op `i < last` writes register `i`.
+/// The program on one chunk; op `i` before the last writes register `i`.
 #[inline(always)]
-fn run_chunk(
-    level: fm::SimdLevel,
-    program: &Fused,
-    sources: &[Source],
-    start: usize,
-    len: usize,
-    regs: &mut [f32],
-    dst: &mut [f32],
-) {
-    let last = program.ops.len() - 1;
-    for (i, op) in program.ops.iter().enumerate() {
+fn run_chunk(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
+    let (start, len) = (c.start, c.len);
+    let last = c.program.ops.len() - 1;
+    for (i, op) in c.program.ops.iter().enumerate() {
         let (done, rest) = regs.split_at_mut(i * CHUNK);
         let operand = |a: &Arg| match *a {
             Arg::Op(j) => Operand::Slice(&done[j * CHUNK..j * CHUNK + len]),
-            Arg::Input(k) => match sources[k] {
+            Arg::Input(k) => match c.sources[k] {
                 Source::Contiguous(p) => {
                     Operand::Slice(unsafe { std::slice::from_raw_parts(p.get().add(start), len) })
                 }
@@ -168,7 +148,7 @@ fn run_chunk(
         let out: &mut [f32] = if i == last { dst } else { &mut rest[..len] };
         match op.kind {
             FusedKind::Unary(u) => match operand(&op.args[0]) {
-                Operand::Slice(x) => unary(level, u, x, out),
+                Operand::Slice(x) => unary(c.level, u, x, out),
                 Operand::Scalar(_) => unreachable!("excluded in `run`"),
             },
             FusedKind::Binary(b) => binary(b, operand(&op.args[0]), operand(&op.args[1]), out),
