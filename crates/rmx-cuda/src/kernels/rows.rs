@@ -31,6 +31,11 @@ template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v,
 /// A row kernel's launch: the fresh output, device addresses of the dense-row input and the
 /// output, the row length and the number of rows.
 struct RowJob {
+    /// The dense-row input (a fresh copy when `x` was strided). Held until the launch:
+    /// dropped earlier, its device memory went back to the pool, and an upload queued
+    /// before the kernel (a norm's weight) could reuse it: the first row then read the
+    /// weight (`test_fast.py::test_vmap_vs_loop[rms_x]` on the GPU).
+    _input: ArrayData,
     out: ArrayData,
     optr: u64,
     xptr: u64,
@@ -48,6 +53,7 @@ fn row_job(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<RowJob>> {
     let rows = x.numel().checked_div(n).unwrap_or(0);
     let xptr = if rows == 0 { 0 } else { device_ptr(gpu, &x)? };
     Ok(Some(RowJob {
+        _input: x,
         out,
         optr,
         xptr,
@@ -106,6 +112,7 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
         return Ok(None);
     };
     let Some(RowJob {
+        _input,
         out,
         optr,
         xptr,
@@ -187,6 +194,7 @@ pub fn norm(
         return Ok(None);
     }
     let Some(RowJob {
+        _input,
         out,
         optr,
         xptr,
