@@ -4,8 +4,8 @@ OpenBLAS's worker threads busy-wait after each call (2^28 cycles by default, ~0.
 before they sleep. The benchmarks interleave the libraries on every repetition, so the
 library timed right after a NumPy matmul shared the 2 cores with two spinning threads:
 rmx's f32 matmul read 100-120 GFLOP/s that way against 185-210 alone. A short timeout
-makes OpenBLAS's threads sleep at once; NumPy's own timings do not change (measured:
-199-207 GFLOP/s at 512-2048 either way). An explicit OPENBLAS_THREAD_TIMEOUT wins.
+makes OpenBLAS's threads sleep at once; NumPy's own timings do not change (measured
+alone at 512-2048: 199-207 GFLOP/s without it, 198-203 with it). An explicit OPENBLAS_THREAD_TIMEOUT wins.
 """
 
 import os

@@ -215,6 +215,16 @@ impl Node {
     }
 }
 
+/// What `Array::progress` found.
+pub(crate) enum Progress {
+    Data(ArrayData),
+    Failed(crate::Error),
+    /// Pending on a node no evaluation has claimed.
+    Unscheduled,
+    /// Pending on a node that is queued or running.
+    Running(Arc<Node>),
+}
+
 pub(crate) enum State {
     Pending { node: Arc<Node>, index: usize },
     Ready(ArrayData),
@@ -405,18 +415,27 @@ impl Array {
 
     /// The data if computed, without triggering evaluation.
     pub(crate) fn try_data(&self) -> Option<ArrayData> {
+        match self.progress() {
+            Progress::Data(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Where the array's value stands, under one lock of its state; computed data is
+    /// taken from the node into the array (so the node can be dropped).
+    pub(crate) fn progress(&self) -> Progress {
         let mut st = self.inner.state.lock();
-        let taken = match &*st {
-            State::Ready(d) => return Some(d.clone()),
+        let found = match &*st {
+            State::Ready(d) => return Progress::Data(d.clone()),
             State::Pending { node, index } => match &*node.status.lock() {
-                Status::Done(r) => Some(r[*index].clone()),
-                _ => None,
+                Status::Done(r) => r[*index].clone(),
+                Status::Failed(e) => return Progress::Failed(e.clone()),
+                Status::Built => return Progress::Unscheduled,
+                Status::Scheduled => return Progress::Running(node.clone()),
             },
         };
-        if let Some(d) = &taken {
-            *st = State::Ready(d.clone());
-        }
-        taken
+        *st = State::Ready(found.clone());
+        Progress::Data(found)
     }
 
     /// Hands `data` (this array's computed data, fetched by the caller) over as the only

@@ -9,8 +9,9 @@ use rmx_lm::Result;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Decoding builds ~1,100 graph nodes per token; mimalloc serves their many small
-/// allocations faster than glibc's malloc.
+/// Decoding builds ~1,100 graph nodes per token, many small allocations each; mimalloc
+/// cut the Python extension's per-op overhead by ~20 % against glibc's malloc (not
+/// measured separately for rmx-lm).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

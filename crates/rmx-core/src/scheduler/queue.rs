@@ -118,7 +118,7 @@ impl StreamQueue {
     /// Runs queued tasks on the calling thread while nobody else does, until `done()`
     /// (checked after each task) or the queue is empty. A task whose input another
     /// stream is still computing is left to the worker thread (woken for it): helpers
-    /// run on rayon's pool, where waiting could deadlock (see `run::wait_on`). Returns
+    /// run on rayon's pool, where waiting could deadlock (see `run::wait_for_data`). Returns
     /// whether it ran anything.
     pub fn help(self: &Arc<Self>, done: &dyn Fn() -> bool) -> bool {
         let mut st = self.state.lock();

@@ -3,7 +3,7 @@
 //! the result or the error, signal the node's event and drop the inputs (which detaches
 //! the graph). Never panics and never returns early without signalling.
 
-use crate::array::{Array, ArrayData, Node, State, Status};
+use crate::array::{Array, ArrayData, Node, Progress, State, Status};
 use crate::error::Result;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -68,46 +68,28 @@ fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>
 
 /// The data of `inp`, waiting for its node's event if another stream is still computing
 /// it. The array's own lock is not held while waiting, so readers of it never block.
+/// Only stream workers and threads outside rayon's pool wait here: a helper on a pool
+/// thread runs a node only once its inputs are ready (`inputs_ready`), since a pool
+/// thread that blocks (or runs other pool jobs while it waits) can sit on top of the very
+/// kernel it waits for.
 fn wait_for_data(inp: &Array, consumer: &Node) -> Result<ArrayData> {
     loop {
-        // one lock of the array's state in the usual case (input computed)
-        let src = {
-            let mut st = inp.inner.state.lock();
-            let found = match &*st {
-                State::Ready(d) => return Ok(d.clone()),
-                State::Pending { node, index } => match &*node.status.lock() {
-                    Status::Done(r) => Ok(r[*index].clone()),
-                    Status::Failed(e) => return Err(e.clone()),
-                    Status::Built => {
-                        return Err(crate::runtime_err!(
-                            "[eval] An input of {} was never scheduled.",
-                            consumer.primitive.name()
-                        ))
-                    }
-                    Status::Scheduled => Err(node.clone()),
-                },
-            };
-            match found {
-                Ok(data) => {
-                    *st = State::Ready(data.clone());
-                    return Ok(data);
-                }
-                Err(node) => node,
+        let src = match inp.progress() {
+            Progress::Data(d) => return Ok(d),
+            Progress::Failed(e) => return Err(e),
+            Progress::Unscheduled => {
+                return Err(crate::runtime_err!(
+                    "[eval] An input of {} was never scheduled.",
+                    consumer.primitive.name()
+                ))
             }
+            Progress::Running(node) => node,
         };
         let mut st = src.status.lock();
         while matches!(*st, Status::Scheduled) {
-            wait_on(&src, &mut st);
+            src.finished.wait(&mut st);
         }
     }
-}
-
-/// Waits for `node`'s event. Only stream workers and threads outside rayon's pool get
-/// here with an unfinished input: a helper on a pool thread runs a node only once its
-/// inputs are ready (`inputs_ready`), since a pool thread that blocks (or runs other
-/// pool jobs while it waits) can sit on top of the very kernel it waits for.
-fn wait_on(node: &Node, st: &mut parking_lot::MutexGuard<'_, Status>) {
-    node.finished.wait(st);
 }
 
 /// Whether `node` can run without waiting: every input computed by another stream is

@@ -238,6 +238,26 @@ fn int_binary<T: IntArith>(
     Ok(())
 }
 
+/// MLX's `maximum` of floats: NaN on the left wins; NaN only on the right loses.
+#[inline(always)]
+pub(super) fn float_maximum<C: Float>(x: C, y: C) -> C {
+    if x.is_nan() || x > y {
+        x
+    } else {
+        y
+    }
+}
+
+/// MLX's `minimum` of floats, with `float_maximum`'s NaN rule.
+#[inline(always)]
+pub(super) fn float_minimum<C: Float>(x: C, y: C) -> C {
+    if x.is_nan() || x < y {
+        x
+    } else {
+        y
+    }
+}
+
 fn float_binary<T: FloatElem + Send + Sync>(
     op: BinaryOp,
     a: &ArrayData,
@@ -257,8 +277,8 @@ fn float_binary<T: FloatElem + Send + Sync>(
         Multiply => f!(|x: C<T>, y: C<T>| x * y),
         Divide => f!(|x: C<T>, y: C<T>| x / y),
         Power => f!(|x: C<T>, y: C<T>| x.powf(y)),
-        Maximum => f!(|x: C<T>, y: C<T>| if x.is_nan() || x > y { x } else { y }),
-        Minimum => f!(|x: C<T>, y: C<T>| if x.is_nan() || x < y { x } else { y }),
+        Maximum => f!(float_maximum::<C<T>>),
+        Minimum => f!(float_minimum::<C<T>>),
         // the quotient is rounded to T before the floor, as MLX computes in T
         FloorDivide => f!(|x: C<T>, y: C<T>| T::down(x / y).up().floor()),
         // Python-style: the result has the divisor's sign

@@ -10,6 +10,7 @@
 //! the same scalar formulas), so results are bit-identical to the unfused graph. Programs
 //! with other ops, dtypes or input layouts return `None` and take the portable path.
 
+use super::binary::{float_maximum, float_minimum};
 use super::fast_math as fm;
 use super::loops::{par_range, ConstPtr, SendPtr};
 use crate::array::ArrayData;
@@ -242,8 +243,8 @@ fn binary(op: BinaryOp, a: Operand<'_>, b: Operand<'_>, out: &mut [f32]) {
         Subtract => zip(a, b, out, |x, y| x - y),
         Multiply => zip(a, b, out, |x, y| x * y),
         Divide => zip(a, b, out, |x, y| x / y),
-        Maximum => zip(a, b, out, |x, y| if x.is_nan() || x > y { x } else { y }),
-        Minimum => zip(a, b, out, |x, y| if x.is_nan() || x < y { x } else { y }),
+        Maximum => zip(a, b, out, float_maximum::<f32>),
+        Minimum => zip(a, b, out, float_minimum::<f32>),
         _ => unreachable!("excluded in `run`"),
     }
 }
