@@ -1,7 +1,7 @@
 """Imported before NumPy by every benchmark that times NumPy beside rmx or MLX.
 
 OpenBLAS's worker threads busy-wait after each call (2^28 cycles by default, ~0.1 s)
-before they sleep. The benchmarks interleave the libraries on every repetition, so the
+before they sleep. When the benchmarks interleaved the libraries on every repetition, the
 library timed right after a NumPy matmul shared the 2 cores with two spinning threads:
 rmx's f32 matmul read 100-120 GFLOP/s that way against 185-210 alone. A short timeout
 makes OpenBLAS's threads sleep at once; NumPy's own timings do not change (measured

@@ -4,7 +4,7 @@
 
 Workload (from the task): input 8x56x56x64 (NHWC), weight 64x3x3x64, padding 1,
 float32. Rows: the forward pass, and forward + backward (gradients of a sum of the
-output with respect to input and weight). Times are medians of interleaved runs
+output with respect to input and weight). Times are medians of back-to-back runs
 (bench/harness.py); ratios are other / rmx (> 1: rmx faster).
 """
 

@@ -5,7 +5,7 @@ function written with ordinary rmx ops (the composite), with ratios.
 
 Workloads: scaled_dot_product_attention at B=1, H=8, L=1024, D=64 f32 (no mask and
 causal), rms_norm / layer_norm on 4096x4096 f32, rope on (1, 32, 4096, 128) f32.
-Timings are medians of interleaved repetitions (bench/harness.py), graph building and
+Timings are medians of back-to-back repetitions after a warm-up (bench/harness.py), graph building and
 eval included.
 """
 

@@ -1,9 +1,19 @@
 """Timing and table helpers for bench/run.py.
 
-`measure` runs one callable per library, interleaved per repetition
-(rmx, mlx, numpy, rmx, mlx, numpy, ...) so that machine noise hits every
-library alike, and keeps the median. A library that raises is recorded with
-its error and dropped from the rest of that workload; the others continue.
+`measure` times one callable per library: each library in turn runs its
+warm-up calls (at least `warmup`, and for at least WARM_SECONDS) and then its
+timed repetitions back to back, and the median is kept. A library that raises
+is recorded with its error and dropped from the rest of that workload; the
+others continue.
+
+Why blocks rather than interleaving (rmx, mlx, numpy, rmx, ...): on this VM a
+core that idled for a few tenths of a second runs slowly for the next ~50 ms.
+MLX's CPU backend and NumPy run on the calling thread, whose core stays busy;
+rmx's kernels also use the second core, which idled while the other libraries
+ran. Measured 2026-11-30: `exp(sin(x)*2+1)*x` on 10M f32 took 9.5 ms in a
+loop and 15-22 ms for each of the three calls following a 0.28 s pause
+(sleep, a spinning main thread or an MLX call alike). What is timed here is
+the steady state of a loop, for every library alike.
 """
 
 import gc
@@ -14,6 +24,10 @@ import time
 def short_error(exc):
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+# each library warms up for at least this long (seconds) before its timed calls
+WARM_SECONDS = 0.2
 
 
 def measure(fns, warmup, repeats):
@@ -49,9 +63,14 @@ def measure(fns, warmup, repeats):
     gc.collect()
     gc.disable()
     try:
-        for i in range(warmup + repeats):
-            for lib in list(live):
-                call(lib, timed=i >= warmup)
+        for lib in list(live):
+            start, n = time.perf_counter(), 0
+            while lib in live and (n < warmup or time.perf_counter() - start < WARM_SECONDS):
+                call(lib, timed=False)
+                n += 1
+            for _ in range(repeats):
+                if lib in live:
+                    call(lib, timed=True)
     finally:
         gc.enable()
     for lib in live:

@@ -5,7 +5,7 @@
   memory bandwidth, measured here with a large NumPy copy;
 - prefill: x 128x4096 by the same w.
 
-Libraries are interleaved on every repetition; medians are reported. Lazy libraries are
+Each library is warmed up and timed back to back (bench/harness.py); medians are reported. Lazy libraries are
 timed including graph building and eval.
 
     PYTHONPATH=python python3 bench/quantized.py [--repeats 20] [--scale-dtype float16]

@@ -222,7 +222,7 @@ def main():
         print("  note: OPENBLAS_CORETYPE is set; the issue asks NumPy to be measured with it unset:\n"
               "        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/run.py")
     print(f"== {'quick' if args.quick else 'full'} run: warmup {warmup}, median of {repeats}, "
-          f"libraries interleaved per repetition ==", flush=True)
+          f"each library warmed up, then timed back to back ==", flush=True)
 
     # The copy-bandwidth row is always measured: the add bar is relative to it.
     selected = [w for w in build(args.quick)

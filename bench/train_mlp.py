@@ -1,5 +1,5 @@
 """Training-step benchmark (issue 3): value_and_grad + SGD on an MLP 784-512-512-10,
-batch 256, cross-entropy. One process, interleaved repetitions, medians:
+batch 256, cross-entropy. One process, each library timed back to back after a warm-up, medians:
 
 - rmx   `value_and_grad` + SGD update, `eval` of the new parameters
 - MLX   the same code on mlx.core

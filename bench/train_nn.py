@@ -1,5 +1,5 @@
 """Neural-network benchmark: rmx against MLX (and NumPy where it applies), one process,
-libraries interleaved on every repetition, medians (see harness.py).
+each library warmed up and then timed back to back, medians (see harness.py).
 
 Rows:
 - digits MLP training step: the model, optimizer and compiled step of

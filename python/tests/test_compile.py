@@ -262,17 +262,33 @@ def test_fused_tiles_over_broadcast_layouts(shapes):
     assert np.array_equal(np.array(got), np.array(want))
 
 
-@pytest.mark.parametrize("n", [1, 2047, 2049, 200_003])
-def test_float32_fused_pass_is_bit_exact_across_chunks_and_threads(n):
+def _fused_dag(mx, t, c):
+    """Values read again several ops later, and an op reading one value twice: the pass
+    reuses a scratch register only once no later op reads it."""
+    a = t * c
+    b = mx.exp(mx.sin(a))
+    d = b * b
+    e = mx.sqrt(mx.abs(a) + d)
+    return e - a * b
+
+
+@pytest.mark.parametrize("n", [1, 2047, 2049, 200_003, 4_200_001])
+@pytest.mark.parametrize("program", ["chain", "dag"])
+def test_float32_fused_pass_is_bit_exact_across_chunks_and_threads(n, program):
     # float32 programs of supported ops run as one chunked pass (backend/cpu/fused_f32.rs);
-    # sizes straddle its 2,048-element chunks and the 65,536-element threading threshold,
-    # and some arguments are beyond sin/cos's range reduction (their exact fallback)
+    # sizes straddle its 2,048-element chunks, the 65,536-element threading threshold and
+    # the 16 MiB from which the output is streamed out; some arguments are beyond the
+    # range reductions of sin/cos (1e5) and tan (2e8), which take the exact fallback
     mx = get_rmx()
     v = rand((n,), "float32", seed=30) * 10
     v[::97] = 3e8
+    v[2::101] = 2.5e5
     v[1::89] = np.nan
     x, s = mx.array(v), mx.array(np.float32(0.75))
-    f = lambda t, c: mx.exp(mx.sin(t) * 2 + c) * t - mx.cos(t) / (mx.abs(t) + 1)  # noqa: E731
+    if program == "chain":
+        f = lambda t, c: mx.exp(mx.sin(t) * 2 + c) * t - mx.cos(t) / (mx.abs(t) + 1)  # noqa: E731
+    else:
+        f = lambda t, c: _fused_dag(mx, t, c)  # noqa: E731
     got, want = mx.compile(f)(x, s), f(x, s)
     assert got.dtype == want.dtype == mx.float32
     assert np.array_equal(np.array(got), np.array(want), equal_nan=True)

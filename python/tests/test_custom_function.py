@@ -181,10 +181,14 @@ def test_checkpoint_cuts_backward_memory():
 
     forward, _ = measure(lambda t: seg(t, 1000).sum())
     backward, g = measure(mx.grad(nested))
+    activation = 4 * x.size  # bytes of one float32 activation
     # every element is the same: the derivative of the chain at 1.0, in float64
     v, want = 1.0, 1.0
     for _ in range(1000):
         want *= np.cos(v) * 1.0001
         v = np.sin(v) * 1.0001
     np.testing.assert_allclose(np.array(g), np.full(x.shape, want), rtol=1e-3)
-    assert backward <= 20 * forward, (forward, backward)
+    # forward writes each step over its temporary (donation): about one activation
+    assert forward <= 3 * activation, (forward, activation)
+    # ~30 kept activations plus the cotangent chain; without checkpoints it is ~1,000
+    assert backward <= 40 * activation, (forward, backward)

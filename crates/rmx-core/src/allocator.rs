@@ -10,6 +10,39 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 const ALIGN: usize = 64;
+/// Blocks of at least this size are aligned to 2 MiB and, on Linux, advised to use
+/// transparent huge pages (as NumPy does for its large arrays): streaming a 40 MB
+/// array then walks 20 TLB entries instead of 10,000.
+const HUGE_PAGE_MIN: usize = 4 << 20;
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The layout of a block of `capacity` bytes (the same on alloc and dealloc).
+fn block_layout(capacity: usize) -> Option<Layout> {
+    let align = if capacity >= HUGE_PAGE_MIN { HUGE_PAGE } else { ALIGN };
+    Layout::from_size_align(capacity, align).ok()
+}
+
+/// Allocates a block from the system (huge-page advised when large).
+fn system_alloc(capacity: usize) -> Option<NonNull<u8>> {
+    let layout = block_layout(capacity)?;
+    let p = NonNull::new(unsafe { alloc(layout) })?;
+    #[cfg(target_os = "linux")]
+    if capacity >= HUGE_PAGE_MIN {
+        // advice only: failure (e.g. THP disabled) leaves ordinary pages
+        unsafe { libc::madvise(p.as_ptr().cast(), capacity, libc::MADV_HUGEPAGE) };
+    }
+    Some(p)
+}
+
+/// Returns a block from `system_alloc` to the system.
+///
+/// # Safety
+/// `p` came from `system_alloc(capacity)` and is not used afterwards.
+unsafe fn system_free(p: NonNull<u8>, capacity: usize) {
+    if let Some(layout) = block_layout(capacity) {
+        unsafe { dealloc(p.as_ptr(), layout) };
+    }
+}
 
 /// A block of host memory owned by one array buffer. Returned to the cache on drop.
 pub struct Buffer {
@@ -232,11 +265,7 @@ impl CachingAllocator {
                 if self.active.load(Ordering::Relaxed) + capacity > limit {
                     self.clear_cache();
                 }
-                let layout = Layout::from_size_align(capacity, ALIGN).map_err(|_| {
-                    crate::runtime_err!("[malloc] Unable to allocate {nbytes} bytes.")
-                })?;
-                let p = unsafe { alloc(layout) };
-                let p = NonNull::new(p).ok_or_else(|| {
+                let p = system_alloc(capacity).ok_or_else(|| {
                     crate::runtime_err!("[malloc] Unable to allocate {nbytes} bytes.")
                 })?;
                 (p, capacity)
@@ -264,19 +293,14 @@ impl CachingAllocator {
             cache.push(capacity, ptr);
         } else {
             drop(cache);
-            unsafe {
-                dealloc(
-                    ptr.as_ptr(),
-                    Layout::from_size_align_unchecked(capacity, ALIGN),
-                )
-            };
+            unsafe { system_free(ptr, capacity) };
         }
     }
 
     fn clear_cache(&self) {
         let blocks = self.cache.lock().drain();
         for (cap, p) in blocks {
-            unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
+            unsafe { system_free(p, cap) };
         }
     }
 
@@ -299,7 +323,7 @@ impl CachingAllocator {
         }
         drop(cache);
         for (cap, p) in freed {
-            unsafe { dealloc(p.as_ptr(), Layout::from_size_align_unchecked(cap, ALIGN)) };
+            unsafe { system_free(p, cap) };
         }
     }
 }

@@ -74,6 +74,17 @@ impl ArrayData {
     pub fn is_col_contiguous(&self) -> bool {
         is_col_contiguous(&self.shape, &self.strides)
     }
+    /// Whether a primitive may write its output over this input: the scheduler donated it
+    /// (no other reference to the buffer; see `Primitive::donatable_inputs`) and it is the
+    /// dense, row-major whole of its buffer. Only meaningful on a donatable input inside
+    /// `Primitive::eval`, where every other input's buffer is also held by its array.
+    pub fn is_donated_whole(&self) -> bool {
+        Arc::strong_count(&self.buffer) == 1
+            && self.offset == 0
+            && self.numel() > 0
+            && self.numel() * self.dtype.size() == self.buffer.nbytes()
+            && self.is_row_contiguous()
+    }
 
     /// Pointer to element `[0, 0, ...]`.
     ///

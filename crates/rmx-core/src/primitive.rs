@@ -71,12 +71,13 @@ pub trait Primitive: Send + Sync + Debug + Any {
         ))
     }
 
-    /// An input whose buffer this primitive may overwrite to produce its output (as MLX's
-    /// buffer donation): when nothing else can reach that input any more, the scheduler
+    /// Inputs whose buffers this primitive may overwrite to produce its output (as MLX's
+    /// buffer donation): when nothing else can reach such an input any more, the scheduler
     /// hands it over as the only reference (`Arc::strong_count(&buffer) == 1` in `eval`),
-    /// so e.g. a KV-cache `slice_update` writes in place instead of copying the cache.
-    fn donatable_input(&self) -> Option<usize> {
-        None
+    /// so e.g. a KV-cache `slice_update` writes in place instead of copying the cache, and
+    /// `exp(sin(x) * 2)` writes the product and the exp over `sin(x)`'s buffer.
+    fn donatable_inputs(&self) -> &'static [usize] {
+        &[]
     }
 
     /// Whether derivatives stop here (stop_gradient): outputs count as constants.

@@ -226,6 +226,22 @@ pub trait Backend: Send + Sync {
         b: &ArrayData,
         out_dtype: Dtype,
     ) -> Result<ArrayData>;
+    /// `unary` where `x` may have been donated by the scheduler (its buffer then has no
+    /// other reference): a backend may write the result over it. Only a primitive whose
+    /// `donatable_inputs` names the input may call this; the default ignores the donation.
+    fn unary_over(&self, op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> {
+        self.unary(op, x, out_dtype)
+    }
+    /// `binary` where `a` or `b` may have been donated (see `unary_over`).
+    fn binary_over(
+        &self,
+        op: BinaryOp,
+        a: &ArrayData,
+        b: &ArrayData,
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        self.binary(op, a, b, out_dtype)
+    }
     /// `cond ? a : b` elementwise.
     fn select(&self, cond: &ArrayData, a: &ArrayData, b: &ArrayData) -> Result<ArrayData>;
     /// Converts to `dtype` with C-cast semantics.

@@ -21,13 +21,16 @@ impl Primitive for Unary {
     fn name(&self) -> &'static str {
         "Unary"
     }
+    fn donatable_inputs(&self) -> &'static [usize] {
+        &[0]
+    }
     fn eval(
         &self,
         b: &dyn Backend,
         inputs: &[ArrayData],
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
-        one(b.unary(self.op, &inputs[0], out[0].dtype)?)
+        one(b.unary_over(self.op, &inputs[0], out[0].dtype)?)
     }
     fn vjp(&self, p: &[Array], ct: &[Array], _a: &[usize], out: &[Array]) -> Result<Vec<Array>> {
         if let Some(g) = complex_part_rule(self.op, &ct[0], false)? {
@@ -62,13 +65,16 @@ impl Primitive for Binary {
     fn name(&self) -> &'static str {
         "Binary"
     }
+    fn donatable_inputs(&self) -> &'static [usize] {
+        &[0, 1]
+    }
     fn eval(
         &self,
         b: &dyn Backend,
         inputs: &[ArrayData],
         out: &[OutputSpec],
     ) -> Result<Vec<ArrayData>> {
-        one(b.binary(self.op, &inputs[0], &inputs[1], out[0].dtype)?)
+        one(b.binary_over(self.op, &inputs[0], &inputs[1], out[0].dtype)?)
     }
     fn vjp(
         &self,

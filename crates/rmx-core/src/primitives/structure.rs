@@ -10,7 +10,6 @@ use crate::error::Result;
 use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::shape::Strides;
-use std::sync::Arc;
 
 /// A row-contiguous copy.
 #[derive(Clone, Debug, PartialEq)]
@@ -206,8 +205,7 @@ impl Primitive for Pad {
 /// `x` itself when the scheduler donated it (the only reference, dense, covering its whole
 /// buffer), else a fresh row-contiguous copy: the output an in-place update writes into.
 pub(crate) fn donated_or_copy(b: &dyn Backend, x: &ArrayData) -> Result<ArrayData> {
-    let whole = x.offset == 0 && x.numel() * x.dtype.size() == x.buffer.nbytes();
-    if Arc::strong_count(&x.buffer) == 1 && whole && x.is_row_contiguous() {
+    if x.is_donated_whole() {
         Ok(x.clone())
     } else {
         b.copy(x)
@@ -225,8 +223,8 @@ impl Primitive for SliceUpdate {
     fn name(&self) -> &'static str {
         "SliceUpdate"
     }
-    fn donatable_input(&self) -> Option<usize> {
-        Some(0)
+    fn donatable_inputs(&self) -> &'static [usize] {
+        &[0]
     }
     fn eval(
         &self,

@@ -43,10 +43,10 @@ fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>
     let inputs: smallvec::SmallVec<[Array; 4]> = node.inputs.lock().iter().cloned().collect();
     let backend = crate::backend::backend_for(node.stream.device)?;
     let mut in_data: smallvec::SmallVec<[ArrayData; 4]> = smallvec::SmallVec::new();
-    let donatable = node.primitive.donatable_input();
+    let donatable = node.primitive.donatable_inputs();
     for (i, inp) in inputs.iter().enumerate() {
         let mut d = wait_for_data(inp, node)?;
-        if donatable == Some(i) {
+        if donatable.contains(&i) {
             // held by `node.inputs` and by `inputs` here, nowhere else
             d = inp.donate(d, 2);
         }

@@ -13,27 +13,33 @@ use num_traits::{Float, Zero};
 
 pub fn binary(op: BinaryOp, a: &ArrayData, b: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> {
     let out = ArrayData::alloc(out_dtype, &a.shape)?;
+    binary_into(op, a, b, &out)?;
+    Ok(out)
+}
+
+/// Writes `a op b` into `out`, a dense array of the inputs' (broadcast) shape: a fresh
+/// one, or a donated input itself when the other input is contiguous or a scalar.
+pub fn binary_into(op: BinaryOp, a: &ArrayData, b: &ArrayData, out: &ArrayData) -> Result<()> {
     if op.is_comparison() {
-        compare(op, a, b, &out)?;
-        return Ok(out);
+        return compare(op, a, b, out);
     }
     match a.dtype {
-        Dtype::Float16 => float_binary::<f16>(op, a, b, &out)?,
-        Dtype::Bfloat16 => float_binary::<bf16>(op, a, b, &out)?,
-        Dtype::Float32 => float_binary::<f32>(op, a, b, &out)?,
-        Dtype::Float64 => float_binary::<f64>(op, a, b, &out)?,
-        Dtype::Complex64 => complex_binary(op, a, b, &out)?,
-        Dtype::Bool => bool_binary(op, a, b, &out)?,
-        Dtype::Uint8 => int_binary::<u8>(op, a, b, &out)?,
-        Dtype::Uint16 => int_binary::<u16>(op, a, b, &out)?,
-        Dtype::Uint32 => int_binary::<u32>(op, a, b, &out)?,
-        Dtype::Uint64 => int_binary::<u64>(op, a, b, &out)?,
-        Dtype::Int8 => int_binary::<i8>(op, a, b, &out)?,
-        Dtype::Int16 => int_binary::<i16>(op, a, b, &out)?,
-        Dtype::Int32 => int_binary::<i32>(op, a, b, &out)?,
-        Dtype::Int64 => int_binary::<i64>(op, a, b, &out)?,
+        Dtype::Float16 => float_binary::<f16>(op, a, b, out)?,
+        Dtype::Bfloat16 => float_binary::<bf16>(op, a, b, out)?,
+        Dtype::Float32 => float_binary::<f32>(op, a, b, out)?,
+        Dtype::Float64 => float_binary::<f64>(op, a, b, out)?,
+        Dtype::Complex64 => complex_binary(op, a, b, out)?,
+        Dtype::Bool => bool_binary(op, a, b, out)?,
+        Dtype::Uint8 => int_binary::<u8>(op, a, b, out)?,
+        Dtype::Uint16 => int_binary::<u16>(op, a, b, out)?,
+        Dtype::Uint32 => int_binary::<u32>(op, a, b, out)?,
+        Dtype::Uint64 => int_binary::<u64>(op, a, b, out)?,
+        Dtype::Int8 => int_binary::<i8>(op, a, b, out)?,
+        Dtype::Int16 => int_binary::<i16>(op, a, b, out)?,
+        Dtype::Int32 => int_binary::<i32>(op, a, b, out)?,
+        Dtype::Int64 => int_binary::<i64>(op, a, b, out)?,
     }
-    Ok(out)
+    Ok(())
 }
 
 fn unsupported(op: BinaryOp, d: Dtype) -> crate::error::Error {

@@ -13,11 +13,12 @@
 use super::binary::{float_maximum, float_minimum};
 use super::fast_math as fm;
 use super::loops::{par_range, ConstPtr, SendPtr};
+use super::stream_store;
 use crate::array::ArrayData;
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::dtype::Dtype;
 use crate::error::Result;
-use crate::primitives::fused::{Arg, Fused, FusedKind};
+use crate::primitives::fused::{Arg, Fused, FusedKind, FusedOp};
 
 /// Elements per register: 8 KiB, so a program's registers stay in L1/L2.
 const CHUNK: usize = 2048;
@@ -79,8 +80,11 @@ fn execute(program: &Fused, sources: &[Source], shape: &[usize]) -> Result<Array
     let n = out.numel();
     let op = SendPtr(unsafe { out.ptr_mut::<f32>() });
     let level = fm::simd_level();
+    // a big output is computed into one more register and streamed out from there
+    let stream = n * 4 >= stream_store::STREAM_MIN_BYTES;
+    let (regs_of, count) = assign_registers(&program.ops);
     par_range(n, |s, e| {
-        let mut regs = vec![0f32; CHUNK * program.ops.len().saturating_sub(1)];
+        let mut regs = vec![0f32; CHUNK * (count + stream as usize)];
         let mut start = s;
         while start < e {
             let len = CHUNK.min(e - start);
@@ -88,13 +92,24 @@ fn execute(program: &Fused, sources: &[Source], shape: &[usize]) -> Result<Array
             let chunk = Chunk {
                 level,
                 program,
+                regs_of: &regs_of,
                 sources,
                 start,
                 len,
             };
-            // SAFETY: `level` comes from the CPUID probe.
-            unsafe { run_chunk_at(&chunk, &mut regs, dst) };
+            if stream {
+                let (regs, last) = regs.split_at_mut(CHUNK * count);
+                // SAFETY: `level` comes from the CPUID probe.
+                unsafe { run_chunk_at(&chunk, regs, &mut last[..len]) };
+                stream_store::copy_streaming(&last[..len], dst);
+            } else {
+                // SAFETY: as above.
+                unsafe { run_chunk_at(&chunk, &mut regs, dst) };
+            }
             start += len;
+        }
+        if stream {
+            stream_store::fence();
         }
     });
     Ok(out)
@@ -104,6 +119,7 @@ fn execute(program: &Fused, sources: &[Source], shape: &[usize]) -> Result<Array
 struct Chunk<'a> {
     level: fm::SimdLevel,
     program: &'a Fused,
+    regs_of: &'a [usize],
     sources: &'a [Source],
     start: usize,
     len: usize,
@@ -130,15 +146,20 @@ unsafe fn run_chunk_at(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
     }
 }
 
-/// The program on one chunk; op `i` before the last writes register `i`.
+/// The program on one chunk; op `i` before the last writes register `c.regs_of[i]`.
 #[inline(always)]
 fn run_chunk(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
     let (start, len) = (c.start, c.len);
     let last = c.program.ops.len() - 1;
+    let base = regs.as_mut_ptr();
     for (i, op) in c.program.ops.iter().enumerate() {
-        let (done, rest) = regs.split_at_mut(i * CHUNK);
+        // SAFETY (both slices): registers are disjoint CHUNK-sized parts of `regs`, and
+        // an op never writes a register one of its operands is read from
+        // (`assign_registers`).
         let operand = |a: &Arg| match *a {
-            Arg::Op(j) => Operand::Slice(&done[j * CHUNK..j * CHUNK + len]),
+            Arg::Op(j) => Operand::Slice(unsafe {
+                std::slice::from_raw_parts(base.add(c.regs_of[j] * CHUNK), len)
+            }),
             Arg::Input(k) => match c.sources[k] {
                 Source::Contiguous(p) => {
                     Operand::Slice(unsafe { std::slice::from_raw_parts(p.get().add(start), len) })
@@ -146,7 +167,11 @@ fn run_chunk(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
                 Source::Scalar(v) => Operand::Scalar(v),
             },
         };
-        let out: &mut [f32] = if i == last { dst } else { &mut rest[..len] };
+        let out: &mut [f32] = if i == last {
+            &mut *dst
+        } else {
+            unsafe { std::slice::from_raw_parts_mut(base.add(c.regs_of[i] * CHUNK), len) }
+        };
         match op.kind {
             FusedKind::Unary(u) => match operand(&op.args[0]) {
                 Operand::Slice(x) => unary(c.level, u, x, out),
@@ -155,10 +180,38 @@ fn run_chunk(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
             FusedKind::Binary(b) => binary(b, operand(&op.args[0]), operand(&op.args[1]), out),
             FusedKind::Cast | FusedKind::Select => unreachable!("excluded in `run`"),
         }
-        if i == last {
-            return;
+    }
+}
+
+/// The register of each op's result (the last op's is unused) and how many registers
+/// there are. A register is reused once no later op reads its value, so a chain of any
+/// length needs two and the scratch stays in L1; an op's register is never one its own
+/// operands are read from.
+fn assign_registers(ops: &[FusedOp]) -> (Vec<usize>, usize) {
+    let mut last_reader = vec![None; ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        for a in &op.args {
+            if let Arg::Op(j) = *a {
+                last_reader[j] = Some(i);
+            }
         }
     }
+    let (mut reg, mut free, mut count) = (vec![0; ops.len()], Vec::new(), 0);
+    for (i, op) in ops.iter().enumerate().take(ops.len().saturating_sub(1)) {
+        reg[i] = free.pop().unwrap_or_else(|| {
+            count += 1;
+            count - 1
+        });
+        for (k, a) in op.args.iter().enumerate() {
+            let repeated = op.args[..k].contains(a);
+            if let Arg::Op(j) = *a {
+                if last_reader[j] == Some(i) && !repeated {
+                    free.push(reg[j]);
+                }
+            }
+        }
+    }
+    (reg, count)
 }
 
 fn unary_supported(op: UnaryOp) -> bool {
@@ -198,8 +251,8 @@ fn unary(level: fm::SimdLevel, op: UnaryOp, x: &[f32], out: &mut [f32]) {
     macro_rules! kernel {
         ($k:ty, $exact:expr) => {{
             unsafe { fm::map_f32_at::<$k>(level, x, out) };
-            let exact: Option<fn(f32) -> f32> = $exact;
-            if let Some(f) = exact {
+            let fix: Option<fm::TrigFix> = $exact;
+            if let Some(f) = fix {
                 fm::fix_huge_trig_args(x, out, f);
             }
         }};
@@ -218,9 +271,9 @@ fn unary(level: fm::SimdLevel, op: UnaryOp, x: &[f32], out: &mut [f32]) {
         Log1p => kernel!(fm::Log1p, None),
         Log2 => kernel!(fm::Log2, None),
         Log10 => kernel!(fm::Log10, None),
-        Sin => kernel!(fm::Sin, Some(f32::sin)),
-        Cos => kernel!(fm::Cos, Some(f32::cos)),
-        Tan => kernel!(fm::Tan, Some(f32::tan)),
+        Sin => kernel!(fm::Sin, Some(fm::SIN_FIX)),
+        Cos => kernel!(fm::Cos, Some(fm::COS_FIX)),
+        Tan => kernel!(fm::Tan, Some(fm::TAN_FIX)),
         Tanh => kernel!(fm::Tanh, None),
         Sigmoid => kernel!(fm::Sigmoid, None),
         Erf => kernel!(fm::Erf, None),

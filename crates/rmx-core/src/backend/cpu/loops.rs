@@ -123,6 +123,51 @@ pub fn collapsed<const N: usize>(
     (s.to_vec(), per_dim)
 }
 
+/// `map2` whose output is a donated, dense input's own buffer (the CPU backend's
+/// `binary_over` checked that the other input is contiguous or a scalar): the donated
+/// input is read through the output slice, never through a second, overlapping one.
+/// `f(mine, theirs)` gets the donated input's element first.
+fn map2_over<T: Copy + Send + Sync, U: Copy + Send + Sync>(
+    n: usize,
+    op: SendPtr<U>,
+    other: ConstPtr<T>,
+    other_scalar: bool,
+    f: impl Fn(T, T) -> U + Sync,
+) {
+    par_range(n, |s, e| {
+        let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(s), e - s) };
+        if other_scalar {
+            let v = unsafe { *other.get() };
+            for o in os.iter_mut() {
+                *o = f(unsafe { read_as::<U, T>(o) }, v);
+            }
+        } else {
+            let vs = unsafe { std::slice::from_raw_parts(other.get().add(s), e - s) };
+            for (o, v) in os.iter_mut().zip(vs) {
+                *o = f(unsafe { read_as::<U, T>(o) }, *v);
+            }
+        }
+    });
+}
+
+/// Whether an input and the output start at the same address: the output is that input's
+/// donated buffer (see `CpuBackend::unary_over`), written over in place.
+#[inline(always)]
+fn aliases<T, U>(input: *const T, out: *mut U) -> bool {
+    input as usize == out as usize
+}
+
+/// The `T` stored where an aliased output element `o` lives (same size: the donated input
+/// has the output's dtype).
+///
+/// # Safety
+/// `size_of::<T>() == size_of::<U>()` and the bytes at `o` are a valid `T`.
+#[inline(always)]
+unsafe fn read_as<U, T: Copy>(o: &U) -> T {
+    debug_assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<U>());
+    unsafe { std::ptr::read((o as *const U).cast::<T>()) }
+}
+
 /// `out[i] = f(x[i])` over a strided input into a fresh contiguous output.
 pub fn map1<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     x: &ArrayData,
@@ -135,6 +180,16 @@ pub fn map1<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     }
     let xp = ConstPtr(unsafe { x.ptr::<T>() });
     let op = SendPtr(unsafe { out.ptr_mut::<U>() });
+    if aliases(xp.get(), op.get()) {
+        // `out` is `x`'s own (donated, dense) buffer: read and write through one slice
+        par_range(n, |s, e| {
+            let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(s), e - s) };
+            for o in os.iter_mut() {
+                *o = f(unsafe { read_as::<U, T>(o) });
+            }
+        });
+        return;
+    }
     if x.is_row_contiguous() {
         par_range(n, |s, e| {
             let xs = unsafe { std::slice::from_raw_parts(xp.get().add(s), e - s) };
@@ -175,6 +230,15 @@ pub fn map2<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     let b_scalar = b.strides.iter().all(|&s| s == 0);
     let a_contig = a.is_row_contiguous();
     let b_contig = b.is_row_contiguous();
+    let (a_over, b_over) = (aliases(ap.get(), op.get()), aliases(bp.get(), op.get()));
+    if a_over {
+        debug_assert!(b_scalar || b_contig);
+        return map2_over(n, op, bp, b_scalar, |mine, theirs| f(mine, theirs));
+    }
+    if b_over {
+        debug_assert!(a_scalar || a_contig);
+        return map2_over(n, op, ap, a_scalar, |mine, theirs| f(theirs, mine));
+    }
     if (a_contig || a_scalar) && (b_contig || b_scalar) {
         par_range(n, |s, e| {
             let os = unsafe { std::slice::from_raw_parts_mut(op.get().add(s), e - s) };

@@ -23,6 +23,7 @@ mod reduce;
 mod scan;
 mod softmax;
 mod sort;
+mod stream_store;
 mod unary;
 
 use crate::array::ArrayData;
@@ -59,6 +60,36 @@ impl Backend for CpuBackend {
         out_dtype: Dtype,
     ) -> Result<ArrayData> {
         binary::binary(op, a, b, out_dtype)
+    }
+    fn unary_over(&self, op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> {
+        if x.dtype != out_dtype || !x.is_donated_whole() {
+            return unary::unary(op, x, out_dtype);
+        }
+        unary::unary_into(op, x, x)?;
+        written_on_host(x.clone())
+    }
+    fn binary_over(
+        &self,
+        op: BinaryOp,
+        a: &ArrayData,
+        b: &ArrayData,
+        out_dtype: Dtype,
+    ) -> Result<ArrayData> {
+        // the loops read a donated input through the output: the other input must take
+        // their contiguous-or-scalar path (`loops::map2`)
+        let plain = |x: &ArrayData| x.is_row_contiguous() || x.strides.iter().all(|&s| s == 0);
+        let over = |mine: &ArrayData, other: &ArrayData| {
+            mine.dtype == out_dtype && mine.is_donated_whole() && plain(other)
+        };
+        let out = if over(a, b) {
+            a
+        } else if over(b, a) {
+            b
+        } else {
+            return binary::binary(op, a, b, out_dtype);
+        };
+        binary::binary_into(op, a, b, out)?;
+        written_on_host(out.clone())
     }
     fn select(&self, cond: &ArrayData, a: &ArrayData, b: &ArrayData) -> Result<ArrayData> {
         copy::select(cond, a, b)
@@ -231,4 +262,10 @@ impl Backend for CpuBackend {
     fn linalg(&self, op: crate::backend::LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
         decompositions::linalg(op, inputs)
     }
+}
+
+/// A donated buffer just overwritten on the host: any device copy of it is stale.
+fn written_on_host(out: ArrayData) -> Result<ArrayData> {
+    out.buffer.set_residency(crate::allocator::Residency::HOST);
+    Ok(out)
 }

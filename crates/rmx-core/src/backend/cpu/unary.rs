@@ -15,19 +15,27 @@ use num_traits::{Float, One, Zero};
 /// (dispatched at run time to AVX-512 / AVX2+FMA / SSE2).
 fn fast_f32(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> bool {
     use super::fast_math as fm;
-    /// Runs kernel `K`; where `exact` is given, elements with |x| >= 2e8 (beyond the
+    /// Runs kernel `K`; where `exact` is given, elements with huge |x| (beyond the
     /// kernels' range reduction) are recomputed with it while the block is in cache.
-    fn run<K: fm::Kernel>(x: &ArrayData, out: &ArrayData, exact: Option<fn(f32) -> f32>) {
+    fn run<K: fm::Kernel>(x: &ArrayData, out: &ArrayData, exact: Option<fm::TrigFix>) {
         const BLOCK: usize = 4096;
         let n = x.numel();
         let xp = super::loops::ConstPtr(unsafe { x.ptr::<f32>() });
         let op = super::loops::SendPtr(unsafe { out.ptr_mut::<f32>() });
+        let in_place = xp.get() == op.get().cast_const();
         super::loops::par_range(n, |s, e| {
+            // `out` written over a donated `x`: each block is first copied to the stack
+            let mut held = [0f32; BLOCK];
             let mut b = s;
             while b < e {
                 let end = (b + BLOCK).min(e);
-                let inp = unsafe { std::slice::from_raw_parts(xp.get().add(b), end - b) };
                 let o = unsafe { std::slice::from_raw_parts_mut(op.get().add(b), end - b) };
+                let inp: &[f32] = if in_place {
+                    held[..end - b].copy_from_slice(o);
+                    &held[..end - b]
+                } else {
+                    unsafe { std::slice::from_raw_parts(xp.get().add(b), end - b) }
+                };
                 fm::map_f32::<K>(inp, o);
                 if let Some(f) = exact {
                     fm::fix_huge_trig_args(inp, o, f);
@@ -47,9 +55,9 @@ fn fast_f32(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> bool {
         Log1p => run::<fm::Log1p>(x, out, None),
         Log2 => run::<fm::Log2>(x, out, None),
         Log10 => run::<fm::Log10>(x, out, None),
-        Sin => run::<fm::Sin>(x, out, Some(f32::sin)),
-        Cos => run::<fm::Cos>(x, out, Some(f32::cos)),
-        Tan => run::<fm::Tan>(x, out, Some(f32::tan)),
+        Sin => run::<fm::Sin>(x, out, Some(fm::SIN_FIX)),
+        Cos => run::<fm::Cos>(x, out, Some(fm::COS_FIX)),
+        Tan => run::<fm::Tan>(x, out, Some(fm::TAN_FIX)),
         Tanh => run::<fm::Tanh>(x, out, None),
         Sigmoid => run::<fm::Sigmoid>(x, out, None),
         Erf => run::<fm::Erf>(x, out, None),
@@ -60,8 +68,15 @@ fn fast_f32(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> bool {
 
 pub fn unary(op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> {
     let out = ArrayData::alloc(out_dtype, &x.shape)?;
-    if fast_f32(op, x, &out) {
-        return Ok(out);
+    unary_into(op, x, &out)?;
+    Ok(out)
+}
+
+/// Writes `op(x)` into `out`, a dense array of `x`'s shape: a fresh one, or `x` itself
+/// when it was donated (each element is read before it is overwritten).
+pub fn unary_into(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> Result<()> {
+    if fast_f32(op, x, out) {
+        return Ok(());
     }
     let unsupported =
         || crate::type_err!("[{:?}] Not supported for inputs of type {}.", op, x.dtype);
@@ -69,37 +84,37 @@ pub fn unary(op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> 
     match (op, x.dtype) {
         // predicates
         (IsNan, d) | (IsInf, d) | (IsPosInf, d) | (IsNegInf, d) if !d.is_inexact() => {
-            map1::<u8, bool>(&as_bytes(x), &out, |_| false);
+            map1::<u8, bool>(&as_bytes(x), out, |_| false);
         }
         (LogicalNot, d) => crate::dispatch!(d, T => {
             let zero = <T as crate::element::Element>::zero();
-            map1::<T, bool>(x, &out, move |v| v == zero)
+            map1::<T, bool>(x, out, move |v| v == zero)
         }),
-        (_, Dtype::Float16) => float_unary::<f16>(op, x, &out)?,
-        (_, Dtype::Bfloat16) => float_unary::<bf16>(op, x, &out)?,
-        (_, Dtype::Float32) => float_unary::<f32>(op, x, &out)?,
-        (_, Dtype::Float64) => float_unary::<f64>(op, x, &out)?,
-        (_, Dtype::Complex64) => complex_unary(op, x, &out)?,
+        (_, Dtype::Float16) => float_unary::<f16>(op, x, out)?,
+        (_, Dtype::Bfloat16) => float_unary::<bf16>(op, x, out)?,
+        (_, Dtype::Float32) => float_unary::<f32>(op, x, out)?,
+        (_, Dtype::Float64) => float_unary::<f64>(op, x, out)?,
+        (_, Dtype::Complex64) => complex_unary(op, x, out)?,
         (_, Dtype::Bool) => match op {
             Abs | Floor | Ceil | Round | Trunc | Square | Sign => {
-                map1::<bool, bool>(x, &out, |v| v)
+                map1::<bool, bool>(x, out, |v| v)
             }
-            BitwiseInvert => map1::<bool, bool>(x, &out, |v| !v),
+            BitwiseInvert => map1::<bool, bool>(x, out, |v| !v),
             _ => return Err(unsupported()),
         },
         (_, d) => {
             macro_rules! int_ops {
                 ($T:ty) => {
                     match op {
-                        Abs => map1::<$T, $T>(x, &out, |v| v.abs_of()),
-                        Negative => map1::<$T, $T>(x, &out, |v| v.wrapping_neg()),
-                        Sign => map1::<$T, $T>(x, &out, |v| v.sign_of()),
-                        Square => map1::<$T, $T>(x, &out, |v| v.wrapping_mul(v)),
+                        Abs => map1::<$T, $T>(x, out, |v| v.abs_of()),
+                        Negative => map1::<$T, $T>(x, out, |v| v.wrapping_neg()),
+                        Sign => map1::<$T, $T>(x, out, |v| v.sign_of()),
+                        Square => map1::<$T, $T>(x, out, |v| v.wrapping_mul(v)),
                         Floor | Ceil | Round | Trunc | Real | Conjugate => {
-                            map1::<$T, $T>(x, &out, |v| v)
+                            map1::<$T, $T>(x, out, |v| v)
                         }
-                        Imag => map1::<$T, $T>(x, &out, |_| 0),
-                        BitwiseInvert => map1::<$T, $T>(x, &out, |v| !v),
+                        Imag => map1::<$T, $T>(x, out, |_| 0),
+                        BitwiseInvert => map1::<$T, $T>(x, out, |v| !v),
                         _ => return Err(unsupported()),
                     }
                 };
@@ -117,7 +132,7 @@ pub fn unary(op: UnaryOp, x: &ArrayData, out_dtype: Dtype) -> Result<ArrayData> 
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Views any array as bytes of the same shape (for predicates that ignore the value).

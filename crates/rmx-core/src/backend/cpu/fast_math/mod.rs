@@ -407,22 +407,41 @@ const PIO2_P3: f64 = 6.123233995736766e-17; // 0x1.1a62633145c07p-54
 /// Below this |x| the 3-part reduction is exact (|j| < 2^27).
 const TRIG_EXACT_LIMIT: f32 = 2.0e8;
 
-/// Recomputes with `exact` the elements of `out` whose input has |x| >= 2e8, beyond the
-/// range reduction of `sin_k`/`cos_k`/`tan_k`. A vectorizable scan finds whether there is
-/// any first: the per-element branch alone had cost a third of a 10M-element `sin`.
-pub fn fix_huge_trig_args(inp: &[f32], out: &mut [f32], exact: fn(f32) -> f32) {
-    if !inp
-        .iter()
-        .fold(false, |any, &v| any | (absf(v) >= TRIG_EXACT_LIMIT))
-    {
+/// Recomputes with `exact` the elements of `out` whose input has |x| >= `limit`, beyond
+/// the range reduction of the kernel that wrote them (`SINCOS_F32_LIMIT` for sin/cos,
+/// `TRIG_EXACT_LIMIT` for tan). A vectorizable scan finds whether there is any first:
+/// the per-element branch alone had cost a third of a 10M-element `sin`.
+pub fn fix_huge_trig_args(inp: &[f32], out: &mut [f32], fix: TrigFix) {
+    let limit = fix.limit;
+    if !inp.iter().fold(false, |any, &v| any | (absf(v) >= limit)) {
         return;
     }
     for (o, &v) in out.iter_mut().zip(inp) {
-        if absf(v) >= TRIG_EXACT_LIMIT {
-            *o = exact(v);
+        if absf(v) >= limit {
+            *o = (fix.exact)(v);
         }
     }
 }
+
+/// How the slice entry points complete a trig kernel: inputs with |x| >= `limit` are
+/// recomputed with `exact` (libm, with its exact argument reduction).
+#[derive(Clone, Copy)]
+pub struct TrigFix {
+    pub exact: fn(f32) -> f32,
+    pub limit: f32,
+}
+pub const SIN_FIX: TrigFix = TrigFix {
+    exact: f32::sin,
+    limit: SINCOS_F32_LIMIT,
+};
+pub const COS_FIX: TrigFix = TrigFix {
+    exact: f32::cos,
+    limit: SINCOS_F32_LIMIT,
+};
+pub const TAN_FIX: TrigFix = TrigFix {
+    exact: f32::tan,
+    limit: TRIG_EXACT_LIMIT,
+};
 
 /// Reduce x to r in [-pi/4, pi/4] (f64) and the quadrant q (low bits of j).
 #[inline(always)]
@@ -480,12 +499,17 @@ fn trig_select(s: f64, c: f64, q: u64) -> f32 {
     y as f32
 }
 
-/// sin(x). Max error ~0.5 ulp for |x| < 2e8 (see module docs beyond).
+/// sin(x). With FMA: all-f32 (`sincos_f32`), max error 0.6 ulp for |x| < 1e5.
+/// Without: f64 internally, max error ~0.5 ulp for |x| < 2e8 (see module docs beyond).
 #[inline(always)]
 pub fn sin_k<const F: bool>(x: f32) -> f32 {
-    let (r, q) = trig_reduce::<F>(x);
-    let z = r * r;
-    let y = trig_select(sin_poly::<F>(r, z), cos_poly::<F>(z), q);
+    let y = if F {
+        sincos_f32(x, 0)
+    } else {
+        let (r, q) = trig_reduce::<F>(x);
+        let z = r * r;
+        trig_select(sin_poly::<F>(r, z), cos_poly::<F>(z), q)
+    };
     // sin(-0) = -0 (the reduction's `0 * -P2` term turns -0 into +0).
     if x == 0.0 {
         x
@@ -494,12 +518,82 @@ pub fn sin_k<const F: bool>(x: f32) -> f32 {
     }
 }
 
-/// cos(x). Max error ~0.5 ulp for |x| < 2e8.
+/// cos(x). With FMA: all-f32, max error 0.6 ulp for |x| < 1e5; without: ~0.5 ulp for
+/// |x| < 2e8.
 #[inline(always)]
 pub fn cos_k<const F: bool>(x: f32) -> f32 {
+    if F {
+        return sincos_f32(x, 1);
+    }
     let (r, q) = trig_reduce::<F>(x);
     let z = r * r;
     trig_select(sin_poly::<F>(r, z), cos_poly::<F>(z), q.wrapping_add(1))
+}
+
+// --- sin / cos in f32 (FMA only) -------------------------------------------------------
+// Twice the lanes of the f64 kernels: 16 per AVX-512 vector. The reduced argument is
+// carried as a float-float `rh + rl`, so the result is within ~0.6 ulp.
+
+/// pi/2 = SC_P1 + SC_P2 + SC_P3 (+ 1.1e-23), each the f32 nearest to what is left.
+const SC_P1: f32 = 1.5707963705062866; // 0x3fc90fdb
+const SC_P2: f32 = -4.371138828673793e-8; // 0xb33bbd2e
+const SC_P3: f32 = -1.7151245100058819e-15; // 0xa6f72ced
+/// FreeBSD k_sinf.c coefficients S1..S4 (see `sin_poly`) rounded to f32.
+const SINF: [f32; 4] = [
+    -1.66666666416265235595e-1_f64 as f32,
+    8.3333293858894631756e-3_f64 as f32,
+    -1.98393348360966317347e-4_f64 as f32,
+    2.7183114939898219064e-6_f64 as f32,
+];
+/// FreeBSD k_cosf.c coefficients (see `cos_poly`): `C0 + 1/2` (C0 is a hair above -1/2;
+/// the -1/2 is applied exactly), then C1..C3, rounded to f32.
+const COSF: [f32; 4] = [
+    (-4.99999997251031003120e-1_f64 + 0.5) as f32,
+    4.16666233237390631894e-2_f64 as f32,
+    -1.38867637746099294692e-3_f64 as f32,
+    2.43904487962774090654e-5_f64 as f32,
+];
+/// Below this |x| the f32 reduction is accurate (|j| < 2^16; `x - j*SC_P1` with one
+/// rounding is exact since the result is a multiple of 2^-24 below 2). The slice entry
+/// points recompute larger arguments with libm (`fix_huge_trig_args`).
+pub const SINCOS_F32_LIMIT: f32 = 1.0e5;
+
+/// sin(x + `shift` * pi/2) for `shift` 0 (sin) or 1 (cos).
+#[inline(always)]
+fn sincos_f32(x: f32, shift: u32) -> f32 {
+    let t = x.mul_add(std::f32::consts::FRAC_2_PI, MAGIC);
+    let q = t.to_bits().wrapping_add(shift);
+    let j = t - MAGIC;
+    // x - j pi/2 as rh + rl: the first step is exact, the second's rounding error is
+    // recovered (TwoProduct of j*P2 by FMA, TwoSum of r1 - j*P2).
+    let r1 = (-j).mul_add(SC_P1, x);
+    let ph = j * SC_P2;
+    let pl = j.mul_add(SC_P2, -ph);
+    let rh = r1 - ph;
+    let bb = rh - r1;
+    let e = (r1 - (rh - bb)) + (-ph - bb);
+    let rl = (-j).mul_add(SC_P3, e - pl);
+    // Beyond the limit (or for inf/NaN) use r = 0 (NaN for inf/NaN): bounded, and the
+    // callers recompute those lanes.
+    let keep = absf(x) < SINCOS_F32_LIMIT;
+    let rh = if keep { rh } else { x - x };
+    let rl = if keep { rl } else { 0.0 };
+    let z = rh * rh;
+    // sin(rh + rl) = sin rh + rl cos rh ~ rh + rh z ps(z) + rl (1 - z/2)
+    let ps = z.mul_add(SINF[3], SINF[2]);
+    let ps = z.mul_add(ps, SINF[1]);
+    let ps = z.mul_add(ps, SINF[0]);
+    let s = rh.mul_add(z * ps, (rl * z).mul_add(-0.5, rl)) + rh;
+    // cos(rh + rl) = cos rh - rl sin rh ~ 1 - z/2 + z pc(z) - rl rh. `w = 1 - z/2` and
+    // its rounding error are split off first, so the big term is rounded once (k_cosf).
+    let pc = z.mul_add(COSF[3], COSF[2]);
+    let pc = z.mul_add(pc, COSF[1]);
+    let pc = z.mul_add(pc, COSF[0]);
+    let hz = 0.5 * z;
+    let w = 1.0 - hz;
+    let c = w + (((1.0 - w) - hz) + z.mul_add(pc, -(rl * rh)));
+    let y = if q & 1 == 0 { s } else { c };
+    f32::from_bits(y.to_bits() ^ ((q & 2) << 30))
 }
 
 /// tan(x) = sin/cos in f64 (quadrant odd: -cos/sin). Max error ~0.5 ulp for
