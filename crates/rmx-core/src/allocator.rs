@@ -18,7 +18,11 @@ const HUGE_PAGE: usize = 2 << 20;
 
 /// The layout of a block of `capacity` bytes (the same on alloc and dealloc).
 fn block_layout(capacity: usize) -> Option<Layout> {
-    let align = if capacity >= HUGE_PAGE_MIN { HUGE_PAGE } else { ALIGN };
+    let align = if capacity >= HUGE_PAGE_MIN {
+        HUGE_PAGE
+    } else {
+        ALIGN
+    };
     Layout::from_size_align(capacity, align).ok()
 }
 

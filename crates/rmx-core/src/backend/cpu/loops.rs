@@ -154,7 +154,7 @@ fn map2_over<T: Copy + Send + Sync, U: Copy + Send + Sync>(
 /// donated buffer (see `CpuBackend::unary_over`), written over in place.
 #[inline(always)]
 fn aliases<T, U>(input: *const T, out: *mut U) -> bool {
-    input as usize == out as usize
+    std::ptr::eq(input.cast::<u8>(), out.cast::<u8>())
 }
 
 /// The `T` stored where an aliased output element `o` lives (same size: the donated input
@@ -233,7 +233,7 @@ pub fn map2<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     let (a_over, b_over) = (aliases(ap.get(), op.get()), aliases(bp.get(), op.get()));
     if a_over {
         debug_assert!(b_scalar || b_contig);
-        return map2_over(n, op, bp, b_scalar, |mine, theirs| f(mine, theirs));
+        return map2_over(n, op, bp, b_scalar, &f);
     }
     if b_over {
         debug_assert!(a_scalar || a_contig);

@@ -96,9 +96,7 @@ pub fn unary_into(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> Result<()> {
         (_, Dtype::Float64) => float_unary::<f64>(op, x, out)?,
         (_, Dtype::Complex64) => complex_unary(op, x, out)?,
         (_, Dtype::Bool) => match op {
-            Abs | Floor | Ceil | Round | Trunc | Square | Sign => {
-                map1::<bool, bool>(x, out, |v| v)
-            }
+            Abs | Floor | Ceil | Round | Trunc | Square | Sign => map1::<bool, bool>(x, out, |v| v),
             BitwiseInvert => map1::<bool, bool>(x, out, |v| !v),
             _ => return Err(unsupported()),
         },

@@ -573,10 +573,10 @@ fn sincos_f32(x: f32, shift: u32) -> f32 {
     let bb = rh - r1;
     let e = (r1 - (rh - bb)) + (-ph - bb);
     let rl = (-j).mul_add(SC_P3, e - pl);
-    // Beyond the limit (or for inf/NaN) use r = 0 (NaN for inf/NaN): bounded, and the
+    // Beyond the limit (or for inf/NaN) use r = 0 (x * 0: NaN for inf/NaN): bounded, and the
     // callers recompute those lanes.
     let keep = absf(x) < SINCOS_F32_LIMIT;
-    let rh = if keep { rh } else { x - x };
+    let rh = if keep { rh } else { x * 0.0 };
     let rl = if keep { rl } else { 0.0 };
     let z = rh * rh;
     // sin(rh + rl) = sin rh + rl cos rh ~ rh + rh z ps(z) + rl (1 - z/2)
