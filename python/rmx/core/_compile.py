@@ -29,22 +29,28 @@ def set_compile_mode(mode):
     _rmx.set_compile_mode_str(str(mode))
 
 
+# The tree walkers below are module-level functions with explicit accumulators: a nested
+# recursive closure is a reference cycle (function -> cell -> function) that would keep
+# the arrays it collects (a compiled call's inputs) alive until the garbage collector runs.
+
+
 def _split(tree):
     """Array leaves, and a hashable description of the tree with the other leaves."""
     arrays = []
+    return arrays, _split_walk(tree, arrays)
 
-    def walk(t):
-        if isinstance(t, _array):
-            arrays.append(t)
-            return ("A",)
-        if isinstance(t, (list, tuple)):
-            return (type(t).__name__, tuple(walk(c) for c in t))
-        if isinstance(t, dict):
-            return ("dict", tuple((k, walk(v)) for k, v in t.items()))
-        if isinstance(t, (int, float, complex, str, bool, type(None))):
-            return ("C", type(t).__name__, t)
-        raise ValueError(f"[compile] Function arguments must be trees of arrays or constants, got {type(t)}.")
-    return arrays, walk(tree)
+
+def _split_walk(t, arrays):
+    if isinstance(t, _array):
+        arrays.append(t)
+        return ("A",)
+    if isinstance(t, (list, tuple)):
+        return (type(t).__name__, tuple(_split_walk(c, arrays) for c in t))
+    if isinstance(t, dict):
+        return ("dict", tuple((k, _split_walk(v, arrays)) for k, v in t.items()))
+    if isinstance(t, (int, float, complex, str, bool, type(None))):
+        return ("C", type(t).__name__, t)
+    raise ValueError(f"[compile] Function arguments must be trees of arrays or constants, got {type(t)}.")
 
 
 def _fill(tree, leaves):
@@ -53,48 +59,43 @@ def _fill(tree, leaves):
     return tree_map(lambda x: next(it) if isinstance(x, _array) else x, tree)
 
 
-def _walk_state(tree, fn):
-    """Replaces each array ``a`` held by the (mutable) containers of ``tree`` by ``fn(a)``:
+def _walk_state(t, fn):
+    """Replaces each array ``a`` held by the (mutable) containers of ``t`` by ``fn(a)``:
     list and dict slots, and the key behind ``random.state``."""
-    def walk(t):
-        if isinstance(t, list):
-            for i, c in enumerate(t):
-                if isinstance(c, _array):
-                    t[i] = fn(c)
-                else:
-                    walk(c)
-        elif isinstance(t, dict):
-            for k, c in t.items():
-                if isinstance(c, _array):
-                    t[k] = fn(c)
-                else:
-                    walk(c)
-        elif isinstance(t, tuple):
-            for c in t:
-                if isinstance(c, _array):
-                    raise ValueError("[compile] State arrays must sit in lists or dicts to be updated.")
-                walk(c)
-        elif isinstance(t, _RandomState):
-            t._set(fn(t[0]))
-    walk(tree)
+    if isinstance(t, list):
+        for i, c in enumerate(t):
+            if isinstance(c, _array):
+                t[i] = fn(c)
+            else:
+                _walk_state(c, fn)
+    elif isinstance(t, dict):
+        for k, c in t.items():
+            if isinstance(c, _array):
+                t[k] = fn(c)
+            else:
+                _walk_state(c, fn)
+    elif isinstance(t, tuple):
+        for c in t:
+            if isinstance(c, _array):
+                raise ValueError("[compile] State arrays must sit in lists or dicts to be updated.")
+            _walk_state(c, fn)
+    elif isinstance(t, _RandomState):
+        t._set(fn(t[0]))
 
 
-def _state_leaves(tree):
+def _state_leaves(tree, out=None):
     """The arrays of a captured state tree, in the order ``_walk_state`` visits them."""
-    out = []
-
-    def walk(t):
-        if isinstance(t, _array):
-            out.append(t)
-        elif isinstance(t, (list, tuple)):
-            for c in t:
-                walk(c)
-        elif isinstance(t, dict):
-            for c in t.values():
-                walk(c)
-        elif isinstance(t, _RandomState):
-            out.append(t[0])
-    walk(tree)
+    out = [] if out is None else out
+    if isinstance(tree, _array):
+        out.append(tree)
+    elif isinstance(tree, (list, tuple)):
+        for c in tree:
+            _state_leaves(c, out)
+    elif isinstance(tree, dict):
+        for c in tree.values():
+            _state_leaves(c, out)
+    elif isinstance(tree, _RandomState):
+        out.append(tree[0])
     return out
 
 
