@@ -507,7 +507,7 @@ fn trig_select(s: f64, c: f64, q: u64) -> f32 {
     y as f32
 }
 
-/// sin(x). With FMA: all-f32 (`sincos_f32`), max error 0.6 ulp for |x| < 1e5.
+/// sin(x). With FMA: all-f32 (`sincos_f32`), max error 0.78 ulp for |x| < 1e5.
 /// Without: f64 internally, max error ~0.5 ulp for |x| < 2e8 (see module docs beyond).
 #[inline(always)]
 pub fn sin_k<const F: bool>(x: f32) -> f32 {
@@ -526,7 +526,7 @@ pub fn sin_k<const F: bool>(x: f32) -> f32 {
     }
 }
 
-/// cos(x). With FMA: all-f32, max error 0.6 ulp for |x| < 1e5; without: ~0.5 ulp for
+/// cos(x). With FMA: all-f32, max error 0.78 ulp for |x| < 1e5; without: ~0.5 ulp for
 /// |x| < 2e8.
 #[inline(always)]
 pub fn cos_k<const F: bool>(x: f32) -> f32 {
@@ -540,7 +540,7 @@ pub fn cos_k<const F: bool>(x: f32) -> f32 {
 
 // --- sin / cos in f32 (FMA only) -------------------------------------------------------
 // Twice the lanes of the f64 kernels: 16 per AVX-512 vector. The reduced argument is
-// carried as a float-float `rh + rl`, so the result is within ~0.6 ulp.
+// carried as a float-float `rh + rl`; all 2^32 inputs below 1e5: max 0.776 ulp.
 
 /// pi/2 = SC_P1 + SC_P2 + SC_P3 (+ 1.1e-23), each the f32 nearest to what is left.
 const SC_P1: f32 = 1.5707963705062866; // 0x3fc90fdb
