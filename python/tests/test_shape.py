@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 
-from diff import A, DTYPES, check, check_raises, mlx_quirk, rand
+from diff import A, DTYPES, check, check_raises, get_rmx, mlx_quirk, rand
 
 X3 = A(rand((2, 3, 4), "float32", seed=1))
 VIEWS = {
@@ -323,6 +323,23 @@ def test_pad_misc():
 def test_pad_other_modes(mode):
     check(lambda m: m.pad(m.arange(12).reshape(3, 4), 1, mode=mode))
     check(lambda m: m.pad(m.arange(12).reshape(3, 4), (1, 2), mode=mode))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "symmetric"])
+@pytest.mark.parametrize("widths", [
+    [(2, 3), (3, 3)],   # up to one mirror image per side (reflect: n - 1; symmetric: n)
+    [(3, 0), (0, 4)],
+    [(0, 0), (4, 4)],   # symmetric fits once; reflect goes past one image (gather path)
+    [(5, 1), (1, 0)],   # wider than the axis: mirrored repeatedly (gather path)
+    [(1, 1), (0, 0)],
+], ids=repr)
+def test_pad_mirror_widths_match_numpy(mode, widths):
+    mx = get_rmx()
+    base = rand((3, 4), "float32", seed=21)
+    for v in (base, base.T.copy().T):  # contiguous, and a transposed view
+        x = mx.array(v) if v.flags.c_contiguous else mx.array(v.T).T
+        got = np.array(mx.pad(x, widths, mode=mode))
+        np.testing.assert_array_equal(got, np.pad(v, widths, mode=mode))
 
 
 # -------------------------------------------------------------------- roll

@@ -837,8 +837,47 @@ pub fn trace(
 }
 
 /// Reflect (`[3,2,1,|1..]` without the edge) or symmetric (with the edge) padding,
-/// one axis at a time through an index gather.
+/// one axis at a time: flipped edge slices and one concatenate when each side mirrors
+/// once (the usual case, e.g. `stft`'s centering), else an index gather.
 fn pad_mirror(x: &Array, widths: &[(i64, i64)], reflect: bool) -> Result<Array> {
+    let n_at = |ax: usize| x.shape()[ax] as i64;
+    let once = |ax: usize, lo: i64, hi: i64| {
+        let n = n_at(ax);
+        let room = if reflect { n - 1 } else { n };
+        n > 0 && lo <= room && hi <= room && (lo > 0 || hi > 0)
+    };
+    if widths
+        .iter()
+        .enumerate()
+        .all(|(ax, &(lo, hi))| (lo == 0 && hi == 0) || once(ax, lo, hi))
+    {
+        let mut out = x.clone();
+        for (ax, &(lo, hi)) in widths.iter().enumerate() {
+            if lo == 0 && hi == 0 {
+                continue;
+            }
+            let n = n_at(ax);
+            // reflect: x[lo..=1] and x[n-2..=n-1-hi]; symmetric: x[lo-1..=0], x[n-1..=n-hi]
+            let skip = reflect as i64;
+            let part = |a: i64, b: i64| -> Result<Array> {
+                let mut start = vec![0i64; out.ndim()];
+                let mut stop: Vec<i64> = out.shape().iter().map(|&d| d as i64).collect();
+                start[ax] = a;
+                stop[ax] = b;
+                flip(&slice(&out, &start, &stop, None)?, Some(&[ax as i64]))
+            };
+            let mut pieces = Vec::with_capacity(3);
+            if lo > 0 {
+                pieces.push(part(skip, skip + lo)?);
+            }
+            pieces.push(out.clone());
+            if hi > 0 {
+                pieces.push(part(n - skip - hi, n - skip)?);
+            }
+            out = concatenate(&pieces, Some(ax as i64))?;
+        }
+        return Ok(out);
+    }
     let mut out = x.clone();
     for (ax, &(lo, hi)) in widths.iter().enumerate() {
         if lo == 0 && hi == 0 {
