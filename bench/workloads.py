@@ -229,7 +229,7 @@ def _einsum_gather_workloads(quick):
             moe_inputs,
             lambda mx, x, wts, idx: mx.gather_mm(x, wts, rhs_indices=idx.astype(mx.uint32)),
             _np_gather_mm, work=("flops", 2 * t * k * dm * hd),
-            note="rmx: take of whole expert matrices + batched matmul; NumPy: w[idx] @ x"),
+            note="rmx: x times every expert (one GEMM each), then a pick; NumPy: w[idx] @ x"),
     ]
 
 

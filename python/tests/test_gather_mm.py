@@ -150,6 +150,22 @@ def test_gather_mm_out_of_range_index_raises():
                              mx.array([1, 4])))
 
 
+def test_gather_mm_moe_path_vjp_and_errors_match_mlx():
+    # tokens [T, 1, 1, D] times top-2 of E experts [E, D, H]: rmx multiplies by every expert
+    # and picks (`every_matrix_then_pick`); values and gradients as MLX's
+    x, w = A(rand((6, 1, 1, 8), seed=11)), A(rand((3, 8, 5), seed=12))
+    ri = idx([[0, 2], [1, 1], [2, 0], [0, 1], [2, 2], [1, 0]])
+    ct = A(rand((6, 2, 1, 5), seed=13))
+    check(lambda m, x, w, ri: m.gather_mm(x, w, None, ri), x, w, ri, rtol=1e-5, atol=1e-5,
+          np_fn=lambda x, w, ri: np_gather_mm(x, w, None, ri))
+    check(lambda m, x, w, ri, ct: m.vjp(lambda x, w: m.gather_mm(x, w, None, ri), [x, w],
+                                        [ct])[1], x, w, ri, ct, rtol=1e-5, atol=1e-5)
+    mx = get_rmx()
+    with pytest.raises(IndexError):
+        mx.eval(mx.gather_mm(mx.ones((6, 1, 1, 8)), mx.ones((3, 8, 5)), None,
+                             mx.array([[0, 3]] * 6)))
+
+
 def _gm_inputs(seed=3):
     return (A(rand((3, 2, 4), seed=seed)), A(rand((5, 4, 6), seed=seed + 1)),
             idx([0, 2, 2]), idx([[1, 4, 4], [0, 0, 3]]))
