@@ -11,8 +11,8 @@ core that idled for a few tenths of a second runs slowly for the next ~50 ms.
 MLX's CPU backend and NumPy run on the calling thread, whose core stays busy;
 rmx's kernels also use the second core, which idled while the other libraries
 ran. Measured 2026-11-30: `exp(sin(x)*2+1)*x` on 10M f32 took 9.5 ms in a
-loop and 15-22 ms for each of the three calls following a 0.28 s pause
-(sleep, a spinning main thread or an MLX call alike). What is timed here is
+loop and 10-19 ms (mostly 15-17) for each of the three calls following a
+0.28 s pause (sleep, a spinning main thread or an MLX call alike). What is timed here is
 the steady state of a loop, for every library alike.
 """
 

@@ -153,7 +153,7 @@ fn map2_over<T: Copy + Send + Sync, U: Copy + Send + Sync>(
 /// Whether an input and the output start at the same address: the output is that input's
 /// donated buffer (see `CpuBackend::unary_over`), written over in place.
 #[inline(always)]
-fn aliases<T, U>(input: *const T, out: *mut U) -> bool {
+pub(super) fn aliases<T, U>(input: *const T, out: *mut U) -> bool {
     std::ptr::eq(input.cast::<u8>(), out.cast::<u8>())
 }
 

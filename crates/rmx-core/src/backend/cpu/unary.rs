@@ -22,7 +22,7 @@ fn fast_f32(op: UnaryOp, x: &ArrayData, out: &ArrayData) -> bool {
         let n = x.numel();
         let xp = super::loops::ConstPtr(unsafe { x.ptr::<f32>() });
         let op = super::loops::SendPtr(unsafe { out.ptr_mut::<f32>() });
-        let in_place = xp.get() == op.get().cast_const();
+        let in_place = super::loops::aliases(xp.get(), op.get());
         super::loops::par_range(n, |s, e| {
             // `out` written over a donated `x`: each block is first copied to the stack
             let mut held = [0f32; BLOCK];
