@@ -190,6 +190,7 @@ def build(quick):
 
     w.extend(_misc(quick))
     w.extend(_einsum_gather_workloads(quick))
+    w.extend(_sort_scan_fft_workloads(quick))
     w.extend(_linalg_workloads(256 if quick else 512))
     return w
 
@@ -230,6 +231,29 @@ def _einsum_gather_workloads(quick):
             lambda mx, x, wts, idx: mx.gather_mm(x, wts, rhs_indices=idx.astype(mx.uint32)),
             _np_gather_mm, work=("flops", 2 * t * k * dm * hd),
             note="rmx: x times every expert (one GEMM each), then a pick; NumPy: w[idx] @ x"),
+    ]
+
+
+def _sort_scan_fft_workloads(quick):
+    """Issue 4's sort, scan and FFT rows: sort of 1M f32, cumsum of 4096², rfft of 2^20."""
+    n = 1 << (18 if quick else 20)
+    m = 1024 if quick else 4096
+    return [
+        Workload(
+            "sort", f"sort {n / 1e6:.2g}M f32", _uniform(n),
+            lambda mx, x: mx.sort(x), np.sort, work=("bytes", 2 * n * 4)),
+        Workload(
+            "cumsum_rows", f"cumsum(axis=-1) {m}x{m} f32", _uniform(m, m),
+            lambda mx, x: mx.cumsum(x, axis=-1), lambda x: np.cumsum(x, axis=-1),
+            work=("bytes", 2 * m * m * 4), note="rate counts 1 read + 1 write"),
+        Workload(
+            "cumsum_cols", f"cumsum(axis=0) {m}x{m} f32", _uniform(m, m),
+            lambda mx, x: mx.cumsum(x, axis=0), lambda x: np.cumsum(x, axis=0),
+            work=("bytes", 2 * m * m * 4), note="rate counts 1 read + 1 write"),
+        Workload(
+            "rfft", f"fft.rfft {n / 1e6:.2g}M f32", _uniform(n),
+            lambda mx, x: mx.fft.rfft(x), np.fft.rfft,
+            work=("flops", int(2.5 * n * np.log2(n))), note="rate: 2.5 n log2 n"),
     ]
 
 

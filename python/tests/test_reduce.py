@@ -286,6 +286,37 @@ def test_scan_dtypes(op, dt):
     check(lambda m, a: getattr(m, op)(a, axis=1), x, **RTOL_EXP.get(dt, {}))
 
 
+@pytest.mark.parametrize("inclusive", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("op", sorted(SCANS))
+def test_scans_of_blocked_layouts(op, axis, reverse, inclusive):
+    """The CPU's blocked scan paths: columns in blocks of 1,024 (inner size 1,100 leaves a
+    partial block), last-axis lines in groups of 8 and tiles of 32 (63 lines of 1,100),
+    and a transposed input that takes the line-by-line path."""
+    x = A(rand((3, 21, 1100), "float32", seed=16, low=0.9, high=1.1))
+    tol = {"rtol": 1e-4, "atol": 1e-5}
+    f = lambda m, a: getattr(m, op)(a, axis=axis, reverse=reverse, inclusive=inclusive)
+    check(f, x, **tol)
+    check(lambda m, a: f(m, m.transpose(a, (2, 1, 0))), x, **tol)
+
+
+@pytest.mark.parametrize("dt", ["float16", "bfloat16", "int8", "int32", "bool_"])
+def test_scans_accumulate_in_the_element_type(dt):
+    """As MLX: an f16 cumsum of 1,030 values in [0, 3) is rounded to f16 after every add
+    (it drifts by ~20 from the exact sums), an int8 one wraps."""
+    x = A(rand((9, 40, 1030), dt, seed=17, low=0, high=3), dt)
+    # logaddexp/prod steps round their intermediates too in MLX: allow ~1 ulp
+    tol = {"float16": {"rtol": 1e-3, "atol": 1e-3}, "bfloat16": {"rtol": 8e-3, "atol": 8e-3}}
+    tol = tol.get(dt, {})
+    for axis in (0, 1, 2):
+        check(lambda m, a: m.cumsum(a, axis=axis), x, **tol)
+        check(lambda m, a: m.cummax(a, axis=axis, reverse=True), x)
+        if dt in ("float16", "bfloat16"):
+            check(lambda m, a: m.logcumsumexp(a, axis=axis), x, **tol)
+            check(lambda m, a: m.cumprod(a / 2, axis=axis), x, **tol)
+
+
 # --------------------------------------------------------------------- methods
 
 def test_reduction_methods():

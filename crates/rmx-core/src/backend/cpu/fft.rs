@@ -11,6 +11,7 @@ use crate::error::Result;
 use num_complex::Complex32;
 use parking_lot::Mutex;
 use rustfft::{FftDirection, FftPlanner};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 type Plan = Arc<dyn rustfft::Fft<f32>>;
@@ -111,6 +112,26 @@ fn inverse_real_lines(buf: &[Complex32], m: usize, n: usize, scale: f32, out: &A
     });
 }
 
+/// `W^k = exp(-2 pi i k / n)` for `k = 0..=n/2`, in f64 then rounded; cached per `n`
+/// like the plans (computing them took longer than the FFT itself for n = 2^20).
+fn real_twiddles(n: usize) -> Arc<Vec<Complex32>> {
+    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Vec<Complex32>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(t) = cache.lock().get(&n) {
+        return t.clone();
+    }
+    let t: Arc<Vec<Complex32>> = Arc::new(
+        (0..=n / 2)
+            .map(|k| {
+                let a = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
+                Complex32::new(a.cos() as f32, a.sin() as f32)
+            })
+            .collect(),
+    );
+    cache.lock().insert(n, t.clone());
+    t
+}
+
 /// Forward real transform of each line of `x` (f32, lines of even length `n` along its
 /// last axis) into `out` (complex64, lines of `n/2 + 1`): the line packed as `n/2` complex
 /// values `x[2k] + i x[2k+1]`, one complex FFT of half the length, then the two
@@ -120,13 +141,7 @@ fn forward_real_lines(x: &[f32], n: usize, out: &mut [Complex32]) {
     let h = n / 2;
     let lines = x.len() / n;
     let fft = plan(h, false);
-    // W^k = exp(-2 pi i k / n), in f64 then rounded
-    let twiddle: Vec<Complex32> = (0..=h)
-        .map(|k| {
-            let a = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
-            Complex32::new(a.cos() as f32, a.sin() as f32)
-        })
-        .collect();
+    let twiddle = real_twiddles(n);
     let o = SendPtr(out.as_mut_ptr());
     par_rows(lines, n, |l0, l1| {
         let mut z = vec![Complex32::default(); h];
