@@ -252,3 +252,17 @@ def test_reference_promotion_sanity():
     assert rt("float16", "bfloat16") == "float32"
     assert rt("uint32", "int32") == "int64"
     assert rt("float64", "complex64") == "complex64"
+
+
+def test_bfloat16_nans_are_positive_as_mlx():
+    """MLX turns every NaN into bfloat16's positive quiet NaN 0x7fc0 (0/0 on x86 is a
+    negative NaN in float32); the bits show through `view` and `to_fp8`."""
+    z = A(np.zeros(4, np.float32))
+    nan = A(np.array([np.nan, -np.nan, 1.0, np.inf], np.float32))
+    check(lambda m, a: (a.astype(m.bfloat16) / a.astype(m.bfloat16)).view(m.uint16), z, exact=True)
+    check(lambda m, a: a.astype(m.bfloat16).view(m.uint16), nan, exact=True)
+    check(lambda m, a: m.to_fp8(a.astype(m.bfloat16)), nan, exact=True)
+    check(lambda m, a: m.exp(a.astype(m.bfloat16) * m.array(np.inf, m.bfloat16) - np.inf).view(m.uint16), z,
+          exact=True)
+    w = A(np.array([0.0, np.inf, 1.0, -2.0] + [0.5] * 28, np.float32).reshape(1, 32))
+    check(lambda m, a: m.quantize(a.astype(m.bfloat16), mode="mxfp8"), w, exact=True)

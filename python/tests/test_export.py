@@ -38,6 +38,60 @@ FUNS = {
     ),
     "index_sort": (lambda m, x, y: (m.sort(x, axis=-1), m.take(x, m.array([2, 0, 1]), axis=1), m.pad(y, 1)), [(3, 4), (2, 2)]),
     "multi_out": (lambda m, x, y: (m.exp(x), m.log(m.abs(y) + 1), x - y), [(4, 6), (4, 6)]),
+    "fft": (
+        lambda m, x, y: (
+            m.fft.rfft(x),
+            m.fft.irfft(m.fft.rfft(y), n=6),
+            m.fft.fft2(x.astype(m.complex64)),
+            m.fft.ifftn(y, axes=(0,)),
+            m.fft.rfft2(x, s=(3, 5)),
+        ),
+        [(4, 6), (4, 6)],
+    ),
+    "conv": (
+        lambda m, x, y: (
+            m.conv1d(x, y, stride=2, padding=1),
+            m.conv_transpose1d(x, y, stride=2),
+            m.conv2d(x.reshape(1, 4, 2, 4), y.reshape(2, 3, 1, 4), padding=1, dilation=(1, 2)),
+            m.conv1d(x, y[:, :, :2], groups=2),
+        ),
+        [(1, 8, 4), (2, 3, 4)],
+    ),
+    "quantized": (
+        lambda m, x, y: (lambda q: (
+            m.quantized_matmul(x, *q, transpose=True, group_size=32, bits=4),
+            m.quantized_matmul(x[:, :32], *q, transpose=False, group_size=32, bits=4),
+            m.dequantize(*q, group_size=32, bits=4),
+        ))(m.quantize(y, group_size=32, bits=4)),
+        [(2, 64), (32, 64)],
+        {"rtol": 2e-5, "atol": 1e-5},  # rmx's kernel sums in another order than MLX's
+    ),
+    "quantized_mxfp4": (
+        lambda m, x, y: (lambda q: m.quantized_matmul(x, *q, transpose=True, group_size=32, bits=4, mode="mxfp4"))(
+            m.quantize(y, mode="mxfp4")
+        ),
+        [(2, 64), (32, 64)],
+    ),
+    "random_with_key_input": (
+        lambda m, x, y: (
+            x + m.random.uniform(shape=x.shape, key=(y[0, :2] * 7).astype(m.uint32)),
+            m.random.normal((3, 2), key=(y[1, :2] * 5).astype(m.uint32)),
+            m.random.randint(0, 100, (5,), key=(y[0, 2:4] * 3).astype(m.uint32)),
+        ),
+        [(4, 6), (4, 6)],
+    ),
+    "linalg": (
+        lambda m, x, y: (lambda a: (
+            m.linalg.inv(a, stream=m.cpu),
+            m.linalg.cholesky(a, stream=m.cpu),
+            m.abs(m.linalg.qr(a, stream=m.cpu)[1]),
+            m.linalg.svd(a, compute_uv=False, stream=m.cpu),
+            m.linalg.eigvalsh(a, stream=m.cpu),
+            m.linalg.solve_triangular(a, y, upper=True, stream=m.cpu),
+            m.linalg.tri_inv(a, upper=False, stream=m.cpu),
+        ))(x @ x.T + 4 * m.eye(4)),
+        [(4, 4), (4, 4)],
+    ),
 }
 
 
@@ -54,9 +108,10 @@ def _roundtrip(m, tmp_path, f, shapes, new_inputs):
 
 @pytest.mark.parametrize("name", sorted(FUNS))
 def test_roundtrip_matches_original_and_mlx(name, tmp_path):
-    f, shapes = FUNS[name]
+    f, shapes, *tol = FUNS[name]
+    tol = tol[0] if tol else {"rtol": 1e-5, "atol": 1e-6}
     ins = [A(rand(s, "float32", seed=i + 1)) for i, s in enumerate(shapes)]
-    check(lambda m, *xs: _roundtrip(m, tmp_path, f, shapes, xs), *ins, rtol=1e-5, atol=1e-6)
+    check(lambda m, *xs: _roundtrip(m, tmp_path, f, shapes, xs), *ins, **tol)
     mx = get_rmx()
     xs = [mx.array(a.data) for a in ins]
     got = _roundtrip(mx, tmp_path, f, shapes, xs)
@@ -257,10 +312,140 @@ def test_import_errors_match_mlx(tmp_path):
 
 
 @rmx_only
-def test_unsupported_primitive_is_a_clear_error(tmp_path):
+def test_what_mlx_cannot_export(tmp_path):
+    """fp8 conversion, qqmm and LU: MLX raises "Unable to serialize primitive ToFP8" (LUF);
+    rmx exports them, and the imported function gives the direct call's values bit for bit."""
+    import mlx.core as mlx
+
+    with pytest.raises(ValueError, match="Unable to serialize primitive ToFP8"):
+        mlx.export_function(str(tmp_path / "m.mlxfn"), lambda x: mlx.to_fp8(x), mlx.ones(4))
     mx = get_rmx()
-    with pytest.raises(ValueError, match=r"\[export_function\] Primitive \w+ cannot be exported yet\."):
-        mx.export_function(str(tmp_path / "c.rmxfn"), lambda x: mx.fft.fft(x), mx.ones(4))
+    x = mx.array(rand((2, 64), "float32", seed=3))
+    w = mx.array(rand((32, 64), "float32", seed=4))
+    funs = {
+        "fp8": lambda a, b: (mx.from_fp8(mx.to_fp8(a * 3), mx.bfloat16), mx.to_fp8(b)),
+        "qqmm": lambda a, b: mx.qqmm(a[:1], *mx.quantize(b, mode="mxfp8"), mode="mxfp8"),
+        "lu": lambda a, b: (*mx.linalg.lu_factor(b[:4, :4], stream=mx.cpu), *mx.linalg.lu(b[:4, :4], stream=mx.cpu),
+                            mx.linalg.solve(b[:4, :4] + 8 * mx.eye(4), a[:, :4].T, stream=mx.cpu)),
+    }
+    for name, f in funs.items():
+        path = str(tmp_path / f"{name}.rmxfn")
+        mx.export_function(path, f, mx.ones((2, 64)), mx.ones((32, 64)))
+        got = mx.import_function(path)(x, w)
+        want = f(x, w)
+        want = want if isinstance(want, tuple) else (want,)
+        for g, e in zip(got, want):
+            assert g.dtype == e.dtype and g.shape == e.shape
+            np.testing.assert_array_equal(np.array(g.astype(mx.float32)), np.array(e.astype(mx.float32)))
+
+
+def _custom(m, with_vjp=True):
+    @m.custom_function
+    def f(x, y):
+        return m.sin(x) * y
+
+    if with_vjp:
+        @f.vjp
+        def f_vjp(primals, cotangent, output):
+            return cotangent * 100.0, cotangent * 100.0
+
+    return f
+
+
+def test_custom_function_exports_its_forward_graph(tmp_path):
+    """A custom function without rules exports as its forward graph in both libraries. With
+    a custom vjp MLX refuses ("Unable to serialize primitive CustomTransforms"); rmx
+    exports the forward graph without the rules (they are closures), so the imported
+    function's gradient is the plain derivative: checked against MLX's gradient of the
+    same function written without custom_function."""
+    x, y = A(rand((3,), seed=5)), A(rand((3,), seed=6))
+
+    def run(m, a, b, with_vjp):
+        f = _custom(m, with_vjp)
+        path = _fn_path(tmp_path, m)
+        if with_vjp and m.__name__.startswith("mlx"):
+            with pytest.raises(ValueError, match="CustomTransforms"):
+                m.export_function(path, lambda u, v: f(u, v), m.ones((3,)), m.ones((3,)))
+            g = lambda u, v: (m.sin(u) * v + 1).sum()  # noqa: E731 - the plain function
+        else:
+            m.export_function(path, lambda u, v: (f(u, v) + 1).sum(), m.ones((3,)), m.ones((3,)))
+            g = lambda u, v: m.import_function(path)(u, v)[0]  # noqa: E731
+        return g(a, b), m.grad(g, argnums=(0, 1))(a, b)
+
+    check(lambda m, a, b: run(m, a, b, False), x, y, rtol=1e-5, atol=1e-6)
+    check(lambda m, a, b: run(m, a, b, True), x, y, rtol=1e-5, atol=1e-6)
+
+
+CALLBACK_FUNS = {
+    "elementwise_kw": (lambda m: (lambda x, y: m.exp(x) * y + 1), [(2,)], {"y": ()}),
+    "multi_out_constant": (lambda m: (lambda x, y: (m.sin(x) @ y, x * 3.0, m.cumsum(y, axis=0))), [(2, 3), (3, 4)], {}),
+    "custom": (lambda m: (lambda x: _custom(m, with_vjp=False)(x, x) * 2), [(3,)], {}),
+    "fft_conv": (lambda m: (lambda x, w: (m.fft.rfft(x[0, :, 0]), m.conv1d(x, w, stride=2, padding=1))),
+                 [(1, 8, 4), (2, 3, 4)], {}),
+    "random_key": (lambda m: (lambda k: m.random.randint(0, 9, (3,), key=k)), [], {"k": "key"}),
+}
+
+
+def _events(m, name):
+    make, shapes, kw = CALLBACK_FUNS[name]
+    events = []
+    args = [m.ones(s) for s in shapes]
+    kwargs = {k: (m.random.key(1) if s == "key" else m.ones(s)) for k, s in kw.items()}
+    m.export_function(events.append, make(m), *args, **kwargs)
+    return events
+
+
+def _plain(v):
+    """An event's values with dtypes and arrays as text, so both libraries compare."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, tuple):
+        return ("array", tuple(v.shape), str(v.dtype).split(".")[-1])
+    if type(v).__name__ == "Dtype":
+        return str(v).split(".")[-1]
+    return v
+
+
+@pytest.mark.parametrize("name", sorted(CALLBACK_FUNS))
+def test_export_to_a_callback_reports_as_mlx(name):
+    """The inputs, keyword inputs and outputs records equal MLX's (ids, shapes, dtypes); the
+    primitive records name the same primitives in the same order, broadcasts aside (rmx
+    reports constants already broadcast, MLX a scalar and a Broadcast step) and MLX's
+    Squeeze/ExpandDims being rmx's Reshape, among the steps that depend on an input; and connect
+    by the same ids to inputs and outputs."""
+    import mlx.core as mlx
+
+    mine, theirs = _events(get_rmx(), name), _events(mlx, name)
+    kinds = lambda ev: [e["type"] for e in ev if e["type"] != "primitive"]  # noqa: E731
+    assert kinds(mine) == kinds(theirs) == ["inputs", "keyword_inputs", "outputs", "constants"]
+    for k in range(3):
+        assert _plain(mine[k]) == _plain(theirs[k])
+    same = {"Squeeze": "Reshape", "ExpandDims": "Reshape"}  # MLX's reshapes by kind
+
+    def prims(ev):
+        """Names of the steps that depend on an input (rmx folds work on constants alone
+        into constants; MLX keeps it as steps)."""
+        varying, names = {i[0] for i in ev[0]["inputs"]}, []
+        for e in ev[4:]:
+            if any(i[0] in varying for i in e["inputs"]):
+                varying |= {o[0] for o in e["outputs"]}
+                if e["name"] != "Broadcast":
+                    names.append(same.get(e["name"], e["name"]))
+        return names
+
+    assert prims(mine) == prims(theirs)
+    ids = {e[0] for e in mine[0]["inputs"]} | {c[0] for c in mine[3]["constants"]}
+    for e in mine[4:]:
+        assert all(i[0] in ids for i in e["inputs"]), e
+        ids |= {o[0] for o in e["outputs"]}
+    assert {o[0] for o in mine[2]["outputs"]} <= ids
+
+
+def test_callback_export_errors_match_mlx():
+    check_raises(lambda m: m.export_function(lambda d: None, lambda x: x + 1, m.ones(2), metadata="{}"),
+                 err=ValueError)
 
 
 @rmx_only
@@ -399,6 +584,44 @@ def test_damaged_files_raise(tmp_path):
     for h in edits:
         with pytest.raises(RuntimeError):
             mx.import_function(write(h))
+
+
+@rmx_only
+def test_damaged_kernel_parameters_raise(tmp_path):
+    """Parameters of the kernel families that no longer fit the step's operands (a conv
+    stride, an FFT axis, quantization bits, a random-bits width) are refused at import."""
+    import json
+
+    mx = get_rmx()
+    path = tmp_path / "k.rmxfn"
+    f = lambda x, w, m, k: (  # noqa: E731
+        mx.conv1d(x, w, stride=2), mx.fft.rfft(x[0, :, 0]),
+        mx.quantized_matmul(x[0].T, *mx.quantize(m), transpose=True),
+        mx.random.uniform(shape=(3,), key=k),
+    )
+    mx.export_function(str(path), f, mx.ones((1, 64, 4)), mx.ones((2, 3, 4)), mx.ones((8, 64)), mx.random.key(0))
+    data = path.read_bytes()
+    n = int.from_bytes(data[8:16], "little")
+    header = json.loads(data[16 : 16 + n])
+    mx.import_function(str(path))  # the undamaged file imports
+
+    def edited(op, key, value):
+        h = json.loads(json.dumps(header))
+        steps = [st for st in h["traces"][0]["steps"] if st["op"] == op]
+        assert steps, op
+        steps[0]["params"][key] = value
+        raw = json.dumps(h).encode()
+        bad = tmp_path / "bad.rmxfn"
+        bad.write_bytes(data[:8] + len(raw).to_bytes(8, "little") + raw + data[16 + n :])
+        return str(bad)
+
+    for op, key, value in [("Convolution", "stride", [1]), ("Convolution", "groups", 3),
+                           ("Convolution", "stride", []), ("Fft", "axes", [3]), ("Fft", "real", False),
+                           ("QuantizedMatmul", "bits", 3), ("QuantizedMatmul", "transpose", False),
+                           ("Quantize", "group_size", 48), ("RandomBits", "width", 3),
+                           ("RandomBits", "shape", [4])]:
+        with pytest.raises(RuntimeError, match="do not fit its operands"):
+            mx.import_function(edited(op, key, value))
 
 
 def test_no_match_message_equals_mlx(tmp_path):

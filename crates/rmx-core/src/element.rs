@@ -209,8 +209,20 @@ float_element!(f16, Float16, |x: f16| x.to_f64(), f16::from_f64);
 // Through f32, as MLX converts: `half`'s `bf16::from_f64` drops the low 32 mantissa bits
 // before rounding, so an f32 just above a bfloat16 midpoint rounded down (11040.001 -> 11008).
 float_element!(bf16, Bfloat16, |x: bf16| x.to_f64(), |x: f64| {
-    bf16::from_f32(x as f32)
+    bf16_from_f32(x as f32)
 });
+
+/// MLX's float32 -> bfloat16 conversion: round to nearest even, and every NaN becomes the
+/// positive quiet NaN `0x7fc0` (`half` keeps the sign, so x86's negative default NaN from
+/// `0/0` stayed negative: MLX's `to_fp8` of it then gave 126 where rmx gave 254).
+#[inline(always)]
+pub fn bf16_from_f32(x: f32) -> bf16 {
+    if x.is_nan() {
+        bf16::from_bits(0x7fc0)
+    } else {
+        bf16::from_f32(x)
+    }
+}
 float_element!(f32, Float32, |x: f32| x as f64, |x: f64| x as f32);
 float_element!(f64, Float64, |x: f64| x, |x: f64| x);
 

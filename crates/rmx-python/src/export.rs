@@ -68,6 +68,17 @@ impl PyExporter {
         Ok(())
     }
 
+    /// Trace `index` described step by step (JSON) and its constants, for a callback.
+    fn describe(&self, index: usize) -> PyResult<(String, Vec<PyArray>)> {
+        let (desc, consts) = self
+            .inner
+            .lock()
+            .expect("exporter lock")
+            .describe(index)
+            .py()?;
+        Ok((desc, consts.into_iter().map(PyArray::from).collect()))
+    }
+
     fn write(&self, path: &str) -> PyResult<()> {
         self.inner.lock().expect("exporter lock").write(path).py()
     }

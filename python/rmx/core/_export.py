@@ -45,9 +45,10 @@ class FunctionExporter:
     """Collects traces of ``fun`` (one per call) into one file; see ``exporter``."""
 
     def __init__(self, file, fun, shapeless=False, metadata=None):
-        if callable(file) and not isinstance(file, str):
-            raise ValueError("[export_function] Exporting to a callback is not supported by rmx.")
-        self._file = str(file)
+        self._callback = file if callable(file) and not isinstance(file, str) else None
+        if self._callback is not None and metadata is not None:
+            raise ValueError("[export_function] Metadata is not supported when exporting to a callback.")
+        self._file = None if self._callback else str(file)
         self._fun = fun
         self._shapeless = bool(shapeless)
         self._inner = _rmx._Exporter(self._shapeless, "" if metadata is None else str(metadata))
@@ -78,7 +79,10 @@ class FunctionExporter:
         meta = json.dumps({"positional": len(pos), "keywords": keys})
         self._inner.add(flat, [list(a.shape) for a in leaves], [a.dtype for a in leaves], meta)
         self._signatures.add(sig)
-        self._inner.write(self._file)
+        if self._callback is None:
+            self._inner.write(self._file)
+        else:
+            _report(self._callback, self._inner, len(self._signatures) - 1, len(pos), keys)
 
     def close(self):
         self._closed = True
@@ -91,6 +95,82 @@ class FunctionExporter:
         return False
 
 
+def _ids():
+    """MLX's node ids: A, B, ..., Z, AA, AB, ..."""
+    n = 0
+    while True:
+        k, name = n, ""
+        while True:
+            name = chr(ord("A") + k % 26) + name
+            k = k // 26 - 1
+            if k < 0:
+                break
+        yield name
+        n += 1
+
+
+def _report(callback, inner, index, pos_count, keys):
+    """Calls ``callback`` with one trace as MLX does: a dict each for the inputs, the keyword
+    inputs, the outputs and the constants, then one per primitive (its name, arguments,
+    inputs and outputs as ``(id, shape, dtype)``). rmx's primitive arguments are its own
+    parameters of the step, not MLX's."""
+    desc_json, consts = inner.describe(index)
+    desc = json.loads(desc_json)
+    ids = _ids()
+    dtype = lambda name: getattr(_rmx, name)  # noqa: E731
+    inputs = [(next(ids), tuple(s), dtype(d)) for s, d in desc["inputs"]]
+    steps = desc["steps"]
+    step_ids = [[None] * len(st["outputs"]) for st in steps]
+    const_ids = [None] * len(consts)
+
+    def spec(ref):
+        kind, i = ref[0], ref[1]
+        if kind == "in":
+            return inputs[i]
+        if kind == "const":
+            return (const_ids[i], tuple(consts[i].shape), consts[i].dtype)
+        s, d = steps[i]["outputs"][ref[2]]
+        return (step_ids[i][ref[2]], tuple(s), dtype(d))
+
+    # function outputs are named before the constants and the other nodes, as in MLX
+    for ref in desc["outputs"]:
+        if ref[0] == "step" and step_ids[ref[1]][ref[2]] is None:
+            step_ids[ref[1]][ref[2]] = next(ids)
+    for c in range(len(consts)):
+        const_ids[c] = next(ids)
+    # steps in MLX's order: depth first from each output in turn, inputs before users
+    order, seen = [], set()
+    for ref in desc["outputs"]:
+        stack = [(ref[1], False)] if ref[0] == "step" else []
+        while stack:
+            s, done = stack.pop()
+            if done:
+                order.append(s)
+            elif s not in seen:
+                seen.add(s)
+                stack.append((s, True))
+                for r in reversed(steps[s]["inputs"]):
+                    if r[0] == "step" and r[1] not in seen:
+                        stack.append((r[1], False))
+    callback({"inputs": inputs, "type": "inputs"})
+    callback({"keywords": [(k, inputs[pos_count + j][0]) for j, k in enumerate(keys)],
+              "type": "keyword_inputs"})
+    callback({"outputs": [spec(r) for r in desc["outputs"]], "type": "outputs"})
+    callback({"constants": [(const_ids[c], a) for c, a in enumerate(consts)], "type": "constants"})
+    for s in order:
+        st = steps[s]
+        for k in range(len(st["outputs"])):
+            if step_ids[s][k] is None:
+                step_ids[s][k] = next(ids)
+        callback({
+            "arguments": st["arguments"],
+            "outputs": [spec(["step", s, k]) for k in range(len(st["outputs"]))],
+            "inputs": [spec(r) for r in st["inputs"]],
+            "name": st["name"],
+            "type": "primitive",
+        })
+
+
 def exporter(file, fun, *, shapeless=False, metadata=None):
     """A callable that adds one trace of ``fun`` per call to ``file``; use it as a context
     manager (``with mx.exporter(path, fun) as e: e(x); e(x, y)``)."""
@@ -98,8 +178,9 @@ def exporter(file, fun, *, shapeless=False, metadata=None):
 
 
 def export_function(file, fun, *args, shapeless=False, metadata=None, **kwargs):
-    """Traces ``fun`` on the example arrays and writes the graph to ``file``. The file is
-    rmx's own versioned format, not byte-compatible with MLX's ``.mlxfn``."""
+    """Traces ``fun`` on the example arrays and writes the graph to ``file`` (rmx's own
+    versioned format, not byte-compatible with MLX's ``.mlxfn``), or, when ``file`` is a
+    callable, reports it to that callback as MLX does."""
     with FunctionExporter(file, fun, shapeless, metadata) as e:
         e(*args, **kwargs)
 

@@ -63,6 +63,20 @@ fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>
             node.output_specs.len()
         ));
     }
+    // Consumers' kernels trust the node's shapes: a kernel that disagrees (only a damaged
+    // imported function can make one) fails here instead of being read out of bounds.
+    for (r, spec) in results.iter().zip(node.output_specs.iter()) {
+        if r.shape[..] != spec.shape[..] || r.dtype != spec.dtype {
+            return Err(crate::runtime_err!(
+                "[{}] Produced an output of shape {:?} and type {} where {:?} {} was expected.",
+                node.primitive.name(),
+                &r.shape[..],
+                r.dtype,
+                &spec.shape[..],
+                spec.dtype
+            ));
+        }
+    }
     Ok(results)
 }
 

@@ -39,6 +39,7 @@ pub struct Step {
 }
 
 /// A traced and simplified function, replayable on new inputs of the traced shapes.
+#[derive(Clone)]
 pub struct CompiledGraph {
     num_inputs: usize,
     steps: Vec<Step>,

@@ -67,7 +67,7 @@ pub fn convert(x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayDat
                 ArrayData::from_slice(&map(&codes, |c| f16::from_f32(fp8_to_f32(c))), &x.shape)
             }
             Dtype::Bfloat16 => ArrayData::from_slice(
-                &map(&codes, |c| half::bf16::from_f32(fp8_to_f32(c))),
+                &map(&codes, |c| crate::element::bf16_from_f32(fp8_to_f32(c))),
                 &x.shape,
             ),
             Dtype::Float64 => {

@@ -29,7 +29,7 @@ impl FloatElem for bf16 {
     }
     #[inline(always)]
     fn down(c: f32) -> Self {
-        bf16::from_f32(c)
+        crate::element::bf16_from_f32(c)
     }
 }
 impl FloatElem for f32 {

@@ -191,7 +191,7 @@ impl FromF32 for f16 {
 }
 impl FromF32 for bf16 {
     fn from_f32(v: f32) -> Self {
-        bf16::from_f32(v)
+        crate::element::bf16_from_f32(v)
     }
 }
 
@@ -200,7 +200,7 @@ impl FromF32 for bf16 {
 fn round_to(v: f32, dtype: Dtype) -> f32 {
     match dtype {
         Dtype::Float16 => f16::from_f32(v).to_f32(),
-        Dtype::Bfloat16 => bf16::from_f32(v).to_f32(),
+        Dtype::Bfloat16 => crate::element::bf16_from_f32(v).to_f32(),
         _ => v,
     }
 }
@@ -259,9 +259,9 @@ pub fn dequantize(
                     Dtype::Float16 => {
                         store(out.ptr_mut::<f16>().add(o), &q, |x| f16::from_f32(val(x)))
                     }
-                    Dtype::Bfloat16 => {
-                        store(out.ptr_mut::<bf16>().add(o), &q, |x| bf16::from_f32(val(x)))
-                    }
+                    Dtype::Bfloat16 => store(out.ptr_mut::<bf16>().add(o), &q, |x| {
+                        crate::element::bf16_from_f32(val(x))
+                    }),
                     _ => store(out.ptr_mut::<f32>().add(o), &q, val),
                 }
             }

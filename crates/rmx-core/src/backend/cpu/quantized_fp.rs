@@ -13,7 +13,7 @@ use crate::ops::quantized_fp::{QuantMode, FP4};
 fn round_to(v: f32, dtype: Dtype) -> f32 {
     match dtype {
         Dtype::Float16 => half::f16::from_f32(v).to_f32(),
-        Dtype::Bfloat16 => half::bf16::from_f32(v).to_f32(),
+        Dtype::Bfloat16 => crate::element::bf16_from_f32(v).to_f32(),
         _ => v,
     }
 }
