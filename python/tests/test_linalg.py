@@ -45,6 +45,21 @@ def test_matmul_noncontiguous(va, vb):
           np_fn=lambda x, y: x @ y[: x.shape[-1]], **TOL["float32"])
 
 
+@pytest.mark.parametrize("dt", ["float16", "bfloat16"])
+@pytest.mark.parametrize("view", ["contiguous", "transposed_weight", "strided"])
+def test_half_matmul_with_few_rows(dt, view):
+    """f16/bf16 products of up to 16 rows convert the weight 512 x 128 blocks at a time:
+    partial blocks (1,100 x 300), a weight used transposed (x @ w.T, the decode layout)
+    and a strided one; 17 rows take the whole-cast path. (On the CPU: a GPU's bf16 GEMM
+    rounds partial sums differently.)"""
+    shape, v = {"contiguous": ((1100, 300), None), "transposed_weight": ((300, 1100), lambda w: w.T),
+                "strided": ((1100, 600), lambda w: w[:, ::-2])}[view]
+    for rows in (1, 3, 16, 17):
+        x = arr((rows, 1100), dt, 11)
+        w = arr(shape, dt, 12, view=v)
+        check(lambda m, a, b: m.matmul(a, b, stream=m.cpu), x, w, **TOL[dt])
+
+
 def test_matmul_batched_transposed():
     a = arr((3, 4, 5), seed=5, view=lambda x: x.transpose(0, 2, 1))
     b = arr((4, 3, 6), seed=6, view=lambda x: x.transpose(1, 0, 2))

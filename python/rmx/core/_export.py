@@ -47,7 +47,8 @@ class FunctionExporter:
     def __init__(self, file, fun, shapeless=False, metadata=None):
         self._callback = file if callable(file) and not isinstance(file, str) else None
         if self._callback is not None and metadata is not None:
-            raise ValueError("[export_function] Metadata is not supported when exporting to a callback.")
+            raise ValueError("[export_function] The metadata argument is only supported when exporting to a "
+                             "file, not when using a callback.")
         self._file = None if self._callback else str(file)
         self._fun = fun
         self._shapeless = bool(shapeless)

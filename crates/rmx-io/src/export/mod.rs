@@ -8,7 +8,13 @@
 //! `["in", i]`, `["const", c]` or `["step", s, k]`), the output references, and an opaque
 //! `meta` string for the caller (the Python side keeps its argument tree there).
 //! Graphs are stored after common-subexpression elimination and before fusion (fusion is
-//! redone on import; `Fused` nodes from a `compile`d function called inside are stored too).
+//! redone on import; `Fused` nodes from a `compile`d function called inside are stored too),
+//! with custom functions replaced by the forward graphs they wrap.
+//!
+//! `codec.rs` names each primitive and its parameters (`codec_kernels.rs` for the kernel
+//! families, whose parameters are checked against their operands at import), `replay.rs`
+//! runs a trace on new shapes (shapeless functions), and `describe.rs` lists a trace for
+//! `export_function` with a callback.
 
 mod codec;
 mod codec_kernels;
