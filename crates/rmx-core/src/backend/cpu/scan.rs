@@ -13,7 +13,7 @@ use num_complex::Complex32;
 use num_traits::Float;
 
 /// One scan step. The running value is rounded to the element type after every step
-/// when the reducer accumulates in a wider type (f16/bf16 in f32, small ints in i64), as
+/// when the reducer accumulates in a wider type (f16/bf16 in f32), as
 /// MLX's scans accumulate in the element type: its f16 cumsum of 1,000 values near 1.5
 /// drifts by ~20 from the exact sums, and rmx gives the same numbers.
 #[inline(always)]
