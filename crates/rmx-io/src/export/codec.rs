@@ -210,12 +210,7 @@ impl P<'_> {
             .collect()
     }
     pub(super) fn isizes(&self, k: &str) -> Result<Vec<isize>> {
-        self.get(k)?
-            .as_array()
-            .ok_or_else(|| bad_file(k))?
-            .iter()
-            .map(|x| x.as_i64().map(|x| x as isize).ok_or_else(|| bad_file(k)))
-            .collect()
+        Ok(self.i64s(k)?.into_iter().map(|x| x as isize).collect())
     }
     pub(super) fn scalar(&self, k: &str) -> Result<Scalar> {
         let v = self.get(k)?.as_array().ok_or_else(|| bad_file(k))?;

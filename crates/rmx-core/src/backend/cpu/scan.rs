@@ -147,7 +147,7 @@ impl ScanRun<'_> {
                 let m = LINE_GROUP.min(lines - l0);
                 let mut acc = [r.init(); LINE_GROUP];
                 // A tile of each line in turn: each cache line is used up before the
-                // next line's (the lines are often 4 KiB apart: same cache set).
+                // next line's (lines a multiple of 4 KiB apart share one cache set).
                 for k0 in (0..len).step_by(LINE_TILE) {
                     let k1 = (k0 + LINE_TILE).min(len);
                     for (q, a) in acc.iter_mut().enumerate().take(m) {
