@@ -86,6 +86,19 @@ def workloads(quick):
                  lambda a: torch.sum(a), 4 * 4096 * 4096, None, 20))
     rows.append(("sum 4096^2 f32 axis=0", [(fa, "float32")], lambda m, a: m.sum(a, axis=0),
                  lambda a: torch.sum(a, dim=0), 4 * 4096 * 4096, None, 20))
+    rows.append(("cumsum 4096^2 f32 axis=-1", [(fa, "float32")],
+                 lambda m, a: m.cumsum(a, axis=-1), lambda a: torch.cumsum(a, dim=-1),
+                 8 * 4096 * 4096, None, 20))
+    rows.append(("cumsum 4096^2 f32 axis=0", [(fa, "float32")],
+                 lambda m, a: m.cumsum(a, axis=0), lambda a: torch.cumsum(a, dim=0),
+                 8 * 4096 * 4096, None, 20))
+    rows.append(("sort 4096^2 f32 axis=-1", [(fa, "float32")],
+                 lambda m, a: m.sort(a, axis=-1), lambda a: torch.sort(a, dim=-1)[0],
+                 8 * 4096 * 4096, None, 10))
+    line = u(1 << 20)
+    rows.append(("argsort 1M f32 (one line)", [(line, "float32")],
+                 lambda m, a: m.argsort(a), lambda a: torch.argsort(a, stable=True),
+                 8 << 20, None, 10))
     q1 = rng.standard_normal((1, 32, 1, 64)).astype(np.float32)
     k1 = rng.standard_normal((1, 8, 2048, 64)).astype(np.float32)
     v1 = rng.standard_normal((1, 8, 2048, 64)).astype(np.float32)

@@ -251,8 +251,6 @@ def test_host_fallback_families_match():
     x = rand((8, 16), "float32", -3, 3, seed=17)
     idx = mx.array([0, 3, 7, 15])
     for fn in [
-        lambda x, s: mx.sort(x, axis=-1, stream=s),
-        lambda x, s: mx.cumsum(x, axis=0, stream=s),
         lambda x, s: mx.fft.rfft(x, stream=s),
         lambda x, s: mx.linalg.inv(x[:, :8] + 8 * mx.eye(8), stream=s),
     ]:
@@ -544,3 +542,189 @@ def test_compiled_chain_with_many_scalar_constants():
     mx.eval(eager, fused, again)
     np.testing.assert_array_equal(host(fused), host(eager))
     np.testing.assert_array_equal(host(again), host(eager))
+
+
+SCANS = {
+    "cumsum": (-3, 3), "cumprod": (0.8, 1.25), "cummax": (-3, 3), "cummin": (-3, 3),
+    "logcumsumexp": (-3, 3),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int8", "uint8", "int32", "uint32", "int64"])
+@pytest.mark.parametrize("op", sorted(SCANS))
+def test_scans_match_cpu(dtype, op):
+    """Native scans: one thread per line (half types, short lines, many columns) or one
+    block per line (long lines); every axis, direction and strided view."""
+    if op == "logcumsumexp" and dtype not in FLOATS:
+        pytest.skip("logcumsumexp is for floating types")
+    lo, hi = SCANS[op]
+    f = getattr(mx, op)
+    cases = [
+        (rand((5, 300), dtype, lo, hi, seed=40), -1),   # long lines: block kernel
+        (rand((300, 7), dtype, lo, hi, seed=41), 0),    # few long columns: block kernel
+        (rand((4, 6, 37), dtype, lo, hi, seed=42), 1),  # many short lines: one thread each
+        (rand((40, 130), dtype, lo, hi, seed=43).T, -1),  # a transposed (strided) view
+        (rand((3, 2000), dtype, lo, hi, seed=44)[:, ::3], -1),
+    ]
+    for x, axis in cases:
+        for reverse in (False, True):
+            for inclusive in (True, False):
+                g, c = both(lambda x, s: f(x, axis=axis, reverse=reverse,
+                                           inclusive=inclusive, stream=s), x)
+                what = f"{op} {dtype} {x.shape} axis={axis} rev={reverse} inc={inclusive}"
+                assert g.shape == c.shape and g.dtype == c.dtype, what
+                gn, cn = host(g), host(c)
+                if dtype not in FLOATS or (dtype in ("float16", "bfloat16") and op != "logcumsumexp"):
+                    # integers, max/min and the serial half-type walk: bit for bit
+                    np.testing.assert_array_equal(gn, cn, err_msg=what)
+                else:
+                    rtol, atol = TOL[dtype]
+                    scale = np.abs(host(x).astype(np.float64)).sum(axis=axis, keepdims=True)
+                    np.testing.assert_allclose(gn, cn, rtol=rtol * 8,
+                                               atol=atol + rtol * 8 * scale.max(), err_msg=what)
+
+
+def test_scans_with_nan_inf_and_empty():
+    x = rand((3, 400), "float32", -3, 3, seed=45)
+    xn = np.array(x)
+    xn[0, 10], xn[1, 200], xn[2, 399] = np.nan, np.inf, -np.inf
+    x = mx.array(xn)
+    for op in ["cumsum", "cumprod", "cummax", "cummin", "logcumsumexp"]:
+        for axis in (0, 1):
+            g, c = both(lambda x, s: getattr(mx, op)(x, axis=axis, stream=s), x)
+            np.testing.assert_allclose(np.array(g), np.array(c), rtol=1e-5, atol=1e-4,
+                                       equal_nan=True, err_msg=op)
+    for shape in [(0, 5), (3, 0), (0,)]:
+        g, c = both(lambda x, s: mx.cumsum(x, axis=-1, stream=s), mx.zeros(shape))
+        assert g.shape == c.shape == shape
+
+
+SORT_DTYPES = FLOATS + ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                        "uint64", "bool_"]
+
+
+@pytest.mark.parametrize("dtype", SORT_DTYPES)
+def test_sort_and_argsort_match_cpu(dtype):
+    """Stable (equal values keep their order: argsort equals the CPU's), NaN last; lines
+    of one tile, of several tiles merged, along every axis and through strided views."""
+    lo, hi = (0, 1) if dtype == "bool_" else (-20, 20) if dtype not in ("uint8", "uint16", "uint32", "uint64") else (0, 40)
+    cases = [
+        (rand((7, 300), dtype, lo, hi, seed=50), -1),
+        (rand((300, 5), dtype, lo, hi, seed=51), 0),
+        (rand((3, 5000), dtype, lo, hi, seed=52), -1),      # 3 tiles: two merge passes
+        (rand((2, 3, 9000), dtype, lo, hi, seed=53)[:, 1, ::2], -1),
+        (rand((40, 33), dtype, lo, hi, seed=54).T, 1),
+    ]
+    if dtype in FLOATS:
+        xn = host(cases[0][0]).copy()
+        xn[0, [3, 50, 99]] = np.nan
+        xn[1, [0, 7]] = [-0.0, 0.0]
+        xn[2, [4, 5]] = [np.inf, -np.inf]
+        cases.append((mx.array(xn).astype(dt(dtype), stream=mx.cpu), -1))
+    for x, axis in cases:
+        what = f"{dtype} {x.shape} axis={axis}"
+        g, c = both(lambda x, s: mx.argsort(x, axis=axis, stream=s), x)
+        np.testing.assert_array_equal(np.array(g), np.array(c), err_msg="argsort " + what)
+        g, c = both(lambda x, s: mx.sort(x, axis=axis, stream=s), x)
+        assert g.dtype == c.dtype
+        np.testing.assert_array_equal(host(g), host(c), err_msg="sort " + what)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "bfloat16"])
+def test_partition_on_gpu(dtype):
+    x = rand((6, 3000), dtype, -50, 50, seed=55)
+    for kth in (0, 17, 2999, -1):
+        p = mx.partition(x, kth, axis=-1, stream=mx.gpu)
+        ap = mx.argpartition(x, kth, axis=-1, stream=mx.gpu)
+        xs = np.sort(host(x), axis=-1)
+        k = kth % 3000
+        pn, apn = host(p), np.array(ap)
+        np.testing.assert_array_equal(pn[:, k], xs[:, k])
+        assert (pn[:, :k] <= pn[:, k:k + 1]).all() and (pn[:, k + 1:] >= pn[:, k:k + 1]).all()
+        np.testing.assert_array_equal(np.take_along_axis(host(x), apn.astype(np.int64), -1), pn)
+    with pytest.raises(ValueError):
+        mx.eval(mx.partition(x, 3000, axis=-1, stream=mx.gpu))
+    g = mx.sort(mx.zeros((0, 4)), axis=0, stream=mx.gpu)
+    assert g.shape == (0, 4)
+
+
+@pytest.mark.parametrize("width", [1, 2, 4])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5), (2, 1000), (0, 3), (4, 9, 3)])
+def test_random_bits_match_cpu_bit_for_bit(width, shape):
+    """threefry on the device: the same words per key as the CPU (and MLX), including odd
+    word counts and keys whose last word is partial."""
+    for seed in (0, 7, 12345):
+        key = mx.random.key(seed)
+        g, c = both(lambda k, s: mx.random.bits(shape, width=width, key=k, stream=s), key)
+        assert g.dtype == c.dtype and g.shape == c.shape
+        np.testing.assert_array_equal(np.array(g), np.array(c))
+    keys = mx.random.split(mx.random.key(3), 6)
+    g, c = both(lambda k, s: mx.random.uniform(shape=(6, 11), key=k[2], stream=s), keys)
+    np.testing.assert_array_equal(np.array(g), np.array(c))
+    g, c = both(lambda k, s: mx.random.randint(0, 100, (5, 13), key=k[4], stream=s), keys)
+    np.testing.assert_array_equal(np.array(g), np.array(c))
+
+
+@pytest.mark.parametrize("op", ["sum", "prod", "max", "min", "mean", "all", "any"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "int8", "int32", "uint8", "bool_"])
+def test_column_reductions(op, dtype):
+    """Reductions whose outputs are contiguous in the input (leading axes reduced): one
+    thread per output, in chunks with a second pass when there are few outputs."""
+    lo, hi = (0.9, 1.1) if op == "prod" else (-9, 9)
+    if dtype in ("uint8", "bool_"):
+        lo, hi = (0, 2)
+    tol = {"float32": 1e-5, "float16": 4e-3, "bfloat16": 3e-2}
+    for shape, axis in [((3000, 70), 0), ((600, 4, 300), (0, 1)), ((20, 50, 130), 1),
+                        ((9000, 3), 0), ((64, 64), 0)]:
+        x = rand(shape, dtype, lo, hi, seed=60)
+        g, c = both(lambda x, s: getattr(mx, op)(x, axis=axis, stream=s), x)
+        what = f"{op} {dtype} {shape} axis={axis}"
+        assert g.shape == c.shape and g.dtype == c.dtype, what
+        if g.dtype in (mx.float32, mx.float16, mx.bfloat16):
+            t = tol[dtype] if dtype in tol else tol["float32"]
+            scale = np.abs(host(x).astype(np.float64)).max() * (x.size / max(g.size, 1))
+            np.testing.assert_allclose(host(g), host(c), rtol=t * 4,
+                                       atol=t * (scale if op in ("sum",) else 1), err_msg=what)
+        else:
+            np.testing.assert_array_equal(host(g), host(c), err_msg=what)
+
+
+@pytest.mark.parametrize("src", FLOATS)
+def test_float_to_int_casts_of_special_values_match_the_host(src):
+    """NaN, ±inf and out-of-range floats convert as the host's x86 casts do (MLX's CPU):
+    through a 32- or 64-bit signed conversion whose out-of-range result is the minimum
+    value, then wrapped; eagerly and inside a compiled (fused) kernel."""
+    vals = [np.nan, np.inf, -np.inf, 3e9, -3e9, 1e20, -1e20, 255.9, -1.5, 65536.0, 2.0 ** 63, 1.5e19]
+    x = mx.array(np.array(vals, np.float64)).astype(dt(src), stream=mx.cpu)
+    for dst in INTS:
+        g, c = both(lambda x, s: x.astype(dt(dst), stream=s), x)
+        np.testing.assert_array_equal(np.array(g), np.array(c), err_msg=f"{src} -> {dst}")
+        f = mx.compile(lambda x: (x * 1).astype(dt(dst)) + 0)
+        with mx.stream(mx.gpu):
+            g = f(x)
+        with mx.stream(mx.cpu):
+            c = f(x)
+        np.testing.assert_array_equal(np.array(g), np.array(c), err_msg=f"compiled {src} -> {dst}")
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_quantized_matvec_fast_path(bits, group_size, dtype):
+    """K a multiple of 512 takes the register-blocked matrix-vector entry (4 output
+    features per warp): N not a multiple of the block's 16 features, 1 to 8 rows, and
+    against float64 arithmetic on the dequantized weights."""
+    w = rand((203, 1536), "float32", -1, 1, seed=56).astype(dt(dtype))
+    wq, sc, bi = mx.quantize(w, group_size=group_size, bits=bits, stream=mx.cpu)
+    wf = np.array(mx.dequantize(wq, sc, bi, group_size=group_size, bits=bits,
+                                stream=mx.cpu).astype(mx.float32, stream=mx.cpu)).astype(np.float64)
+    rtol, atol = TOL[dtype]
+    for rows in [(1, 1536), (2, 3, 1536), (8, 1536)]:
+        x = rand(rows, dtype, -1, 1, seed=57)
+        g, c = both(lambda x, s: mx.quantized_matmul(x, wq, sc, bi, transpose=True,
+                                                     group_size=group_size, bits=bits,
+                                                     stream=s), x)
+        assert g.shape == c.shape == rows[:-1] + (203,)
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 10, atol=atol * 80 + 1e-4)
+        ref = host(x).astype(np.float64) @ wf.T
+        np.testing.assert_allclose(host(g), ref, rtol=rtol * 10, atol=atol * 80 + 1e-3)

@@ -14,7 +14,9 @@ pub mod layout;
 pub mod memory;
 
 use device::{the_gpu, Gpu};
-use kernels::{arg_reduce, elementwise, fast, fused, indexing, matmul, qmm, reduce, rows};
+use kernels::{
+    arg_reduce, elementwise, fast, fused, indexing, matmul, qmm, random, reduce, rows, scan, sort,
+};
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
 use rmx_core::backend::{
@@ -208,7 +210,11 @@ impl Backend for CudaBackend {
         reverse: bool,
         inclusive: bool,
     ) -> Result<ArrayData> {
-        host_fallback(&[x], |c| c.scan(op, x, axis, reverse, inclusive))
+        native_or_host(
+            &[x],
+            |g| scan::scan(g, op, x, axis, reverse, inclusive),
+            |c| c.scan(op, x, axis, reverse, inclusive),
+        )
     }
     fn arg_reduce(&self, op: ArgReduceOp, x: &ArrayData, axis: usize) -> Result<ArrayData> {
         native_or_host(
@@ -264,10 +270,18 @@ impl Backend for CudaBackend {
         native_or_host(&[x], |g| rows::softmax(g, x), |c| c.softmax(x))
     }
     fn random_bits(&self, keys: &ArrayData, shape: &[usize], width: usize) -> Result<ArrayData> {
-        host_fallback(&[keys], |c| c.random_bits(keys, shape, width))
+        native_or_host(
+            &[keys],
+            |g| random::random_bits(g, keys, shape, width),
+            |c| c.random_bits(keys, shape, width),
+        )
     }
     fn sort(&self, x: &ArrayData, axis: usize, kth: Option<usize>, arg: bool) -> Result<ArrayData> {
-        host_fallback(&[x], |c| c.sort(x, axis, kth, arg))
+        native_or_host(
+            &[x],
+            |g| sort::sort(g, x, axis, kth, arg),
+            |c| c.sort(x, axis, kth, arg),
+        )
     }
     fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData> {
         host_fallback(&[seq, values], |c| c.searchsorted(seq, values, right))

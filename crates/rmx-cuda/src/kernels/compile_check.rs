@@ -171,3 +171,32 @@ fn fused_kernels_compile() {
         .expect("a CUDA expression for each op");
     compile(&[k, kc]);
 }
+
+#[test]
+fn scan_sort_and_random_kernels_compile() {
+    if !nvrtc_present() {
+        return;
+    }
+    use rmx_core::backend::ScanOp;
+    let mut ks = Vec::new();
+    for dt in SAMPLE_DTYPES
+        .iter()
+        .copied()
+        .chain([Dtype::Int64, Dtype::Uint8])
+    {
+        for op in [
+            ScanOp::Reduce(ReduceOp::Sum),
+            ScanOp::Reduce(ReduceOp::Prod),
+            ScanOp::Reduce(ReduceOp::Max),
+            ScanOp::Reduce(ReduceOp::Min),
+            ScanOp::LogAddExp,
+        ] {
+            for block in [false, true] {
+                ks.extend(super::scan::scan_kernel(op, dt, block));
+            }
+        }
+        ks.extend(super::sort::sort_kernels(dt));
+    }
+    ks.push(super::random::random_bits_kernel());
+    compile(&ks);
+}

@@ -4,7 +4,7 @@
 //! strided (`loc(layout, i)`).
 
 use super::ops_c::{binary_expr, unary_expr};
-use super::prelude::{bits_type, ctype, tag, PRELUDE};
+use super::prelude::{bits_type, ctype, float_to_int, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::{collapse, Layout};
 use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
@@ -195,9 +195,8 @@ pub fn cast_kernel(input: Dtype, out: Dtype) -> Option<Kernel> {
     let v = ti.load(&element("x"));
     let v = if to.compute == "bool" {
         format!("({v} != 0)")
-    } else if ti.float && to.compute.starts_with('u') {
-        // through int64, as the host's casts: negative floats wrap instead of clamping to 0
-        format!("({})(i64)({v})", to.compute)
+    } else if ti.float && !to.float {
+        float_to_int(&v, to.compute)
     } else {
         format!("({})({v})", to.compute)
     };

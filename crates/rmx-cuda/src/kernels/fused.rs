@@ -5,7 +5,7 @@
 
 use super::elementwise::{element, kernel_source, launch, operands, Kernel};
 use super::ops_c::{binary_expr, unary_expr};
-use super::prelude::ctype;
+use super::prelude::{ctype, float_to_int};
 use crate::device::Gpu;
 use crate::layout::Layout;
 use crate::memory::{alloc_output, constant_ptr};
@@ -75,9 +75,7 @@ pub fn fused_kernel(program: &Fused, input_dtypes: &[Dtype], constant: &[bool]) 
                 )
             }
             FusedKind::Cast if to.compute == "bool" => format!("({a0} != 0)"),
-            FusedKind::Cast if ti.float && to.compute.starts_with('u') => {
-                format!("({})(i64)({a0})", to.compute)
-            }
+            FusedKind::Cast if ti.float && !to.float => float_to_int(&a0, to.compute),
             FusedKind::Cast => format!("({})({a0})", to.compute),
             FusedKind::Select => {
                 let (a1, _) = arg(&op.args[1]);

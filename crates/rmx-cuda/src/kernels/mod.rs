@@ -9,8 +9,11 @@ pub mod matmul;
 pub mod ops_c;
 pub mod prelude;
 pub mod qmm;
+pub mod random;
 pub mod reduce;
 pub mod rows;
+pub mod scan;
+pub mod sort;
 
 #[cfg(test)]
 mod compile_check;

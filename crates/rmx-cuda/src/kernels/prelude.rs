@@ -22,6 +22,12 @@ __device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;"
 __device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 __device__ __forceinline__ float b2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
 __device__ __forceinline__ u16 f2b(float f) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// float -> integer as the host casts (x86 C++, MLX's CPU): truncation through a 32- or
+// 64-bit signed conversion whose out-of-range (and NaN) result is the minimum value, then
+// wrap-around to the narrower type
+__device__ __forceinline__ int f2i_x86(double f) { const double t = trunc(f); return t >= -2147483648.0 && t <= 2147483647.0 ? (int)t : (int)0x80000000; }
+__device__ __forceinline__ i64 f2l_x86(double f) { const double t = trunc(f); return t >= -9223372036854775808.0 && t < 9223372036854775808.0 ? (i64)t : (i64)0x8000000000000000ull; }
+__device__ __forceinline__ u64 f2ul_x86(double f) { return f >= 9223372036854775808.0 && f < 18446744073709551616.0 ? (u64)f : (u64)f2l_x86(f); }
 template <typename T> __device__ __forceinline__ bool is_nan(T) { return false; }
 template <> __device__ __forceinline__ bool is_nan<float>(float x) { return x != x; }
 template <> __device__ __forceinline__ bool is_nan<double>(double x) { return x != x; }
@@ -149,4 +155,15 @@ pub fn tag(dtype: Dtype) -> &'static str {
         Dtype::Float64 => "f64",
         Dtype::Complex64 => "c64",
     }
+}
+
+/// C expression converting float compute value `v` to integer compute type `to` as the
+/// host does (see `f2i_x86` in the prelude).
+pub fn float_to_int(v: &str, to: &str) -> String {
+    let via = match to {
+        "u32" | "i64" => "f2l_x86",
+        "u64" => "f2ul_x86",
+        _ => "f2i_x86",
+    };
+    format!("(({to}){via}((double)({v})))")
 }

@@ -15,6 +15,9 @@ use rmx_core::{ArrayData, Dtype, Result};
 const QMV_MAX_ROWS: usize = 8;
 /// Output features per block of the matrix-vector kernel (one warp each).
 const QMV_WARPS: u32 = 8;
+/// Output features per warp, and warps per block, of the `_fast` matrix-vector entry.
+const QMV_FAST_COLS: usize = 4;
+const QMV_FAST_WARPS: u32 = 4;
 
 fn supported(bits: usize) -> bool {
     matches!(bits, 2 | 4 | 8)
@@ -112,12 +115,72 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
       if (lane == 0) out[row * n + col] = {st};
     }}
+    // `_fast`: K a multiple of 512, 16-byte aligned rows. Each lane holds 16 activations
+    // in registers (with their sum) and applies them to {QMV_FAST_COLS} output features, so
+    // a warp reads {QMV_FAST_COLS} contiguous runs of packed words per 512 values of K.
+    extern "C" __global__ void {name}_fast(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size) {{
+      const int lane = threadIdx.x & 31;
+      const i64 col0 = ((i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * {QMV_FAST_COLS};
+      if (col0 >= n) return;
+      const i64 row = blockIdx.y, words = k * {bits} / 32, groups = k / group_size;
+      const {s}* xr = x + row * k;
+      float acc[{QMV_FAST_COLS}] = {{}};
+      for (i64 k0 = (i64)lane * 16; k0 < k; k0 += 512) {{
+        float v[16];
+{load_x}
+        float xsum = 0.f;
+    #pragma unroll
+        for (int e = 0; e < 16; ++e) xsum += v[e];
+        const i64 g = (int)k0 / (int)group_size;
+    #pragma unroll
+        for (int c = 0; c < {QMV_FAST_COLS}; ++c) {{
+          const i64 col = col0 + c;
+          if (col < n) {{
+            const u32* wp = w + col * words + k0 * {bits} / 32;
+{load_w}
+            float dot = 0.f;
+    #pragma unroll
+            for (int i = 0; i < {pw}; ++i)
+    #pragma unroll
+              for (int e = 0; e < 32 / {bits}; ++e) dot += v[i * (32 / {bits}) + e] * (float)((q[i] >> (e * {bits})) & ((1u << {bits}) - 1));
+            const {s}* sc = scales + col * groups + g;
+            const {s}* bi = biases + col * groups + g;
+            acc[c] += {lsf} * dot + {lbf} * xsum;
+          }}
+        }}
+      }}
+    #pragma unroll
+      for (int c = 0; c < {QMV_FAST_COLS}; ++c) {{
+        float a = acc[c];
+        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
+        if (lane == 0 && col0 + c < n) out[row * n + col0 + c] = {sta};
+      }}
+    }}
     "#,
             s = t.store,
             lx = t.load("xr[k0 + e]"),
             lsc = t.load("sr[g]"),
             lbi = t.load("br[g]"),
             st = t.store("acc"),
+            pw = bits / 2,
+            load_x = if t.store == "u16" {
+                // 16 half values: two 16-byte loads
+                format!(
+                    "        const uint4* xv = reinterpret_cast<const uint4*>(xr + k0);\n    #pragma unroll\n        for (int h = 0; h < 2; ++h) {{ const uint4 u = xv[h]; const u32 ws[4] = {{u.x, u.y, u.z, u.w}};\n    #pragma unroll\n          for (int j = 0; j < 4; ++j) {{ v[h * 8 + 2 * j] = {}; v[h * 8 + 2 * j + 1] = {}; }} }}",
+                    t.load("(u16)(ws[j] & 0xffffu)"),
+                    t.load("(u16)(ws[j] >> 16)")
+                )
+            } else {
+                "        const float4* xv = reinterpret_cast<const float4*>(xr + k0);\n    #pragma unroll\n        for (int h = 0; h < 4; ++h) { const float4 f = xv[h]; v[4 * h] = f.x; v[4 * h + 1] = f.y; v[4 * h + 2] = f.z; v[4 * h + 3] = f.w; }".to_string()
+            },
+            load_w = match bits {
+                2 => "            const u32 q[1] = {wp[0]};",
+                4 => "            const uint2 qq = *reinterpret_cast<const uint2*>(wp); const u32 q[2] = {qq.x, qq.y};",
+                _ => "            const uint4 qq = *reinterpret_cast<const uint4*>(wp); const u32 q[4] = {qq.x, qq.y, qq.z, qq.w};",
+            },
+            lsf = t.load("sc[0]"),
+            lbf = t.load("bi[0]"),
+            sta = t.store("a"),
         );
         Some(Kernel { name, src })
     })
@@ -214,8 +277,27 @@ pub fn quantized_matmul(
             }
             let (xp, wp) = (device_ptr(gpu, &xd)?, device_ptr(gpu, &wd)?);
             let (sp, bp) = (device_ptr(gpu, &s)?, device_ptr(gpu, &b)?);
-            let f = gpu.kernel(&kern.name, || kern.src)?;
             let (n64, k64, gs) = (n as i64, k as i64, group_size as i64);
+            let fast = k.is_multiple_of(512)
+                && group_size.is_multiple_of(16)
+                && wp.is_multiple_of(16)
+                && xp.is_multiple_of(16);
+            if fast {
+                let name = format!("{}_fast", kern.name);
+                let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
+                let mut bl = gpu.stream.launch_builder(&f);
+                bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
+                bl.arg(&n64).arg(&k64).arg(&gs);
+                let per_block = QMV_FAST_COLS * QMV_FAST_WARPS as usize;
+                let cfg = LaunchConfig {
+                    grid_dim: (n.div_ceil(per_block) as u32, rows as u32, 1),
+                    block_dim: (32 * QMV_FAST_WARPS, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_fast", e))?;
+                return Ok(Some(out));
+            }
+            let f = gpu.kernel(&kern.name, || kern.src)?;
             let mut bl = gpu.stream.launch_builder(&f);
             bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
             let words = k / (32 / bits);

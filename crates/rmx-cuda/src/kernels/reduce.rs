@@ -5,7 +5,7 @@
 use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
-use crate::layout::Layout;
+use crate::layout::{collapse, Layout};
 use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rmx_core::backend::ReduceOp;
@@ -14,7 +14,7 @@ use rmx_core::{ArrayData, Dtype, Result};
 const BLOCK: u32 = 256;
 
 /// Identity and combine expression (of `acc` and `v`) for `op` in compute type `c`.
-fn combine(op: ReduceOp, c: &str, float: bool) -> (String, &'static str) {
+pub(crate) fn combine(op: ReduceOp, c: &str, float: bool) -> (String, &'static str) {
     let (lo, hi) = match (float, c) {
         (true, _) => ("-INFINITY", "INFINITY"),
         (_, "int") => ("(-2147483647 - 1)", "2147483647"),
@@ -73,12 +73,18 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
                 (to.store.to_string(), to.store("acc"))
             };
             let (init, comb) = combine(op, c, to.float);
-            let load = ti.load("x[base + loc(lr, r)]");
-            let v = if logical {
-                format!("(({load}) != 0)")
-            } else {
-                format!("({c})({load})")
+            let value = |at: &str| {
+                let load = ti.load(&format!("x[{at}]"));
+                if logical {
+                    format!("(({load}) != 0)")
+                } else {
+                    format!("({c})({load})")
+                }
             };
+            let (v, vcol) = (
+                value("base + (lr.ndim == 1 ? r * lr.strides[0] : loc(lr, r))"),
+                value("base + r * rstride"),
+            );
             let src = format!(
                 r#"{PRELUDE}
     __device__ __forceinline__ {c} comb_{name}({c} acc, {c} v) {{ return {comb}; }}
@@ -89,6 +95,7 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
       for (i64 o = blockIdx.x; o < n_out; o += gridDim.x) {{
         i64 base = loc(lk, o);
         {c} acc = {init};
+#pragma unroll 4
         for (i64 r = r0 + threadIdx.x; r < r1; r += blockDim.x) {{ {c} v = {v}; acc = comb_{name}(acc, v); }}
         for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
         if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
@@ -99,6 +106,20 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
           if (threadIdx.x == 0) out[o * gridDim.y + blockIdx.y] = {store};
         }}
         __syncthreads();
+      }}
+    }}
+    // outputs contiguous in the input (the reduced axes outer): one thread per output walks
+    // its chunk of the reduced elements, so each step of a warp reads one contiguous run;
+    // partial results go to out[chunk][output]
+    extern "C" __global__ void {name}_cols(const {ts}* x, Layout lk, i64 rstride, {tos}* out, i64 n_out, i64 n_red, i64 chunk) {{
+      const i64 r0 = (i64)blockIdx.y * chunk;
+      const i64 r1 = r0 + chunk < n_red ? r0 + chunk : n_red;
+      for (i64 o = (i64)blockIdx.x * blockDim.x + threadIdx.x; o < n_out; o += (i64)gridDim.x * blockDim.x) {{
+        const i64 base = lk.ndim == 1 ? o : loc(lk, o);
+        {c} acc = {init};
+#pragma unroll 8
+        for (i64 r = r0; r < r1; ++r) {{ {c} v = {vcol}; acc = comb_{name}(acc, v); }}
+        out[(i64)blockIdx.y * n_out + o] = {store};
       }}
     }}
     "#,
@@ -120,27 +141,39 @@ pub fn reduce(
         return Ok(None);
     }
     let (kept, red): (Vec<usize>, Vec<usize>) = (0..x.ndim()).partition(|d| !axes.contains(d));
-    let pick = |ds: &[usize]| -> (Vec<usize>, Vec<isize>) {
-        (
-            ds.iter().map(|&d| x.shape[d]).collect(),
-            ds.iter().map(|&d| x.strides[d]).collect(),
-        )
+    // each side's dims merged where contiguous, so most reductions walk one stride
+    let pick = |ds: &[usize]| -> Option<Layout> {
+        let shape: Vec<usize> = ds.iter().map(|&d| x.shape[d]).collect();
+        let strides: Vec<isize> = ds.iter().map(|&d| x.strides[d]).collect();
+        collapse(&shape, &[&strides]).map(|mut l| l.remove(0))
     };
-    let (ks, kst) = pick(&kept);
-    let (rs, rst) = pick(&red);
-    let (Some(lk), Some(lr)) = (Layout::new(&ks, &kst), Layout::new(&rs, &rst)) else {
+    let (Some(lk), Some(lr)) = (pick(&kept), pick(&red)) else {
         return Ok(None);
     };
     let mut out_shape = x.shape.to_vec();
     for &a in axes {
         out_shape[a] = 1;
     }
-    let n_out: usize = ks.iter().product();
-    let n_red: usize = rs.iter().product();
+    let n_out: usize = kept.iter().map(|&d| x.shape[d]).product();
+    let n_red: usize = red.iter().map(|&d| x.shape[d]).product();
     if n_out == 0 {
         return Ok(Some(alloc_output(gpu, out_dtype, &out_shape)?.0));
     }
     let xptr = device_ptr(gpu, x)?;
+    let nk = lk.ndim as usize;
+    let columns = n_out >= 64 && nk >= 1 && lk.strides[nk - 1] == 1 && lr.ndim == 1;
+    if columns {
+        return reduce_columns(
+            gpu,
+            op,
+            x.dtype,
+            out_dtype,
+            (xptr, lk, lr.strides[0]),
+            n_out,
+            n_red,
+        )
+        .map(|r| Some(reshaped(r, &out_shape)));
+    }
     // Few outputs over many elements: split each reduction over several blocks, then
     // reduce the partials (one block per output would leave most of the chip idle).
     let chunks = if n_out < 512 && n_red >= 1 << 14 {
@@ -177,11 +210,74 @@ pub fn reduce(
         chunks,
     )?;
     let second = reduce(gpu, op, &partials, &[1], out_dtype)?;
-    Ok(second.map(|r| ArrayData {
-        shape: out_shape.as_slice().into(),
-        strides: rmx_core::shape::row_strides(&out_shape),
+    Ok(second.map(|r| reshaped(r, &out_shape)))
+}
+
+/// `r` (row-contiguous) viewed with `shape` (same element count).
+fn reshaped(r: ArrayData, shape: &[usize]) -> ArrayData {
+    ArrayData {
+        shape: shape.into(),
+        strides: rmx_core::shape::row_strides(shape),
         ..r
-    }))
+    }
+}
+
+/// The column kernel over `n_out` contiguous outputs, in chunks of the reduced elements
+/// when there are too few outputs to fill the device; the partials (`[chunks, n_out]`)
+/// are reduced the same way. Returns a row-contiguous `[n_out]` result.
+fn reduce_columns(
+    gpu: &'static Gpu,
+    op: ReduceOp,
+    input: Dtype,
+    out: Dtype,
+    (xptr, lk, rstride): (u64, Layout, i64),
+    n_out: usize,
+    n_red: usize,
+) -> Result<ArrayData> {
+    let blocks = n_out.div_ceil(BLOCK as usize);
+    let chunks = if n_red < 512 {
+        1
+    } else {
+        (1024 / blocks).clamp(1, n_red / 64)
+    };
+    let partial = chunks > 1;
+    let dtype = if partial { accumulator(op, out) } else { out };
+    let (res, rptr) = alloc_output(gpu, dtype, &[chunks, n_out])?;
+    let Some(Kernel { name, src }) = reduce_kernel(op, input, out, partial) else {
+        return Err(rmx_core::runtime_err!(
+            "[cuda] No reduction kernel for {op:?}."
+        ));
+    };
+    let f = gpu.kernel_in(&name, &format!("{name}_cols"), || src)?;
+    let chunk = n_red.div_ceil(chunks) as i64;
+    let (no, nr) = (n_out as i64, n_red as i64);
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&xptr)
+        .arg(&lk)
+        .arg(&rstride)
+        .arg(&rptr)
+        .arg(&no)
+        .arg(&nr)
+        .arg(&chunk);
+    let cfg = LaunchConfig {
+        grid_dim: (blocks.min(1 << 20) as u32, chunks as u32, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { b.launch(cfg) }.map_err(|e| driver_err(&format!("launching {name}_cols"), e))?;
+    if !partial {
+        return Ok(reshaped(res, &[n_out]));
+    }
+    let flat = Layout::new(&[n_out], &[1]).expect("one dim");
+    reduce_columns(
+        gpu,
+        op,
+        dtype,
+        out,
+        (rptr, flat, n_out as i64),
+        n_out,
+        chunks,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
