@@ -60,6 +60,24 @@ def test_half_matmul_with_few_rows(dt, view):
         check(lambda m, a, b: m.matmul(a, b, stream=m.cpu), x, w, **TOL[dt])
 
 
+@pytest.mark.parametrize("dt", ["float16", "bfloat16"])
+def test_half_matvec_over_weight_rows(dt):
+    """x @ w.T with f16/bf16 weights and up to 16 rows reads each weight row once and dots
+    it with every row of x: rows longer than one 4,096-element run (two runs and a tail
+    that is not a multiple of 8 or 32), a weight taken from a larger matrix (rows apart by
+    more than their length), a strided x, and against float64 NumPy."""
+    # results round once to the output type: tight enough that a dropped tail would show
+    tol = {"float16": {"rtol": 2e-3, "atol": 2e-3}, "bfloat16": {"rtol": 1e-2, "atol": 1e-2}}[dt]
+    for rows, k, n in [(1, 4100, 37), (5, 4096 + 8 * 33 + 3, 20), (16, 257, 64)]:
+        x = arr((rows, k), dt, 21)
+        w = arr((n, k + 6), dt, 22, view=lambda v: v[:, 3:-3])
+        check(lambda m, a, b: m.matmul(a, b.T, stream=m.cpu), x, w,
+              np_fn=lambda a, b: a.astype(np.float64) @ b.astype(np.float64).T, **tol)
+    xs = arr((3, 2 * 700), dt, 23, view=lambda v: v[:, ::2])
+    w = arr((9, 700), dt, 24)
+    check(lambda m, a, b: m.matmul(a, b.T, stream=m.cpu), xs, w, **tol)
+
+
 def test_matmul_batched_transposed():
     a = arr((3, 4, 5), seed=5, view=lambda x: x.transpose(0, 2, 1))
     b = arr((4, 3, 6), seed=6, view=lambda x: x.transpose(1, 0, 2))

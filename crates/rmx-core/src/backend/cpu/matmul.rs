@@ -26,15 +26,49 @@ fn few_rows(a: &ArrayData, m: usize) -> bool {
 /// `[T]` slices converted to f32 (with F16C/AVX where the CPU has them).
 trait HalfSlice: FloatElem<C = f32> + 'static {
     fn to_f32s(src: &[Self], dst: &mut [f32]);
+    /// `to_f32s` inlined into code compiled with F16C (x86), without the per-call feature
+    /// check and per-8-element calls of `half`'s slice conversion.
+    ///
+    /// # Safety
+    /// The CPU must have F16C (and the caller be compiled with it to gain anything).
+    unsafe fn to_f32s_f16c(src: &[Self], dst: &mut [f32]);
 }
 impl HalfSlice for f16 {
     fn to_f32s(src: &[f16], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst)
     }
+    #[inline(always)]
+    unsafe fn to_f32s_f16c(src: &[f16], dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{__m128i, _mm256_cvtph_ps, _mm256_storeu_ps, _mm_loadu_si128};
+            let n = src.len().min(dst.len());
+            let n8 = n / 8 * 8;
+            for i in (0..n8).step_by(8) {
+                // SAFETY: i + 8 <= n for both slices; unaligned loads and stores
+                unsafe {
+                    let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+                }
+            }
+            for i in n8..n {
+                dst[i] = src[i].to_f32();
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self::to_f32s(src, dst)
+    }
 }
 impl HalfSlice for bf16 {
     fn to_f32s(src: &[bf16], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst)
+    }
+    #[inline(always)]
+    unsafe fn to_f32s_f16c(src: &[bf16], dst: &mut [f32]) {
+        // bf16 is the top half of an f32: a shift, which vectorises
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
     }
 }
 
@@ -60,6 +94,26 @@ fn half_few_rows<T: HalfSlice>(
     if k == 0 {
         // SAFETY: a fresh buffer of m * n f32
         unsafe { std::slice::from_raw_parts_mut(op.get(), m * n) }.fill(0.0);
+    }
+    if brs == 1 && k > 0 {
+        // each output's weights are one contiguous run (x @ w.T, the layout of a linear
+        // layer): dot products straight from the converted run
+        let level = super::fast_math::simd_level();
+        par_rows(n, k, |j0, j1| {
+            let job = WeightRows {
+                a: ap,
+                w: bp,
+                wstride: bcs,
+                out: op,
+                m,
+                n,
+                k,
+            };
+            // SAFETY: `level` comes from the CPUID probe; rows j0..j1 of the weight and
+            // their output columns belong to this task.
+            unsafe { job.run_at(level, j0, j1) }
+        });
+        return super::copy::cast(&out32, a.dtype);
     }
     par_rows(n.div_ceil(PANEL_N), k * PANEL_N, |p0, p1| {
         let mut scratch = vec![0f32; PANEL_K * PANEL_N];
@@ -123,6 +177,121 @@ fn half_few_rows<T: HalfSlice>(
         }
     });
     super::copy::cast(&out32, a.dtype)
+}
+
+/// Elements of a weight run converted to f32 at a time (16 KiB, in L1; fewer horizontal
+/// sums than shorter runs).
+const RUN_K: usize = 4096;
+
+/// `out[r, j] = a[r, :] . w[j, :]` for rows `r < m` of row-contiguous f32 `a` and weight
+/// rows `j` of `w` (contiguous, `wstride` apart): each weight run is read once, converted
+/// `RUN_K` elements at a time and dotted with every row of `a` (f32 accumulation).
+struct WeightRows<T> {
+    a: ConstPtr<f32>,
+    w: ConstPtr<T>,
+    wstride: isize,
+    out: SendPtr<f32>,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl<T: HalfSlice> WeightRows<T> {
+    /// `run` compiled for the CPU's SIMD level, so the dot products use its widest FMAs.
+    unsafe fn run_at(&self, level: super::fast_math::SimdLevel, j0: usize, j1: usize) {
+        use super::fast_math::SimdLevel;
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
+        unsafe fn avx512<T: HalfSlice>(job: &WeightRows<T>, j0: usize, j1: usize) {
+            job.run::<true>(j0, j1)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn avx2<T: HalfSlice>(job: &WeightRows<T>, j0: usize, j1: usize) {
+            job.run::<true>(j0, j1)
+        }
+        #[cfg(target_arch = "x86_64")]
+        let f16c = is_x86_feature_detected!("f16c");
+        #[cfg(not(target_arch = "x86_64"))]
+        let f16c = false;
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 if f16c => unsafe { avx512(self, j0, j1) },
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2Fma if f16c => unsafe { avx2(self, j0, j1) },
+            _ => self.run::<false>(j0, j1),
+        }
+    }
+
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, j0: usize, j1: usize) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let mut buf = [0f32; RUN_K];
+        let mut acc = [0f32; FEW_ROWS];
+        // SAFETY (all): `a` holds m rows of k, the weight rows j0..j1 hold k elements each,
+        // and output columns j0..j1 are this task's.
+        let a = unsafe { std::slice::from_raw_parts(self.a.get(), m * k) };
+        for j in j0..j1 {
+            acc[..m].fill(0.0);
+            let row = unsafe { self.w.get().offset(j as isize * self.wstride) };
+            for k0 in (0..k).step_by(RUN_K) {
+                let kb = RUN_K.min(k - k0);
+                let src = unsafe { std::slice::from_raw_parts(row.add(k0), kb) };
+                if FMA {
+                    // SAFETY: `FMA` runs only from the SIMD entries, which need F16C
+                    unsafe { T::to_f32s_f16c(src, &mut buf[..kb]) }
+                } else {
+                    T::to_f32s(src, &mut buf[..kb])
+                }
+                for (r, s) in acc[..m].iter_mut().enumerate() {
+                    *s += dot::<FMA>(&a[r * k + k0..r * k + k0 + kb], &buf[..kb]);
+                }
+            }
+            for (r, s) in acc[..m].iter().enumerate() {
+                unsafe { *self.out.get().add(r * n + j) = *s };
+            }
+        }
+    }
+}
+
+/// Dot product of two equal slices: AVX2 FMAs on four 8-lane accumulators with `FMA`
+/// (which the SIMD entries guarantee), plain f32 arithmetic otherwise.
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        use std::arch::x86_64::*;
+        // SAFETY: FMA is only true in functions compiled for AVX2+FMA on CPUs that have
+        // them; every load reads i..i + 8 <= n of both slices.
+        unsafe {
+            let (pa, pb) = (a.as_ptr(), b.as_ptr());
+            let mut s = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            while i + 32 <= n {
+                for (j, acc) in s.iter_mut().enumerate() {
+                    let o = i + 8 * j;
+                    *acc = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(pa.add(o)),
+                        _mm256_loadu_ps(pb.add(o)),
+                        *acc,
+                    );
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                s[0] =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s[0]);
+                i += 8;
+            }
+            let v = _mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]));
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+            let tail: f32 = (i..n).map(|j| a[j] * b[j]).sum();
+            return lanes.iter().sum::<f32>() + tail;
+        }
+    }
+    a[..n].iter().zip(&b[..n]).map(|(x, y)| x * y).sum()
 }
 
 pub fn matmul(a: &ArrayData, b: &ArrayData) -> Result<ArrayData> {
