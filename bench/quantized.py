@@ -73,7 +73,8 @@ def main():
 
     for label, rows in (("decode", 1), ("prefill", 128)):
         x = g.standard_normal((rows, k)).astype(np.float32)
-        dense = {"f32": w.T.copy(), "f16": w.T.astype(np.float16)}
+        # "f16 w.T": the weight as a linear layer holds it ([N, K]), used transposed
+        dense = {"f32": w.T.copy(), "f16": w.T.astype(np.float16), "f16 w.T": w.astype(np.float16)}
         fns = {}
         for name, m in libs.items():
             xa = m.array(x).astype(getattr(m, sd))
@@ -83,9 +84,12 @@ def main():
                          _ev(m, m.quantized_matmul(xa, wq, s, b, True, 64, 4)))
             for dt, wd in dense.items():
                 wa = m.array(wd)
-                xd = m.array(x).astype(getattr(m, "float16" if dt == "f16" else "float32"))
+                xd = m.array(x).astype(getattr(m, "float32" if dt == "f32" else "float16"))
                 m.eval(wa, xd)
-                fns[f"{name} dense {dt}"] = (lambda m=m, xd=xd, wa=wa: _ev(m, xd @ wa))
+                if dt == "f16 w.T":
+                    fns[f"{name} dense {dt}"] = (lambda m=m, xd=xd, wa=wa: _ev(m, xd @ wa.T))
+                else:
+                    fns[f"{name} dense {dt}"] = (lambda m=m, xd=xd, wa=wa: _ev(m, xd @ wa))
         fns["numpy dense f32"] = lambda: x @ dense["f32"]
         res, outs = measure(fns, warmup=3, repeats=args.repeats)
         ref = np.asarray(outs["numpy dense f32"], np.float64)

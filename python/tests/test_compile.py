@@ -252,6 +252,10 @@ def test_non_array_output_is_an_error():
     [(6, 7), (6, 1), (7,)],               # a per-row column and a row: same period
     [(3, 4, 5), (3, 1, 1), (5,)],         # per-row over 20, row of 5: periods differ
     [(2, 3, 4), (2, 3, 1), (1, 3, 4)],    # per-row (last axis) and a per-matrix block
+    # float32 one-pass kernel with broadcast rows expanded per 2,048-element chunk: rows of
+    # 4,000 straddle chunks, and the 17.6 MB output is streamed out
+    [(1100, 4000), (4000,), (1100, 1)],
+    [(3, 700, 9), (700, 1), (9,)],        # a per-row column under a leading axis
 ])
 def test_fused_tiles_over_broadcast_layouts(shapes):
     mx = get_rmx()

@@ -119,7 +119,7 @@ impl Fused {
 
 /// How an input is addressed tile by tile.
 #[derive(Clone, Copy, PartialEq)]
-enum Layout {
+pub(crate) enum Layout {
     /// Row-major contiguous over the whole output shape.
     Contiguous,
     /// One value broadcast everywhere.
@@ -134,7 +134,7 @@ enum Layout {
     Other,
 }
 
-fn layout(x: &ArrayData) -> Layout {
+pub(crate) fn layout(x: &ArrayData) -> Layout {
     if x.is_row_contiguous() {
         return Layout::Contiguous;
     }

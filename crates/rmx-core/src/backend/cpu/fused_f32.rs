@@ -18,7 +18,7 @@ use crate::array::ArrayData;
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::dtype::Dtype;
 use crate::error::Result;
-use crate::primitives::fused::{Arg, Fused, FusedKind, FusedOp};
+use crate::primitives::fused::{layout, Arg, Fused, FusedKind, FusedOp, Layout};
 
 /// Elements per register: 8 KiB, so a program's registers stay in L1/L2.
 const CHUNK: usize = 2048;
@@ -27,6 +27,17 @@ const CHUNK: usize = 2048;
 enum Source {
     Contiguous(ConstPtr<f32>),
     Scalar(f32),
+    /// A contiguous row of this many elements repeated (a broadcast bias or scale).
+    Periodic(ConstPtr<f32>, usize),
+    /// One value per row of this many elements (a broadcast per-row statistic).
+    RowConstant(ConstPtr<f32>, usize),
+}
+
+impl Source {
+    /// Broadcast inputs are expanded into a register per chunk.
+    fn is_broadcast_row(&self) -> bool {
+        matches!(self, Source::Periodic(..) | Source::RowConstant(..))
+    }
 }
 
 /// One operand of an op within a chunk.
@@ -55,19 +66,24 @@ pub fn run(program: &Fused, inputs: &[ArrayData]) -> Option<Result<ArrayData>> {
         if x.dtype != Dtype::Float32 || x.shape != first.shape {
             return None;
         }
+        let p = ConstPtr(unsafe { x.ptr::<f32>() });
         sources.push(if x.is_row_contiguous() {
-            Source::Contiguous(ConstPtr(unsafe { x.ptr::<f32>() }))
+            Source::Contiguous(p)
         } else if x.strides.iter().all(|&s| s == 0) {
             Source::Scalar(unsafe { *x.ptr::<f32>() })
         } else {
-            return None;
+            match layout(x) {
+                Layout::Periodic(n) => Source::Periodic(p, n),
+                Layout::RowConstant(n) => Source::RowConstant(p, n),
+                _ => return None,
+            }
         });
     }
     // the unfused unary kernels use their libm forms on broadcast (non-contiguous)
     // inputs; keep those programs on the portable path, which does the same
     let unary_of_scalar = program.ops.iter().any(|op| {
         matches!(op.kind, FusedKind::Unary(_))
-            && matches!(op.args[0], Arg::Input(i) if matches!(sources[i], Source::Scalar(_)))
+            && matches!(op.args[0], Arg::Input(i) if !matches!(sources[i], Source::Contiguous(_)))
     });
     if unary_of_scalar {
         return None;
@@ -83,8 +99,20 @@ fn execute(program: &Fused, sources: &[Source], shape: &[usize]) -> Result<Array
     // a big output is computed into one more register and streamed out from there
     let stream = n * 4 >= stream_store::STREAM_MIN_BYTES;
     let (regs_of, count) = assign_registers(&program.ops);
+    // registers after the program's hold broadcast inputs; a streamed output's comes last
+    let mut next = count;
+    let expanded: Vec<Option<usize>> = sources
+        .iter()
+        .map(|s| {
+            s.is_broadcast_row().then(|| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect();
+    let scratch = next;
     par_range(n, |s, e| {
-        let mut regs = vec![0f32; CHUNK * (count + stream as usize)];
+        let mut regs = vec![0f32; CHUNK * (scratch + stream as usize)];
         let mut start = s;
         while start < e {
             let len = CHUNK.min(e - start);
@@ -94,11 +122,13 @@ fn execute(program: &Fused, sources: &[Source], shape: &[usize]) -> Result<Array
                 program,
                 regs_of: &regs_of,
                 sources,
+                expanded: &expanded,
                 start,
                 len,
             };
+            expand_broadcasts(&chunk, &mut regs);
             if stream {
-                let (regs, last) = regs.split_at_mut(CHUNK * count);
+                let (regs, last) = regs.split_at_mut(CHUNK * scratch);
                 // SAFETY: `level` comes from the CPUID probe.
                 unsafe { run_chunk_at(&chunk, regs, &mut last[..len]) };
                 stream_store::copy_streaming(&last[..len], dst);
@@ -121,8 +151,39 @@ struct Chunk<'a> {
     program: &'a Fused,
     regs_of: &'a [usize],
     sources: &'a [Source],
+    /// The register holding each broadcast input's values for this chunk.
+    expanded: &'a [Option<usize>],
     start: usize,
     len: usize,
+}
+
+/// Writes the chunk's elements of each broadcast input into its register, a run at a time.
+fn expand_broadcasts(c: &Chunk<'_>, regs: &mut [f32]) {
+    let end = c.start + c.len;
+    for (src, reg) in c.sources.iter().zip(c.expanded) {
+        let Some(reg) = *reg else { continue };
+        let dst = &mut regs[reg * CHUNK..reg * CHUNK + c.len];
+        let mut i = c.start;
+        while i < end {
+            match *src {
+                Source::Periodic(p, n) => {
+                    let (off, seg) = (i % n, (n - i % n).min(end - i));
+                    // SAFETY: the input holds one row of n elements
+                    let row = unsafe { std::slice::from_raw_parts(p.get().add(off), seg) };
+                    dst[i - c.start..i - c.start + seg].copy_from_slice(row);
+                    i += seg;
+                }
+                Source::RowConstant(p, n) => {
+                    let seg = (n - i % n).min(end - i);
+                    // SAFETY: the input holds one value per row of n output elements
+                    let v = unsafe { *p.get().add(i / n) };
+                    dst[i - c.start..i - c.start + seg].fill(v);
+                    i += seg;
+                }
+                _ => unreachable!("only broadcast rows are expanded"),
+            }
+        }
+    }
 }
 
 /// `run_chunk` compiled for the chunk's SIMD level, so its loops use the widest vectors.
@@ -165,6 +226,10 @@ fn run_chunk(c: &Chunk<'_>, regs: &mut [f32], dst: &mut [f32]) {
                     Operand::Slice(unsafe { std::slice::from_raw_parts(p.get().add(start), len) })
                 }
                 Source::Scalar(v) => Operand::Scalar(v),
+                Source::Periodic(..) | Source::RowConstant(..) => {
+                    let r = c.expanded[k].expect("a broadcast input has a register");
+                    Operand::Slice(unsafe { std::slice::from_raw_parts(base.add(r * CHUNK), len) })
+                }
             },
         };
         let out: &mut [f32] = if i == last {
