@@ -45,6 +45,15 @@ impl Layout {
     }
 }
 
+/// The layout of `x` over every axis but `axis` (row-major order of the other axes): where
+/// each line along `axis` starts. `None` past `MAX_DIMS`.
+pub fn without_axis(x: &rmx_core::ArrayData, axis: usize) -> Option<Layout> {
+    let kept: Vec<usize> = (0..x.ndim()).filter(|&d| d != axis).collect();
+    let shape: Vec<usize> = kept.iter().map(|&d| x.shape[d]).collect();
+    let strides: Vec<isize> = kept.iter().map(|&d| x.strides[d]).collect();
+    Layout::new(&shape, &strides)
+}
+
 /// Layouts of several same-shaped views over one shape, with size-1 dims dropped and
 /// adjacent dims merged where every view's strides allow it. `None` past `MAX_DIMS`.
 pub fn collapse(shape: &[usize], strides: &[&[isize]]) -> Option<Vec<Layout>> {

@@ -5,7 +5,7 @@
 use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
-use crate::layout::Layout;
+use crate::layout::without_axis;
 use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rmx_core::backend::ArgReduceOp;
@@ -79,10 +79,7 @@ pub fn arg_reduce(
     let Some(Kernel { name, src }) = arg_reduce_kernel(op, x.dtype) else {
         return Ok(None);
     };
-    let kept: Vec<usize> = (0..x.ndim()).filter(|&d| d != axis).collect();
-    let ks: Vec<usize> = kept.iter().map(|&d| x.shape[d]).collect();
-    let kst: Vec<isize> = kept.iter().map(|&d| x.strides[d]).collect();
-    let Some(lk) = Layout::new(&ks, &kst) else {
+    let Some(lk) = without_axis(x, axis) else {
         return Ok(None);
     };
     let mut out_shape = x.shape.to_vec();

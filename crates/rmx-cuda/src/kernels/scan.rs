@@ -13,7 +13,7 @@ use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use super::reduce::combine;
 use crate::device::{driver_err, Gpu};
-use crate::layout::Layout;
+use crate::layout::without_axis;
 use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rmx_core::backend::{ReduceOp, ScanOp};
@@ -170,10 +170,7 @@ pub fn scan(
     let Some(Kernel { name, src }) = scan_kernel(op, x.dtype, block) else {
         return Ok(None);
     };
-    let kept: Vec<usize> = (0..x.ndim()).filter(|&d| d != axis).collect();
-    let ks: Vec<usize> = kept.iter().map(|&d| x.shape[d]).collect();
-    let kst: Vec<isize> = kept.iter().map(|&d| x.strides[d]).collect();
-    let Some(lo) = Layout::new(&ks, &kst) else {
+    let Some(lo) = without_axis(x, axis) else {
         return Ok(None);
     };
     let (out, optr) = alloc_output(gpu, x.dtype, &x.shape)?;

@@ -15,7 +15,7 @@
 use super::elementwise::{generated, Kernel};
 use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
-use crate::layout::Layout;
+use crate::layout::without_axis;
 use crate::memory::{alloc_output, device_ptr, DeviceAlloc};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rmx_core::{ArrayData, Dtype, Result};
@@ -141,10 +141,7 @@ pub fn sort(
     else {
         return Ok(None);
     };
-    let kept: Vec<usize> = (0..x.ndim()).filter(|&d| d != axis).collect();
-    let ks: Vec<usize> = kept.iter().map(|&d| x.shape[d]).collect();
-    let kst: Vec<isize> = kept.iter().map(|&d| x.strides[d]).collect();
-    let Some(lo) = Layout::new(&ks, &kst) else {
+    let Some(lo) = without_axis(x, axis) else {
         return Ok(None);
     };
     let (out, optr) = alloc_output(gpu, if arg { Dtype::Uint32 } else { x.dtype }, &x.shape)?;
