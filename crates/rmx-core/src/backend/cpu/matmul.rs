@@ -73,9 +73,11 @@ impl HalfSlice for bf16 {
 }
 
 /// An f16/bf16 product with few rows (one token's activations times a weight matrix):
-/// `a` is converted whole, `b` one `PANEL_K x PANEL_N` block at a time into f32 scratch
-/// that the f32 GEMM accumulates from, so the weight is read once instead of being cast
-/// into an f32 copy twice its size (1x4096 by 4096x4096 f16: 18.5 -> 5.0 ms).
+/// `a` is converted whole; a weight used transposed (`x @ w.T`, each output's weights
+/// contiguous) is dotted row by row from a converted run (`WeightRows`: 1x4096 by
+/// 4096x4096 f16 5.0 -> 1.6-1.8 ms); otherwise `b` is converted one `PANEL_K x PANEL_N`
+/// block at a time into f32 scratch that the f32 GEMM accumulates from, so the weight is
+/// read once instead of being cast into an f32 copy twice its size (18.5 -> 5.0 ms).
 fn half_few_rows<T: HalfSlice>(
     a: &ArrayData,
     b: &ArrayData,
@@ -197,14 +199,10 @@ struct WeightRows<T> {
 }
 
 impl<T: HalfSlice> WeightRows<T> {
-    /// `run` compiled for the CPU's SIMD level, so the dot products use its widest FMAs.
+    /// `run` compiled for AVX2 + FMA + F16C when the CPU has them (the dot products use
+    /// 256-bit FMAs; on Zen 4 512-bit ones would run at the same rate).
     unsafe fn run_at(&self, level: super::fast_math::SimdLevel, j0: usize, j1: usize) {
         use super::fast_math::SimdLevel;
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512vl,avx2,fma,f16c")]
-        unsafe fn avx512<T: HalfSlice>(job: &WeightRows<T>, j0: usize, j1: usize) {
-            job.run::<true>(j0, j1)
-        }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn avx2<T: HalfSlice>(job: &WeightRows<T>, j0: usize, j1: usize) {
@@ -216,9 +214,7 @@ impl<T: HalfSlice> WeightRows<T> {
         let f16c = false;
         match level {
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512 if f16c => unsafe { avx512(self, j0, j1) },
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2Fma if f16c => unsafe { avx2(self, j0, j1) },
+            SimdLevel::Avx512 | SimdLevel::Avx2Fma if f16c => unsafe { avx2(self, j0, j1) },
             _ => self.run::<false>(j0, j1),
         }
     }
