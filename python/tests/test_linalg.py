@@ -65,7 +65,8 @@ def test_half_matvec_over_weight_rows(dt):
     """x @ w.T with f16/bf16 weights and up to 16 rows reads each weight row once and dots
     it with every row of x: rows longer than one 4,096-element run (two runs and a tail
     that is not a multiple of 8 or 32), a weight taken from a larger matrix (rows apart by
-    more than their length), a strided x, and against float64 NumPy."""
+    more than their length), a strided x, and against float64 NumPy; x @ w with a
+    row-major w adds each converted weight row into blocks of output columns."""
     # results round once to the output type: tight enough that a dropped tail would show
     tol = {"float16": {"rtol": 2e-3, "atol": 2e-3}, "bfloat16": {"rtol": 1e-2, "atol": 1e-2}}[dt]
     for rows, k, n in [(1, 4100, 37), (5, 4096 + 8 * 33 + 3, 20), (16, 257, 64)]:
@@ -76,6 +77,13 @@ def test_half_matvec_over_weight_rows(dt):
     xs = arr((3, 2 * 700), dt, 23, view=lambda v: v[:, ::2])
     w = arr((9, 700), dt, 24)
     check(lambda m, a, b: m.matmul(a, b.T, stream=m.cpu), xs, w, **tol)
+    # x @ w with w row-major: blocks of 1,024 output columns (2,500: two and a part), a
+    # weight taken from a wider matrix
+    for rows in (1, 7):
+        x = arr((rows, 300), dt, 25)
+        w = arr((300, 2510), dt, 26, view=lambda v: v[:, 4:-6])
+        check(lambda m, a, b: m.matmul(a, b, stream=m.cpu), x, w,
+              np_fn=lambda a, b: a.astype(np.float64) @ b.astype(np.float64), **tol)
 
 
 def test_matmul_batched_transposed():

@@ -73,11 +73,11 @@ impl HalfSlice for bf16 {
 }
 
 /// An f16/bf16 product with few rows (one token's activations times a weight matrix):
-/// `a` is converted whole; a weight used transposed (`x @ w.T`, each output's weights
-/// contiguous) is dotted row by row from a converted run (`WeightRows`: 1x4096 by
-/// 4096x4096 f16 5.0 -> 1.6-1.8 ms); otherwise `b` is converted one `PANEL_K x PANEL_N`
-/// block at a time into f32 scratch that the f32 GEMM accumulates from, so the weight is
-/// read once instead of being cast into an f32 copy twice its size (18.5 -> 5.0 ms).
+/// `a` is converted whole; a weight with unit stride along either axis is read once by
+/// `WeightRows` (1x4096 by 4096x4096 f16: `x @ w.T` 5.0 -> 1.7 ms, `x @ w` 5.0 -> 2.5 ms);
+/// any other `b` is converted one `PANEL_K x PANEL_N` block at a time into f32 scratch that
+/// the f32 GEMM accumulates from, so the weight is read once instead of being cast into an
+/// f32 copy twice its size (18.5 -> 5.0 ms).
 fn half_few_rows<T: HalfSlice>(
     a: &ArrayData,
     b: &ArrayData,
@@ -97,23 +97,30 @@ fn half_few_rows<T: HalfSlice>(
         // SAFETY: a fresh buffer of m * n f32
         unsafe { std::slice::from_raw_parts_mut(op.get(), m * n) }.fill(0.0);
     }
-    if brs == 1 && k > 0 {
-        // each output's weights are one contiguous run (x @ w.T, the layout of a linear
-        // layer): dot products straight from the converted run
+    if (brs == 1 || bcs == 1) && k > 0 && n > 0 {
+        // x @ w.T (each output's weights one contiguous run, the layout of a linear layer):
+        // dot products straight from the converted run; x @ w with w row-major: each weight
+        // row converted once and added, scaled, into a block of output columns
         let level = super::fast_math::simd_level();
-        par_rows(n, k, |j0, j1| {
-            let job = WeightRows {
-                a: ap,
-                w: bp,
-                wstride: bcs,
-                out: op,
-                m,
-                n,
-                k,
-            };
-            // SAFETY: `level` comes from the CPUID probe; rows j0..j1 of the weight and
-            // their output columns belong to this task.
-            unsafe { job.run_at(level, j0, j1) }
+        let job = WeightRows {
+            a: ap,
+            w: bp,
+            stride: if brs == 1 { bcs } else { brs },
+            by_columns: brs != 1,
+            out: op,
+            m,
+            n,
+            k,
+        };
+        let tasks = if job.by_columns {
+            n.div_ceil(COL_BLOCK)
+        } else {
+            n
+        };
+        par_rows(tasks, k * n.div_ceil(tasks), |t0, t1| {
+            // SAFETY: `level` comes from the CPUID probe; tasks t0..t1 own their weight
+            // rows or column blocks and the matching output columns.
+            unsafe { job.run_at(level, t0, t1) }
         });
         return super::copy::cast(&out32, a.dtype);
     }
@@ -185,13 +192,22 @@ fn half_few_rows<T: HalfSlice>(
 /// sums than shorter runs).
 const RUN_K: usize = 4096;
 
-/// `out[r, j] = a[r, :] . w[j, :]` for rows `r < m` of row-contiguous f32 `a` and weight
-/// rows `j` of `w` (contiguous, `wstride` apart): each weight run is read once, converted
-/// `RUN_K` elements at a time and dotted with every row of `a` (f32 accumulation).
+/// Output columns per task of the row-major weight case (4 KiB of f32 per activation row).
+const COL_BLOCK: usize = 1024;
+
+/// An f16/bf16 weight read once for up to `FEW_ROWS` rows of row-contiguous f32 `a`:
+/// - transposed (`by_columns` false): `out[r, j] = a[r, :] . w[j, :]`, weight row `j`
+///   contiguous and `stride` apart from the next, converted `RUN_K` elements at a time;
+/// - row-major (`by_columns` true): `out[r, c] = sum_i a[r, i] w[i, c]`, weight row `i`
+///   contiguous and `stride` apart, each task a block of `COL_BLOCK` output columns.
+///
+/// f32 accumulation either way.
+#[derive(Clone, Copy)]
 struct WeightRows<T> {
     a: ConstPtr<f32>,
     w: ConstPtr<T>,
-    wstride: isize,
+    stride: isize,
+    by_columns: bool,
     out: SendPtr<f32>,
     m: usize,
     n: usize,
@@ -220,7 +236,53 @@ impl<T: HalfSlice> WeightRows<T> {
     }
 
     #[inline(always)]
-    fn run<const FMA: bool>(&self, j0: usize, j1: usize) {
+    fn run<const FMA: bool>(&self, t0: usize, t1: usize) {
+        if self.by_columns {
+            for t in t0..t1 {
+                self.columns::<FMA>(t * COL_BLOCK, self.n.min((t + 1) * COL_BLOCK));
+            }
+        } else {
+            self.rows::<FMA>(t0, t1);
+        }
+    }
+
+    /// Weight rows converted into `buf` (F16C / shift in the SIMD entries).
+    #[inline(always)]
+    fn convert<const FMA: bool>(src: &[T], buf: &mut [f32]) {
+        if FMA {
+            // SAFETY: `FMA` runs only from the SIMD entries, which need F16C
+            unsafe { T::to_f32s_f16c(src, buf) }
+        } else {
+            T::to_f32s(src, buf)
+        }
+    }
+
+    /// Output columns `c0..c1` of the row-major case.
+    #[inline(always)]
+    fn columns<const FMA: bool>(&self, c0: usize, c1: usize) {
+        let (m, n, k, w) = (self.m, self.n, self.k, c1 - c0);
+        let mut buf = [0f32; COL_BLOCK];
+        // SAFETY (all): `a` holds m rows of k; weight row i holds n elements; output
+        // columns c0..c1 of every row are this task's.
+        let a = unsafe { std::slice::from_raw_parts(self.a.get(), m * k) };
+        let out_row =
+            |r: usize| unsafe { std::slice::from_raw_parts_mut(self.out.get().add(r * n + c0), w) };
+        for r in 0..m {
+            out_row(r).fill(0.0);
+        }
+        for i in 0..k {
+            let src = unsafe {
+                std::slice::from_raw_parts(self.w.get().offset(i as isize * self.stride).add(c0), w)
+            };
+            Self::convert::<FMA>(src, &mut buf[..w]);
+            for r in 0..m {
+                axpy::<FMA>(a[r * k + i], &buf[..w], out_row(r));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn rows<const FMA: bool>(&self, j0: usize, j1: usize) {
         let (m, n, k) = (self.m, self.n, self.k);
         let mut buf = [0f32; RUN_K];
         let mut acc = [0f32; FEW_ROWS];
@@ -229,16 +291,11 @@ impl<T: HalfSlice> WeightRows<T> {
         let a = unsafe { std::slice::from_raw_parts(self.a.get(), m * k) };
         for j in j0..j1 {
             acc[..m].fill(0.0);
-            let row = unsafe { self.w.get().offset(j as isize * self.wstride) };
+            let row = unsafe { self.w.get().offset(j as isize * self.stride) };
             for k0 in (0..k).step_by(RUN_K) {
                 let kb = RUN_K.min(k - k0);
                 let src = unsafe { std::slice::from_raw_parts(row.add(k0), kb) };
-                if FMA {
-                    // SAFETY: `FMA` runs only from the SIMD entries, which need F16C
-                    unsafe { T::to_f32s_f16c(src, &mut buf[..kb]) }
-                } else {
-                    T::to_f32s(src, &mut buf[..kb])
-                }
+                Self::convert::<FMA>(src, &mut buf[..kb]);
                 for (r, s) in acc[..m].iter_mut().enumerate() {
                     *s += dot::<FMA>(&a[r * k + k0..r * k + k0 + kb], &buf[..kb]);
                 }
@@ -247,6 +304,30 @@ impl<T: HalfSlice> WeightRows<T> {
                 unsafe { *self.out.get().add(r * n + j) = *s };
             }
         }
+    }
+}
+
+/// `y += s * x` over equal slices: AVX2 FMAs with `FMA` (as `dot`), plain f32 otherwise.
+#[inline(always)]
+fn axpy<const FMA: bool>(s: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        use std::arch::x86_64::*;
+        // SAFETY: as in `dot`; every access is within i..i + 8 <= n of both slices.
+        unsafe {
+            let sv = _mm256_set1_ps(s);
+            let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+            while i + 8 <= n {
+                let v = _mm256_fmadd_ps(sv, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
+                _mm256_storeu_ps(py.add(i), v);
+                i += 8;
+            }
+        }
+    }
+    for j in i..n {
+        y[j] += s * x[j];
     }
 }
 
