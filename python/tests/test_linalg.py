@@ -48,10 +48,10 @@ def test_matmul_noncontiguous(va, vb):
 @pytest.mark.parametrize("dt", ["float16", "bfloat16"])
 @pytest.mark.parametrize("view", ["contiguous", "transposed_weight", "strided"])
 def test_half_matmul_with_few_rows(dt, view):
-    """f16/bf16 products of up to 16 rows convert the weight 512 x 128 blocks at a time:
-    partial blocks (1,100 x 300), a weight used transposed (x @ w.T, the decode layout)
-    and a strided one; 17 rows take the whole-cast path. (On the CPU: a GPU's bf16 GEMM
-    rounds partial sums differently.)"""
+    """f16/bf16 products of up to 16 rows: a row-major weight (1,100 x 300) and one used
+    transposed (x @ w.T, the decode layout) are read once by rows; a weight strided along
+    both axes is converted 512 x 128 blocks at a time; 17 rows take the whole-cast path.
+    (On the CPU: a GPU's bf16 GEMM rounds partial sums differently.)"""
     shape, v = {"contiguous": ((1100, 300), None), "transposed_weight": ((300, 1100), lambda w: w.T),
                 "strided": ((1100, 600), lambda w: w[:, ::-2])}[view]
     for rows in (1, 3, 16, 17):
