@@ -114,6 +114,10 @@ def workloads(quick):
     xq = rng.standard_normal((1, 4096)).astype(np.float32)
     rows.append(("gemv 1x4096 @ (4096x4096)^T bf16", [(xq, "bfloat16"), (wd, "bfloat16")],
                  lambda m, a, w: a @ w.T, lambda a, w: a @ w.T, 2 * 4096 * 4096, None, 50))
+    wg = rng.standard_normal((16384, 2048)).astype(np.float32)
+    xg = rng.standard_normal((1, 2048)).astype(np.float32)
+    rows.append(("gemv 1x2048 @ (16384x2048)^T bf16 (64 MiB > L2)", [(xg, "bfloat16"), (wg, "bfloat16")],
+                 lambda m, a, w: a @ w.T, lambda a, w: a @ w.T, 2 * 16384 * 2048, None, 50))
     quantized = {}
 
     def qmm(m, a, w):
@@ -174,6 +178,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--mlx-site", default=None)
+    p.add_argument("--filter", default=None,
+                   help="only the workloads whose name contains this (no overhead rows)")
     args = p.parse_args()
     mods = {"rmx": rmx}
     if args.mlx_site:
@@ -188,6 +194,8 @@ def main():
             print(f"MLX-CUDA not importable ({e}); MLX column left out")
     results = []
     for name, inputs, fn, tfn, nbytes, flops, reps in workloads(args.quick):
+        if args.filter and args.filter not in name:
+            continue
         times = {}
         for label, m in mods.items():
             times[label] = timed(array_runner(m, fn, as_module_arrays(m, inputs)),
@@ -199,24 +207,25 @@ def main():
             except Exception as e:  # noqa: BLE001 - e.g. torch.compile without a compiler
                 print(f"torch failed on {name}: {type(e).__name__}: {e}"[:300])
         results.append((name, times, nbytes, flops))
-    for kind in ["array", "unary", "compiled"]:
-        label = {"array": "eager per-op overhead, z + device array",
-                 "unary": "eager per-op overhead, -z",
-                 "compiled": "1000-op elementwise graph, compiled (whole call)"}[kind]
-        t = {lab: per_op_overhead(m, kind) for lab, m in mods.items()}
-        # (torch.compile of 1000 ops takes minutes to build; the anchor is 38 us)
-        results.append((label, t, None, None))
-    times = {label: per_op_overhead(m) for label, m in mods.items()}
-    if torch:
-        t = torch.rand(16, device="cuda")
+    if not args.filter:  # the overhead rows
+        for kind in ["array", "unary", "compiled"]:
+            label = {"array": "eager per-op overhead, z + device array",
+                     "unary": "eager per-op overhead, -z",
+                     "compiled": "1000-op elementwise graph, compiled (whole call)"}[kind]
+            t = {lab: per_op_overhead(m, kind) for lab, m in mods.items()}
+            # (torch.compile of 1000 ops takes minutes to build; the anchor is 38 us)
+            results.append((label, t, None, None))
+        times = {label: per_op_overhead(m) for label, m in mods.items()}
+        if torch:
+            t = torch.rand(16, device="cuda")
 
-        def tchain():
-            z = t
-            for _ in range(100):
-                z = z + 1
+            def tchain():
+                z = t
+                for _ in range(100):
+                    z = z + 1
 
-        times["torch"] = timed(tchain, torch.cuda.synchronize, 20) / 100
-    results.append(("eager per-op overhead (16 elems, 100 ops)", times, None, None))
+            times["torch"] = timed(tchain, torch.cuda.synchronize, 20) / 100
+        results.append(("eager per-op overhead (16 elems, 100 ops)", times, None, None))
 
     print(f"device: {rmx.device_info(rmx.gpu)}")
     cols = [c for c in ["rmx", "torch", "mlx"] if any(c in r[1] for r in results)]

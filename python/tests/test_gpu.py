@@ -226,6 +226,29 @@ def test_matmul_transposed_and_sliced_operands():
         assert_close(g, c, "float32", "matmul views")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_matvec_against_a_weight_transpose(dtype):
+    """x @ w.T with up to 8 rows in all takes the matrix-vector kernel (16-byte runs of
+    w's rows): 1 to 8 rows with batch axes, N not a multiple of the block's 4 features,
+    a long K, w a column slice of a wider matrix (rows further apart than K), and the
+    cases it leaves to cuBLAS (9 rows, K not a multiple of the 16-byte run, a weight
+    starting off 16-byte alignment, a batched weight)."""
+    tol = {"float16": 5e-3, "bfloat16": 3e-2, "float32": 1e-4}[dtype]
+    wide = rand((203, 4160), dtype, -1, 1, seed=70)
+    cases = [((1, 4096), wide[:, :4096]), ((2, 3, 512), wide[:, 64:576]),
+             ((8, 1024), wide[:, :1024]), ((1, 1, 64), wide[:5, :64]),
+             ((9, 256), wide[:, :256]), ((2, 100), wide[:, :100]),
+             ((1, 256), wide[:, 1:257]), ((3, 1, 64), rand((3, 7, 64), dtype, -1, 1, seed=71))]
+    for i, (xs, w) in enumerate(cases):
+        x = rand(xs, dtype, -1, 1, seed=72 + i)
+        wt = mx.swapaxes(w, -1, -2)
+        g, c = both(lambda x, wt, s: mx.matmul(x, wt, stream=s), x, wt)
+        assert g.shape == c.shape and g.dtype == c.dtype, xs
+        np.testing.assert_allclose(host(g), host(c), rtol=tol, atol=tol * 4, err_msg=str(xs))
+        ref = host(x).astype(np.float64) @ np.swapaxes(host(w).astype(np.float64), -1, -2)
+        np.testing.assert_allclose(host(g), ref, rtol=tol * 4, atol=tol * 8, err_msg=str(xs))
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_softmax_and_norms(dtype):
     x = rand((6, 5, 130), dtype, -4, 4, seed=14)
@@ -711,9 +734,10 @@ def test_float_to_int_casts_of_special_values_match_the_host(src):
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_quantized_matvec_fast_path(bits, group_size, dtype):
-    """K a multiple of 512 takes the register-blocked matrix-vector entry (4 output
-    features per warp): N not a multiple of the block's 16 features, 1 to 8 rows, and
-    against float64 arithmetic on the dequantized weights."""
+    """Group sizes that hold whole 16-byte runs of codes take the vectorized matrix-vector
+    entry (the others, 2 bits in groups of 32, the word-by-word one): N not a multiple of
+    the block's 4 features, 1 to 8 rows, and against float64 arithmetic on the
+    dequantized weights."""
     w = rand((203, 1536), "float32", -1, 1, seed=56).astype(dt(dtype))
     wq, sc, bi = mx.quantize(w, group_size=group_size, bits=bits, stream=mx.cpu)
     wf = np.array(mx.dequantize(wq, sc, bi, group_size=group_size, bits=bits,

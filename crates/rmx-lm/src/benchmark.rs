@@ -60,8 +60,9 @@ pub fn run(
 /// steps with the scheduler's trace on; per primitive, the time from its inputs being
 /// ready to its kernel returning (on a GPU: launched), against the wall time per token.
 pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<String> {
-    use crate::generate::forward_last;
+    use crate::generate::{eval_with_cache, forward_last, last_logits};
     use rmx_core::scheduler::trace;
+    use std::time::Instant;
     let mut cache = l.model.new_cache();
     let vocab = l.model.args().vocab_size.max(2) as u32;
     let prompt: Vec<u32> = (0..prompt_tokens.max(1) as u32)
@@ -75,9 +76,19 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
             .map_or(0, |(i, _)| i as u32)
     };
     trace::enable(true);
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
+    // (graph building, evaluation, reading the logits back), seconds in all
+    let mut split = [0f64; 3];
     for _ in 0..gen_tokens {
-        logits = forward_last(l.model.as_ref(), &[argmax(&logits)], &mut cache)?;
+        let a = Instant::now();
+        let last = last_logits(l.model.as_ref(), &[argmax(&logits)], &mut cache)?;
+        let b = Instant::now();
+        eval_with_cache(&last, &cache)?;
+        let c = Instant::now();
+        logits = last.to_vec::<f32>()?;
+        split[0] += (b - a).as_secs_f64();
+        split[1] += (c - b).as_secs_f64();
+        split[2] += c.elapsed().as_secs_f64();
     }
     let wall = t0.elapsed().as_secs_f64() / gen_tokens.max(1) as f64;
     trace::enable(false);
@@ -98,6 +109,12 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
         1.0 / wall,
         kernels * 1e3,
         events.len() as f64 / n
+    );
+    out += &format!(
+        "per token: building the graph {:.3} ms, eval {:.3} ms, reading the logits {:.3} ms\n",
+        split[0] / n * 1e3,
+        split[1] / n * 1e3,
+        split[2] / n * 1e3
     );
     out += "| primitive | ms/token | calls/token | us/call |\n|---|---|---|---|\n";
     for (name, (t, c)) in rows {

@@ -84,7 +84,9 @@ impl<'a> ChatSession<'a> {
             on_text,
         )?;
         self.cached.extend_from_slice(&ids[common..]);
-        // The last sampled token was never run through the model: it is not cached.
+        // The last sampled token is not counted as cached: the host path never runs it
+        // through the model, greedy decoding (one step ahead) may have; the next turn
+        // rewinds the cache to what `cached` lists either way.
         let fed = g.tokens.len().saturating_sub(1);
         self.cached.extend_from_slice(&g.tokens[..fed]);
         self.messages.push(Message::new("assistant", &g.text));

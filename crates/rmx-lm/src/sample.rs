@@ -72,6 +72,11 @@ impl Sampler {
         })
     }
 
+    /// Plain greedy decoding: the next token is the logits' argmax, whatever came before.
+    pub fn is_greedy(&self) -> bool {
+        self.config.temperature == 0.0 && self.config.repetition_penalty == 1.0
+    }
+
     /// The next token given one row of logits and the tokens so far.
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let c = &self.config;

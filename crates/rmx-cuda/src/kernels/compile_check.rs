@@ -110,12 +110,13 @@ fn indexing_kernels_compile() {
 }
 
 #[test]
-fn fast_qmm_and_arg_reduce_kernels_compile() {
+fn fast_qmm_gemv_and_arg_reduce_kernels_compile() {
     if !nvrtc_present() {
         return;
     }
     use rmx_core::backend::ArgReduceOp;
     let mut ks = super::qmm::all_kernels();
+    ks.extend(super::gemv::all_kernels());
     for dt in SAMPLE_DTYPES {
         ks.extend(super::fast::rope_kernel(dt));
         ks.extend(super::fast::attention_kernel(dt, None));

@@ -1,7 +1,8 @@
 //! Batched matmul through cuBLAS (`cublasGemmStridedBatchedEx`): float32 (full fp32),
 //! float64, and float16/bfloat16 with float32 accumulation. Row-major `C = A B` is the
 //! column-major `Cᵀ = Bᵀ Aᵀ`, so operands go in swapped and nothing is copied when each
-//! matrix is row- or column-contiguous with one stride between batch elements.
+//! matrix is row- or column-contiguous with one stride between batch elements. A few rows
+//! against a weight's transpose go to the matrix-vector kernel (`gemv.rs`) instead.
 
 use super::elementwise::cast;
 use crate::device::{driver_err, Gpu};
@@ -117,6 +118,10 @@ pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<
         return Ok(Some(super::elementwise::fill_bits(
             gpu, 0, a.dtype, &out_shape,
         )?));
+    }
+    // a few rows against a weight's transpose (decode): the matrix-vector kernel
+    if let Some(out) = super::gemv::gemv(gpu, a, b)? {
+        return Ok(Some(out));
     }
     if [m, n, k, batch].iter().any(|&v| v > i32::MAX as usize) {
         return Ok(None);

@@ -4,6 +4,7 @@ pub mod arg_reduce;
 pub mod elementwise;
 pub mod fast;
 pub mod fused;
+pub mod gemv;
 pub mod indexing;
 pub mod matmul;
 pub mod ops_c;

@@ -4,6 +4,7 @@
 //! to the activations' dtype and go through cuBLAS.
 
 use super::elementwise::{generated, launch_config, row_contiguous as dense, Kernel};
+use super::gemv::{self, as_matrix};
 use super::matmul;
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
@@ -11,13 +12,14 @@ use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use rmx_core::{ArrayData, Dtype, Result};
 
-/// Rows of `x` up to which the matrix-vector kernel runs.
-const QMV_MAX_ROWS: usize = 8;
+/// Rows of `x` up to which the matrix-vector kernels run.
+const QMV_MAX_ROWS: usize = gemv::MAX_ROWS;
 /// Output features per block of the matrix-vector kernel (one warp each).
 const QMV_WARPS: u32 = 8;
-/// Output features per warp, and warps per block, of the `_fast` matrix-vector entry.
-const QMV_FAST_COLS: usize = 4;
-const QMV_FAST_WARPS: u32 = 4;
+/// Output features per warp, and 16-byte runs of packed words per feature each lane
+/// loads before using them (`_vec` entries; measured best of 1-4 x 2-8 on an H200).
+const QMV_VEC_COLS: usize = 4;
+const QMV_VEC_UNROLL: usize = 2;
 
 fn supported(bits: usize) -> bool {
     matches!(bits, 2 | 4 | 8)
@@ -115,46 +117,89 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
       if (lane == 0) out[row * n + col] = {st};
     }}
-    // `_fast`: K a multiple of 512, 16-byte aligned rows. Each lane holds 16 activations
-    // in registers (with their sum) and applies them to {QMV_FAST_COLS} output features, so
-    // a warp reads {QMV_FAST_COLS} contiguous runs of packed words per 512 values of K.
-    extern "C" __global__ void {name}_fast(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size) {{
+    // `_vec`: each lane reads 16-byte runs of packed words ({codes} codes of one group,
+    // group_size a multiple of {codes}) for {cols} output features, {unroll} runs each,
+    // all issued before any is used. Codes become floats without an int->float
+    // conversion (a quarter-rate instruction that bounded the kernel): a code masked in
+    // place and or-ed into 2^23's bits is 2^23 + code * 2^p exactly, p < 23 its bit
+    // position; the activation it multiplies is pre-scaled by 2^-p, so each product is
+    // the plain x * code. Activations are read in 16-byte runs (L1-resident), once per
+    // run for all {cols} features.
+    template <int ROWS>
+    __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows) {{
+      constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
-      const i64 col0 = ((i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * {QMV_FAST_COLS};
+      const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * {cols};
       if (col0 >= n) return;
-      const i64 row = blockIdx.y, words = k * {bits} / 32, groups = k / group_size;
-      const {s}* xr = x + row * k;
-      float acc[{QMV_FAST_COLS}] = {{}};
-      for (i64 k0 = (i64)lane * 16; k0 < k; k0 += 512) {{
-        float v[16];
-{load_x}
-        float xsum = 0.f;
+      const i64 vecs = k / CODES, groups = k / group_size, words = k / PER;
+      float acc[ROWS][{cols}] = {{}};
+      for (i64 base = lane; base < vecs; base += 32 * {unroll}) {{
+        uint4 wv[{cols}][{unroll}];
+        float sv[{cols}][{unroll}], bv[{cols}][{unroll}];
     #pragma unroll
-        for (int e = 0; e < 16; ++e) xsum += v[e];
-        const i64 g = (int)k0 / (int)group_size;
+        for (int c = 0; c < {cols}; ++c)
     #pragma unroll
-        for (int c = 0; c < {QMV_FAST_COLS}; ++c) {{
-          const i64 col = col0 + c;
-          if (col < n) {{
-            const u32* wp = w + col * words + k0 * {bits} / 32;
-{load_w}
-            float dot = 0.f;
+          for (int u = 0; u < {unroll}; ++u) {{
+            const i64 i = base + 32 * u, col = col0 + c;
+            if (i < vecs && col < n) {{
+              const i64 g = col * groups + i * CODES / group_size;
+              wv[c][u] = reinterpret_cast<const uint4*>(w + col * words)[i];
+              sv[c][u] = {lsv};
+              bv[c][u] = {lbv};
+            }}
+          }}
     #pragma unroll
-            for (int i = 0; i < {pw}; ++i)
+        for (int u = 0; u < {unroll}; ++u) {{
+          const i64 i = base + 32 * u;
+          if (i >= vecs) continue;
     #pragma unroll
-              for (int e = 0; e < 32 / {bits}; ++e) dot += v[i * (32 / {bits}) + e] * (float)((q[i] >> (e * {bits})) & ((1u << {bits}) - 1));
-            const {s}* sc = scales + col * groups + g;
-            const {s}* bi = biases + col * groups + g;
-            acc[c] += {lsf} * dot + {lbf} * xsum;
+          for (int m = 0; m < ROWS; ++m) {{
+            if (m >= rows) continue;
+            float xf[CODES];
+            const uint4* xr = reinterpret_cast<const uint4*>(x + m * k + i * CODES);
+    #pragma unroll
+            for (int h = 0; h < {xruns}; ++h) {{
+              const uint4 xv = xr[h];
+              float* xh = xf + h * {xvec};
+              {unpack_x}
+            }}
+            float xsum = 0.f;
+    #pragma unroll
+            for (int e = 0; e < CODES; ++e) {{
+              xsum += xf[e];
+              xf[e] *= __int_as_float((127 - ((e % PER) % CHUNK) * {bits}) << 23);
+            }}
+    #pragma unroll
+            for (int c = 0; c < {cols}; ++c) {{
+              if (col0 + c >= n) continue;
+              const u32 q[4] = {{wv[c][u].x, wv[c][u].y, wv[c][u].z, wv[c][u].w}};
+              float d = 0.f;
+    #pragma unroll
+              for (int e = 0; e < CODES; ++e) {{
+                const int pos = e % PER, chunk = pos / CHUNK, j = pos % CHUNK;
+                const u32 v = ((q[e / PER] >> (chunk * CHUNK * {bits})) & (((1u << {bits}) - 1) << (j * {bits}))) | 0x4B000000u;
+                d = __fmaf_rn(xf[e], __uint_as_float(v) - 8388608.f, d);
+              }}
+              acc[m][c] += sv[c][u] * d + bv[c][u] * xsum;
+            }}
           }}
         }}
       }}
     #pragma unroll
-      for (int c = 0; c < {QMV_FAST_COLS}; ++c) {{
-        float a = acc[c];
-        for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
-        if (lane == 0 && col0 + c < n) out[row * n + col0 + c] = {sta};
-      }}
+      for (int m = 0; m < ROWS; ++m)
+    #pragma unroll
+        for (int c = 0; c < {cols}; ++c) {{
+          if (m >= rows || col0 + c >= n) continue;
+          float a = acc[m][c];
+          for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
+          if (lane == 0) out[m * n + col0 + c] = {sta};
+        }}
+    }}
+    extern "C" __global__ void {name}_vec1(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
+      {name}_vec_body<1>(w, scales, biases, x, out, n, k, group_size, rows);
+    }}
+    extern "C" __global__ void {name}_vec(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
+      {name}_vec_body<{rows_max}>(w, scales, biases, x, out, n, k, group_size, rows);
     }}
     "#,
             s = t.store,
@@ -162,37 +207,20 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
             lsc = t.load("sr[g]"),
             lbi = t.load("br[g]"),
             st = t.store("acc"),
-            pw = bits / 2,
-            load_x = if t.store == "u16" {
-                // 16 half values: two 16-byte loads
-                format!(
-                    "        const uint4* xv = reinterpret_cast<const uint4*>(xr + k0);\n    #pragma unroll\n        for (int h = 0; h < 2; ++h) {{ const uint4 u = xv[h]; const u32 ws[4] = {{u.x, u.y, u.z, u.w}};\n    #pragma unroll\n          for (int j = 0; j < 4; ++j) {{ v[h * 8 + 2 * j] = {}; v[h * 8 + 2 * j + 1] = {}; }} }}",
-                    t.load("(u16)(ws[j] & 0xffffu)"),
-                    t.load("(u16)(ws[j] >> 16)")
-                )
-            } else {
-                "        const float4* xv = reinterpret_cast<const float4*>(xr + k0);\n    #pragma unroll\n        for (int h = 0; h < 4; ++h) { const float4 f = xv[h]; v[4 * h] = f.x; v[4 * h + 1] = f.y; v[4 * h + 2] = f.z; v[4 * h + 3] = f.w; }".to_string()
-            },
-            load_w = match bits {
-                2 => "            const u32 q[1] = {wp[0]};",
-                4 => "            const uint2 qq = *reinterpret_cast<const uint2*>(wp); const u32 q[2] = {qq.x, qq.y};",
-                _ => "            const uint4 qq = *reinterpret_cast<const uint4*>(wp); const u32 q[4] = {qq.x, qq.y, qq.z, qq.w};",
-            },
-            lsf = t.load("sc[0]"),
-            lbf = t.load("bi[0]"),
+            codes = 128 / bits,
+            unroll = QMV_VEC_UNROLL,
+            rows_max = QMV_MAX_ROWS,
+            warps = gemv::WARPS,
+            xvec = 16 / dtype.size(),
+            xruns = 128 / bits * dtype.size() / 16,
+            cols = QMV_VEC_COLS,
+            unpack_x = gemv::unpack16(dtype, "xv", "xh")?,
+            lsv = t.load("scales[g]"),
+            lbv = t.load("biases[g]"),
             sta = t.store("a"),
         );
         Some(Kernel { name, src })
     })
-}
-
-/// `a` (`[..., R, C]`) as one matrix when every batch axis is broadcast (stride 0) or 1.
-fn as_matrix(a: &ArrayData) -> Option<ArrayData> {
-    let n = a.ndim();
-    if n < 2 || (0..n - 2).any(|d| a.shape[d] != 1 && a.strides[d] != 0) {
-        return None;
-    }
-    Some(a.view(a.shape[n - 2..].into(), a.strides[n - 2..].into(), a.offset))
 }
 
 /// The float array of `w` (`[..., R, K * bits / 32]`), of `dtype`.
@@ -278,23 +306,25 @@ pub fn quantized_matmul(
             let (xp, wp) = (device_ptr(gpu, &xd)?, device_ptr(gpu, &wd)?);
             let (sp, bp) = (device_ptr(gpu, &s)?, device_ptr(gpu, &b)?);
             let (n64, k64, gs) = (n as i64, k as i64, group_size as i64);
-            let fast = k.is_multiple_of(512)
-                && group_size.is_multiple_of(16)
+            // 16-byte runs of packed words never straddle a group, and rows and
+            // activations are 16-byte aligned
+            let vectorized = group_size.is_multiple_of(128 / bits)
                 && wp.is_multiple_of(16)
                 && xp.is_multiple_of(16);
-            if fast {
-                let name = format!("{}_fast", kern.name);
+            if vectorized {
+                let entry = if rows == 1 { "_vec1" } else { "_vec" };
+                let name = format!("{}{entry}", kern.name);
                 let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
                 let mut bl = gpu.stream.launch_builder(&f);
                 bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
-                bl.arg(&n64).arg(&k64).arg(&gs);
-                let per_block = QMV_FAST_COLS * QMV_FAST_WARPS as usize;
+                let r32 = rows as i32;
+                bl.arg(&n64).arg(&k64).arg(&gs).arg(&r32);
                 let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(per_block) as u32, rows as u32, 1),
-                    block_dim: (32 * QMV_FAST_WARPS, 1, 1),
+                    grid_dim: (n.div_ceil(gemv::WARPS as usize * QMV_VEC_COLS) as u32, 1, 1),
+                    block_dim: (32 * gemv::WARPS, 1, 1),
                     shared_mem_bytes: 0,
                 };
-                unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_fast", e))?;
+                unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_vec", e))?;
                 return Ok(Some(out));
             }
             let f = gpu.kernel(&kern.name, || kern.src)?;
