@@ -439,6 +439,31 @@ def test_quantized_matmul_and_dequantize(bits, group_size, dtype):
     assert_close(g, c, "exact", "dequantize")
 
 
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_quantize_equals_the_host_bit_for_bit(bits, group_size, dtype):
+    """mx.quantize on the GPU (one thread per group) gives the CPU's packed words, scales
+    and biases exactly: random groups, a constant group (the eps scale), groups that are
+    all negative, all positive or straddle zero, large magnitudes, a batch axis and a
+    transposed (strided) input."""
+    w = np.random.default_rng(80).uniform(-1, 1, (3, 6, 256)).astype(np.float32)
+    w[0, 0, :group_size] = 0.25
+    w[0, 1] = -np.abs(w[0, 1]) * 300
+    w[0, 2] = np.abs(w[0, 2]) + 2
+    w[1, 3] *= 6e4 if dtype == "float16" else 1e30
+    x = mx.array(w).astype(dt(dtype), stream=mx.cpu)
+    wt = mx.array(np.ascontiguousarray(w.swapaxes(0, 1))).astype(dt(dtype), stream=mx.cpu)
+    strided = mx.swapaxes(wt, 0, 1)
+    for v in [x, strided, x[:, :, :128]]:
+        g = mx.quantize(v, group_size=group_size, bits=bits, stream=mx.gpu)
+        c = mx.quantize(v, group_size=group_size, bits=bits, stream=mx.cpu)
+        mx.eval(*g, *c)
+        for a, b, what in zip(g, c, ["codes", "scales", "biases"]):
+            assert a.dtype == b.dtype and a.shape == b.shape, what
+            np.testing.assert_array_equal(host(a), host(b), err_msg=what)
+
+
 @pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8"])
 def test_copies_into_views(dtype):
     a = rand((4, 5, 3), dtype, -9, 9, seed=53)

@@ -15,7 +15,8 @@ pub mod memory;
 
 use device::{the_gpu, Gpu};
 use kernels::{
-    arg_reduce, elementwise, fast, fused, indexing, matmul, qmm, random, reduce, rows, scan, sort,
+    arg_reduce, elementwise, fast, fused, indexing, matmul, qmm, quantize, random, reduce, rows,
+    scan, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
@@ -305,12 +306,19 @@ impl Backend for CudaBackend {
         bits: usize,
     ) -> Result<Vec<ArrayData>> {
         let refs: Vec<&ArrayData> = inputs.iter().collect();
-        if let QuantizeOp::Dequantize(dtype) = op {
-            let gpu = the_gpu()?;
-            gpu.bind()?;
-            let (w, sc, b) = (&inputs[0], &inputs[1], &inputs[2]);
-            if let Some(out) = qmm::dequantize(gpu, w, sc, b, group_size, bits, dtype)? {
-                return Ok(vec![out]);
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        match op {
+            QuantizeOp::Dequantize(dtype) => {
+                let (w, sc, b) = (&inputs[0], &inputs[1], &inputs[2]);
+                if let Some(out) = qmm::dequantize(gpu, w, sc, b, group_size, bits, dtype)? {
+                    return Ok(vec![out]);
+                }
+            }
+            QuantizeOp::Quantize => {
+                if let Some(outs) = quantize::quantize(gpu, &inputs[0], group_size, bits)? {
+                    return Ok(outs);
+                }
             }
         }
         host_fallback(&refs, |c| c.quantize(op, inputs, group_size, bits))

@@ -117,6 +117,7 @@ fn fast_qmm_gemv_and_arg_reduce_kernels_compile() {
     use rmx_core::backend::ArgReduceOp;
     let mut ks = super::qmm::all_kernels();
     ks.extend(super::gemv::all_kernels());
+    ks.extend(super::quantize::all_kernels());
     for dt in SAMPLE_DTYPES {
         ks.extend(super::fast::rope_kernel(dt));
         ks.extend(super::fast::attention_kernel(dt, None));

@@ -10,6 +10,7 @@ pub mod matmul;
 pub mod ops_c;
 pub mod prelude;
 pub mod qmm;
+pub mod quantize;
 pub mod random;
 pub mod reduce;
 pub mod rows;
