@@ -9,6 +9,7 @@
 //! `stream=gpu`; docs/design/cuda.md lists which families are native.
 
 pub mod device;
+mod driver_costs;
 mod kernels;
 pub mod layout;
 pub mod memory;
@@ -38,6 +39,8 @@ pub fn init() -> bool {
     }
     device::gpu().is_some() && rmx_core::backend::register_gpu_backend(&BACKEND)
 }
+
+pub use driver_costs::driver_costs;
 
 /// Whether a CUDA device was found (without registering anything).
 pub fn is_available() -> bool {

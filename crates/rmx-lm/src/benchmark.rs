@@ -116,6 +116,13 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
         split[1] / n * 1e3,
         split[2] / n * 1e3
     );
+    #[cfg(feature = "cuda")]
+    if rmx_core::device::default_device() == rmx_core::Device::GPU {
+        let (launch, alloc, sync) = rmx_cuda::driver_costs(10_000)?;
+        out += &format!(
+            "driver calls: {launch:.2} us per kernel launch, {alloc:.2} us per allocation + free, {sync:.2} us per idle synchronization\n"
+        );
+    }
     out += "| primitive | ms/token | calls/token | us/call |\n|---|---|---|---|\n";
     for (name, (t, c)) in rows {
         out += &format!(
