@@ -18,10 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("RMX_LM_BIN", os.path.join(ROOT, "target", "release", "rmx-lm"))
 
 
-def rmx_lm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def rmx_lm(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     if not os.path.exists(BIN):
         pytest.fail(f"{BIN} is missing: run `cargo build --release -p rmx-lm` (scripts/setup.sh does)")
-    return subprocess.run([BIN, *args], capture_output=True, text=True, check=check, timeout=600)
+    return subprocess.run([BIN, *args], capture_output=True, text=True, check=check, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,10 @@ def test_first_position_logits_match_float64_reference(model, reference, tmp_pat
     assert rel_all < 1e-3, rel_all
 
 
-def test_greedy_decoding_matches_reference_token_for_token(model, reference):
+# "1": greedy decoding one step ahead with the argmax taken where the model runs (what a
+# GPU does by default), forced on the CPU; "0": the host path.
+@pytest.mark.parametrize("ahead", ["0", "1"])
+def test_greedy_decoding_matches_reference_token_for_token(model, reference, ahead):
     import mlx.core as mx
 
     _, meta = mx.load(model, return_metadata=True)
@@ -106,16 +110,34 @@ def test_greedy_decoding_matches_reference_token_for_token(model, reference):
     if eos in want:
         want = want[: want.index(eos)]
     r = rmx_lm("generate", "--model", model, "--prompt", prompt, "--ignore-chat-template",
-               "--max-tokens", "32", "--temp", "0", "--print-ids")
+               "--max-tokens", "32", "--temp", "0", "--print-ids",
+               env={"RMX_LM_STEP_AHEAD": ahead})
     got = json.loads(r.stdout.strip().splitlines()[-1])["ids"]
     assert got == want, ([vocab[i] for i in got], [vocab[i] for i in want])
 
 
-def test_chat_answer_names_paris(model):
+@pytest.mark.parametrize("ahead", ["0", "1"])
+def test_chat_answer_names_paris(model, ahead):
     r = rmx_lm("generate", "--model", model, "--prompt", "What is the capital of France?",
-               "--max-tokens", "24")
+               "--max-tokens", "24", env={"RMX_LM_STEP_AHEAD": ahead})
     assert "Paris" in r.stdout
     assert "Generation:" in r.stdout and "tokens-per-sec" in r.stdout
+
+
+def test_chat_turns_agree_with_and_without_the_step_ahead(model):
+    """The second turn reuses the KV cache: after a greedy step ahead, the cache holds one
+    more token than the conversation lists, and the turn must rewind past it."""
+    turns = "What is the capital of France?\nAnd of Italy?\n/exit\n"
+
+    def chat(ahead):
+        r = subprocess.run([BIN, "chat", "--model", model, "--max-tokens", "16"], input=turns,
+                           capture_output=True, text=True, check=True, timeout=600,
+                           env={**os.environ, "RMX_LM_STEP_AHEAD": ahead})
+        return r.stdout
+
+    host, ahead = chat("0"), chat("1")
+    assert host.count(">> ") == 3, host
+    assert ahead == host
 
 
 @pytest.mark.parametrize("args,needle", [

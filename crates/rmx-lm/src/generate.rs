@@ -75,11 +75,16 @@ pub fn last_logits(
     Ok(ops::astype(&last, Dtype::Float32)?)
 }
 
-/// Evaluates `out` and the caches' new state.
-pub fn eval_with_cache(out: &Array, cache: &[KvCache]) -> Result<()> {
+/// `out` and the caches' new state: what a step evaluates.
+fn with_cache_state(out: &Array, cache: &[KvCache]) -> Vec<Array> {
     let mut state: Vec<Array> = cache.iter().flat_map(|c| c.state()).collect();
     state.push(out.clone());
-    Ok(rmx_core::eval(&state)?)
+    state
+}
+
+/// Evaluates `out` and the caches' new state.
+pub fn eval_with_cache(out: &Array, cache: &[KvCache]) -> Result<()> {
+    Ok(rmx_core::eval(&with_cache_state(out, cache))?)
 }
 
 /// The greedy next token after `ids` (`[1, L]` token ids, or a lazy `[1]` token from the
@@ -99,9 +104,19 @@ pub fn forward_argmax(
 
 /// Queues the computation of `token` and of the caches' new state.
 fn queue(token: &Array, cache: &[KvCache]) -> Result<()> {
-    let mut state: Vec<Array> = cache.iter().flat_map(|c| c.state()).collect();
-    state.push(token.clone());
-    Ok(rmx_core::async_eval(&state)?)
+    Ok(rmx_core::async_eval(&with_cache_state(token, cache))?)
+}
+
+/// Whether greedy decoding runs one step ahead (see `generate`): on a GPU; on the CPU the
+/// step ahead competes with the running step for the same cores and costs more than it
+/// saves (SmolLM2-135M on two cores: 104 against 141 tok/s). `RMX_LM_STEP_AHEAD=1` or `0`
+/// forces the choice (the tests run the path on the CPU).
+fn step_ahead() -> bool {
+    match std::env::var("RMX_LM_STEP_AHEAD").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => rmx_core::device::default_device() != Device::CPU,
+    }
 }
 
 /// Runs the prompt through the model (in chunks) and returns the last position's logits.
@@ -160,14 +175,12 @@ pub fn generate(
     let mut detok = StreamingDetokenizer::new(tokenizer);
     let mut finish = FinishReason::Length;
     let mut text = String::new();
-    // Greedy decoding on a GPU picks tokens on the device and runs one step ahead: the graph of the
+    // Greedy decoding one step ahead picks tokens where the model runs: the graph of the
     // step that consumes token t is built from t's lazy value before t is read, and queued
     // once it is, so the device computes it while the host handles t and builds the next
     // graph. (A step built for a token that ends generation is left unread; the cache
     // holds it, as mlx-lm's does, and callers that reuse the cache rewind.)
-    // (On the CPU the step ahead competes with the step computing for the same cores and
-    // costs more than it saves: 104 against 141 tok/s for SmolLM2-135M on two cores.)
-    let greedy = sampler.is_greedy() && rmx_core::device::default_device() != Device::CPU;
+    let ahead_greedy = sampler.is_greedy() && step_ahead();
     let mut pending: Option<Array> = None;
     while tokens.len() < opts.max_tokens {
         let (next, ahead) = match pending.take() {
@@ -212,7 +225,7 @@ pub fn generate(
         }
         pending = match ahead {
             Some(a) => Some(a),
-            None if greedy => {
+            None if ahead_greedy => {
                 let y = forward_argmax(model, &Array::from_slice(&[next], &[1, 1])?, cache)?;
                 queue(&y, cache)?;
                 Some(y)
