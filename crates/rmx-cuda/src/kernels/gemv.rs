@@ -1,6 +1,7 @@
 //! `x @ W.T` for a few rows of `x` and a float weight `W` whose rows are contiguous (a
-//! `Linear` layer's layout): the matrix-vector product of decoding, where cuBLAS' GEMM
-//! reads the weight at a fraction of the memory bandwidth. One warp per output feature;
+//! `Linear` layer's layout): the matrix-vector product of decoding, where a cuBLAS GEMM
+//! call cost 20 µs of host time per product against 7-8 µs for this kernel's launch
+//! (H200 machines, Llama-1B decode). One warp per output feature;
 //! each lane reads 16-byte runs of its row, several issued before any is used, so enough
 //! loads are in flight to stream the weight; f32 accumulation.
 

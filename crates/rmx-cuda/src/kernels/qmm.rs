@@ -17,7 +17,8 @@ const QMV_MAX_ROWS: usize = gemv::MAX_ROWS;
 /// Output features per block of the matrix-vector kernel (one warp each).
 const QMV_WARPS: u32 = 8;
 /// Output features per warp, and 16-byte runs of packed words per feature each lane
-/// loads before using them (`_vec` entries; measured best of 1-4 x 2-8 on an H200).
+/// loads before using them (`_vec` entries; the best or near it, by shape, of the
+/// variants `bench/matvec_variants.py` timed on an H200).
 const QMV_VEC_COLS: usize = 4;
 const QMV_VEC_UNROLL: usize = 2;
 
@@ -120,7 +121,7 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     // `_vec`: each lane reads 16-byte runs of packed words ({codes} codes of one group,
     // group_size a multiple of {codes}) for {cols} output features, {unroll} runs each,
     // all issued before any is used. Codes become floats without an int->float
-    // conversion (a quarter-rate instruction that bounded the kernel): a code masked in
+    // conversion (a quarter-rate instruction per code): a code masked in
     // place and or-ed into 2^23's bits is 2^23 + code * 2^p exactly, p < 23 its bit
     // position; the activation it multiplies is pre-scaled by 2^-p, so each product is
     // the plain x * code. Activations are read in 16-byte runs (L1-resident), once per
