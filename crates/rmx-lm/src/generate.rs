@@ -69,10 +69,18 @@ pub fn last_logits(
     cache: &mut [KvCache],
 ) -> Result<Array> {
     let ids = Array::from_slice(tokens, &[1, tokens.len()])?;
-    let logits = model.forward(&ids, cache)?;
+    Ok(ops::astype(
+        &last_position(model, &ids, cache)?,
+        Dtype::Float32,
+    )?)
+}
+
+/// The logits (`[1, vocab]`) of the last position of `ids` (`[1, L]`), lazy.
+fn last_position(model: &dyn LanguageModel, ids: &Array, cache: &mut [KvCache]) -> Result<Array> {
+    let logits = model.forward(ids, cache)?;
     let (l, v) = (logits.shape()[1] as i64, logits.shape()[2] as i64);
     let last = ops::slice(&logits, &[0, l - 1, 0], &[1, l, v], None)?;
-    Ok(ops::astype(&last, Dtype::Float32)?)
+    Ok(ops::reshape(&last, &[1, v])?)
 }
 
 /// `out` and the caches' new state: what a step evaluates.
@@ -95,11 +103,8 @@ pub fn forward_argmax(
     ids: &Array,
     cache: &mut [KvCache],
 ) -> Result<Array> {
-    let ids = ops::reshape(ids, &[1, -1])?;
-    let logits = model.forward(&ids, cache)?;
-    let (l, v) = (logits.shape()[1] as i64, logits.shape()[2] as i64);
-    let last = ops::slice(&logits, &[0, l - 1, 0], &[1, l, v], None)?;
-    Ok(ops::argmax(&ops::reshape(&last, &[1, v])?, Some(1), false)?)
+    let last = last_position(model, &ops::reshape(ids, &[1, -1])?, cache)?;
+    Ok(ops::argmax(&last, Some(1), false)?)
 }
 
 /// Queues the computation of `token` and of the caches' new state.

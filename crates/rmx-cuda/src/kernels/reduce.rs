@@ -183,31 +183,25 @@ pub fn reduce(
     };
     if chunks == 1 {
         let (out, optr) = alloc_output(gpu, out_dtype, &out_shape)?;
-        launch(
+        run_kernel(
             gpu,
-            op,
-            x.dtype,
-            out_dtype,
-            false,
+            (op, x.dtype, out_dtype, false),
+            "",
             (xptr, lk, lr, optr),
+            (n_out, n_red, 1),
             n_out,
-            n_red,
-            1,
         )?;
         return Ok(Some(out));
     }
     let acc = accumulator(op, out_dtype);
     let (partials, pptr) = alloc_output(gpu, acc, &[n_out, chunks])?;
-    launch(
+    run_kernel(
         gpu,
-        op,
-        x.dtype,
-        out_dtype,
-        true,
+        (op, x.dtype, out_dtype, true),
+        "",
         (xptr, lk, lr, pptr),
+        (n_out, n_red, chunks),
         n_out,
-        n_red,
-        chunks,
     )?;
     let second = reduce(gpu, op, &partials, &[1], out_dtype)?;
     Ok(second.map(|r| reshaped(r, &out_shape)))
@@ -243,28 +237,14 @@ fn reduce_columns(
     let partial = chunks > 1;
     let dtype = if partial { accumulator(op, out) } else { out };
     let (res, rptr) = alloc_output(gpu, dtype, &[chunks, n_out])?;
-    let Some(Kernel { name, src }) = reduce_kernel(op, input, out, partial) else {
-        return Err(rmx_core::runtime_err!(
-            "[cuda] No reduction kernel for {op:?}."
-        ));
-    };
-    let f = gpu.kernel_in(&name, &format!("{name}_cols"), || src)?;
-    let chunk = n_red.div_ceil(chunks) as i64;
-    let (no, nr) = (n_out as i64, n_red as i64);
-    let mut b = gpu.stream.launch_builder(&f);
-    b.arg(&xptr)
-        .arg(&lk)
-        .arg(&rstride)
-        .arg(&rptr)
-        .arg(&no)
-        .arg(&nr)
-        .arg(&chunk);
-    let cfg = LaunchConfig {
-        grid_dim: (blocks.min(1 << 20) as u32, chunks as u32, 1),
-        block_dim: (BLOCK, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    unsafe { b.launch(cfg) }.map_err(|e| driver_err(&format!("launching {name}_cols"), e))?;
+    run_kernel(
+        gpu,
+        (op, input, out, partial),
+        "_cols",
+        (xptr, lk, rstride, rptr),
+        (n_out, n_red, chunks),
+        blocks,
+    )?;
     if !partial {
         return Ok(reshaped(res, &[n_out]));
     }
@@ -280,39 +260,39 @@ fn reduce_columns(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn launch(
+/// Launches entry `name{suffix}` of the reduction kernel over `chunks` x `blocks` blocks:
+/// input, kept layout, the reduced axis (`R`: a layout, or the one stride of the column
+/// entry), output, then the output and reduced counts and the chunk length.
+fn run_kernel<R: cudarc::driver::DeviceRepr>(
     gpu: &'static Gpu,
-    op: ReduceOp,
-    input: Dtype,
-    out: Dtype,
-    partial: bool,
-    (xptr, lk, lr, optr): (u64, Layout, Layout, u64),
-    n_out: usize,
-    n_red: usize,
-    chunks: usize,
+    (op, input, out, partial): (ReduceOp, Dtype, Dtype, bool),
+    suffix: &str,
+    (xptr, lk, reduced, optr): (u64, Layout, R, u64),
+    (n_out, n_red, chunks): (usize, usize, usize),
+    blocks: usize,
 ) -> Result<()> {
     let Some(Kernel { name, src }) = reduce_kernel(op, input, out, partial) else {
         return Err(rmx_core::runtime_err!(
             "[cuda] No reduction kernel for {op:?}."
         ));
     };
-    let f = gpu.kernel(&name, || src)?;
+    let entry = format!("{name}{suffix}");
+    let f = gpu.kernel_in(&name, &entry, || src)?;
     let chunk = n_red.div_ceil(chunks) as i64;
     let (no, nr) = (n_out as i64, n_red as i64);
     let mut b = gpu.stream.launch_builder(&f);
     b.arg(&xptr)
         .arg(&lk)
-        .arg(&lr)
+        .arg(&reduced)
         .arg(&optr)
         .arg(&no)
         .arg(&nr)
         .arg(&chunk);
     let cfg = LaunchConfig {
-        grid_dim: (n_out.min(1 << 20) as u32, chunks as u32, 1),
+        grid_dim: (blocks.min(1 << 20) as u32, chunks as u32, 1),
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     };
-    unsafe { b.launch(cfg) }.map_err(|e| driver_err(&format!("launching {name}"), e))?;
+    unsafe { b.launch(cfg) }.map_err(|e| driver_err(&format!("launching {entry}"), e))?;
     Ok(())
 }
