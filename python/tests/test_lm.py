@@ -95,10 +95,19 @@ def test_first_position_logits_match_float64_reference(model, reference, tmp_pat
     assert rel_all < 1e-3, rel_all
 
 
-# "1": greedy decoding one step ahead with the argmax taken where the model runs (what a
-# GPU does by default), forced on the CPU; "0": the host path.
-@pytest.mark.parametrize("ahead", ["0", "1"])
-def test_greedy_decoding_matches_reference_token_for_token(model, reference, ahead):
+# The three greedy decoding paths, each forced (so the CPU runs the GPU's): "host" builds
+# each step's graph and samples on the host; "ahead" runs one step ahead with the argmax
+# taken where the model runs; "static" is the fixed-shape step a GPU captures as a CUDA
+# graph (static_decode.rs), here run uncaptured.
+DECODE_PATHS = {
+    "host": {"RMX_LM_STEP_AHEAD": "0", "RMX_LM_STATIC_DECODE": "0"},
+    "ahead": {"RMX_LM_STEP_AHEAD": "1", "RMX_LM_STATIC_DECODE": "0"},
+    "static": {"RMX_LM_STATIC_DECODE": "1"},
+}
+
+
+@pytest.mark.parametrize("path", list(DECODE_PATHS))
+def test_greedy_decoding_matches_reference_token_for_token(model, reference, path):
     import mlx.core as mx
 
     _, meta = mx.load(model, return_metadata=True)
@@ -111,33 +120,52 @@ def test_greedy_decoding_matches_reference_token_for_token(model, reference, ahe
         want = want[: want.index(eos)]
     r = rmx_lm("generate", "--model", model, "--prompt", prompt, "--ignore-chat-template",
                "--max-tokens", "32", "--temp", "0", "--print-ids",
-               env={"RMX_LM_STEP_AHEAD": ahead})
+               env=DECODE_PATHS[path])
     got = json.loads(r.stdout.strip().splitlines()[-1])["ids"]
     assert got == want, ([vocab[i] for i in got], [vocab[i] for i in want])
 
 
-@pytest.mark.parametrize("ahead", ["0", "1"])
-def test_chat_answer_names_paris(model, ahead):
+@pytest.mark.parametrize("path", list(DECODE_PATHS))
+def test_chat_answer_names_paris(model, path):
     r = rmx_lm("generate", "--model", model, "--prompt", "What is the capital of France?",
-               "--max-tokens", "24", env={"RMX_LM_STEP_AHEAD": ahead})
+               "--max-tokens", "24", env=DECODE_PATHS[path])
     assert "Paris" in r.stdout
     assert "Generation:" in r.stdout and "tokens-per-sec" in r.stdout
 
 
-def test_chat_turns_agree_with_and_without_the_step_ahead(model):
+def test_chat_turns_agree_on_every_decode_path(model):
     """The second turn reuses the KV cache: after a greedy step ahead, the cache holds one
-    more token than the conversation lists, and the turn must rewind past it."""
+    more token than the conversation lists, and the turn must rewind past it; after
+    fixed-shape steps, the cache's storage was written in place at device-held positions
+    and the next turn's prefill must continue from the host's count."""
     turns = "What is the capital of France?\nAnd of Italy?\n/exit\n"
 
-    def chat(ahead):
+    def chat(path):
         r = subprocess.run([BIN, "chat", "--model", model, "--max-tokens", "16"], input=turns,
                            capture_output=True, text=True, check=True, timeout=600,
-                           env={**os.environ, "RMX_LM_STEP_AHEAD": ahead})
+                           env={**os.environ, **DECODE_PATHS[path]})
         return r.stdout
 
-    host, ahead = chat("0"), chat("1")
+    host = chat("host")
     assert host.count(">> ") == 3, host
-    assert ahead == host
+    for path in ("ahead", "static"):
+        assert chat(path) == host, path
+
+
+def test_static_decoding_across_attention_windows_matches_the_host_path(model):
+    """The fixed-shape step attends over a window that grows by 256 tokens: a prompt of
+    ~240 tokens and 60 new ones cross a window boundary mid-generation."""
+    prompt = "Tell me a long story about a dragon and a knight who travel across the sea. " * 14
+
+    def ids(path):
+        r = rmx_lm("generate", "--model", model, "--prompt", prompt, "--ignore-chat-template",
+                   "--max-tokens", "60", "--temp", "0", "--print-ids", env=DECODE_PATHS[path])
+        return json.loads(r.stdout.strip().splitlines()[-1])["ids"]
+
+    n_prompt = len(json.loads(rmx_lm("tokenize", "--model", model, "--text", prompt).stdout)["ids"])
+    want = ids("host")
+    assert n_prompt < 256 < n_prompt + len(want), (n_prompt, len(want))
+    assert ids("static") == want
 
 
 @pytest.mark.parametrize("args,needle", [

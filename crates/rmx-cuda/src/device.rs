@@ -107,9 +107,12 @@ impl Gpu {
             ));
         }
         let ctx = CudaContext::new(0).map_err(|e| driver_err("cuInit", e))?;
-        // One stream, no per-slice event tracking: ordering comes from the stream.
+        // One stream, no per-slice event tracking: ordering comes from the stream. Not the
+        // legacy default stream, which cannot be captured as a graph (graph.rs).
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| driver_err("cuStreamCreate", e))?;
         // Keep freed blocks in the driver's pool instead of returning them to the OS at
         // every synchronization (the pool's default): this is the caching allocator.
         unsafe { keep_pool_cached(&ctx) };
@@ -206,8 +209,12 @@ impl Gpu {
     }
 
     /// Waits for everything queued on the device, then raises any out-of-range index a
-    /// kernel reported meanwhile.
+    /// kernel reported meanwhile. While a graph is captured nothing runs, so there is
+    /// nothing to wait for (an evaluation that ends in a synchronization can be captured).
     pub fn synchronize(&self) -> Result<()> {
+        if crate::graph::is_capturing() {
+            return Ok(());
+        }
         self.stream
             .synchronize()
             .map_err(|e| driver_err("synchronize", e))?;

@@ -10,6 +10,7 @@
 
 pub mod device;
 mod driver_costs;
+pub mod graph;
 mod kernels;
 pub mod layout;
 pub mod memory;
@@ -57,6 +58,7 @@ pub fn device_memory() -> (usize, usize) {
 
 /// Runs a CPU kernel on host copies of `inputs` (the result is host-resident).
 fn host_fallback<T>(inputs: &[&ArrayData], f: impl FnOnce(&CpuBackend) -> Result<T>) -> Result<T> {
+    graph::refuse_while_capturing("run an op without a GPU kernel (on the host)")?;
     for x in inputs {
         x.buffer.make_resident(Device::CPU)?;
     }

@@ -12,11 +12,13 @@ use rmx_core::allocator::{Buffer, DeviceMemory, Residency};
 use rmx_core::{ArrayData, Dtype, Result};
 use std::sync::Arc;
 
-/// One device allocation, freed (stream-ordered) when its buffer drops.
+/// One device allocation, freed (stream-ordered) when its buffer drops; or, while a graph
+/// is being captured, a piece of that graph's arena, freed with the arena.
 pub struct DeviceAlloc {
     pub ptr: u64,
     nbytes: usize,
     gpu: &'static Gpu,
+    arena: Option<Arc<Arena>>,
 }
 
 impl DeviceAlloc {
@@ -26,6 +28,15 @@ impl DeviceAlloc {
                 ptr: 0,
                 nbytes,
                 gpu,
+                arena: None,
+            });
+        }
+        if let Some(arena) = crate::graph::capturing_arena() {
+            return Ok(DeviceAlloc {
+                ptr: arena.alloc(nbytes)?,
+                nbytes,
+                gpu,
+                arena: Some(arena),
             });
         }
         gpu.bind()?;
@@ -47,7 +58,75 @@ impl DeviceAlloc {
             }
         };
         gpu.note_alloc(nbytes);
-        Ok(DeviceAlloc { ptr, nbytes, gpu })
+        Ok(DeviceAlloc {
+            ptr,
+            nbytes,
+            gpu,
+            arena: None,
+        })
+    }
+}
+
+/// Device memory for what a captured graph allocates (`graph::capture`): blocks from
+/// `cuMemAlloc`, handed out by a bump pointer and never reused while the arena lives, so
+/// every replay of the graph finds each intermediate at the address the capture recorded.
+/// The arena lives as long as the graph and any array still pointing into it.
+pub struct Arena {
+    gpu: &'static Gpu,
+    /// (start, size) of each block, and the free tail of the newest: (next, left).
+    blocks: parking_lot::Mutex<(Vec<(u64, usize)>, u64, usize)>,
+}
+
+/// Bytes of the arena's blocks (one decode step of a 1B model needs a few MB).
+const ARENA_BLOCK: usize = 32 << 20;
+
+impl Arena {
+    pub fn new(gpu: &'static Gpu) -> Arena {
+        Arena {
+            gpu,
+            blocks: parking_lot::Mutex::new((Vec::new(), 0, 0)),
+        }
+    }
+
+    fn alloc(&self, nbytes: usize) -> Result<u64> {
+        let size = nbytes.div_ceil(256) * 256;
+        let mut b = self.blocks.lock();
+        if size > b.2 {
+            let block = size.max(ARENA_BLOCK);
+            self.gpu.bind()?;
+            let p = unsafe { result::malloc_sync(block) }.map_err(|e| {
+                rmx_core::runtime_err!(
+                    "[cuda] Out of device memory allocating a {block}-byte block for a captured graph: {e:?}"
+                )
+            })?;
+            self.gpu.note_alloc(block);
+            b.0.push((p, block));
+            b.1 = p;
+            b.2 = block;
+        }
+        let p = b.1;
+        b.1 += size as u64;
+        b.2 -= size;
+        Ok(p)
+    }
+
+    /// Bytes held in blocks.
+    pub fn nbytes(&self) -> usize {
+        self.blocks.lock().0.iter().map(|b| b.1).sum()
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // a replay still running may write into the blocks
+        if self.gpu.bind().is_ok() && self.gpu.stream.synchronize().is_ok() {
+            for &(p, n) in &self.blocks.lock().0 {
+                unsafe {
+                    let _ = result::free_sync(p);
+                }
+                self.gpu.note_free(n);
+            }
+        }
     }
 }
 
@@ -64,7 +143,7 @@ unsafe fn trim_pool(gpu: &Gpu) {
 
 impl Drop for DeviceAlloc {
     fn drop(&mut self) {
-        if self.ptr != 0 && self.gpu.bind().is_ok() {
+        if self.ptr != 0 && self.arena.is_none() && self.gpu.bind().is_ok() {
             unsafe {
                 let _ = result::free_async(self.ptr, self.gpu.stream.cu_stream());
             }
@@ -81,6 +160,7 @@ impl DeviceMemory for DeviceAlloc {
         if host.is_empty() {
             return Ok(());
         }
+        crate::graph::refuse_while_capturing("read device data on the host")?;
         self.gpu.bind()?;
         unsafe { result::memcpy_dtoh_async(host, self.ptr, self.gpu.stream.cu_stream()) }
             .map_err(|e| driver_err("copy to host", e))?;
@@ -122,6 +202,7 @@ fn own_buffer_ptr(gpu: &'static Gpu, buffer: &Buffer) -> Result<u64> {
         .ok_or_else(|| rmx_core::runtime_err!("[cuda] Buffer holds another device's copy."))?;
     if !buffer.is_resident_on(rmx_core::Device::GPU) && buffer.nbytes() > 0 {
         // No valid device copy means the host copy is valid (a buffer always has one).
+        crate::graph::refuse_while_capturing("upload host data")?;
         gpu.bind()?;
         unsafe { result::memcpy_htod_async(mem.ptr, buffer.as_bytes(), gpu.stream.cu_stream()) }
             .map_err(|e| driver_err("copy to device", e))?;
@@ -165,8 +246,14 @@ pub fn constant_ptr(gpu: &'static Gpu, bytes: &[u8]) -> Result<u64> {
         return Ok(a.ptr);
     }
     if map.len() >= MAX_CONSTANTS {
-        map.clear(); // frees are stream-ordered: kernels queued before still read valid memory
+        if crate::graph::graphs_alive() {
+            // a captured graph may read any of them at every replay: keep them (leaked)
+            std::mem::forget(std::mem::take(map));
+        } else {
+            map.clear(); // frees are stream-ordered: kernels queued before still read valid memory
+        }
     }
+    crate::graph::refuse_while_capturing("upload a new constant")?;
     let a = DeviceAlloc::new(gpu, bytes.len())?;
     gpu.bind()?;
     unsafe { result::memcpy_htod_async(a.ptr, bytes, gpu.stream.cu_stream()) }

@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use crate::invalid;
+use rmx_core::backend::ScatterMode;
 use rmx_core::{ops, Array};
 
 /// How a cache stores what it has seen.
@@ -39,6 +40,17 @@ impl CacheKind {
     }
 }
 
+/// Where a decode step of fixed shapes writes (`static_decode.rs`): the position is a
+/// device-held int32 scalar, so one graph of the step serves every position and can be
+/// replayed (a CUDA graph). Attention reads the first `window` stored tokens under `mask`.
+#[derive(Clone)]
+pub struct FixedStep {
+    pub pos: Array,
+    /// bool (1, 1, 1, window): key position <= pos.
+    pub mask: Array,
+    pub window: usize,
+}
+
 /// One layer's cache. Keys and values are (B, H, tokens, D).
 pub struct KvCache {
     kind: CacheKind,
@@ -53,6 +65,8 @@ pub struct KvCache {
     /// Tokens stored (less than `offset` once a rotating cache has dropped some).
     len: usize,
     step: usize,
+    /// Set while decoding at a device-held position (see `FixedStep`).
+    fixed: Option<FixedStep>,
 }
 
 impl Default for KvCache {
@@ -85,7 +99,70 @@ impl KvCache {
             offset: 0,
             len: 0,
             step: 256,
+            fixed: None,
         }
+    }
+
+    /// RoPE's position offset for the next tokens: the device-held position of a fixed
+    /// step, else the host's count.
+    pub fn rope_offset(&self) -> Result<Array> {
+        Ok(match &self.fixed {
+            Some(f) => f.pos.clone(),
+            None => Array::from_slice(&[self.offset as i32], &[])?,
+        })
+    }
+
+    /// The attention mask of a fixed step (None otherwise: the keys are exactly those seen).
+    pub fn fixed_mask(&self) -> Option<&Array> {
+        self.fixed.as_ref().map(|f| &f.mask)
+    }
+
+    /// Makes `update` write one token at `step.pos` and return the first `step.window`
+    /// stored tokens, without moving the host's counts (`advance` does); `None` goes back.
+    /// A fixed step needs a standard cache with storage for the window (`reserve`).
+    pub fn set_fixed(&mut self, step: Option<FixedStep>) -> Result<()> {
+        if let Some(f) = &step {
+            let capacity = self.keys.as_ref().map_or(0, |a| a.shape()[2]);
+            if self.kind != CacheKind::Standard || f.window > capacity {
+                return Err(invalid!(
+                    "a fixed-position step needs a standard cache with room for {} tokens (it has {capacity})",
+                    f.window
+                ));
+            }
+        }
+        self.fixed = step;
+        Ok(())
+    }
+
+    /// Counts `n` tokens written by fixed steps.
+    pub fn advance(&mut self, n: usize) {
+        self.offset += n;
+        self.len += n;
+    }
+
+    /// Tokens the storage holds room for.
+    pub fn capacity(&self) -> usize {
+        self.keys.as_ref().map_or(0, |a| a.shape()[2])
+    }
+
+    /// Grows a standard cache's storage (after at least one update) to hold `tokens`,
+    /// rounded up to its step.
+    pub fn reserve(&mut self, tokens: usize) -> Result<()> {
+        let capacity = self.capacity();
+        if tokens <= capacity || self.kind != CacheKind::Standard {
+            return Ok(());
+        }
+        let new_cap = tokens.div_ceil(self.step) * self.step;
+        for buf in [&mut self.keys, &mut self.values] {
+            let Some(old) = buf.as_ref() else {
+                return Err(invalid!("reserve needs a cache that has stored tokens"));
+            };
+            let mut shape = dims(old);
+            shape[2] = (new_cap - capacity) as i64;
+            let fresh = ops::zeros(&shape, old.dtype())?;
+            *buf = Some(ops::concatenate(&[old.clone(), fresh], Some(2))?);
+        }
+        Ok(())
     }
 
     pub fn kind(&self) -> CacheKind {
@@ -94,6 +171,12 @@ impl KvCache {
 
     /// Appends k, v (B, H, L, D); returns every key and value the new queries attend to.
     pub fn update(&mut self, k: &Array, v: &Array) -> Result<(Array, Array)> {
+        if let Some(f) = self.fixed.clone() {
+            if k.shape()[2] != 1 {
+                return Err(invalid!("a fixed-position step takes one token"));
+            }
+            return self.update_fixed(&f, k, v);
+        }
         let l = k.shape()[2];
         let out = match self.kind {
             CacheKind::Quantized { bits, group_size } => {
@@ -107,6 +190,27 @@ impl KvCache {
                 self.trim(max_size, keep)?;
             }
         }
+        Ok(out)
+    }
+
+    /// Writes one token at the fixed step's device-held position (a scatter that updates
+    /// the storage in place once nothing else holds it) and returns the window.
+    fn update_fixed(&mut self, f: &FixedStep, k: &Array, v: &Array) -> Result<(Array, Array)> {
+        let put = |buf: &Array, new: &Array| -> Result<Array> {
+            let at = ops::broadcast_to(&ops::reshape(&f.pos, &[1, 1, 1, 1])?, new.shape())?;
+            Ok(ops::scatter_along_axis(
+                ScatterMode::Set,
+                buf,
+                &at,
+                &ops::astype(new, buf.dtype())?,
+                2,
+            )?)
+        };
+        let keys = put(self.keys.as_ref().expect("checked by set_fixed"), k)?;
+        let values = put(self.values.as_ref().expect("checked by set_fixed"), v)?;
+        let out = (tokens(&keys, 0, f.window)?, tokens(&values, 0, f.window)?);
+        self.keys = Some(keys);
+        self.values = Some(values);
         Ok(out)
     }
 

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::invalid;
 use crate::models::LanguageModel;
 use crate::sample::{Sampler, SamplerConfig};
+use crate::static_decode::{self, StaticDecoder};
 use crate::tokenizer::{StreamingDetokenizer, Tokenizer};
 use rmx_core::{ops, Array, Device, Dtype};
 use std::time::Instant;
@@ -84,7 +85,7 @@ fn last_position(model: &dyn LanguageModel, ids: &Array, cache: &mut [KvCache]) 
 }
 
 /// `out` and the caches' new state: what a step evaluates.
-fn with_cache_state(out: &Array, cache: &[KvCache]) -> Vec<Array> {
+pub(crate) fn with_cache_state(out: &Array, cache: &[KvCache]) -> Vec<Array> {
     let mut state: Vec<Array> = cache.iter().flat_map(|c| c.state()).collect();
     state.push(out.clone());
     state
@@ -186,9 +187,18 @@ pub fn generate(
     // graph. (A step built for a token that ends generation is left unread; the cache
     // holds it, as mlx-lm's does, and callers that reuse the cache rewind.)
     let ahead_greedy = sampler.is_greedy() && step_ahead();
+    // Greedy decoding on the GPU replays one captured step per token (static_decode.rs).
+    let mut fixed = if sampler.is_greedy() && static_decode::enabled() && opts.max_tokens > 1 {
+        let total = (used + prompt.len() + opts.max_tokens).min(context);
+        StaticDecoder::new(model, cache, total)?
+    } else {
+        None
+    };
     let mut pending: Option<Array> = None;
+    let mut ready: Option<u32> = None;
     while tokens.len() < opts.max_tokens {
         let (next, ahead) = match pending.take() {
+            _ if ready.is_some() => (ready.take().expect("checked"), None),
             Some(y) => {
                 let more = tokens.len() + 1 < opts.max_tokens && used + history.len() + 1 < context;
                 let ahead = if more {
@@ -227,6 +237,10 @@ pub fn generate(
         }
         if tokens.len() >= opts.max_tokens || used + history.len() >= context {
             break;
+        }
+        if let Some(d) = fixed.as_mut() {
+            ready = Some(d.step(model, cache, next)?);
+            continue;
         }
         pending = match ahead {
             Some(a) => Some(a),

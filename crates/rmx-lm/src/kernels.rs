@@ -10,16 +10,22 @@ pub fn rms_norm(x: &Array, weight: &Array, eps: f32) -> Result<Array> {
 }
 
 /// Rotates the first `inv_freq.len() * 2` features of `x` (B, H, L, D) at positions
-/// `offset + l`; `adjacent` pairs (2i, 2i+1), otherwise (i, i + dims/2).
-pub fn rope(x: &Array, freqs: &Array, dims: usize, adjacent: bool, offset: usize) -> Result<Array> {
-    let offset = Array::from_slice(&[offset as i32], &[])?;
+/// `offset + l` (`offset` an int32 scalar); `adjacent` pairs (2i, 2i+1), otherwise
+/// (i, i + dims/2).
+pub fn rope(
+    x: &Array,
+    freqs: &Array,
+    dims: usize,
+    adjacent: bool,
+    offset: &Array,
+) -> Result<Array> {
     Ok(fast::rope(
         x,
         dims as i64,
         adjacent,
         None,
         1.0,
-        &offset,
+        offset,
         Some(freqs),
     )?)
 }
@@ -31,12 +37,19 @@ pub fn rope_freqs(inv_freq: &[f32]) -> Result<Array> {
 }
 
 /// Attention of q (B, Hq, L, D) over k, v (B, Hkv, S, D) with grouped heads; causal
-/// masking aligns the last query with the last key.
-pub fn attention(q: &Array, k: &Array, v: &Array, scale: f32, causal: bool) -> Result<Array> {
-    let mask = if causal && q.shape()[2] > 1 {
-        SdpaMask::Causal
-    } else {
-        SdpaMask::None
+/// masking aligns the last query with the last key. A given `mask` replaces it.
+pub fn attention(
+    q: &Array,
+    k: &Array,
+    v: &Array,
+    scale: f32,
+    causal: bool,
+    mask: Option<&Array>,
+) -> Result<Array> {
+    let mask = match mask {
+        Some(m) => SdpaMask::Array(m),
+        None if causal && q.shape()[2] > 1 => SdpaMask::Causal,
+        None => SdpaMask::None,
     };
     Ok(fast::scaled_dot_product_attention(
         q, k, v, scale, mask, None,

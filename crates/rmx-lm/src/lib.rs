@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod models;
 pub mod sample;
 pub mod server;
+pub mod static_decode;
 pub mod tokenizer;
 pub mod weights;
 

@@ -130,6 +130,11 @@ impl Primitive for ScatterAxis {
     fn name(&self) -> &'static str {
         "ScatterAxis"
     }
+    /// Written over in place when no one else holds `x` (a KV cache written at a
+    /// device-held position every decode step).
+    fn donatable_inputs(&self) -> &'static [usize] {
+        &[0]
+    }
     fn eval(
         &self,
         b: &dyn Backend,

@@ -10,8 +10,9 @@ use super::elementwise::{cast, generated, launch_config, row_contiguous as dense
 use super::ops_c::binary_expr;
 use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
-use crate::memory::{alloc_output, device_ptr};
+use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
 use cudarc::driver::PushKernelArg;
+use rmx_core::allocator::Residency;
 use rmx_core::backend::{BinaryOp, ScatterMode};
 use rmx_core::{ArrayData, Dtype, Result};
 
@@ -220,9 +221,15 @@ pub fn scatter_along_axis(
     let Some(Kernel { name, src }) = scatter_kernel(mode, x.dtype, indices.dtype) else {
         return Ok(None);
     };
-    // the output starts as a fresh row-major copy of x
-    let Some(out) = cast(gpu, x, x.dtype)? else {
-        return Ok(None);
+    // the output is x itself when it was donated (a KV cache written in place), else a
+    // fresh row-major copy of it
+    let out = if x.is_donated_whole() {
+        x.clone()
+    } else {
+        match cast(gpu, x, x.dtype)? {
+            Some(out) => out,
+            None => return Ok(None),
+        }
     };
     let (Some(idx), Some(upd)) = (dense(gpu, indices)?, dense(gpu, updates)?) else {
         return Ok(None);
@@ -233,7 +240,7 @@ pub fn scatter_along_axis(
     }
     let s = split(&idx.shape, axis, x.shape[axis]);
     let (op, ip, up) = (
-        device_ptr(gpu, &out)?,
+        device_ptr_mut(gpu, &out)?,
         device_ptr(gpu, &idx)?,
         device_ptr(gpu, &upd)?,
     );
@@ -247,6 +254,8 @@ pub fn scatter_along_axis(
         .arg(&s.axis);
     b.arg(&gpu.index_errors.device);
     unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching scatter", e))?;
+    // a donated buffer's host copy is stale now
+    out.buffer.set_residency(Residency::GPU);
     Ok(Some(out))
 }
 

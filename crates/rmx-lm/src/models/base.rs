@@ -85,7 +85,7 @@ impl Attention {
     /// x (B, L, hidden) -> (B, L, hidden), appending this step's keys/values to `cache`.
     pub fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array> {
         let (q, keys, values) = self.project(x, cache)?;
-        let o = kernels::attention(&q, &keys, &values, self.scale, true)?;
+        let o = kernels::attention(&q, &keys, &values, self.scale, true, cache.fixed_mask())?;
         self.output(&o)
     }
 
@@ -133,15 +133,9 @@ impl Attention {
                 heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?,
             ),
         };
-        let rope = |x: &Array| {
-            kernels::rope(
-                x,
-                &self.rope_freqs,
-                self.rope_dims,
-                self.adjacent,
-                cache.offset,
-            )
-        };
+        let offset = cache.rope_offset()?;
+        let rope =
+            |x: &Array| kernels::rope(x, &self.rope_freqs, self.rope_dims, self.adjacent, &offset);
         let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = cache.update(&k, &v)?;
         Ok((q, keys, values))

@@ -65,6 +65,9 @@ impl LanguageModel for Llama {
     fn args(&self) -> &ModelArgs {
         &self.args
     }
+    fn static_decode(&self) -> bool {
+        true
+    }
 
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array> {
         let mut h = self

@@ -16,6 +16,11 @@ use rmx_core::Array;
 pub trait LanguageModel: Send + Sync {
     fn args(&self) -> &ModelArgs;
     fn forward(&self, tokens: &Array, cache: &mut [KvCache]) -> Result<Array>;
+    /// Whether `forward` honours a cache's fixed-position step (`static_decode.rs`): RoPE
+    /// at the cache's `rope_offset` and attention under its `fixed_mask`.
+    fn static_decode(&self) -> bool {
+        false
+    }
     /// A fresh standard cache, one entry per layer.
     fn new_cache(&self) -> Vec<KvCache> {
         self.new_cache_of(CacheKind::Standard)

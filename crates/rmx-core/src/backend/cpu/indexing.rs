@@ -122,7 +122,12 @@ pub fn scatter_along_axis(
     axis: usize,
 ) -> Result<ArrayData> {
     let idx = checked_indices("scatter", indices, x.shape[axis], axis)?;
-    let out = super::copy::copy(x)?;
+    let donated = x.is_donated_whole();
+    let out = if donated {
+        x.clone()
+    } else {
+        super::copy::copy(x)?
+    };
     let ostrides = row_strides(&x.shape);
     let mut pinned_strides = ostrides.clone();
     pinned_strides[axis] = 0;
@@ -141,6 +146,10 @@ pub fn scatter_along_axis(
             k += 1;
         });
     });
+    if donated {
+        // any device copy of the donated buffer is stale now
+        out.buffer.set_residency(crate::allocator::Residency::HOST);
+    }
     Ok(out)
 }
 
