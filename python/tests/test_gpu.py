@@ -363,6 +363,28 @@ def test_argmax_argmin(dtype):
         assert mx.argmin(y, stream=mx.gpu).item() == 1
 
 
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8", "int64", "bool_"])
+@pytest.mark.parametrize("length", [4096, 5000, 128256, 300001])
+def test_argmax_argmin_over_long_rows(dtype, length):
+    """Few long rows are split over many blocks and the parts' bests compared (a decode
+    step's argmax over the vocabulary): the first index of the best value must still win,
+    across part boundaries, and NaN beats everything."""
+    x = rand((2, length), dtype, -4, 4, seed=length)
+    ops = [lambda x, s: mx.argmax(x, axis=1, stream=s),
+           lambda x, s: mx.argmin(x, axis=-1, keepdims=True, stream=s),
+           lambda x, s: mx.argmax(x[:, ::-1], axis=1, stream=s)]
+    for fn in ops:
+        g, c = both(fn, x)
+        assert_close(g, c, "uint32", "arg reduce")
+    if dtype in FLOATS:
+        n = np.zeros((1, length), np.float32)
+        n[0, length - 3] = np.nan
+        n[0, length // 2] = np.nan
+        y = mx.array(n).astype(dt(dtype))
+        assert mx.argmax(y, axis=1, stream=mx.gpu).item() == length // 2
+        assert mx.argmin(y, axis=1, stream=mx.gpu).item() == length // 2
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("traditional", [False, True])
 def test_rope(dtype, traditional):

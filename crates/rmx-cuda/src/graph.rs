@@ -16,7 +16,7 @@
 
 use crate::device::{driver_err, the_gpu};
 use crate::memory::{device_ptr_mut, Arena};
-use cudarc::driver::{result, sys, CudaGraph};
+use cudarc::driver::{result, sys};
 use parking_lot::Mutex;
 use rmx_core::allocator::Residency;
 use rmx_core::{ArrayData, Result};
@@ -58,7 +58,8 @@ pub(crate) fn refuse_while_capturing(what: &str) -> Result<()> {
 
 /// A captured evaluation, replayed by `launch`.
 pub struct CapturedGraph {
-    graph: CudaGraph,
+    graph: sys::CUgraph,
+    exec: sys::CUgraphExec,
     arena: Arc<Arena>,
 }
 
@@ -69,20 +70,138 @@ unsafe impl Send for CapturedGraph {}
 impl Drop for CapturedGraph {
     fn drop(&mut self) {
         LIVE_GRAPHS.fetch_sub(1, Ordering::AcqRel);
+        unsafe {
+            let _ = result::graph::exec_destroy(self.exec);
+            let _ = result::graph::destroy(self.graph);
+        }
     }
+}
+
+/// One kernel of a captured graph, timed alone (`CapturedGraph::kernel_times`).
+#[derive(Clone, Debug)]
+pub struct KernelTime {
+    pub name: String,
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub micros: f64,
 }
 
 impl CapturedGraph {
     /// Queues one replay on rmx's stream (returns at once).
     pub fn launch(&mut self) -> Result<()> {
-        self.graph
-            .launch()
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        unsafe { result::graph::launch(self.exec, gpu.stream.cu_stream()) }
             .map_err(|e| driver_err("launching a captured graph", e))
     }
 
     /// Device bytes the graph's intermediates and outputs occupy.
     pub fn arena_bytes(&self) -> usize {
         self.arena.nbytes()
+    }
+
+    fn nodes(&self) -> Result<Vec<sys::CUgraphNode>> {
+        let mut n = 0usize;
+        unsafe { sys::cuGraphGetNodes(self.graph, std::ptr::null_mut(), &mut n) }
+            .result()
+            .map_err(|e| driver_err("listing graph nodes", e))?;
+        let mut nodes = vec![std::ptr::null_mut(); n];
+        unsafe { sys::cuGraphGetNodes(self.graph, nodes.as_mut_ptr(), &mut n) }
+            .result()
+            .map_err(|e| driver_err("listing graph nodes", e))?;
+        nodes.truncate(n);
+        Ok(nodes)
+    }
+
+    /// How many nodes (kernels, copies, ...) one replay runs.
+    pub fn node_count(&self) -> Result<usize> {
+        Ok(self.nodes()?.len())
+    }
+
+    /// Each kernel of the graph launched `reps` times on its own between two events, in
+    /// capture order: where a replay's device time goes. A profiling tool: kernels that
+    /// update memory in place run `reps` times, so the arrays the graph writes hold garbage
+    /// afterwards.
+    pub fn kernel_times(&mut self, reps: usize) -> Result<Vec<KernelTime>> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        let stream = gpu.stream.cu_stream();
+        let ev = |e| driver_err("timing kernels", e);
+        let (start, end) = (
+            result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT).map_err(ev)?,
+            result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT).map_err(ev)?,
+        );
+        let mut out = Vec::new();
+        for node in self.nodes()? {
+            let mut kind = sys::CUgraphNodeType::CU_GRAPH_NODE_TYPE_EMPTY;
+            unsafe { sys::cuGraphNodeGetType(node, &mut kind) }
+                .result()
+                .map_err(ev)?;
+            if kind != sys::CUgraphNodeType::CU_GRAPH_NODE_TYPE_KERNEL {
+                out.push(KernelTime {
+                    name: format!("({kind:?})"),
+                    grid: (0, 0, 0),
+                    block: (0, 0, 0),
+                    micros: 0.0,
+                });
+                continue;
+            }
+            let mut p: sys::CUDA_KERNEL_NODE_PARAMS = unsafe { std::mem::zeroed() };
+            unsafe { sys::cuGraphKernelNodeGetParams_v2(node, &mut p) }
+                .result()
+                .map_err(ev)?;
+            let mut name = "(library kernel)".to_string();
+            if !p.func.is_null() {
+                let mut c: *const std::ffi::c_char = std::ptr::null();
+                if unsafe { sys::cuFuncGetName(&mut c, p.func) }
+                    .result()
+                    .is_ok()
+                    && !c.is_null()
+                {
+                    name = unsafe { std::ffi::CStr::from_ptr(c) }
+                        .to_string_lossy()
+                        .into_owned();
+                }
+            }
+            let mut micros = 0.0;
+            if !p.func.is_null() {
+                unsafe {
+                    result::event::record(start, stream).map_err(ev)?;
+                    for _ in 0..reps {
+                        sys::cuLaunchKernel(
+                            p.func,
+                            p.gridDimX,
+                            p.gridDimY,
+                            p.gridDimZ,
+                            p.blockDimX,
+                            p.blockDimY,
+                            p.blockDimZ,
+                            p.sharedMemBytes,
+                            stream,
+                            p.kernelParams,
+                            p.extra,
+                        )
+                        .result()
+                        .map_err(ev)?;
+                    }
+                    result::event::record(end, stream).map_err(ev)?;
+                    sys::cuEventSynchronize(end).result().map_err(ev)?;
+                    micros = result::event::elapsed(start, end).map_err(ev)? as f64 * 1e3
+                        / reps.max(1) as f64;
+                }
+            }
+            out.push(KernelTime {
+                name,
+                grid: (p.gridDimX, p.gridDimY, p.gridDimZ),
+                block: (p.blockDimX, p.blockDimY, p.blockDimZ),
+                micros,
+            });
+        }
+        unsafe {
+            let _ = result::event::destroy(start);
+            let _ = result::event::destroy(end);
+        }
+        Ok(out)
     }
 }
 
@@ -96,24 +215,47 @@ pub fn capture<T>(f: impl FnOnce() -> Result<T>) -> Result<(CapturedGraph, T)> {
     let arena = Arc::new(Arena::new(gpu));
     *ARENA.lock() = Some(arena.clone());
     // Relaxed: allocating arena blocks (cuMemAlloc) is allowed meanwhile.
-    let begun = gpu
-        .stream
-        .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+    let stream = gpu.stream.cu_stream();
+    let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED;
+    let begun = unsafe { result::stream::begin_capture(stream, mode) }
         .map_err(|e| driver_err("beginning a graph capture", e));
     CAPTURING.store(begun.is_ok(), Ordering::Release);
     let value = begun.and_then(|()| f());
     CAPTURING.store(false, Ordering::Release);
     *ARENA.lock() = None;
-    let graph = gpu
-        .stream
-        // (the flag is moot: allocations come from the arena, not graph memory nodes)
-        .end_capture(sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH)
+    let graph = unsafe { result::stream::end_capture(stream) }
         .map_err(|e| driver_err("capturing a graph", e));
-    let value = value?;
-    let graph =
-        graph?.ok_or_else(|| rmx_core::runtime_err!("[cuda] The captured graph is empty."))?;
+    let graph = match (value, graph) {
+        (Ok(v), Ok(g)) if !g.is_null() => (v, g),
+        (value, graph) => {
+            if let Ok(g) = graph {
+                if !g.is_null() {
+                    unsafe {
+                        let _ = result::graph::destroy(g);
+                    }
+                }
+            }
+            value?;
+            graph?;
+            return Err(rmx_core::runtime_err!(
+                "[cuda] The captured graph is empty."
+            ));
+        }
+    };
+    let (value, graph) = graph;
+    // (the flag is moot: allocations come from the arena, not graph memory nodes)
+    let flags = sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
+    let exec = match unsafe { result::graph::instantiate(graph, flags) } {
+        Ok(e) => e,
+        Err(e) => {
+            unsafe {
+                let _ = result::graph::destroy(graph);
+            }
+            return Err(driver_err("instantiating a captured graph", e));
+        }
+    };
     LIVE_GRAPHS.fetch_add(1, Ordering::AcqRel);
-    Ok((CapturedGraph { graph, arena }, value))
+    Ok((CapturedGraph { graph, exec, arena }, value))
 }
 
 /// Writes `bytes` over `d`'s elements on the device (queued on rmx's stream); the host copy

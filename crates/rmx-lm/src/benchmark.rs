@@ -75,23 +75,41 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map_or(0, |(i, _)| i as u32)
     };
+    // RMX_LM_PROFILE_SYNC=1: each node waits for the device, so times include the GPU's
+    let synced = std::env::var("RMX_LM_PROFILE_SYNC").as_deref() == Ok("1");
+    trace::set_synced(synced);
+    // the fixed-shape step when greedy decoding would use it (uncaptured with
+    // RMX_LM_CUDA_GRAPH=0, so its nodes show)
+    let total = prompt.len() + gen_tokens + 1;
+    let mut fixed = if crate::static_decode::enabled() {
+        crate::static_decode::StaticDecoder::new(l.model.as_ref(), &mut cache, total)?
+    } else {
+        None
+    };
+    let mut token = argmax(&logits);
     trace::enable(true);
     let t0 = Instant::now();
     // (graph building, evaluation, reading the logits back), seconds in all
     let mut split = [0f64; 3];
     for _ in 0..gen_tokens {
+        if let Some(d) = fixed.as_mut() {
+            token = d.step(l.model.as_ref(), &mut cache, token)?;
+            continue;
+        }
         let a = Instant::now();
-        let last = last_logits(l.model.as_ref(), &[argmax(&logits)], &mut cache)?;
+        let last = last_logits(l.model.as_ref(), &[token], &mut cache)?;
         let b = Instant::now();
         eval_with_cache(&last, &cache)?;
         let c = Instant::now();
         logits = last.to_vec::<f32>()?;
+        token = argmax(&logits);
         split[0] += (b - a).as_secs_f64();
         split[1] += (c - b).as_secs_f64();
         split[2] += c.elapsed().as_secs_f64();
     }
     let wall = t0.elapsed().as_secs_f64() / gen_tokens.max(1) as f64;
     trace::enable(false);
+    trace::set_synced(false);
     let events = trace::take();
     let mut by: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
     for e in &events {
@@ -110,12 +128,31 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
         kernels * 1e3,
         events.len() as f64 / n
     );
-    out += &format!(
-        "per token: building the graph {:.3} ms, eval {:.3} ms, reading the logits {:.3} ms\n",
-        split[0] / n * 1e3,
-        split[1] / n * 1e3,
-        split[2] / n * 1e3
-    );
+    if synced {
+        out += "(each node waited for the device: times include the GPU's)\n";
+    }
+    match fixed.as_mut() {
+        Some(d) => {
+            out += "fixed-shape steps (static_decode.rs)\n";
+            #[cfg(feature = "cuda")]
+            if let Some(ms) = d.replay_ms(100)? {
+                out += &format!("100 back-to-back replays of the captured step: {ms:.3} ms each\n");
+            }
+            #[cfg(feature = "cuda")]
+            if let Some(t) = d.kernel_table(20)? {
+                out += &t;
+            }
+            let _ = d;
+        }
+        None => {
+            out += &format!(
+            "per token: building the graph {:.3} ms, eval {:.3} ms, reading the logits {:.3} ms\n",
+            split[0] / n * 1e3,
+            split[1] / n * 1e3,
+            split[2] / n * 1e3
+        )
+        }
+    }
     #[cfg(feature = "cuda")]
     if rmx_core::device::default_device() == rmx_core::Device::GPU {
         let (launch, alloc, sync) = rmx_cuda::driver_costs(10_000)?;

@@ -176,6 +176,58 @@ impl StaticDecoder {
 }
 
 #[cfg(feature = "cuda")]
+impl StaticDecoder {
+    /// Milliseconds per replay of the captured step, `n` launched back to back with the
+    /// last step's inputs (rewriting the same cache slot): the device's time per token.
+    pub fn replay_ms(&mut self, n: usize) -> Result<Option<f64>> {
+        let Some(r) = self.replay.as_mut() else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 4];
+        rmx_cuda::graph::read_device(&r.next.data()?, &mut out)?;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            r.graph.launch()?;
+        }
+        rmx_cuda::graph::read_device(&r.next.data()?, &mut out)?;
+        Ok(Some(t0.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64))
+    }
+
+    /// A table of the captured step's kernels, each timed alone (`reps` launches), grouped
+    /// by name, most time first. Leaves the cache's contents garbage (see
+    /// `CapturedGraph::kernel_times`): for profiling only.
+    pub fn kernel_table(&mut self, reps: usize) -> Result<Option<String>> {
+        let Some(r) = self.replay.as_mut() else {
+            return Ok(None);
+        };
+        let times = r.graph.kernel_times(reps)?;
+        let mut by: std::collections::BTreeMap<&str, (f64, usize, String)> = Default::default();
+        for k in &times {
+            let e = by
+                .entry(k.name.as_str())
+                .or_insert_with(|| (0.0, 0, format!("{:?}x{:?}", k.grid, k.block)));
+            e.0 += k.micros;
+            e.1 += 1;
+        }
+        let mut rows: Vec<_> = by.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let total: f64 = times.iter().map(|k| k.micros).sum();
+        let mut out = format!(
+            "{} graph nodes; their kernels timed alone add up to {:.1} us\n| kernel | us | count | us each | first launch (grid x block) |\n|---|---|---|---|---|\n",
+            times.len(),
+            total
+        );
+        for (name, (us, n, shape)) in rows {
+            out += &format!(
+                "| {name} | {us:.1} | {n} | {:.2} | {shape} |\n",
+                us / n as f64
+            );
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(feature = "cuda")]
 impl Replay {
     /// One replay for `pair`; the token it picks.
     fn run(&mut self, pair: &[i32; 2]) -> Result<u32> {

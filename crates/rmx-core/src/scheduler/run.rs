@@ -55,6 +55,9 @@ fn compute(node: &Arc<Node>, started: &mut Option<u64>) -> Result<Vec<ArrayData>
     }
     *started = super::trace::now_if_enabled();
     let results = node.primitive.eval(backend, &in_data, &node.output_specs)?;
+    if started.is_some() && super::trace::synced() {
+        backend.synchronize()?;
+    }
     if results.len() != node.output_specs.len() {
         return Err(crate::runtime_err!(
             "[{}] Produced {} outputs instead of {}.",

@@ -18,6 +18,7 @@ pub struct TraceEvent {
 }
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static SYNCED: AtomicBool = AtomicBool::new(false);
 static EVENTS: Mutex<Vec<TraceEvent>> = Mutex::new(Vec::new());
 
 /// Turns recording on or off (turning it on clears earlier events).
@@ -26,6 +27,17 @@ pub fn enable(on: bool) {
         EVENTS.lock().clear();
     }
     ENABLED.store(on, Ordering::SeqCst);
+}
+
+/// While recording, whether each node also waits for its device to finish it, so an
+/// event's time includes the device's (for profiling where a GPU step's time goes; this
+/// serializes host and device).
+pub fn set_synced(on: bool) {
+    SYNCED.store(on, Ordering::SeqCst);
+}
+
+pub(crate) fn synced() -> bool {
+    SYNCED.load(Ordering::Relaxed)
 }
 
 /// Takes the events recorded so far.
