@@ -49,6 +49,9 @@ pub struct FixedStep {
     /// bool (1, 1, 1, window): key position <= pos.
     pub mask: Array,
     pub window: usize,
+    /// `pos` as a dense (1, kv heads, 1, head dim) array, the scatter's indices for one
+    /// token's keys or values (built once per step instead of once per layer and array).
+    pub index: Option<Array>,
 }
 
 /// One layer's cache. Keys and values are (B, H, tokens, D).
@@ -197,7 +200,10 @@ impl KvCache {
     /// the storage in place once nothing else holds it) and returns the window.
     fn update_fixed(&mut self, f: &FixedStep, k: &Array, v: &Array) -> Result<(Array, Array)> {
         let put = |buf: &Array, new: &Array| -> Result<Array> {
-            let at = ops::broadcast_to(&ops::reshape(&f.pos, &[1, 1, 1, 1])?, new.shape())?;
+            let at = match &f.index {
+                Some(i) if i.shape() == new.shape() => i.clone(),
+                _ => ops::broadcast_to(&ops::reshape(&f.pos, &[1, 1, 1, 1])?, new.shape())?,
+            };
             Ok(ops::scatter_along_axis(
                 ScatterMode::Set,
                 buf,

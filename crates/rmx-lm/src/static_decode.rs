@@ -201,11 +201,11 @@ impl StaticDecoder {
             return Ok(None);
         };
         let times = r.graph.kernel_times(reps)?;
-        let mut by: std::collections::BTreeMap<&str, (f64, usize, String)> = Default::default();
+        // by kernel and launch shape (the same kernel on different sizes apart)
+        let mut by: std::collections::BTreeMap<(&str, String), (f64, usize)> = Default::default();
         for k in &times {
-            let e = by
-                .entry(k.name.as_str())
-                .or_insert_with(|| (0.0, 0, format!("{:?}x{:?}", k.grid, k.block)));
+            let shape = format!("{:?}x{:?}", k.grid, k.block);
+            let e = by.entry((k.name.as_str(), shape)).or_default();
             e.0 += k.micros;
             e.1 += 1;
         }
@@ -213,11 +213,11 @@ impl StaticDecoder {
         rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
         let total: f64 = times.iter().map(|k| k.micros).sum();
         let mut out = format!(
-            "{} graph nodes; their kernels timed alone add up to {:.1} us\n| kernel | us | count | us each | first launch (grid x block) |\n|---|---|---|---|---|\n",
+            "{} graph nodes; their kernels timed alone add up to {:.1} us\n| kernel | us | count | us each | grid x block |\n|---|---|---|---|---|\n",
             times.len(),
             total
         );
-        for (name, (us, n, shape)) in rows {
+        for ((name, shape), (us, n)) in rows {
             out += &format!(
                 "| {name} | {us:.1} | {n} | {:.2} | {shape} |\n",
                 us / n as f64
@@ -259,7 +259,18 @@ fn build(
     let pos = ops::reshape(&ops::slice(inputs, &[1], &[2], None)?, &[])?;
     let keys = ops::arange(0.0, window as f64, 1.0, Dtype::Int32)?;
     let mask = ops::reshape(&ops::less_equal(&keys, &pos)?, &[1, 1, 1, window as i64])?;
-    let step = FixedStep { pos, mask, window };
+    let args = model.args();
+    let one_token = [1, args.num_kv_heads as i64, 1, args.head_dim as i64];
+    let index = ops::contiguous(&ops::broadcast_to_i64(
+        &ops::reshape(&pos, &[1, 1, 1, 1])?,
+        &one_token,
+    )?)?;
+    let step = FixedStep {
+        pos,
+        mask,
+        window,
+        index: Some(index),
+    };
     let mut built = Ok(());
     for c in cache.iter_mut() {
         built = built.and(c.set_fixed(Some(step.clone())));

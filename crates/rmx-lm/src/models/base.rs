@@ -190,12 +190,12 @@ impl Mlp {
             }
             None => (self.gate_proj.forward(x)?, self.up_proj.forward(x)?),
         };
-        let act = if self.gelu {
-            gelu_approx(&g)?
+        let hidden = if self.gelu {
+            ops::multiply(&gelu_approx(&g)?, &u)?
         } else {
-            ops::multiply(&g, &ops::sigmoid(&g)?)?
+            kernels::silu_mul(&g, &u)?
         };
-        self.down_proj.forward(&ops::multiply(&act, &u)?)
+        self.down_proj.forward(&hidden)
     }
 }
 
