@@ -316,11 +316,12 @@ pub fn attention(
     }
     // Few query rows (decode): split the keys over several blocks per row, then merge. A
     // warp walks its keys one after another (a dependent chain of loads, shuffles and
-    // exps), so chunks are short: 32 keys per block, 8 per warp (at 128 keys per block a
-    // 256-key decode step took 31 us per layer on an H200; the work is ~1 us of bandwidth).
+    // exps), so chunks are short: 16 keys per block, 4 per warp (on an H200 a 256-key
+    // decode step took 31 us per layer at 128 keys per block, 10.6 at 32; the work is ~1 us
+    // of bandwidth).
     let rows = b * hq * lq;
-    let splits = if rows < 264 && lk >= 64 {
-        lk.div_ceil(32).min(2112usize.div_ceil(rows)).max(1)
+    let splits = if rows < 264 && lk >= 32 {
+        lk.div_ceil(16).min(2112usize.div_ceil(rows)).max(1)
     } else {
         1
     };

@@ -107,7 +107,26 @@ impl Attention {
                 norm,
             )
         };
+        let offset = cache.rope_offset()?;
+        let rope =
+            |x: &Array| kernels::rope(x, &self.rope_freqs, self.rope_dims, self.adjacent, &offset);
         let (q, k, v) = match &self.qkv_proj {
+            // q and k heads are neighbours in the fused product: one RoPE over both (one
+            // kernel instead of two; each head's rotation is the same either way)
+            Some(qkv) if self.q_norm.is_none() && self.k_norm.is_none() => {
+                let (hq, hkv) = (self.num_heads as i64, self.num_kv_heads as i64);
+                let d = self.head_dim as i64;
+                let all = ops::reshape(&qkv.forward(x)?, &[b, l, hq + 2 * hkv, -1])?;
+                let part = |from: i64, n: i64| -> Result<Array> {
+                    let p = ops::slice(&all, &[0, 0, from, 0], &[b, l, from + n, d], None)?;
+                    Ok(ops::transpose(&p, Some(&[0, 2, 1, 3]))?)
+                };
+                let qk = rope(&part(0, hq + hkv)?)?;
+                let q = ops::slice(&qk, &[0, 0, 0, 0], &[b, hq, l, d], None)?;
+                let k = ops::slice(&qk, &[0, hq, 0, 0], &[b, hq + hkv, l, d], None)?;
+                let (keys, values) = cache.update(&k, &part(hq + hkv, hkv)?)?;
+                return Ok((q, keys, values));
+            }
             Some(qkv) => {
                 // (B, L, Hq + 2 Hkv, D), split along the heads (views)
                 let (hq, hkv) = (self.num_heads as i64, self.num_kv_heads as i64);
@@ -133,9 +152,6 @@ impl Attention {
                 heads(self.v_proj.forward(x)?, self.num_kv_heads, &None)?,
             ),
         };
-        let offset = cache.rope_offset()?;
-        let rope =
-            |x: &Array| kernels::rope(x, &self.rope_freqs, self.rope_dims, self.adjacent, &offset);
         let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = cache.update(&k, &v)?;
         Ok((q, keys, values))
