@@ -799,3 +799,23 @@ def test_quantized_matvec_fast_path(bits, group_size, dtype):
         np.testing.assert_allclose(host(g), host(c), rtol=rtol * 10, atol=atol * 80 + 1e-4)
         ref = host(x).astype(np.float64) @ wf.T
         np.testing.assert_allclose(host(g), ref, rtol=rtol * 10, atol=atol * 80 + 1e-3)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_quantized_matvec_wide_matrix(bits, dtype):
+    """One row against a matrix with many output features (a vocabulary head): the entry
+    with 4 features per warp (narrower matrices take one feature per warp); N not a
+    multiple of 4."""
+    n = 32768 + 3
+    w = rand((n, 256), "float32", -1, 1, seed=58).astype(dt(dtype))
+    wq, sc, bi = mx.quantize(w, group_size=64, bits=bits, stream=mx.cpu)
+    wf = np.array(mx.dequantize(wq, sc, bi, group_size=64, bits=bits,
+                                stream=mx.cpu).astype(mx.float32, stream=mx.cpu)).astype(np.float64)
+    x = rand((1, 256), dtype, -1, 1, seed=59)
+    g = mx.quantized_matmul(x, wq, sc, bi, transpose=True, group_size=64, bits=bits,
+                            stream=mx.gpu)
+    assert g.shape == (1, n)
+    rtol, atol = TOL[dtype]
+    ref = host(x).astype(np.float64) @ wf.T
+    np.testing.assert_allclose(host(g), ref, rtol=rtol * 10, atol=atol * 80 + 1e-3)

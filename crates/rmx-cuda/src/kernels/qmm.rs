@@ -21,6 +21,8 @@ const QMV_WARPS: u32 = 8;
 /// variants `bench/matvec_variants.py` timed on an H200).
 const QMV_VEC_COLS: usize = 4;
 const QMV_VEC_UNROLL: usize = 2;
+/// One-row products with fewer output features take one feature per warp (`_vec1_narrow`).
+const QMV_NARROW_BELOW: usize = 32768;
 
 fn supported(bits: usize) -> bool {
     matches!(bits, 2 | 4 | 8)
@@ -126,19 +128,19 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     // position; the activation it multiplies is pre-scaled by 2^-p, so each product is
     // the plain x * code. Activations are read in 16-byte runs (L1-resident), once per
     // run for all {cols} features.
-    template <int ROWS>
+    template <int ROWS, int COLS>
     __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows) {{
       constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
-      const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * {cols};
+      const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * COLS;
       if (col0 >= n) return;
       const i64 vecs = k / CODES, groups = k / group_size, words = k / PER;
-      float acc[ROWS][{cols}] = {{}};
+      float acc[ROWS][COLS] = {{}};
       for (i64 base = lane; base < vecs; base += 32 * {unroll}) {{
-        uint4 wv[{cols}][{unroll}];
-        float sv[{cols}][{unroll}], bv[{cols}][{unroll}];
+        uint4 wv[COLS][{unroll}];
+        float sv[COLS][{unroll}], bv[COLS][{unroll}];
     #pragma unroll
-        for (int c = 0; c < {cols}; ++c)
+        for (int c = 0; c < COLS; ++c)
     #pragma unroll
           for (int u = 0; u < {unroll}; ++u) {{
             const i64 i = base + 32 * u, col = col0 + c;
@@ -171,7 +173,7 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
               xf[e] *= __int_as_float((127 - ((e % PER) % CHUNK) * {bits}) << 23);
             }}
     #pragma unroll
-            for (int c = 0; c < {cols}; ++c) {{
+            for (int c = 0; c < COLS; ++c) {{
               if (col0 + c >= n) continue;
               const u32 q[4] = {{wv[c][u].x, wv[c][u].y, wv[c][u].z, wv[c][u].w}};
               float d = 0.f;
@@ -189,7 +191,7 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     #pragma unroll
       for (int m = 0; m < ROWS; ++m)
     #pragma unroll
-        for (int c = 0; c < {cols}; ++c) {{
+        for (int c = 0; c < COLS; ++c) {{
           if (m >= rows || col0 + c >= n) continue;
           float a = acc[m][c];
           for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
@@ -197,10 +199,14 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
         }}
     }}
     extern "C" __global__ void {name}_vec1(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<1>(w, scales, biases, x, out, n, k, group_size, rows);
+      {name}_vec_body<1, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);
+    }}
+    // one feature per warp: four times the warps, for matrices too small to fill the GPU otherwise
+    extern "C" __global__ void {name}_vec1_narrow(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
+      {name}_vec_body<1, 1>(w, scales, biases, x, out, n, k, group_size, rows);
     }}
     extern "C" __global__ void {name}_vec(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<{rows_max}>(w, scales, biases, x, out, n, k, group_size, rows);
+      {name}_vec_body<{rows_max}, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);
     }}
     "#,
             s = t.store,
@@ -313,7 +319,15 @@ pub fn quantized_matmul(
                 && wp.is_multiple_of(16)
                 && xp.is_multiple_of(16);
             if vectorized {
-                let entry = if rows == 1 { "_vec1" } else { "_vec" };
+                // 4 features per warp leave a 2048-feature matrix 512 warps, a quarter of
+                // what keeps an H200's loads in flight (12 us for 2 MB in a decode step)
+                let narrow = rows == 1 && n < QMV_NARROW_BELOW;
+                let cols = if narrow { 1 } else { QMV_VEC_COLS };
+                let entry = match (rows, narrow) {
+                    (1, true) => "_vec1_narrow",
+                    (1, false) => "_vec1",
+                    _ => "_vec",
+                };
                 let name = format!("{}{entry}", kern.name);
                 let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
                 let mut bl = gpu.stream.launch_builder(&f);
@@ -321,7 +335,7 @@ pub fn quantized_matmul(
                 let r32 = rows as i32;
                 bl.arg(&n64).arg(&k64).arg(&gs).arg(&r32);
                 let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(gemv::WARPS as usize * QMV_VEC_COLS) as u32, 1, 1),
+                    grid_dim: (n.div_ceil(gemv::WARPS as usize * cols) as u32, 1, 1),
                     block_dim: (32 * gemv::WARPS, 1, 1),
                     shared_mem_bytes: 0,
                 };
