@@ -18,5 +18,5 @@ cp python/tests/test_gpu.py bench/cuda.py bench/streams.py bench/make_random_lla
 strip "$DEST"/bin/* "$DEST/rmx-lm" "$DEST/_rmx.abi3.so"
 # the carry limit is 64 MiB: the big CPU-vs-GPU test binary stays here, the rest is gzipped
 rm -f "$DEST"/bin/gpu_matches_cpu-*
-gzip -1 "$DEST/rmx-lm" "$DEST/_rmx.abi3.so"
+gzip -1 "$DEST/rmx-lm" "$DEST/_rmx.abi3.so" "$DEST"/bin/*
 ls -la "$DEST" "$DEST/bin"

@@ -11,7 +11,8 @@ if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD/python PYTHONUNBUFFERED=1
-for z in "$PACK"/*.gz; do [ -f "$z" ] && gunzip -f "$z"; done
+for z in "$PACK"/*.gz "$PACK"/bin/*.gz; do [ -f "$z" ] && gunzip -f "$z"; done
+chmod +x "$PACK"/bin/* "$PACK/rmx-lm"
 cp "$PACK/_rmx.abi3.so" python/rmx/_rmx.abi3.so
 cp "$PACK/test_gpu.py" python/tests/test_gpu.py
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv
@@ -43,6 +44,15 @@ if [ "${GPU_DECODE:-1}" = 1 ]; then
   echo "== rmx-lm decode, Llama-3.2-1B-shaped random weights (bf16, then 4-bit)"
   M=/tmp/llama1b; [ -f $M/model.safetensors ] || python3 "$PACK/make_random_llama.py" $M
   "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu || status=1
+  # the same with the decode step uncaptured, then on the host path (static_decode.rs)
+  RMX_LM_CUDA_GRAPH=0 "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu | tail -1
+  RMX_LM_STATIC_DECODE=0 "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu | tail -1
+  echo "== greedy tokens with and without the CUDA graph (must be equal)"
+  P="The quick brown fox jumps over the lazy dog and then runs far away into the forest"
+  for g in 1 0; do
+    RMX_LM_CUDA_GRAPH=$g "$PACK/rmx-lm" generate --model $M --prompt "$P" --ignore-chat-template \
+      --max-tokens 300 --temp 0 --print-ids --device gpu | tail -1 | md5sum
+  done
   [ -d $M-4bit ] || "$PACK/rmx-lm" convert --model $M --out $M-4bit -q --device gpu || status=1
   "$PACK/rmx-lm" benchmark --model $M-4bit -p 128 -g 128 -n 3 --device gpu || status=1
   if [ "${GPU_PROFILE:-0}" = 1 ] && command -v nsys >/dev/null; then
