@@ -73,8 +73,16 @@ impl DeviceAlloc {
 /// The arena lives as long as the graph and any array still pointing into it.
 pub struct Arena {
     gpu: &'static Gpu,
-    /// (start, size) of each block, and the free tail of the newest: (next, left).
-    blocks: parking_lot::Mutex<(Vec<(u64, usize)>, u64, usize)>,
+    blocks: parking_lot::Mutex<ArenaBlocks>,
+}
+
+#[derive(Default)]
+struct ArenaBlocks {
+    /// (start, size) of each block.
+    taken: Vec<(u64, usize)>,
+    /// The free tail of the newest block.
+    next: u64,
+    left: usize,
 }
 
 /// Bytes of the arena's blocks (one decode step of a 1B model needs a few MB).
@@ -84,14 +92,14 @@ impl Arena {
     pub fn new(gpu: &'static Gpu) -> Arena {
         Arena {
             gpu,
-            blocks: parking_lot::Mutex::new((Vec::new(), 0, 0)),
+            blocks: parking_lot::Mutex::new(ArenaBlocks::default()),
         }
     }
 
     fn alloc(&self, nbytes: usize) -> Result<u64> {
         let size = nbytes.div_ceil(256) * 256;
         let mut b = self.blocks.lock();
-        if size > b.2 {
+        if size > b.left {
             let block = size.max(ARENA_BLOCK);
             self.gpu.bind()?;
             let p = unsafe { result::malloc_sync(block) }.map_err(|e| {
@@ -100,19 +108,19 @@ impl Arena {
                 )
             })?;
             self.gpu.note_alloc(block);
-            b.0.push((p, block));
-            b.1 = p;
-            b.2 = block;
+            b.taken.push((p, block));
+            b.next = p;
+            b.left = block;
         }
-        let p = b.1;
-        b.1 += size as u64;
-        b.2 -= size;
+        let p = b.next;
+        b.next += size as u64;
+        b.left -= size;
         Ok(p)
     }
 
     /// Bytes held in blocks.
     pub fn nbytes(&self) -> usize {
-        self.blocks.lock().0.iter().map(|b| b.1).sum()
+        self.blocks.lock().taken.iter().map(|b| b.1).sum()
     }
 }
 
@@ -120,7 +128,7 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // a replay still running may write into the blocks
         if self.gpu.bind().is_ok() && self.gpu.stream.synchronize().is_ok() {
-            for &(p, n) in &self.blocks.lock().0 {
+            for &(p, n) in &self.blocks.lock().taken {
                 unsafe {
                     let _ = result::free_sync(p);
                 }
