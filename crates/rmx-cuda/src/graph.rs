@@ -14,7 +14,7 @@
 //! uncaptured first, so kernels are compiled and constants uploaded. Work queued from other
 //! threads during a capture would be captured too: capture with nothing else running.
 
-use crate::device::{driver_err, the_gpu};
+use crate::device::{driver_err, the_gpu, Gpu};
 use crate::memory::{device_ptr_mut, Arena};
 use cudarc::driver::{result, sys};
 use parking_lot::Mutex;
@@ -261,11 +261,7 @@ pub fn capture<T>(f: impl FnOnce() -> Result<T>) -> Result<(CapturedGraph, T)> {
 /// Writes `bytes` over `d`'s elements on the device (queued on rmx's stream); the host copy
 /// is stale afterwards. For the inputs of a captured graph between replays.
 pub fn write_device(d: &ArrayData, bytes: &[u8]) -> Result<()> {
-    check_extent(d, bytes.len())?;
-    refuse_while_capturing("write device memory from the host")?;
-    let gpu = the_gpu()?;
-    gpu.bind()?;
-    let ptr = device_ptr_mut(gpu, d)?;
+    let (gpu, ptr) = host_transfer(d, bytes.len(), "write device memory from the host")?;
     unsafe { result::memcpy_htod_async(ptr, bytes, gpu.stream.cu_stream()) }
         .map_err(|e| driver_err("copy to device", e))?;
     d.buffer.set_residency(Residency::GPU);
@@ -275,14 +271,20 @@ pub fn write_device(d: &ArrayData, bytes: &[u8]) -> Result<()> {
 /// Reads `d`'s elements from the device into `out`, waiting for queued work (a replay's
 /// outputs: the buffer's residency does not know the replay wrote them).
 pub fn read_device(d: &ArrayData, out: &mut [u8]) -> Result<()> {
-    check_extent(d, out.len())?;
-    refuse_while_capturing("read device data on the host")?;
-    let gpu = the_gpu()?;
-    gpu.bind()?;
-    let ptr = device_ptr_mut(gpu, d)?;
+    let (gpu, ptr) = host_transfer(d, out.len(), "read device data on the host")?;
     unsafe { result::memcpy_dtoh_async(out, ptr, gpu.stream.cu_stream()) }
         .map_err(|e| driver_err("copy to host", e))?;
     gpu.synchronize()
+}
+
+/// The device and `d`'s device address for a host transfer of `nbytes` (`what`, refused
+/// while capturing).
+fn host_transfer(d: &ArrayData, nbytes: usize, what: &str) -> Result<(&'static Gpu, u64)> {
+    check_extent(d, nbytes)?;
+    refuse_while_capturing(what)?;
+    let gpu = the_gpu()?;
+    gpu.bind()?;
+    Ok((gpu, device_ptr_mut(gpu, d)?))
 }
 
 /// `d` must be dense and hold exactly `nbytes`.
