@@ -125,7 +125,7 @@ impl KvCache {
     /// A fixed step needs a standard cache with storage for the window (`reserve`).
     pub fn set_fixed(&mut self, step: Option<FixedStep>) -> Result<()> {
         if let Some(f) = &step {
-            let capacity = self.keys.as_ref().map_or(0, |a| a.shape()[2]);
+            let capacity = self.capacity();
             if self.kind != CacheKind::Standard || f.window > capacity {
                 return Err(invalid!(
                     "a fixed-position step needs a standard cache with room for {} tokens (it has {capacity})",

@@ -197,9 +197,9 @@ pub fn generate(
     let mut pending: Option<Array> = None;
     let mut ready: Option<u32> = None;
     while tokens.len() < opts.max_tokens {
-        let (next, ahead) = match pending.take() {
-            _ if ready.is_some() => (ready.take().expect("checked"), None),
-            Some(y) => {
+        let (next, ahead) = match (ready.take(), pending.take()) {
+            (Some(t), _) => (t, None),
+            (None, Some(y)) => {
                 let more = tokens.len() + 1 < opts.max_tokens && used + history.len() + 1 < context;
                 let ahead = if more {
                     Some(forward_argmax(model, &y, cache)?)
@@ -212,7 +212,7 @@ pub fn generate(
                 }
                 (t, ahead)
             }
-            None => (sampler.sample(&mut logits, &history), None),
+            (None, None) => (sampler.sample(&mut logits, &history), None),
         };
         if !opts.ignore_eos && tokenizer.eos_ids.contains(&next) {
             finish = FinishReason::Stop;

@@ -151,16 +151,30 @@ impl StaticDecoder {
         let inputs = Array::from_slice(pair, &[2])?;
         // a device copy now, at the address the graph will read
         rmx_cuda::graph::write_device(&inputs.data()?, &bytes(pair))?;
+        let before = storage(cache)?;
         let next = build(model, cache, &inputs, self.window)?;
         let state = crate::generate::with_cache_state(&next, cache);
         let captured = rmx_cuda::graph::capture(|| rmx_core::eval(&state));
         drop(state);
+        // The graph must write the cache's own storage: a scatter that copied instead
+        // (its input not donated) would leave every replay reading the storage as it was.
+        let in_place = captured.is_ok() && storage(cache)? == before;
         match captured {
-            Ok((graph, ())) => Ok(Replay {
+            Ok((graph, ())) if in_place => Ok(Replay {
                 graph,
                 inputs,
                 next,
             }),
+            Ok(_) => {
+                for c in cache.iter_mut() {
+                    *c = KvCache::new(c.kind());
+                }
+                Err(rmx_core::runtime_err!(
+                    "The captured decode step did not update the KV cache in place; the cache \
+                     was cleared. RMX_LM_CUDA_GRAPH=0 decodes without graphs."
+                )
+                .into())
+            }
             Err(e) => {
                 for c in cache.iter_mut() {
                     *c = KvCache::new(c.kind());
@@ -237,6 +251,18 @@ impl Replay {
         rmx_cuda::graph::read_device(&self.next.data()?, &mut out)?;
         Ok(u32::from_le_bytes(out))
     }
+}
+
+/// The buffers holding the caches' keys and values (by address).
+#[cfg(feature = "cuda")]
+fn storage(cache: &[KvCache]) -> Result<Vec<usize>> {
+    let mut v = Vec::new();
+    for c in cache {
+        for a in c.state() {
+            v.push(std::sync::Arc::as_ptr(&a.data()?.buffer) as usize);
+        }
+    }
+    Ok(v)
 }
 
 #[cfg(feature = "cuda")]
