@@ -496,6 +496,18 @@ impl Array {
         Ok(d)
     }
 
+    /// Evaluates (if needed) and returns the data view wherever its valid copy lives: no
+    /// copy back from a device, so not necessarily readable from the host. For code that
+    /// hands the buffer to a device API (`rmx_cuda::graph::write_device`, ...).
+    pub fn data_in_place(&self) -> Result<ArrayData> {
+        if let Some(d) = self.try_data() {
+            return Ok(d);
+        }
+        crate::eval::eval(std::slice::from_ref(self))?;
+        self.try_data()
+            .ok_or_else(|| crate::runtime_err!("[eval] Array was not evaluated."))
+    }
+
     pub fn eval(&self) -> Result<()> {
         crate::eval::eval(std::slice::from_ref(self))
     }

@@ -109,3 +109,40 @@ fn weak_scalars_keep_the_array_dtype() {
     assert_eq!(ops::add(&a, &f).unwrap().dtype(), Dtype::Float32);
     assert!(ops::weak_scalar(rmx_core::Scalar::Int(300), Dtype::Int8).is_err());
 }
+
+#[test]
+fn data_in_place_evaluates_and_shares_the_buffer() {
+    let a = f32s(&[1.0, -2.0], &[2]);
+    let b = ops::abs(&a).unwrap();
+    assert!(!b.is_evaluated());
+    let d = b.data_in_place().unwrap();
+    assert!(b.is_evaluated());
+    assert_eq!(d.to_vec::<f32>(), vec![1.0, 2.0]);
+    // the same buffer as the host view, not a copy
+    assert!(Arc::ptr_eq(&d.buffer, &b.data().unwrap().buffer));
+}
+
+#[test]
+fn a_scatter_writes_over_an_input_no_one_else_holds() {
+    // the KV cache of a fixed-shape decode step is written in place this way
+    let x = ops::zeros(&[2, 4], Dtype::Float32).unwrap();
+    x.eval().unwrap();
+    let before = Arc::as_ptr(&x.data_in_place().unwrap().buffer);
+    let idx = Array::from_slice(&[1i32, 3], &[2, 1]).unwrap();
+    let v = f32s(&[5.0, 6.0], &[2, 1]);
+    let mode = rmx_core::backend::ScatterMode::Set;
+    let y = ops::scatter_along_axis(mode, &x, &idx, &v, 1).unwrap();
+    drop(x);
+    y.eval().unwrap();
+    assert_eq!(Arc::as_ptr(&y.data_in_place().unwrap().buffer), before);
+    assert_eq!(
+        y.to_vec::<f32>().unwrap(),
+        vec![0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 6.0]
+    );
+    // held elsewhere: a copy, the input unchanged
+    let x2 = ops::zeros(&[2, 4], Dtype::Float32).unwrap();
+    let y2 = ops::scatter_along_axis(mode, &x2, &idx, &v, 1).unwrap();
+    y2.eval().unwrap();
+    assert_eq!(x2.to_vec::<f32>().unwrap(), vec![0.0; 8]);
+    assert_eq!(y2.to_vec::<f32>().unwrap()[1], 5.0);
+}

@@ -317,7 +317,7 @@ mod tests {
         }
         with_device(Device::GPU, || -> Result<()> {
             let x = Array::from_slice(&[1f32, 2., 3., 4.], &[4])?;
-            write_device(&x.data()?, &f32_bytes(&[1., 2., 3., 4.]))?;
+            write_device(&x.data_in_place()?, &f32_bytes(&[1., 2., 3., 4.]))?;
             let build = || -> Result<Array> {
                 let e = ops::exp(&x)?;
                 let s = ops::sum(&e, None, false)?;
@@ -329,10 +329,10 @@ mod tests {
             let (mut graph, ()) = capture(|| rmx_core::eval(std::slice::from_ref(&y)))?;
             assert!(graph.arena_bytes() > 0);
             for vals in [[0f32, 1., -1., 0.5], [3., -2., 0.25, 10.]] {
-                write_device(&x.data()?, &f32_bytes(&vals))?;
+                write_device(&x.data_in_place()?, &f32_bytes(&vals))?;
                 graph.launch()?;
                 let mut out = [0u8; 16];
-                read_device(&y.data()?, &mut out)?;
+                read_device(&y.data_in_place()?, &mut out)?;
                 let total: f32 = vals.iter().map(|v| v.exp()).sum();
                 for (i, v) in vals.iter().enumerate() {
                     let got = f32::from_le_bytes(out[4 * i..4 * i + 4].try_into().unwrap());

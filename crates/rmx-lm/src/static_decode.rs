@@ -150,7 +150,7 @@ impl StaticDecoder {
     ) -> Result<Replay> {
         let inputs = Array::from_slice(pair, &[2])?;
         // a device copy now, at the address the graph will read
-        rmx_cuda::graph::write_device(&inputs.data()?, &bytes(pair))?;
+        rmx_cuda::graph::write_device(&inputs.data_in_place()?, &bytes(pair))?;
         let before = storage(cache)?;
         let next = build(model, cache, &inputs, self.window)?;
         let state = crate::generate::with_cache_state(&next, cache);
@@ -198,12 +198,12 @@ impl StaticDecoder {
             return Ok(None);
         };
         let mut out = [0u8; 4];
-        rmx_cuda::graph::read_device(&r.next.data()?, &mut out)?;
+        rmx_cuda::graph::read_device(&r.next.data_in_place()?, &mut out)?;
         let t0 = std::time::Instant::now();
         for _ in 0..n {
             r.graph.launch()?;
         }
-        rmx_cuda::graph::read_device(&r.next.data()?, &mut out)?;
+        rmx_cuda::graph::read_device(&r.next.data_in_place()?, &mut out)?;
         Ok(Some(t0.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64))
     }
 
@@ -245,10 +245,10 @@ impl StaticDecoder {
 impl Replay {
     /// One replay for `pair`; the token it picks.
     fn run(&mut self, pair: &[i32; 2]) -> Result<u32> {
-        rmx_cuda::graph::write_device(&self.inputs.data()?, &bytes(pair))?;
+        rmx_cuda::graph::write_device(&self.inputs.data_in_place()?, &bytes(pair))?;
         self.graph.launch()?;
         let mut out = [0u8; 4];
-        rmx_cuda::graph::read_device(&self.next.data()?, &mut out)?;
+        rmx_cuda::graph::read_device(&self.next.data_in_place()?, &mut out)?;
         Ok(u32::from_le_bytes(out))
     }
 }
@@ -259,7 +259,7 @@ fn storage(cache: &[KvCache]) -> Result<Vec<usize>> {
     let mut v = Vec::new();
     for c in cache {
         for a in c.state() {
-            v.push(std::sync::Arc::as_ptr(&a.data()?.buffer) as usize);
+            v.push(std::sync::Arc::as_ptr(&a.data_in_place()?.buffer) as usize);
         }
     }
     Ok(v)
