@@ -449,6 +449,64 @@ mod tests {
         }
     }
 
+    /// The fixed step of `static_decode.rs`: one token written at a device-held position
+    /// into reserved storage, the window returned, the host's counts moved by `advance`.
+    #[test]
+    fn a_fixed_step_writes_at_its_position_and_returns_the_window() {
+        let mut c = KvCache::new(CacheKind::Standard);
+        c.update(&seq(0, 3), &seq(0, 3)).unwrap();
+        c.reserve(300).unwrap();
+        assert_eq!(c.capacity(), 512);
+        let window = 256;
+        let pos = Array::from_slice(&[3i32], &[]).unwrap();
+        let keys = ops::arange(0.0, window as f64, 1.0, rmx_core::Dtype::Int32).unwrap();
+        let mask = ops::reshape(&ops::less_equal(&keys, &pos).unwrap(), &[1, 1, 1, 256]).unwrap();
+        let step = FixedStep {
+            pos,
+            mask,
+            window,
+            index: None,
+        };
+        c.set_fixed(Some(step)).unwrap();
+        assert!(c.fixed_mask().is_some());
+        let (k, _) = c.update(&seq(3, 1), &seq(3, 1)).unwrap();
+        assert_eq!(k.shape()[2], window);
+        assert_eq!(&positions(&k)[..4], &[0, 1, 2, 3]);
+        assert_eq!(c.offset, 3, "the host's count moves only with advance");
+        assert!(
+            c.update(&seq(4, 2), &seq(4, 2)).is_err(),
+            "one token per fixed step"
+        );
+        c.set_fixed(None).unwrap();
+        c.advance(1);
+        let (k, _) = c.update(&seq(4, 1), &seq(4, 1)).unwrap();
+        assert_eq!(positions(&k), (0..5).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_fixed_step_needs_a_standard_cache_with_room() {
+        let step = |window| FixedStep {
+            pos: Array::from_slice(&[0i32], &[]).unwrap(),
+            mask: Array::from_slice(&[true], &[1, 1, 1, 1]).unwrap(),
+            window,
+            index: None,
+        };
+        let mut c = KvCache::new(CacheKind::Standard);
+        assert!(c.set_fixed(Some(step(1))).is_err(), "no storage yet");
+        c.update(&seq(0, 2), &seq(0, 2)).unwrap();
+        assert!(
+            c.set_fixed(Some(step(512))).is_err(),
+            "window past the storage"
+        );
+        assert!(c.set_fixed(Some(step(256))).is_ok());
+        let mut r = KvCache::new(CacheKind::Rotating {
+            max_size: 16,
+            keep: 2,
+        });
+        r.update(&seq(0, 2), &seq(0, 2)).unwrap();
+        assert!(r.set_fixed(Some(step(1))).is_err());
+    }
+
     #[test]
     fn bad_flags_are_errors() {
         assert!(CacheKind::from_flags(Some(4), None).is_err());
