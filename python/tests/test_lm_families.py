@@ -252,3 +252,27 @@ def test_gemma_gguf_matches_mlx_lm(family, tmp_path):
     _to_gguf(tmp_path / "hf", tmp_path / "m.gguf", family)
     got = _rmx_logits(tmp_path / "m.gguf", tmp_path, LONG_IDS, chunk=5)
     np.testing.assert_allclose(got, want, rtol=5e-5, atol=5e-5)
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["float", "q4"])
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3", "phi3"])
+def test_fixed_shape_decode_matches_the_host_path(family, quantize, tmp_path, tokenizer_json):
+    """The GPU's fixed-shape decode step (static_decode.rs), run uncaptured on the CPU, picks
+    the same greedy tokens as the host path for every family that uses it (Qwen3's q/k
+    norms, Phi-3's fused checkpoints, tied heads). The prompt is digits: one token each,
+    all inside the tiny vocabulary."""
+    from test_lm import DECODE_PATHS
+
+    folder = tmp_path / family
+    _write(family, quantize, folder)
+    (folder / "tokenizer.json").write_text(tokenizer_json)
+
+    def ids(path):
+        r = rmx_lm("generate", "--model", str(folder), "--prompt", "31415926535897",
+                   "--ignore-chat-template", "--max-tokens", "24", "--temp", "0", "--print-ids",
+                   env=DECODE_PATHS[path])
+        return json.loads(r.stdout.strip().splitlines()[-1])["ids"]
+
+    want = ids("host")
+    assert len(want) >= 8, want  # enough steps to compare (an end-of-sequence id stops it)
+    assert ids("static") == want
