@@ -58,9 +58,23 @@ pub(crate) fn refuse_while_capturing(what: &str) -> Result<()> {
 
 /// A captured evaluation, replayed by `launch`.
 pub struct CapturedGraph {
-    graph: sys::CUgraph,
     exec: sys::CUgraphExec,
+    /// Dropped after `exec` (fields drop after `Drop::drop`).
+    graph: OwnedGraph,
     arena: Arc<Arena>,
+}
+
+/// A graph, destroyed when dropped.
+struct OwnedGraph(sys::CUgraph);
+
+impl Drop for OwnedGraph {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe {
+                let _ = result::graph::destroy(self.0);
+            }
+        }
+    }
 }
 
 // The graph is only launched (and dropped) by its owner; the driver's graph objects may
@@ -72,7 +86,6 @@ impl Drop for CapturedGraph {
         LIVE_GRAPHS.fetch_sub(1, Ordering::AcqRel);
         unsafe {
             let _ = result::graph::exec_destroy(self.exec);
-            let _ = result::graph::destroy(self.graph);
         }
     }
 }
@@ -102,20 +115,15 @@ impl CapturedGraph {
 
     fn nodes(&self) -> Result<Vec<sys::CUgraphNode>> {
         let mut n = 0usize;
-        unsafe { sys::cuGraphGetNodes(self.graph, std::ptr::null_mut(), &mut n) }
+        unsafe { sys::cuGraphGetNodes(self.graph.0, std::ptr::null_mut(), &mut n) }
             .result()
             .map_err(|e| driver_err("listing graph nodes", e))?;
         let mut nodes = vec![std::ptr::null_mut(); n];
-        unsafe { sys::cuGraphGetNodes(self.graph, nodes.as_mut_ptr(), &mut n) }
+        unsafe { sys::cuGraphGetNodes(self.graph.0, nodes.as_mut_ptr(), &mut n) }
             .result()
             .map_err(|e| driver_err("listing graph nodes", e))?;
         nodes.truncate(n);
         Ok(nodes)
-    }
-
-    /// How many nodes (kernels, copies, ...) one replay runs.
-    pub fn node_count(&self) -> Result<usize> {
-        Ok(self.nodes()?.len())
     }
 
     /// Each kernel of the graph launched `reps` times on its own between two events, in
@@ -224,36 +232,19 @@ pub fn capture<T>(f: impl FnOnce() -> Result<T>) -> Result<(CapturedGraph, T)> {
     CAPTURING.store(false, Ordering::Release);
     *ARENA.lock() = None;
     let graph = unsafe { result::stream::end_capture(stream) }
+        .map(OwnedGraph)
         .map_err(|e| driver_err("capturing a graph", e));
-    let graph = match (value, graph) {
-        (Ok(v), Ok(g)) if !g.is_null() => (v, g),
-        (value, graph) => {
-            if let Ok(g) = graph {
-                if !g.is_null() {
-                    unsafe {
-                        let _ = result::graph::destroy(g);
-                    }
-                }
-            }
-            value?;
-            graph?;
-            return Err(rmx_core::runtime_err!(
-                "[cuda] The captured graph is empty."
-            ));
-        }
-    };
-    let (value, graph) = graph;
+    let value = value?;
+    let graph = graph?;
+    if graph.0.is_null() {
+        return Err(rmx_core::runtime_err!(
+            "[cuda] The captured graph is empty."
+        ));
+    }
     // (the flag is moot: allocations come from the arena, not graph memory nodes)
     let flags = sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
-    let exec = match unsafe { result::graph::instantiate(graph, flags) } {
-        Ok(e) => e,
-        Err(e) => {
-            unsafe {
-                let _ = result::graph::destroy(graph);
-            }
-            return Err(driver_err("instantiating a captured graph", e));
-        }
-    };
+    let exec = unsafe { result::graph::instantiate(graph.0, flags) }
+        .map_err(|e| driver_err("instantiating a captured graph", e))?;
     LIVE_GRAPHS.fetch_add(1, Ordering::AcqRel);
     Ok((CapturedGraph { graph, exec, arena }, value))
 }

@@ -134,15 +134,7 @@ pub fn profile(l: &Loaded, prompt_tokens: usize, gen_tokens: usize) -> Result<St
     match fixed.as_mut() {
         Some(d) => {
             out += "fixed-shape steps (static_decode.rs)\n";
-            #[cfg(feature = "cuda")]
-            if let Some(ms) = d.replay_ms(100)? {
-                out += &format!("100 back-to-back replays of the captured step: {ms:.3} ms each\n");
-            }
-            #[cfg(feature = "cuda")]
-            if let Some(t) = d.kernel_table(20)? {
-                out += &t;
-            }
-            let _ = d;
+            out += &d.profile_report()?;
         }
         None => {
             out += &format!(

@@ -49,6 +49,14 @@ pub struct StaticDecoder {
     replay: Option<Replay>,
 }
 
+#[cfg(not(feature = "cuda"))]
+impl StaticDecoder {
+    /// Without CUDA nothing is captured: nothing to report.
+    pub fn profile_report(&mut self) -> Result<String> {
+        Ok(String::new())
+    }
+}
+
 /// A captured step: its int32 [token, position] input and its [1] token output, both at
 /// the device addresses the graph reads and writes.
 #[cfg(feature = "cuda")]
@@ -191,9 +199,23 @@ impl StaticDecoder {
 
 #[cfg(feature = "cuda")]
 impl StaticDecoder {
+    /// What `benchmark --profile` prints about the captured step: the device time of a
+    /// replay and a table of its kernels (empty before a capture). Leaves the cache's
+    /// contents garbage (see `kernel_table`): for profiling only.
+    pub fn profile_report(&mut self) -> Result<String> {
+        let mut out = String::new();
+        if let Some(ms) = self.replay_ms(100)? {
+            out += &format!("100 back-to-back replays of the captured step: {ms:.3} ms each\n");
+        }
+        if let Some(t) = self.kernel_table(20)? {
+            out += &t;
+        }
+        Ok(out)
+    }
+
     /// Milliseconds per replay of the captured step, `n` launched back to back with the
     /// last step's inputs (rewriting the same cache slot): the device's time per token.
-    pub fn replay_ms(&mut self, n: usize) -> Result<Option<f64>> {
+    fn replay_ms(&mut self, n: usize) -> Result<Option<f64>> {
         let Some(r) = self.replay.as_mut() else {
             return Ok(None);
         };
@@ -210,7 +232,7 @@ impl StaticDecoder {
     /// A table of the captured step's kernels, each timed alone (`reps` launches), grouped
     /// by name, most time first. Leaves the cache's contents garbage (see
     /// `CapturedGraph::kernel_times`): for profiling only.
-    pub fn kernel_table(&mut self, reps: usize) -> Result<Option<String>> {
+    fn kernel_table(&mut self, reps: usize) -> Result<Option<String>> {
         let Some(r) = self.replay.as_mut() else {
             return Ok(None);
         };
