@@ -47,6 +47,8 @@ if [ "${GPU_DECODE:-1}" = 1 ]; then
   # the same with the decode step uncaptured, then on the host path (static_decode.rs)
   RMX_LM_CUDA_GRAPH=0 "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu | tail -1
   RMX_LM_STATIC_DECODE=0 "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu | tail -1
+  # and without programmatic dependent launch (launch.rs)
+  RMX_CUDA_PDL=0 "$PACK/rmx-lm" benchmark --model $M -p 128 -g 128 -n 3 --device gpu | tail -1
   echo "== greedy tokens with and without the CUDA graph (must be equal)"
   P="The quick brown fox jumps over the lazy dog and then runs far away into the forest"
   for g in 1 0; do

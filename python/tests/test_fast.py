@@ -161,6 +161,68 @@ def test_norm_errors():
         check_raises(f, x, err=ValueError)
 
 
+# ---------------------------------------------------------------- add_rms_norm (rmx only)
+
+def add_norm(m, x, r, w, eps=1e-5):
+    """rmx's fused ``fast.add_rms_norm``; MLX, which has none, runs its definition."""
+    if m is get_rmx():
+        return m.fast.add_rms_norm(x, r, w, eps)
+    h = x + r
+    return (h, m.fast.rms_norm(h, w, eps))
+
+
+@pytest.mark.parametrize("dt", FL)
+@pytest.mark.parametrize("shape", [(3, 5, 33), (1, 2048), (2, 2049), (7,), (0, 8)], ids=repr)
+def test_add_rms_norm_is_the_add_then_the_norm(dt, shape):
+    """Against MLX's add and rms_norm (values, dtypes, shapes), and bit for bit against
+    rmx's own two ops: the fusion changes no rounding."""
+    x = A(rand(shape, dt, seed=31), dt)
+    r = A(rand(shape, dt, seed=32), dt)
+    w = A(rand(shape[-1:], dt, seed=33), dt)
+    got = check(lambda m, a, b, c: add_norm(m, a, b, c), x, r, w, **HALF_TOL[dt])
+    check(lambda m, a, b: add_norm(m, a, b, None, 1e-3), x, r, **HALF_TOL[dt])
+    rx = get_rmx()
+    h = rx.array(x.data, dtype=getattr(rx, dt)) + rx.array(r.data, dtype=getattr(rx, dt))
+    y = rx.fast.rms_norm(h, rx.array(w.data, dtype=getattr(rx, dt)), 1e-5)
+    for a, b in zip(got, (h, y)):
+        np.testing.assert_array_equal(np.array(a.astype(rx.float32)), np.array(b.astype(rx.float32)))
+
+
+def test_add_rms_norm_broadcasts_promotes_and_raises_as_its_ops():
+    x = A(rand((3, 4, 8), seed=34))
+    x16 = A(rand((3, 4, 8), "float16", seed=35), "float16")
+    check(lambda m, a, b: add_norm(m, a, b, None), x, A(rand((8,), seed=36)))  # broadcast
+    check(lambda m, a, b: add_norm(m, a, b, None), x16, x)  # float16 + float32
+    check(lambda m, a, b, w: add_norm(m, a, b, w), x16, x16, A(rand((8,), seed=37)))
+    check_raises(lambda m, a: add_norm(m, a, a, m.ones((7,))), x, err=ValueError)
+    check_raises(lambda m, a: add_norm(m, a, m.ones((3, 5, 8)), None), x, err=ValueError)
+    check_raises(lambda m, a: add_norm(m, a.astype(m.int32), a.astype(m.int32), None), x,
+                 err=ValueError)
+
+
+def test_add_rms_norm_derivatives_and_vmap():
+    xs = [A(rand((3, 16), seed=40 + i)) for i in range(2)] + [A(rand((16,), seed=42))]
+
+    def loss(m):
+        def f(a, b, w):
+            h, y = add_norm(m, a, b, w)
+            return (y * y * 0.5 + h * 0.25).sum()
+        return f
+
+    check(lambda m, a, b, w: m.grad(loss(m), argnums=(0, 1, 2))(a, b, w), *xs,
+          rtol=1e-4, atol=1e-5)
+    check(lambda m, a, b, w: m.jvp(lambda a, b, w: list(add_norm(m, a, b, w)), [a, b, w],
+                                   [a * 0.5, b * 2, w])[1], *xs, rtol=1e-4, atol=1e-5)
+    rx = get_rmx()
+    g = np.random.default_rng(43)
+    x, r = (rx.array(g.standard_normal(s).astype(np.float32)) for s in ((4, 3, 16), (3, 4, 16)))
+    w = rx.array(g.standard_normal((16,)).astype(np.float32))
+    got = rx.vmap(lambda a, b: rx.fast.add_rms_norm(a, b, w, 1e-5), in_axes=(1, 0))(x, r)
+    for i, out in enumerate(got):
+        exp = rx.stack([rx.fast.add_rms_norm(x[:, j], r[j], w, 1e-5)[i] for j in range(3)])
+        np.testing.assert_allclose(np.array(out), np.array(exp), rtol=1e-6, atol=1e-6)
+
+
 # ---------------------------------------------------------------- rope
 
 @pytest.mark.parametrize("dt", FL)

@@ -232,13 +232,15 @@ def test_matvec_against_a_weight_transpose(dtype):
     w's rows): 1 to 8 rows with batch axes, N not a multiple of the block's 4 features,
     a long K, w a column slice of a wider matrix (rows further apart than K), and the
     cases it leaves to cuBLAS (9 rows, K not a multiple of the 16-byte run, a weight
-    starting off 16-byte alignment, a batched weight)."""
+    starting off 16-byte alignment, a batched weight). Narrow weights with long rows are
+    shared by 2 or 4 warps per feature."""
     tol = {"float16": 5e-3, "bfloat16": 3e-2, "float32": 1e-4}[dtype]
     wide = rand((203, 4160), dtype, -1, 1, seed=70)
     cases = [((1, 4096), wide[:, :4096]), ((2, 3, 512), wide[:, 64:576]),
              ((8, 1024), wide[:, :1024]), ((1, 1, 64), wide[:5, :64]),
              ((9, 256), wide[:, :256]), ((2, 100), wide[:, :100]),
-             ((1, 256), wide[:, 1:257]), ((3, 1, 64), rand((3, 7, 64), dtype, -1, 1, seed=71))]
+             ((1, 256), wide[:, 1:257]), ((3, 1, 64), rand((3, 7, 64), dtype, -1, 1, seed=71)),
+             ((3, 4096), wide[:37, :4096]), ((1, 2048), wide[:2, 2048:4096])]
     for i, (xs, w) in enumerate(cases):
         x = rand(xs, dtype, -1, 1, seed=72 + i)
         wt = mx.swapaxes(w, -1, -2)
@@ -247,6 +249,31 @@ def test_matvec_against_a_weight_transpose(dtype):
         np.testing.assert_allclose(host(g), host(c), rtol=tol, atol=tol * 4, err_msg=str(xs))
         ref = host(x).astype(np.float64) @ np.swapaxes(host(w).astype(np.float64), -1, -2)
         np.testing.assert_allclose(host(g), ref, rtol=tol * 4, atol=tol * 8, err_msg=str(xs))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [2047, 2048, 2049, 5000])
+def test_norms_of_wide_rows(dtype, n):
+    """Rows up to 8 elements per thread are held in registers, wider ones read twice: both
+    sides of the boundary (2048 for 256 threads), with and without weight and bias."""
+    x = rand((3, n), dtype, -4, 4, seed=n)
+    w = rand((n,), dtype, -1, 1, seed=n + 1)
+    bias = rand((n,), dtype, -1, 1, seed=n + 2)
+    for i, fn in enumerate([
+        lambda x, s: mx.fast.rms_norm(x, w, 1e-5, stream=s),
+        lambda x, s: mx.fast.rms_norm(x, None, 1e-5, stream=s),
+        lambda x, s: mx.fast.layer_norm(x, w, bias, 1e-5, stream=s),
+        lambda x, s: mx.fast.layer_norm(x, None, None, 1e-5, stream=s),
+    ]):
+        g, c = both(fn, x)
+        assert_close(g, c, dtype, f"norm {i} n={n}")
+    # the residual add fused in (rmx's fast.add_rms_norm): the sum and its norm
+    r = rand((3, n), dtype, -4, 4, seed=n + 3)
+    for wt in (w, None):
+        g, c = both(lambda x, r, s: mx.fast.add_rms_norm(x, r, wt, 1e-5, stream=s), x, r)
+        for i in range(2):
+            assert_close(g[i], c[i], dtype, f"add_rms_norm output {i} n={n}")
+        assert_close(g[0], mx.add(x, r, stream=mx.cpu), dtype, "the sum is add's")
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

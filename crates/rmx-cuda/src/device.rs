@@ -1,8 +1,9 @@
 //! The one CUDA device rmx drives: its context, the stream every kernel runs on, the
 //! cuBLAS handle and the cache of NVRTC-compiled kernels.
 
+use crate::launch::{pdl_enabled, with_grid_dependency, Function, Launch, Module};
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::driver::{CudaContext, CudaStream};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use parking_lot::Mutex;
 use rmx_core::Result;
@@ -16,9 +17,11 @@ pub struct Gpu {
     /// (stream-ordered) or read back on the host never races a kernel still using it.
     pub stream: Arc<CudaStream>,
     pub blas: Mutex<CudaBlas>,
-    kernels: Mutex<HashMap<String, CudaFunction>>,
-    modules: Mutex<HashMap<String, Arc<CudaModule>>>,
+    kernels: Mutex<HashMap<String, Function>>,
+    modules: Mutex<HashMap<String, Arc<Module>>>,
     arch: &'static str,
+    /// Kernels are launched with programmatic dependent launch (launch.rs).
+    pdl: bool,
     pub name: String,
     pub total_memory: usize,
     pub active: AtomicUsize,
@@ -132,6 +135,7 @@ impl Gpu {
             kernels: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
             arch,
+            pdl: pdl_enabled(major),
             name,
             total_memory,
             active: AtomicUsize::new(0),
@@ -153,7 +157,7 @@ impl Gpu {
 
     /// The kernel `name`, compiled from `source()` by NVRTC on first use and cached for
     /// the process. `name` must identify the source (op and dtypes are in it).
-    pub fn kernel(&self, name: &str, source: impl FnOnce() -> String) -> Result<CudaFunction> {
+    pub fn kernel(&self, name: &str, source: impl FnOnce() -> String) -> Result<Function> {
         self.kernel_in(name, name, source)
     }
 
@@ -164,7 +168,7 @@ impl Gpu {
         module: &str,
         entry: &str,
         source: impl FnOnce() -> String,
-    ) -> Result<CudaFunction> {
+    ) -> Result<Function> {
         if let Some(f) = self.kernels.lock().get(entry) {
             return Ok(f.clone());
         }
@@ -177,14 +181,17 @@ impl Gpu {
                 m
             }
         };
-        let f = module_handle
-            .load_function(entry)
-            .map_err(|e| driver_err(&format!("finding kernel {entry}"), e))?;
+        let f = module_handle.function(entry)?;
         self.kernels.lock().insert(entry.to_string(), f.clone());
         Ok(f)
     }
 
-    fn compile(&self, name: &str, src: &str) -> Result<Arc<CudaModule>> {
+    /// A launch of `f` on rmx's stream.
+    pub fn launch<'a>(&self, f: &'a Function) -> Launch<'a> {
+        Launch::new(f, self.stream.cu_stream(), self.pdl)
+    }
+
+    fn compile(&self, name: &str, src: &str) -> Result<Arc<Module>> {
         let opts = CompileOptions {
             arch: Some(self.arch),
             // No fused multiply-add contraction: `a * b + c` rounds twice, as the CPU
@@ -192,12 +199,11 @@ impl Gpu {
             options: vec!["--std=c++17".into(), "--fmad=false".into()],
             ..Default::default()
         };
-        let ptx = compile_ptx_with_opts(src, opts).map_err(|e| {
+        let ptx = compile_ptx_with_opts(with_grid_dependency(src), opts).map_err(|e| {
             rmx_core::runtime_err!("[cuda] NVRTC failed to compile kernel {name}: {e:?}")
         })?;
-        self.ctx
-            .load_module(ptx)
-            .map_err(|e| driver_err(&format!("loading kernel {name}"), e))
+        self.bind()?;
+        Module::load(&ptx.to_src()).map_err(|e| driver_err(&format!("loading kernel {name}"), e))
     }
 
     pub fn note_alloc(&self, nbytes: usize) {

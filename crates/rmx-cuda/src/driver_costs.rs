@@ -5,7 +5,7 @@
 
 use crate::device::{driver_err, the_gpu};
 use crate::memory::DeviceAlloc;
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::Result;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub fn driver_costs(reps: usize) -> Result<(f64, f64, f64)> {
     gpu.synchronize()?;
     let t = Instant::now();
     for _ in 0..reps {
-        let mut b = gpu.stream.launch_builder(&f);
+        let mut b = gpu.launch(&f);
         b.arg(&n);
         unsafe { b.launch(cfg) }.map_err(|e| driver_err("launching rmx_empty", e))?;
     }

@@ -126,6 +126,38 @@ impl CapturedGraph {
         Ok(nodes)
     }
 
+    /// The graph's dependency edges: how many in all, and how many are programmatic (the
+    /// later kernel may launch before the earlier one completes; launch.rs).
+    pub fn edge_counts(&self) -> Result<(usize, usize)> {
+        let err = |e| driver_err("listing graph edges", e);
+        let mut n = 0usize;
+        let null = std::ptr::null_mut::<sys::CUgraphNode>();
+        let no_data = std::ptr::null_mut::<sys::CUgraphEdgeData>();
+        unsafe { sys::cuGraphGetEdges_v2(self.graph.0, null, null, no_data, &mut n) }
+            .result()
+            .map_err(err)?;
+        let (mut from, mut to) = (vec![std::ptr::null_mut(); n], vec![std::ptr::null_mut(); n]);
+        let mut data: Vec<sys::CUgraphEdgeData> = vec![unsafe { std::mem::zeroed() }; n];
+        unsafe {
+            sys::cuGraphGetEdges_v2(
+                self.graph.0,
+                from.as_mut_ptr(),
+                to.as_mut_ptr(),
+                data.as_mut_ptr(),
+                &mut n,
+            )
+        }
+        .result()
+        .map_err(err)?;
+        let programmatic = data[..n]
+            .iter()
+            .filter(|d| {
+                d.type_ == sys::CUgraphDependencyType::CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC as u8
+            })
+            .count();
+        Ok((n, programmatic))
+    }
+
     /// Each kernel of the graph launched `reps` times on its own between two events, in
     /// capture order: where a replay's device time goes. A profiling tool: kernels that
     /// update memory in place run `reps` times, so the arrays the graph writes hold garbage

@@ -12,6 +12,7 @@ pub mod device;
 mod driver_costs;
 pub mod graph;
 mod kernels;
+pub mod launch;
 pub mod layout;
 pub mod memory;
 
@@ -360,6 +361,22 @@ impl Backend for CudaBackend {
             |g| rows::norm(g, kind, x, weight, bias, eps),
             |c| c.norm(kind, x, weight, bias, eps),
         )
+    }
+    fn add_rms_norm(
+        &self,
+        x: &ArrayData,
+        residual: &ArrayData,
+        weight: Option<&ArrayData>,
+        eps: f32,
+    ) -> Result<(ArrayData, ArrayData)> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        if let Some(pair) = rows::add_rms_norm(gpu, x, residual, weight, eps)? {
+            return Ok(pair);
+        }
+        let h = self.binary(BinaryOp::Add, x, residual, x.dtype)?;
+        let y = self.norm(NormKind::Rms, &h, weight, None, eps)?;
+        Ok((h, y))
     }
     fn rope(
         &self,

@@ -9,6 +9,16 @@ pub fn rms_norm(x: &Array, weight: &Array, eps: f32) -> Result<Array> {
     Ok(fast::rms_norm(x, Some(weight), eps)?)
 }
 
+/// `(x + residual, rms_norm(x + residual))`: one kernel on the GPU.
+pub fn add_rms_norm(
+    x: &Array,
+    residual: &Array,
+    weight: &Array,
+    eps: f32,
+) -> Result<(Array, Array)> {
+    Ok(fast::add_rms_norm(x, residual, Some(weight), eps)?)
+}
+
 /// Rotates the first `inv_freq.len() * 2` features of `x` (B, H, L, D) at positions
 /// `offset + l` (`offset` an int32 scalar); `adjacent` pairs (2i, 2i+1), otherwise
 /// (i, i + dims/2).

@@ -287,4 +287,15 @@ impl RmsNorm {
     pub fn forward(&self, x: &Array) -> Result<Array> {
         kernels::rms_norm(x, &ops::astype(&self.weight, x.dtype())?, self.eps)
     }
+
+    /// The residual stream `h` with `branch` (a block's output not yet added) added, and
+    /// its norm: `(h + branch, norm(h + branch))`, one kernel on the GPU.
+    pub fn forward_residual(&self, h: &Array, branch: Option<&Array>) -> Result<(Array, Array)> {
+        match branch {
+            None => Ok((h.clone(), self.forward(h)?)),
+            Some(b) => {
+                kernels::add_rms_norm(h, b, &ops::astype(&self.weight, h.dtype())?, self.eps)
+            }
+        }
+    }
 }

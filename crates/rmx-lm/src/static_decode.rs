@@ -207,6 +207,10 @@ impl StaticDecoder {
         if let Some(ms) = self.replay_ms(100)? {
             out += &format!("100 back-to-back replays of the captured step: {ms:.3} ms each\n");
         }
+        if let Some(r) = self.replay.as_ref() {
+            let (edges, programmatic) = r.graph.edge_counts()?;
+            out += &format!("{edges} dependency edges, {programmatic} programmatic\n");
+        }
         if let Some(t) = self.kernel_table(20)? {
             out += &t;
         }

@@ -30,6 +30,24 @@ fn rms_norm(
     on_stream(stream, || Ok(f::rms_norm(&x, w.as_ref(), eps).py()?.into()))
 }
 
+/// `(x + residual, rms_norm(x + residual, weight, eps))`: an rmx extension (MLX has no
+/// such function), the residual add and norm of a pre-norm decoder in one kernel.
+#[pyfunction]
+#[pyo3(signature = (x, residual, weight, eps, *, stream = None))]
+fn add_rms_norm(
+    x: &Any<'_>,
+    residual: &Any<'_>,
+    weight: Option<&Any<'_>>,
+    eps: f32,
+    stream: Option<&Any<'_>>,
+) -> PyResult<(PyArray, PyArray)> {
+    let (x, r, w) = (arg_array(x)?, arg_array(residual)?, opt_array(weight)?);
+    on_stream(stream, || {
+        let (h, y) = f::add_rms_norm(&x, &r, w.as_ref(), eps).py()?;
+        Ok((h.into(), y.into()))
+    })
+}
+
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias, eps, *, stream = None))]
 fn layer_norm(
@@ -113,6 +131,7 @@ fn scaled_dot_product_attention(
 pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     let m = PyModule::new(parent.py(), "fast")?;
     m.add_function(wrap_pyfunction!(rms_norm, &m)?)?;
+    m.add_function(wrap_pyfunction!(add_rms_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(layer_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(rope, &m)?)?;
     m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;

@@ -366,6 +366,20 @@ pub trait Backend: Send + Sync {
         bias: Option<&ArrayData>,
         eps: f32,
     ) -> Result<ArrayData>;
+    /// `h = x + residual` (one shape and floating dtype; rounded to it) and
+    /// `rms_norm(h) * weight`: a pre-norm decoder's residual add and next norm. The default
+    /// makes the two kernels.
+    fn add_rms_norm(
+        &self,
+        x: &ArrayData,
+        residual: &ArrayData,
+        weight: Option<&ArrayData>,
+        eps: f32,
+    ) -> Result<(ArrayData, ArrayData)> {
+        let h = self.binary(BinaryOp::Add, x, residual, x.dtype)?;
+        let y = self.norm(NormKind::Rms, &h, weight, None, eps)?;
+        Ok((h, y))
+    }
     /// Rotary embedding of `x` `[B, ..., T, D]` (floating) at positions
     /// `(t + offset[b]) * scale`; `offset` is int32 with 1 or B elements, `freqs` (float32,
     /// dims/2 elements) replaces the base's frequencies.

@@ -7,7 +7,7 @@ use crate::backend::NormKind;
 use crate::dtype::{promote_types, result_type, Dtype};
 use crate::error::Result;
 use crate::primitives::fast::attention::{Attention, MaskKind};
-use crate::primitives::fast::norm::Norm;
+use crate::primitives::fast::norm::{AddRmsNorm, Norm};
 use crate::primitives::fast::rope::Rope;
 use crate::shape::{broadcast_shapes, shape_str};
 
@@ -86,6 +86,39 @@ pub fn rms_norm(x: &Array, weight: Option<&Array>, eps: f32) -> Result<Array> {
         [("(*weight)", weight), ("bias", None)],
         eps,
     )
+}
+
+/// `(x + residual, rms_norm(x + residual, weight, eps))` (an rmx extension): a pre-norm
+/// decoder's residual add and the next norm, one kernel where the backend has it. Inputs
+/// of different shapes or dtypes take the two ops (broadcasting and promotion as `add`).
+pub fn add_rms_norm(
+    x: &Array,
+    residual: &Array,
+    weight: Option<&Array>,
+    eps: f32,
+) -> Result<(Array, Array)> {
+    let same = x.shape() == residual.shape()
+        && x.dtype() == residual.dtype()
+        && x.dtype().is_float()
+        && x.ndim() > 0
+        && weight.is_none_or(|w| w.dtype() == x.dtype());
+    if !same {
+        let h = super::add(x, residual)?;
+        let y = rms_norm(&h, weight, eps)?;
+        return Ok((h, y));
+    }
+    check_affine("rms_norm", "(*weight)", x, weight)?;
+    let mut inputs = vec![x.clone(), residual.clone()];
+    inputs.extend(weight.cloned());
+    let spec = (x.shape().into(), x.dtype());
+    let prim = AddRmsNorm {
+        eps,
+        has_weight: weight.is_some(),
+    };
+    let mut out = Array::from_multi_op(vec![spec.clone(), spec], std::sync::Arc::new(prim), inputs);
+    let y = out.pop().expect("two outputs");
+    let h = out.pop().expect("two outputs");
+    Ok((h, y))
 }
 
 /// Layer normalization over the last axis, times `weight` and plus `bias` if given.

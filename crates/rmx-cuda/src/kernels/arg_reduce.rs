@@ -7,7 +7,7 @@ use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::without_axis;
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::backend::ArgReduceOp;
 use rmx_core::{ArrayData, Dtype, Result};
 
@@ -139,7 +139,7 @@ pub fn arg_reduce(
         let (pv, pvp) = alloc_output(gpu, Dtype::Uint8, &[n_out * parts * value_size])?;
         let (pi, pip) = alloc_output(gpu, Dtype::Int64, &[n_out * parts])?;
         let f = gpu.kernel_in(&name, &format!("{name}_part"), || src.clone())?;
-        let mut b = gpu.stream.launch_builder(&f);
+        let mut b = gpu.launch(&f);
         b.arg(&xptr)
             .arg(&lk)
             .arg(&stride)
@@ -154,7 +154,7 @@ pub fn arg_reduce(
         };
         unsafe { b.launch(cfg) }.map_err(|e| driver_err("launching arg_reduce", e))?;
         let f = gpu.kernel_in(&name, &format!("{name}_final"), || src)?;
-        let mut b = gpu.stream.launch_builder(&f);
+        let mut b = gpu.launch(&f);
         let np = parts as i64;
         b.arg(&pvp).arg(&pip).arg(&optr).arg(&np);
         let cfg = LaunchConfig {
@@ -167,7 +167,7 @@ pub fn arg_reduce(
         return Ok(Some(out));
     }
     let f = gpu.kernel_in(&name, &name, || src)?;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xptr)
         .arg(&lk)
         .arg(&stride)

@@ -44,6 +44,8 @@ fn compile_sharing(kernels: &[Kernel], shared: &[&str]) {
         options: vec!["--std=c++17".into()],
         ..Default::default()
     };
+    // as the device compiles them: with the grid-dependency wait inserted (launch.rs)
+    let src = crate::launch::with_grid_dependency(&src);
     if let Err(e) = compile_ptx_with_opts(&src, opts) {
         let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
         panic!("kernels {names:?} do not compile: {e:?}");

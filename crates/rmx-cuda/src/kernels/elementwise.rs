@@ -8,7 +8,7 @@ use super::prelude::{bits_type, ctype, float_to_int, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::{collapse, Layout};
 use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use parking_lot::Mutex;
 use rmx_core::backend::{BinaryOp, UnaryOp};
 use rmx_core::{ArrayData, Dtype, Result};
@@ -97,7 +97,7 @@ pub fn launch(
     };
     let f = gpu.kernel_in(name, &entry, src)?;
     let n = n as i64;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     for k in 0..ops.ptrs.len() {
         b.arg(&ops.ptrs[k]).arg(&ops.layouts[k]).arg(&ops.modes[k]);
     }
@@ -361,7 +361,7 @@ pub fn fill_bits(gpu: &'static Gpu, bits: u64, dtype: Dtype, shape: &[usize]) ->
     let Kernel { name, src } = fill_kernel(dtype);
     let f = gpu.kernel(&name, || src)?;
     let n64 = n as i64;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&optr).arg(&bits).arg(&n64);
     unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching fill", e))?;
     Ok(out)
@@ -387,7 +387,7 @@ pub fn copy_into(gpu: &'static Gpu, src: &ArrayData, dst: &ArrayData) -> Result<
     let f = gpu.kernel(&name, src_code)?;
     let (xp, op) = (device_ptr(gpu, src)?, device_ptr_mut(gpu, dst)?);
     let n64 = n as i64;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xp).arg(&ls[0]).arg(&op).arg(&ls[1]).arg(&n64);
     unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching copy_into", e))?;
     dst.buffer
@@ -423,7 +423,7 @@ pub fn arange(
     let src = format!("{PRELUDE}\nextern \"C\" __global__ void {name}({s}* out, double first, double step, i64 n) {{\n  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) out[i] = {value};\n}}\n", s = t.store);
     let f = gpu.kernel(&name, || src)?;
     let n64 = n as i64;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&optr).arg(&first).arg(&step).arg(&n64);
     unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching arange", e))?;
     Ok(Some(out))

@@ -10,7 +10,7 @@ use super::elementwise::{generated, launch_config, row_contiguous as dense, Kern
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::backend::{AttnMask, RopeSpec};
 use rmx_core::dtype::finfo;
 use rmx_core::{ArrayData, Dtype, Result};
@@ -89,7 +89,7 @@ pub fn rope(
         None => 0u64,
     };
     let f = gpu.kernel(&name, || src)?;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xp).arg(&optr).arg(&op).arg(&fp);
     b.arg(&n_rows)
         .arg(&d)
@@ -299,7 +299,7 @@ pub fn attention(
     let f = gpu.kernel_in(&name, &name, || src)?;
     let dims = [hq, hq / hkv, lq, lk, d, dv].map(|x| x as i64);
     let (qs, ks, vs) = (strides3(&q), strides3(&k), strides3(&v));
-    let mut bld = gpu.stream.launch_builder(&f);
+    let mut bld = gpu.launch(&f);
     bld.arg(&qp).arg(&kp).arg(&vp).arg(&mp).arg(&sp).arg(&optr);
     for x in &dims {
         bld.arg(x);
@@ -348,7 +348,7 @@ pub fn attention(
         };
         let f = gpu.kernel_in(&name, &format!("{name}_combine"), regenerate)?;
         let (s64, dv64) = (splits as i64, dv as i64);
-        let mut bld = gpu.stream.launch_builder(&f);
+        let mut bld = gpu.launch(&f);
         bld.arg(&po).arg(&pml).arg(&optr).arg(&s64).arg(&dv64);
         let cfg = LaunchConfig {
             grid_dim: (rows as u32, 1, 1),

@@ -9,7 +9,7 @@ use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::{ArrayData, Dtype, Result};
 
 /// Rows of `x` up to which the matrix-vector kernels run (their accumulators are registers).
@@ -57,29 +57,41 @@ pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
         let src = format!(
             r#"{PRELUDE}
 // out[m, c] = sum_k x[m, k] w[c * ldw + k] for m < rows (x contiguous [rows, k]); k and ldw
-// multiples of {vec}, w and x 16-byte aligned.
-extern "C" __global__ void {name}(const {s}* __restrict__ w, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows) {{
-  const int lane = threadIdx.x & 31;
-  const i64 col = (i64)blockIdx.x * {WARPS} + (threadIdx.x >> 5);
-  if (col >= n) return;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + col * ldw);
+// multiples of {vec}, w and x 16-byte aligned. `split` warps (1, 2 or 4) share a row, each
+// summing every split-th run, so narrow matrices with long rows still have enough warps
+// (and loads in flight) to stream the weight; their sums meet in shared memory.
+template <int ROWS>
+__device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows, int split) {{
+  __shared__ float part[{WARPS}][ROWS];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const i64 col = (i64)blockIdx.x * ({WARPS} / split) + warp / split;
+  const int piece = warp % split;
   const i64 vecs = k / {vec};
-  float acc[{MAX_ROWS}] = {{}};
-  for (i64 base = lane; base < vecs; base += 32 * {UNROLL}) {{
+  // this warp's runs of the weight row stream into L2 while the kernel producing x
+  // finishes (launch.rs)
+  if (lane == 0 && col < n) {{
+    const i64 per = vecs / split, first = piece * per, count = piece == split - 1 ? vecs - first : per;
+    RMX_PREFETCH_L2(w + col * ldw + first * {vec}, count * 16);
+  }}
+  RMX_GRID_WAIT();
+  const uint4* wr = reinterpret_cast<const uint4*>(w + col * ldw);
+  float acc[ROWS] = {{}};
+  const i64 stride = 32 * split;
+  for (i64 base = piece * 32 + lane; col < n && base < vecs; base += stride * {UNROLL}) {{
     uint4 wv[{UNROLL}];
 #pragma unroll
     for (int u = 0; u < {UNROLL}; ++u) {{
-      const i64 i = base + 32 * u;
+      const i64 i = base + stride * u;
       if (i < vecs) wv[u] = wr[i];
     }}
 #pragma unroll
     for (int u = 0; u < {UNROLL}; ++u) {{
-      const i64 i = base + 32 * u;
+      const i64 i = base + stride * u;
       if (i < vecs) {{
         float wf[{vec}];
         {unpack_w}
 #pragma unroll
-        for (int m = 0; m < {MAX_ROWS}; ++m) {{
+        for (int m = 0; m < ROWS; ++m) {{
           if (m < rows) {{
             const uint4 xv = reinterpret_cast<const uint4*>(x + m * k)[i];
             float xf[{vec}];
@@ -94,13 +106,40 @@ extern "C" __global__ void {name}(const {s}* __restrict__ w, const {s}* __restri
     }}
   }}
 #pragma unroll
-  for (int m = 0; m < {MAX_ROWS}; ++m) {{
-    if (m < rows) {{
-      float a = acc[m];
-      for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
-      if (lane == 0) out[m * n + col] = {st};
+  for (int m = 0; m < ROWS; ++m) {{
+    float a = acc[m];
+    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
+    acc[m] = a;
+  }}
+  if (split > 1) {{
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < ROWS; ++m) part[warp][m] = acc[m];
+    __syncthreads();
+    if (piece != 0) return;
+#pragma unroll
+    for (int m = 0; m < ROWS; ++m) {{
+      float a = 0.f;
+      for (int p = 0; p < split; ++p) a += part[warp + p][m];
+      acc[m] = a;
     }}
   }}
+  if (lane != 0 || col >= n) return;
+#pragma unroll
+  for (int m = 0; m < ROWS; ++m) {{
+    if (m < rows) {{
+      const float a = acc[m];
+      out[m * n + col] = {st};
+    }}
+  }}
+}}
+// both entries wait in the body, after its prefetch (RMX_GRID_WAIT)
+extern "C" __global__ void {name}(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split) {{
+  {name}_body<{MAX_ROWS}>(w, x, out, n, k, ldw, rows, split);  // RMX_GRID_WAIT inside
+}}
+// one row of x (decode): fewer registers, more warps resident
+extern "C" __global__ void {name}_1(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split) {{
+  {name}_body<1>(w, x, out, n, k, ldw, rows, split);  // RMX_GRID_WAIT inside
 }}
 "#,
             s = t.store,
@@ -110,6 +149,17 @@ extern "C" __global__ void {name}(const {s}* __restrict__ w, const {s}* __restri
         );
         Some(Kernel { name, src })
     })
+}
+
+/// Warps per output feature (a power of two up to `WARPS`): enough warps in all (~48 per
+/// SM of an H200) to keep the weight streaming, while each lane still reads at least two of
+/// the row's `runs` 16-byte runs.
+fn split_for(n: usize, runs: usize) -> usize {
+    let mut split = 1;
+    while split < WARPS as usize && n * split < 6144 && runs >= 32 * 2 * (split * 2) {
+        split *= 2;
+    }
+    split
 }
 
 /// `a @ b` by the matrix-vector kernel when `a` has at most `MAX_ROWS` rows in all and `b`
@@ -144,18 +194,25 @@ pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<Ar
     let mut shape = a.shape.to_vec();
     shape[nd - 1] = n;
     let (out, optr) = alloc_output(gpu, a.dtype, &shape)?;
-    let f = gpu.kernel(&kern.name, || kern.src)?;
-    let (n64, k64, ld64, r32) = (n as i64, k as i64, ldw as i64, rows as i32);
-    let mut bl = gpu.stream.launch_builder(&f);
+    let entry = if rows == 1 {
+        format!("{}_1", kern.name)
+    } else {
+        kern.name.clone()
+    };
+    let f = gpu.kernel_in(&kern.name, &entry, || kern.src)?;
+    let split = split_for(n, k / vec);
+    let (n64, k64, ld64, r32, s32) = (n as i64, k as i64, ldw as i64, rows as i32, split as i32);
+    let mut bl = gpu.launch(&f);
     bl.arg(&wp)
         .arg(&xp)
         .arg(&optr)
         .arg(&n64)
         .arg(&k64)
         .arg(&ld64)
-        .arg(&r32);
+        .arg(&r32)
+        .arg(&s32);
     let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(WARPS as usize) as u32, 1, 1),
+        grid_dim: (n.div_ceil(WARPS as usize / split) as u32, 1, 1),
         block_dim: (32 * WARPS, 1, 1),
         shared_mem_bytes: 0,
     };

@@ -11,7 +11,6 @@ use super::ops_c::binary_expr;
 use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
-use cudarc::driver::PushKernelArg;
 use rmx_core::allocator::Residency;
 use rmx_core::backend::{BinaryOp, ScatterMode};
 use rmx_core::{ArrayData, Dtype, Result};
@@ -100,7 +99,7 @@ fn run_gather(
     let Kernel { name, src } = gather_kernel(x.dtype, idx.dtype);
     let f = gpu.kernel(&name, || src)?;
     let (along, op) = (along as i32, if along { TAKE_ALONG } else { TAKE });
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xp).arg(&ip).arg(&optr);
     b.arg(&s.outer)
         .arg(&s.nj)
@@ -245,7 +244,7 @@ pub fn scatter_along_axis(
         device_ptr(gpu, &upd)?,
     );
     let f = gpu.kernel(&name, || src)?;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&op).arg(&ip).arg(&up);
     b.arg(&s.outer)
         .arg(&s.nj)
@@ -292,7 +291,7 @@ extern "C" __global__ void {name}(const {it}* idx, i64* out, i64 n, i64 size, in
     let ip = device_ptr(gpu, &idx)?;
     let f = gpu.kernel(&name, || src)?;
     let (n64, size, axis) = (n as i64, size as i64, axis as i32);
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&ip).arg(&optr).arg(&n64).arg(&size).arg(&axis);
     b.arg(&gpu.index_errors.device);
     unsafe { b.launch(launch_config(n)) }.map_err(|e| driver_err("launching check_indices", e))?;

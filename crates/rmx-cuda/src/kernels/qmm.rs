@@ -9,7 +9,7 @@ use super::matmul;
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::{ArrayData, Dtype, Result};
 
 /// Rows of `x` up to which the matrix-vector kernels run.
@@ -133,8 +133,11 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
       const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * COLS;
-      if (col0 >= n) return;
       const i64 vecs = k / CODES, groups = k / group_size, words = k / PER;
+      // the packed rows stream into L2 while the kernel producing x finishes (launch.rs)
+      if (lane < COLS && col0 + lane < n) RMX_PREFETCH_L2(w + (col0 + lane) * words, vecs * 16);
+      RMX_GRID_WAIT();
+      if (col0 >= n) return;
       float acc[ROWS][COLS] = {{}};
       for (i64 base = lane; base < vecs; base += 32 * {unroll}) {{
         uint4 wv[COLS][{unroll}];
@@ -198,15 +201,17 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
           if (lane == 0) out[m * n + col0 + c] = {sta};
         }}
     }}
+    // the three entries below wait in `_vec_body`, after its prefetch (launch.rs inserts a
+    // wait into entries whose body does not name RMX_GRID_WAIT)
     extern "C" __global__ void {name}_vec1(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<1, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);
+      {name}_vec_body<1, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     // one feature per warp: four times the warps, for matrices too small to fill the GPU otherwise
     extern "C" __global__ void {name}_vec1_narrow(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<1, 1>(w, scales, biases, x, out, n, k, group_size, rows);
+      {name}_vec_body<1, 1>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     extern "C" __global__ void {name}_vec(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<{rows_max}, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);
+      {name}_vec_body<{rows_max}, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     "#,
             s = t.store,
@@ -265,7 +270,7 @@ pub fn dequantize(
     );
     let f = gpu.kernel(&name, || src)?;
     let (nw, gs) = (n_words as i64, group_size as i64);
-    let mut bl = gpu.stream.launch_builder(&f);
+    let mut bl = gpu.launch(&f);
     bl.arg(&wp).arg(&sp).arg(&bp).arg(&optr).arg(&nw).arg(&gs);
     unsafe { bl.launch(launch_config(n_words)) }
         .map_err(|e| driver_err("launching dequantize", e))?;
@@ -331,7 +336,7 @@ pub fn quantized_matmul(
                 };
                 let name = format!("{}{entry}", kern.name);
                 let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
-                let mut bl = gpu.stream.launch_builder(&f);
+                let mut bl = gpu.launch(&f);
                 bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
                 let r32 = rows as i32;
                 bl.arg(&n64).arg(&k64).arg(&gs).arg(&r32);
@@ -344,7 +349,7 @@ pub fn quantized_matmul(
                 return Ok(Some(out));
             }
             let f = gpu.kernel(&kern.name, || kern.src)?;
-            let mut bl = gpu.stream.launch_builder(&f);
+            let mut bl = gpu.launch(&f);
             bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
             let words = k / (32 / bits);
             let vec = (wp.is_multiple_of(16) && words.is_multiple_of(4)) as i32;

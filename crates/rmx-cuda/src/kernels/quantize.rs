@@ -7,7 +7,6 @@ use super::elementwise::{generated, launch_config, row_contiguous, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::PushKernelArg;
 use rmx_core::{ArrayData, Dtype, Result};
 
 /// The kernel quantizing `dtype` values to `bits` (1 to 8) bits.
@@ -100,7 +99,7 @@ pub fn quantize(
         let wp = device_ptr(gpu, &w)?;
         let f = gpu.kernel(&kern.name, || kern.src)?;
         let (g64, gs64) = (groups as i64, group_size as i64);
-        let mut bl = gpu.stream.launch_builder(&f);
+        let mut bl = gpu.launch(&f);
         bl.arg(&wp).arg(&qp).arg(&sp).arg(&bp).arg(&g64).arg(&gs64);
         unsafe { bl.launch(launch_config(groups)) }
             .map_err(|e| driver_err("launching quantize", e))?;

@@ -6,7 +6,7 @@ use super::elementwise::Kernel;
 use super::prelude::PRELUDE;
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::{ArrayData, Dtype, Result};
 
 const BLOCK: u32 = 256;
@@ -88,7 +88,7 @@ pub fn random_bits(
         words as i64,
         bytes_per_key as i64,
     );
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&kptr).arg(&optr).arg(&nk).arg(&nt).arg(&nw).arg(&bpk);
     let cfg = LaunchConfig {
         grid_dim: (

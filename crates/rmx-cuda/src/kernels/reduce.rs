@@ -7,7 +7,7 @@ use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::{collapse, Layout};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::backend::ReduceOp;
 use rmx_core::{ArrayData, Dtype, Result};
 
@@ -280,7 +280,7 @@ fn run_kernel<R: cudarc::driver::DeviceRepr>(
     let f = gpu.kernel_in(&name, &entry, || src)?;
     let chunk = n_red.div_ceil(chunks) as i64;
     let (no, nr) = (n_out as i64, n_red as i64);
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xptr)
         .arg(&lk)
         .arg(&reduced)

@@ -5,7 +5,7 @@ use super::elementwise::{generated, row_contiguous, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::backend::NormKind;
 use rmx_core::{ArrayData, Dtype, Result};
 
@@ -127,7 +127,7 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
     }
     let f = gpu.kernel(&name, || src)?;
     let (r64, n64) = (rows as i64, n as i64);
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xptr).arg(&optr).arg(&r64).arg(&n64);
     unsafe { b.launch(row_config(rows)) }.map_err(|e| driver_err("launching softmax", e))?;
     Ok(Some(out))
@@ -147,6 +147,14 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
             let with_wb = format!("{} + {}", round(&with_w), t.load("bb[j * bs]"));
             let with_b = format!("{} + {}", round(y), t.load("bb[j * bs]"));
             let sqrt = t.math("sqrt");
+            // rows of up to CACHE elements per thread are read once, into registers, all
+            // loads issued together: a decode step's 2048-wide norm is one memory round
+            // trip instead of a dependent load per loop turn (same sums, same order)
+            let cached_stats = if rms {
+                format!("{c} mu = 0; {c} ss = 0;\n    for (int i = 0; i < CACHE; ++i) ss += xc[i] * xc[i];\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+            } else {
+                format!("{c} s1 = 0;\n    for (int i = 0; i < CACHE; ++i) s1 += xc[i];\n    {c} mu = block_reduce(s1, add, sh, ({c})0) / ({c})n;\n    {c} ss = 0;\n    for (int i = 0; i < CACHE; ++i) if (threadIdx.x + (i64)i * blockDim.x < n) {{ {c} v = xc[i] - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
+            };
             let stats = if rms {
                 format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
             } else {
@@ -154,11 +162,46 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
             };
             format!(
                 r#"{PRELUDE}{BLOCK_REDUCE}
-    extern "C" __global__ void {name}(const {s}* x, const {s}* w, i64 ws, const {s}* bb, i64 bs, {s}* out, i64 rows, i64 n, float eps, int flags) {{
+    // flags: 1 weight, 2 bias, 4 residual: the row normalized is h = x + res (rounded to
+    // the dtype as `add` rounds), also written to hout
+    extern "C" __global__ void {name}(const {s}* x, const {s}* w, i64 ws, const {s}* bb, i64 bs, {s}* out, i64 rows, i64 n, float eps, int flags, const {s}* res, {s}* hout) {{
       __shared__ {c} sh[32];
       auto add = []({c} a, {c} b) {{ return a + b; }};
+      constexpr int CACHE = 8;
+      const bool cached = n <= (i64)CACHE * blockDim.x;
       for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
         const {s}* xr = x + r * n; {s}* orow = out + r * n;
+        const {s}* rr = res + r * n; {s}* hrow = hout + r * n;
+        if (cached) {{
+          {c} xc[CACHE];
+    #pragma unroll
+          for (int i = 0; i < CACHE; ++i) {{
+            const i64 j = threadIdx.x + (i64)i * blockDim.x;
+            if (j >= n) {{ xc[i] = 0; continue; }}
+            if (flags & 4) {{ const {s} hs = {sum}; hrow[j] = hs; xc[i] = {lhs}; }}
+            else xc[i] = {ld};
+          }}
+          {cached_stats}
+    #pragma unroll
+          for (int i = 0; i < CACHE; ++i) {{
+            const i64 j = threadIdx.x + (i64)i * blockDim.x;
+            if (j >= n) continue;
+            {c} v = xc[i];
+            {c} o;
+            if (flags == 0) o = {y};
+            else if (flags == 1) o = {with_w};
+            else if (flags == 2) o = {with_b};
+            else o = {with_wb};
+            orow[j] = {st};
+          }}
+          continue;
+        }}
+        if (flags & 4) {{
+          for (i64 j = threadIdx.x; j < n; j += blockDim.x) hrow[j] = {sum};
+          // the block's writes of h are visible to all its threads after the barrier
+          __syncthreads();
+          xr = hrow;
+        }}
         {stats}
         for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{
           {c} v = {ld};
@@ -174,6 +217,8 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
     "#,
                 s = t.store,
                 st = t.store("o"),
+                sum = t.store(&format!("{} + {}", t.load("xr[j]"), t.load("rr[j]"))),
+                lhs = t.load("hs"),
             )
         };
         Some(Kernel { name, src })
@@ -190,6 +235,35 @@ pub fn norm(
     bias: Option<&ArrayData>,
     eps: f32,
 ) -> Result<Option<ArrayData>> {
+    Ok(norm_launch(gpu, kind, x, None, weight, bias, eps)?.map(|(y, _)| y))
+}
+
+/// `(x + residual, rms_norm(x + residual) * weight)` in one kernel (`x` and `residual` of
+/// one shape and dtype).
+pub fn add_rms_norm(
+    gpu: &'static Gpu,
+    x: &ArrayData,
+    residual: &ArrayData,
+    weight: Option<&ArrayData>,
+    eps: f32,
+) -> Result<Option<(ArrayData, ArrayData)>> {
+    if residual.shape != x.shape || residual.dtype != x.dtype {
+        return Ok(None);
+    }
+    let out = norm_launch(gpu, NormKind::Rms, x, Some(residual), weight, None, eps)?;
+    Ok(out.and_then(|(y, h)| Some((h?, y))))
+}
+
+/// The norm kernel's launch; with a residual, also returns the sum it normalized.
+fn norm_launch(
+    gpu: &'static Gpu,
+    kind: NormKind,
+    x: &ArrayData,
+    residual: Option<&ArrayData>,
+    weight: Option<&ArrayData>,
+    bias: Option<&ArrayData>,
+    eps: f32,
+) -> Result<Option<(ArrayData, Option<ArrayData>)>> {
     if norm_kernel(true, x.dtype).is_none() {
         return Ok(None);
     }
@@ -204,8 +278,19 @@ pub fn norm(
     else {
         return Ok(None);
     };
+    // the residual in dense rows and the sum's output
+    let (res, sum) = match residual {
+        Some(r) => {
+            let Some(r) = row_contiguous(gpu, r)? else {
+                return Ok(None);
+            };
+            let (h, hptr) = alloc_output(gpu, x.dtype, &x.shape)?;
+            (Some(r), Some((h, hptr)))
+        }
+        None => (None, None),
+    };
     if rows == 0 {
-        return Ok(Some(out));
+        return Ok(Some((out, sum.map(|(h, _)| h))));
     }
     let vec_arg = |v: Option<&ArrayData>| -> Result<(u64, i64)> {
         match v {
@@ -218,13 +303,16 @@ pub fn norm(
     };
     let (wptr, wstride) = vec_arg(weight)?;
     let (bptr, bstride) = vec_arg(bias)?;
-    let flags = weight.is_some() as i32 | (bias.is_some() as i32) << 1;
+    let (rptr, _) = vec_arg(res.as_ref())?;
+    let hptr = sum.as_ref().map_or(0, |(_, p)| *p);
+    let flags =
+        weight.is_some() as i32 | (bias.is_some() as i32) << 1 | (res.is_some() as i32) << 2;
     let Some(Kernel { name, src }) = norm_kernel(matches!(kind, NormKind::Rms), x.dtype) else {
         return Ok(None);
     };
     let f = gpu.kernel(&name, || src)?;
     let (r64, n64) = (rows as i64, n as i64);
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xptr)
         .arg(&wptr)
         .arg(&wstride)
@@ -234,7 +322,9 @@ pub fn norm(
         .arg(&r64)
         .arg(&n64)
         .arg(&eps)
-        .arg(&flags);
+        .arg(&flags)
+        .arg(&rptr)
+        .arg(&hptr);
     unsafe { b.launch(row_config(rows)) }.map_err(|e| driver_err("launching norm", e))?;
-    Ok(Some(out))
+    Ok(Some((out, sum.map(|(h, _)| h))))
 }

@@ -15,7 +15,7 @@ use super::reduce::combine;
 use crate::device::{driver_err, Gpu};
 use crate::layout::without_axis;
 use crate::memory::{alloc_output, device_ptr};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::backend::{ReduceOp, ScanOp};
 use rmx_core::{ArrayData, Dtype, Result};
 
@@ -186,7 +186,7 @@ pub fn scan(
         lines as i64,
     );
     let (rev, inc) = (reverse as i32, inclusive as i32);
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xptr)
         .arg(&lo)
         .arg(&sa)

@@ -17,7 +17,7 @@ use super::prelude::{bits_type, ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::layout::without_axis;
 use crate::memory::{alloc_output, device_ptr, DeviceAlloc};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 use rmx_core::{ArrayData, Dtype, Result};
 
 /// Elements one block sorts in shared memory (keys up to 8 bytes + u32 indices: 24 KiB).
@@ -166,7 +166,7 @@ pub fn sort(
 
     let f = gpu.kernel_in(&name, &format!("{name}_tiles"), || src.clone())?;
     let tiles = len.div_ceil(TILE) as i64;
-    let mut b = gpu.stream.launch_builder(&f);
+    let mut b = gpu.launch(&f);
     b.arg(&xptr)
         .arg(&lo)
         .arg(&sa)
@@ -186,7 +186,7 @@ pub fn sort(
     let mut w = TILE;
     while w < len {
         let w64 = w as i64;
-        let mut b = gpu.stream.launch_builder(&merge);
+        let mut b = gpu.launch(&merge);
         b.arg(&kin)
             .arg(&iin)
             .arg(&kout)
@@ -203,7 +203,7 @@ pub fn sort(
     let emit = gpu.kernel_in(&name, &format!("{name}_emit"), || src)?;
     let inner = x.shape[axis + 1..].iter().product::<usize>().max(1) as i64;
     let argi = arg as i32;
-    let mut b = gpu.stream.launch_builder(&emit);
+    let mut b = gpu.launch(&emit);
     b.arg(&xptr)
         .arg(&lo)
         .arg(&sa)

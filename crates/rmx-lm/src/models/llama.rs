@@ -8,7 +8,7 @@ use crate::config::ModelArgs;
 use crate::error::Result;
 use crate::layers::{Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
-use rmx_core::{ops, Array};
+use rmx_core::Array;
 
 struct Block {
     input_layernorm: RmsNorm,
@@ -73,17 +73,21 @@ impl LanguageModel for Llama {
         let mut h = self
             .embed_tokens
             .forward(tokens, crate::layers::compute_dtype())?;
+        // each block's MLP output is added to the residual stream by the next norm, in
+        // the same kernel (`forward_residual`)
+        let mut mlp_out: Option<Array> = None;
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
-            let a = layer
-                .self_attn
-                .forward(&layer.input_layernorm.forward(&h)?, c)?;
-            h = ops::add(&h, &a)?;
-            let m = layer
-                .mlp
-                .forward(&layer.post_attention_layernorm.forward(&h)?)?;
-            h = ops::add(&h, &m)?;
+            let (r, normed) = layer
+                .input_layernorm
+                .forward_residual(&h, mlp_out.as_ref())?;
+            let a = layer.self_attn.forward(&normed, c)?;
+            let (r, normed) = layer
+                .post_attention_layernorm
+                .forward_residual(&r, Some(&a))?;
+            mlp_out = Some(layer.mlp.forward(&normed)?);
+            h = r;
         }
-        let h = self.norm.forward(&h)?;
+        let (_, h) = self.norm.forward_residual(&h, mlp_out.as_ref())?;
         match &self.lm_head {
             Some(head) => head.forward(&h),
             None => self.embed_tokens.as_linear(&h),

@@ -152,3 +152,65 @@ impl Primitive for Norm {
     }
     crate::primitive_common!();
 }
+
+/// `AddRMSNorm` (an rmx extension; MLX has none): inputs `[x, residual, weight?]` of one
+/// floating dtype, `x` and `residual` of one shape; outputs `[h, y]` with `h = x + residual`
+/// (rounded to the dtype, as `add`) and `y = rms_norm(h) * weight`. A pre-norm decoder adds
+/// each block's output to the residual stream and normalizes the sum for the next block:
+/// one kernel instead of two. Derivatives and vmap go through that definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AddRmsNorm {
+    pub eps: f32,
+    pub has_weight: bool,
+}
+
+impl AddRmsNorm {
+    /// The definition from ordinary ops: an add, then the `Norm` primitive.
+    fn composite(&self, p: &[Array]) -> Result<Vec<Array>> {
+        let h = ops::add(&p[0], &p[1])?;
+        let mut inputs = vec![h.clone()];
+        inputs.extend(p.get(2).cloned());
+        let norm = Norm {
+            kind: NormKind::Rms,
+            eps: self.eps,
+            has_weight: self.has_weight,
+            has_bias: false,
+        };
+        Ok(vec![h, norm.node(inputs)])
+    }
+}
+
+impl Primitive for AddRmsNorm {
+    fn name(&self) -> &'static str {
+        "AddRMSNorm"
+    }
+    fn eval(
+        &self,
+        b: &dyn Backend,
+        inputs: &[ArrayData],
+        _out: &[OutputSpec],
+    ) -> Result<Vec<ArrayData>> {
+        let (h, y) = b.add_rms_norm(&inputs[0], &inputs[1], inputs.get(2), self.eps)?;
+        Ok(vec![h, y])
+    }
+    fn vjp(
+        &self,
+        p: &[Array],
+        ct: &[Array],
+        argnums: &[usize],
+        _o: &[Array],
+    ) -> Result<Vec<Array>> {
+        let (_, grads) = crate::transforms::vjp(|x| self.composite(x), p, ct)?;
+        Ok(argnums.iter().map(|&k| grads[k].clone()).collect())
+    }
+    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
+        let tangents = super::super::autodiff::full_tangents(p, t, argnums)?;
+        Ok(crate::transforms::jvp(|x| self.composite(x), p, &tangents)?.1)
+    }
+    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
+        let axes: Vec<Option<i64>> = ax.iter().map(|a| a.map(|a| a as i64)).collect();
+        let (outs, oaxes, _) = crate::transforms::vmap_trace(|y| self.composite(y), x, &axes)?;
+        Ok((outs, oaxes))
+    }
+    crate::primitive_common!();
+}
