@@ -433,8 +433,11 @@ def test_rope(dtype, traditional):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("shape", [(1, 8, 2, 1, 9, 64), (2, 4, 4, 7, 7, 32),
-                                   (1, 6, 3, 12, 5, 80), (1, 4, 1, 1, 300, 128)])
+                                   (1, 6, 3, 12, 5, 80), (1, 4, 1, 1, 300, 128),
+                                   (2, 32, 8, 1, 1000, 64)])
 def test_sdpa(dtype, shape):
+    """Single-query rows with many keys split them over blocks, the last block of a row
+    merging the parts (its counter reset for the next call: each case runs six calls)."""
     b, hq, hkv, lq, lk, d = shape
     q = rand((b, hq, lq, d), dtype, -1, 1, seed=43)
     k = rand((b, hkv, lk, d), dtype, -1, 1, seed=44)

@@ -28,7 +28,14 @@ pub struct Gpu {
     pub peak: AtomicUsize,
     /// Where kernels report an out-of-range index (see `IndexErrors`).
     pub index_errors: IndexErrors,
+    /// `BLOCK_COUNTERS` zeroed u32s on the device: a kernel whose blocks each add one to
+    /// their row's counter lets the last block finish the row, then sets it back to zero
+    /// (the split-key attention merge). One stream: no two such kernels run at once.
+    pub block_counters: u64,
 }
+
+/// Rows the block counters cover.
+pub const BLOCK_COUNTERS: usize = 1024;
 
 /// A record in pinned host memory that kernels write through its device address when an
 /// index is out of range: `[set, op, index, size, axis]` (i64 each; `set` claimed with an
@@ -141,6 +148,7 @@ impl Gpu {
             active: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             index_errors: IndexErrors::new()?,
+            block_counters: zeroed_device_words(BLOCK_COUNTERS)?,
         })
     }
 
@@ -225,6 +233,17 @@ impl Gpu {
             .synchronize()
             .map_err(|e| driver_err("synchronize", e))?;
         self.index_errors.take()
+    }
+}
+
+/// `n` zeroed 32-bit words of device memory, kept for the process.
+fn zeroed_device_words(n: usize) -> Result<u64> {
+    unsafe {
+        let p =
+            cudarc::driver::result::malloc_sync(n * 4).map_err(|e| driver_err("cuMemAlloc", e))?;
+        cudarc::driver::result::memset_d8_sync(p, 0, n * 4)
+            .map_err(|e| driver_err("cuMemsetD8", e))?;
+        Ok(p)
     }
 }
 

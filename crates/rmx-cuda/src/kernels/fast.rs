@@ -8,7 +8,7 @@
 
 use super::elementwise::{generated, launch_config, row_contiguous as dense, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
-use crate::device::{driver_err, Gpu};
+use crate::device::{driver_err, Gpu, BLOCK_COUNTERS};
 use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::LaunchConfig;
 use rmx_core::backend::{AttnMask, RopeSpec};
@@ -132,7 +132,7 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
         const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv,
         i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2,
         i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest, i64 chunk,
-        {c}* part_o, {c}* part_ml) {{
+        {c}* part_o, {c}* part_ml, unsigned* counters) {{
       const i64 row = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
       const i64 j0 = split * chunk, j1 = j0 + chunk < lk ? j0 + chunk : lk;
       const i64 qi = row % lq, h = (row / lq) % hq, bi = row / lq / hq, kh = h / rep;
@@ -194,23 +194,31 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
           }}
         }}
       }}
-    }}
-    // merges the key chunks' partial results of each row (the split-K pass for short queries)
-    extern "C" __global__ void {name}_combine(const {c}* part_o, const {c}* part_ml, {s}* out,
-        i64 splits, i64 dv) {{
-      const i64 row = blockIdx.x;
+      if (!part_o) return;
+      // Split keys (short queries): the row's last block to finish merges the chunks'
+      // partial results (threadFenceReduction's pattern), then resets the row's counter.
+      __shared__ int is_last;
+      __threadfence();
+      __syncthreads();
+      if (threadIdx.x == 0) is_last = atomicAdd(&counters[row], 1u) == (unsigned)(splits - 1);
+      __syncthreads();
+      if (!is_last) return;
+      __threadfence();
+      const {c}* ml = part_ml + 2 * row * splits;
       {c} M = -INFINITY;
-      for (i64 p = 0; p < splits; ++p) {{ const {c} m = part_ml[2 * (row * splits + p)]; M = m > M ? m : M; }}
+      for (i64 p = 0; p < splits; ++p) {{ const {c} m = __ldcg(ml + 2 * p); M = m > M ? m : M; }}
+      {s}* orow = out + row * dv;
       for (i64 dd = threadIdx.x; dd < dv; dd += blockDim.x) {{
         {c} L = 0, o = 0;
         for (i64 p = 0; p < splits; ++p) {{
-          const {c} m = part_ml[2 * (row * splits + p)];
+          const {c} m = __ldcg(ml + 2 * p);
           const {c} w = m == -INFINITY ? ({c})0 : {exp}(m - M);
-          L += part_ml[2 * (row * splits + p) + 1] * w;
-          o += part_o[(row * splits + p) * dv + dd] * w;
+          L += __ldcg(ml + 2 * p + 1) * w;
+          o += __ldcg(part_o + (row * splits + p) * dv + dd) * w;
         }}
-        out[row * dv + dd] = {so};
+        orow[dd] = {so};
       }}
+      if (threadIdx.x == 0) counters[row] = 0;
     }}
     "#,
                 s = t.store,
@@ -314,13 +322,15 @@ pub fn attention(
     } else {
         bld.arg(&scale).arg(&lowest32);
     }
-    // Few query rows (decode): split the keys over several blocks per row, then merge. A
+    // Few query rows (decode): split the keys over several blocks per row; the last block
+    // of a row to finish merges them (one kernel: a separate merge kernel cost ~4 us per
+    // layer). A
     // warp walks its keys one after another (a dependent chain of loads, shuffles and
     // exps), so chunks are short: 16 keys per block, 4 per warp (on an H200 a 256-key
     // decode step took 31 us per layer at 128 keys per block, 10.6 at 32; the work is ~1 us
     // of bandwidth).
     let rows = b * hq * lq;
-    let splits = if rows < 264 && lk >= 32 {
+    let splits = if rows < 264.min(BLOCK_COUNTERS) && lk >= 32 {
         lk.div_ceil(16).min(2112usize.div_ceil(rows)).max(1)
     } else {
         1
@@ -335,29 +345,14 @@ pub fn attention(
         None
     };
     let (po, pml) = partials.as_ref().map_or((0, 0), |(o, ml)| (o.ptr, ml.ptr));
-    bld.arg(&chunk).arg(&po).arg(&pml);
+    bld.arg(&chunk).arg(&po).arg(&pml).arg(&gpu.block_counters);
     let cfg = LaunchConfig {
         grid_dim: (rows as u32, splits as u32, 1),
         block_dim: (32 * WARPS, 1, 1),
         shared_mem_bytes: 0,
     };
     unsafe { bld.launch(cfg) }.map_err(|e| driver_err("launching attention", e))?;
-    if splits > 1 {
-        let regenerate = || {
-            attention_kernel(q.dtype, mask_arr.map(|m| m.dtype)).map_or(String::new(), |k| k.src)
-        };
-        let f = gpu.kernel_in(&name, &format!("{name}_combine"), regenerate)?;
-        let (s64, dv64) = (splits as i64, dv as i64);
-        let mut bld = gpu.launch(&f);
-        bld.arg(&po).arg(&pml).arg(&optr).arg(&s64).arg(&dv64);
-        let cfg = LaunchConfig {
-            grid_dim: (rows as u32, 1, 1),
-            block_dim: (dv.min(256) as u32, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        unsafe { bld.launch(cfg) }.map_err(|e| driver_err("launching attention combine", e))?;
-    }
-    // the partial buffers' frees are stream-ordered after both kernels
+    // the partial buffers' frees are stream-ordered after the kernel
     drop(partials);
     Ok(Some(out))
 }

@@ -14,10 +14,44 @@ use rmx_core::{ArrayData, Dtype, Result};
 
 /// Rows of `x` up to which the matrix-vector kernels run (their accumulators are registers).
 pub const MAX_ROWS: usize = 8;
-/// Output features per block (one warp each).
+/// Warps per block of the 4-bit matrix-vector kernels (qmm.rs).
 pub const WARPS: u32 = 4;
-/// 16-byte runs each lane loads before using them.
-const UNROLL: usize = 4;
+
+/// The dense kernel's shape: warps per block, 16-byte runs each lane loads before using
+/// them, and the number of warps in all that narrow weights are split up to.
+/// `RMX_GEMV_TUNING=warps,unroll,target` overrides it (for measuring variants).
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    warps: u32,
+    unroll: usize,
+    target: usize,
+}
+
+fn tuning() -> Tuning {
+    static T: std::sync::OnceLock<Tuning> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        // measured on an H200 over a Llama-1B decode step's products (the graph's
+        // replay: 1.539 ms at 4 runs per lane and 6144 warps, 1.456 here, 1.448 at 1 run;
+        // 8 and 16 warps per block were no better)
+        let default = Tuning {
+            warps: 4,
+            unroll: 2,
+            target: 24576,
+        };
+        let Ok(v) = std::env::var("RMX_GEMV_TUNING") else {
+            return default;
+        };
+        let f: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        match f[..] {
+            [w, u, t] if w.is_power_of_two() && w <= 16 && (1..=16).contains(&u) => Tuning {
+                warps: w as u32,
+                unroll: u,
+                target: t,
+            },
+            _ => default,
+        }
+    })
+}
 
 /// `a` (`[..., R, C]`) as one matrix when every batch axis is broadcast (stride 0) or 1.
 pub fn as_matrix(a: &ArrayData) -> Option<ArrayData> {
@@ -50,10 +84,11 @@ pub fn unpack16(dtype: Dtype, src: &str, dst: &str) -> Option<String> {
 
 /// The dense kernel for `dtype` (f32, f16 or bf16).
 pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
-    generated(format!("gemv_kernel {dtype:?}"), || {
+    let Tuning { warps, unroll, .. } = tuning();
+    generated(format!("gemv_kernel {dtype:?} {warps} {unroll}"), || {
         let t = ctype(dtype)?;
         let vec = 16 / dtype.size();
-        let name = format!("gemv_{}", tag(dtype));
+        let name = format!("gemv_{}_w{warps}u{unroll}", tag(dtype));
         let src = format!(
             r#"{PRELUDE}
 // out[m, c] = sum_k x[m, k] w[c * ldw + k] for m < rows (x contiguous [rows, k]); k and ldw
@@ -62,9 +97,9 @@ pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
 // (and loads in flight) to stream the weight; their sums meet in shared memory.
 template <int ROWS>
 __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows, int split) {{
-  __shared__ float part[{WARPS}][ROWS];
+  __shared__ float part[{warps}][ROWS];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const i64 col = (i64)blockIdx.x * ({WARPS} / split) + warp / split;
+  const i64 col = (i64)blockIdx.x * ({warps} / split) + warp / split;
   const int piece = warp % split;
   const i64 vecs = k / {vec};
   // this warp's runs of the weight row stream into L2 while the kernel producing x
@@ -77,15 +112,15 @@ __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}
   const uint4* wr = reinterpret_cast<const uint4*>(w + col * ldw);
   float acc[ROWS] = {{}};
   const i64 stride = 32 * split;
-  for (i64 base = piece * 32 + lane; col < n && base < vecs; base += stride * {UNROLL}) {{
-    uint4 wv[{UNROLL}];
+  for (i64 base = piece * 32 + lane; col < n && base < vecs; base += stride * {unroll}) {{
+    uint4 wv[{unroll}];
 #pragma unroll
-    for (int u = 0; u < {UNROLL}; ++u) {{
+    for (int u = 0; u < {unroll}; ++u) {{
       const i64 i = base + stride * u;
       if (i < vecs) wv[u] = wr[i];
     }}
 #pragma unroll
-    for (int u = 0; u < {UNROLL}; ++u) {{
+    for (int u = 0; u < {unroll}; ++u) {{
       const i64 i = base + stride * u;
       if (i < vecs) {{
         float wf[{vec}];
@@ -151,12 +186,13 @@ extern "C" __global__ void {name}_1(const {s}* w, const {s}* x, {s}* out, i64 n,
     })
 }
 
-/// Warps per output feature (a power of two up to `WARPS`): enough warps in all (~48 per
-/// SM of an H200) to keep the weight streaming, while each lane still reads at least two of
-/// the row's `runs` 16-byte runs.
+/// Warps per output feature (a power of two up to a block's warps): enough warps in all
+/// (~190 per H200 SM: several waves) to keep the weight streaming, while each lane still
+/// reads at least two of the row's `runs` 16-byte runs.
 fn split_for(n: usize, runs: usize) -> usize {
+    let t = tuning();
     let mut split = 1;
-    while split < WARPS as usize && n * split < 6144 && runs >= 32 * 2 * (split * 2) {
+    while split < t.warps as usize && n * split < t.target && runs >= 32 * 2 * (split * 2) {
         split *= 2;
     }
     split
@@ -211,9 +247,10 @@ pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<Ar
         .arg(&ld64)
         .arg(&r32)
         .arg(&s32);
+    let warps = tuning().warps;
     let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(WARPS as usize / split) as u32, 1, 1),
-        block_dim: (32 * WARPS, 1, 1),
+        grid_dim: (n.div_ceil(warps as usize / split) as u32, 1, 1),
+        block_dim: (32 * warps, 1, 1),
         shared_mem_bytes: 0,
     };
     unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching gemv", e))?;

@@ -188,9 +188,9 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
             if (j >= n) continue;
             {c} v = xc[i];
             {c} o;
-            if (flags == 0) o = {y};
-            else if (flags == 1) o = {with_w};
-            else if (flags == 2) o = {with_b};
+            if ((flags & 3) == 0) o = {y};
+            else if ((flags & 3) == 1) o = {with_w};
+            else if ((flags & 3) == 2) o = {with_b};
             else o = {with_wb};
             orow[j] = {st};
           }}
@@ -206,9 +206,9 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
         for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{
           {c} v = {ld};
           {c} o;
-          if (flags == 0) o = {y};
-          else if (flags == 1) o = {with_w};
-          else if (flags == 2) o = {with_b};
+          if ((flags & 3) == 0) o = {y};
+          else if ((flags & 3) == 1) o = {with_w};
+          else if ((flags & 3) == 2) o = {with_b};
           else o = {with_wb};
           orow[j] = {st};
         }}
