@@ -371,12 +371,10 @@ impl Backend for CudaBackend {
     ) -> Result<(ArrayData, ArrayData)> {
         let gpu = the_gpu()?;
         gpu.bind()?;
-        if let Some(pair) = rows::add_rms_norm(gpu, x, residual, weight, eps)? {
-            return Ok(pair);
+        match rows::add_rms_norm(gpu, x, residual, weight, eps)? {
+            Some(pair) => Ok(pair),
+            None => rmx_core::backend::add_then_rms_norm(self, x, residual, weight, eps),
         }
-        let h = self.binary(BinaryOp::Add, x, residual, x.dtype)?;
-        let y = self.norm(NormKind::Rms, &h, weight, None, eps)?;
-        Ok((h, y))
     }
     fn rope(
         &self,

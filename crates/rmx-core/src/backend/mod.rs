@@ -376,9 +376,7 @@ pub trait Backend: Send + Sync {
         weight: Option<&ArrayData>,
         eps: f32,
     ) -> Result<(ArrayData, ArrayData)> {
-        let h = self.binary(BinaryOp::Add, x, residual, x.dtype)?;
-        let y = self.norm(NormKind::Rms, &h, weight, None, eps)?;
-        Ok((h, y))
+        add_then_rms_norm(self, x, residual, weight, eps)
     }
     /// Rotary embedding of `x` `[B, ..., T, D]` (floating) at positions
     /// `(t + offset[b]) * scale`; `offset` is int32 with 1 or B elements, `freqs` (float32,
@@ -528,4 +526,18 @@ pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
         DeviceType::Gpu => gpu_backend()
             .ok_or_else(|| crate::value_err!("Cannot get gpu stream without gpu backend.")),
     }
+}
+
+/// `Backend::add_rms_norm` as its two kernels, `binary` then `norm`: the trait's default and
+/// a backend's fallback where its fused kernel does not apply.
+pub fn add_then_rms_norm<B: Backend + ?Sized>(
+    b: &B,
+    x: &ArrayData,
+    residual: &ArrayData,
+    weight: Option<&ArrayData>,
+    eps: f32,
+) -> Result<(ArrayData, ArrayData)> {
+    let h = b.binary(BinaryOp::Add, x, residual, x.dtype)?;
+    let y = b.norm(NormKind::Rms, &h, weight, None, eps)?;
+    Ok((h, y))
 }
