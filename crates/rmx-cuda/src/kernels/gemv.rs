@@ -1,9 +1,9 @@
 //! `x @ W.T` for a few rows of `x` and a float weight `W` whose rows are contiguous (a
 //! `Linear` layer's layout): the matrix-vector product of decoding, where a cuBLAS GEMM
 //! call cost 20 µs of host time per product against 7-8 µs for this kernel's launch
-//! (H200 machines, Llama-1B decode). One warp per output feature;
-//! each lane reads 16-byte runs of its row, several issued before any is used, so enough
-//! loads are in flight to stream the weight; f32 accumulation.
+//! (H200 machines, Llama-1B decode). One warp per output feature, or 2-4 sharing it for
+//! narrow weights; each lane reads 16-byte runs of its row, several issued before any is
+//! used, so enough loads are in flight to stream the weight; f32 accumulation.
 
 use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
@@ -92,7 +92,8 @@ pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
         let src = format!(
             r#"{PRELUDE}
 // out[m, c] = sum_k x[m, k] w[c * ldw + k] for m < rows (x contiguous [rows, k]); k and ldw
-// multiples of {vec}, w and x 16-byte aligned. `split` warps (1, 2 or 4) share a row, each
+// multiples of {vec}, w and x 16-byte aligned. `split` warps (a power of two up to the
+// block's {warps}) share a row, each
 // summing every split-th run, so narrow matrices with long rows still have enough warps
 // (and loads in flight) to stream the weight; their sums meet in shared memory.
 template <int ROWS>
