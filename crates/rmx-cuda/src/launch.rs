@@ -3,9 +3,11 @@
 //! On Hopper (sm_90+) a kernel launched with the "programmatic stream serialization"
 //! attribute may start while the kernel before it on the stream is still running: its
 //! blocks become resident, then wait at `griddepcontrol.wait` until the earlier grid has
-//! completed and its writes are visible. Launch and block scheduling then overlap the
-//! previous kernel instead of following it, which is most of the cost of the small kernels
-//! of an LLM decode step (a graph of ~230 kernels). Every rmx kernel opens with that wait
+//! completed and its writes are visible, so launch and block scheduling can overlap the
+//! previous kernel instead of following it. (On an H200's captured Llama-1B decode step,
+//! ~200 kernels, this measured neutral: 661.0 against 662.4 tok/s without it; it is the
+//! mechanism for overlapping a kernel's independent prologue, such as the matrix-vector
+//! kernels' weight prefetch.) Every rmx kernel opens with that wait
 //! (`with_grid_dependency` inserts it before compilation), so the attribute is safe on all
 //! of them; cuBLAS kernels are launched by cuBLAS without it and keep full ordering.
 //! `RMX_CUDA_PDL=0` turns the attribute off (the wait is then a no-op).

@@ -106,6 +106,11 @@ pub fn rope(
 const PER_LANE: usize = 8;
 const WARPS: u32 = 4;
 
+/// Query rows below which attention splits each row's keys over blocks (each such row
+/// needs one of the device's block counters).
+const SPLIT_ROWS: usize = 264;
+const _: () = assert!(SPLIT_ROWS <= BLOCK_COUNTERS);
+
 /// Mask kinds of the attention kernel.
 const NO_MASK: i32 = 0;
 const CAUSAL: i32 = 1;
@@ -324,13 +329,12 @@ pub fn attention(
     }
     // Few query rows (decode): split the keys over several blocks per row; the last block
     // of a row to finish merges them (one kernel: a separate merge kernel cost ~4 us per
-    // layer). A
-    // warp walks its keys one after another (a dependent chain of loads, shuffles and
-    // exps), so chunks are short: 16 keys per block, 4 per warp (on an H200 a 256-key
-    // decode step took 31 us per layer at 128 keys per block, 10.6 at 32; the work is ~1 us
-    // of bandwidth).
+    // layer). A warp walks its keys one after another (a dependent chain of loads,
+    // shuffles and exps), so chunks are short: 16 keys per block, 4 per warp (on an H200 a
+    // 256-key decode step took 31 us per layer at 128 keys per block, 10.6 at 32; the work
+    // is ~1 us of bandwidth).
     let rows = b * hq * lq;
-    let splits = if rows < 264.min(BLOCK_COUNTERS) && lk >= 32 {
+    let splits = if rows < SPLIT_ROWS && lk >= 32 {
         lk.div_ceil(16).min(2112usize.div_ceil(rows)).max(1)
     } else {
         1

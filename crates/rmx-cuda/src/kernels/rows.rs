@@ -155,6 +155,11 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
             } else {
                 format!("{c} s1 = 0;\n    for (int i = 0; i < CACHE; ++i) s1 += xc[i];\n    {c} mu = block_reduce(s1, add, sh, ({c})0) / ({c})n;\n    {c} ss = 0;\n    for (int i = 0; i < CACHE; ++i) if (threadIdx.x + (i64)i * blockDim.x < n) {{ {c} v = xc[i] - mu; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
             };
+            // element j of the output from its (normalized-to-be) value v
+            let write = format!(
+                "{c} o;\n    if ((flags & 3) == 0) o = {y};\n    else if ((flags & 3) == 1) o = {with_w};\n    else if ((flags & 3) == 2) o = {with_b};\n    else o = {with_wb};\n    orow[j] = {};",
+                t.store("o")
+            );
             let stats = if rms {
                 format!("{c} mu = 0; {c} ss = 0;\n    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{ {c} v = {ld}; ss += v * v; }}\n    ss = block_reduce(ss, add, sh, ({c})0);\n    {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);")
             } else {
@@ -187,12 +192,7 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
             const i64 j = threadIdx.x + (i64)i * blockDim.x;
             if (j >= n) continue;
             {c} v = xc[i];
-            {c} o;
-            if ((flags & 3) == 0) o = {y};
-            else if ((flags & 3) == 1) o = {with_w};
-            else if ((flags & 3) == 2) o = {with_b};
-            else o = {with_wb};
-            orow[j] = {st};
+            {write}
           }}
           continue;
         }}
@@ -205,18 +205,12 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
         {stats}
         for (i64 j = threadIdx.x; j < n; j += blockDim.x) {{
           {c} v = {ld};
-          {c} o;
-          if ((flags & 3) == 0) o = {y};
-          else if ((flags & 3) == 1) o = {with_w};
-          else if ((flags & 3) == 2) o = {with_b};
-          else o = {with_wb};
-          orow[j] = {st};
+          {write}
         }}
       }}
     }}
     "#,
                 s = t.store,
-                st = t.store("o"),
                 sum = t.store(&format!("{} + {}", t.load("xr[j]"), t.load("rr[j]"))),
                 lhs = t.load("hs"),
             )

@@ -1,4 +1,5 @@
-//! The fused `fast` primitives (MLX's `mx.fast`): `Norm` (rms_norm, layer_norm), `Rope`
+//! The fused `fast` primitives (MLX's `mx.fast`): `Norm` (rms_norm, layer_norm), `AddRmsNorm`
+//! (an rmx extension), `Rope`
 //! and `Attention`. Each evaluates through one backend kernel and keeps its composite
 //! definition (the same function from ordinary ops, as MLX's fallback writes it), which
 //! the derivative and vmap rules that have no cheaper form differentiate or vectorize.
@@ -13,6 +14,8 @@ use crate::error::Result;
 
 /// A composite definition: the primitive's inputs to its one output.
 pub(crate) type Composite<'a> = &'a dyn Fn(&[Array]) -> Result<Array>;
+/// A composite definition of a primitive with several outputs.
+pub(crate) type MultiComposite<'a> = &'a dyn Fn(&[Array]) -> Result<Vec<Array>>;
 
 /// Cotangents of `argnums` through the composite definition.
 pub(crate) fn composite_vjp(
@@ -21,7 +24,17 @@ pub(crate) fn composite_vjp(
     ct: &[Array],
     argnums: &[usize],
 ) -> Result<Vec<Array>> {
-    let (_, grads) = crate::transforms::vjp(|x| Ok(vec![f(x)?]), p, &ct[..1])?;
+    multi_composite_vjp(&|x| Ok(vec![f(x)?]), p, &ct[..1], argnums)
+}
+
+/// `composite_vjp` for several outputs, one cotangent each.
+pub(crate) fn multi_composite_vjp(
+    f: MultiComposite<'_>,
+    p: &[Array],
+    ct: &[Array],
+    argnums: &[usize],
+) -> Result<Vec<Array>> {
+    let (_, grads) = crate::transforms::vjp(f, p, ct)?;
     Ok(argnums.iter().map(|&k| grads[k].clone()).collect())
 }
 
@@ -32,8 +45,18 @@ pub(crate) fn composite_jvp(
     t: &[Array],
     argnums: &[usize],
 ) -> Result<Vec<Array>> {
+    multi_composite_jvp(&|x| Ok(vec![f(x)?]), p, t, argnums)
+}
+
+/// The outputs' tangents through a composite definition with several outputs.
+pub(crate) fn multi_composite_jvp(
+    f: MultiComposite<'_>,
+    p: &[Array],
+    t: &[Array],
+    argnums: &[usize],
+) -> Result<Vec<Array>> {
     let tangents = super::autodiff::full_tangents(p, t, argnums)?;
-    Ok(crate::transforms::jvp(|x| Ok(vec![f(x)?]), p, &tangents)?.1)
+    Ok(crate::transforms::jvp(f, p, &tangents)?.1)
 }
 
 /// The composite definition vectorized (used where the batch axis does not map onto
@@ -43,7 +66,16 @@ pub(crate) fn composite_vmap(
     x: &[Array],
     ax: &[Option<usize>],
 ) -> Result<Batched> {
+    multi_composite_vmap(&|y| Ok(vec![f(y)?]), x, ax)
+}
+
+/// `composite_vmap` for several outputs.
+pub(crate) fn multi_composite_vmap(
+    f: MultiComposite<'_>,
+    x: &[Array],
+    ax: &[Option<usize>],
+) -> Result<Batched> {
     let axes: Vec<Option<i64>> = ax.iter().map(|a| a.map(|a| a as i64)).collect();
-    let (outs, oaxes, _) = crate::transforms::vmap_trace(|y| Ok(vec![f(y)?]), x, &axes)?;
+    let (outs, oaxes, _) = crate::transforms::vmap_trace(f, x, &axes)?;
     Ok((outs, oaxes))
 }

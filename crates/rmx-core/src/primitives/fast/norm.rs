@@ -200,17 +200,13 @@ impl Primitive for AddRmsNorm {
         argnums: &[usize],
         _o: &[Array],
     ) -> Result<Vec<Array>> {
-        let (_, grads) = crate::transforms::vjp(|x| self.composite(x), p, ct)?;
-        Ok(argnums.iter().map(|&k| grads[k].clone()).collect())
+        super::multi_composite_vjp(&|x| self.composite(x), p, ct, argnums)
     }
     fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        let tangents = super::super::autodiff::full_tangents(p, t, argnums)?;
-        Ok(crate::transforms::jvp(|x| self.composite(x), p, &tangents)?.1)
+        super::multi_composite_jvp(&|x| self.composite(x), p, t, argnums)
     }
     fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
-        let axes: Vec<Option<i64>> = ax.iter().map(|a| a.map(|a| a as i64)).collect();
-        let (outs, oaxes, _) = crate::transforms::vmap_trace(|y| self.composite(y), x, &axes)?;
-        Ok((outs, oaxes))
+        super::multi_composite_vmap(&|y| self.composite(y), x, ax)
     }
     crate::primitive_common!();
 }
