@@ -849,3 +849,106 @@ def test_quantized_matvec_wide_matrix(bits, dtype):
     rtol, atol = TOL[dtype]
     ref = host(x).astype(np.float64) @ wf.T
     np.testing.assert_allclose(host(g), ref, rtol=rtol * 10, atol=atol * 80 + 1e-3)
+
+
+def host_fallbacks():
+    """How many GPU-stream ops have run on the host so far (families without a kernel)."""
+    return int(mx.device_info(mx.gpu)["host_fallback_ops"])
+
+
+def on_gpu_natively(fn, *args):
+    """fn(*args, mx.gpu) evaluated, checking that no part of it ran on the host."""
+    before = host_fallbacks()
+    g = fn(*args, mx.gpu)
+    mx.eval(g)
+    assert host_fallbacks() == before, "ran on the host"
+    return g
+
+
+CONV_CASES = [
+    ((2, 9, 5), (4, 3, 5), {}),
+    ((2, 9, 6), (6, 3, 2), dict(stride=2, padding=1, groups=3)),
+    ((2, 8, 7, 3), (5, 3, 3, 3), dict(padding=1)),
+    ((2, 8, 7, 3), (4, 2, 3, 3), dict(stride=(2, 1), kernel_dilation=(1, 2),
+                                      input_dilation=(2, 1), padding=([1, 0], [2, 1]),
+                                      flip=True)),
+    ((2, 5, 5, 8), (4, 1, 1, 8), {}),
+    ((1, 6, 6, 4), (8, 3, 3, 1), dict(groups=4, padding=2)),
+    ((1, 4, 5, 6, 2), (3, 2, 2, 2, 2), dict(padding=1, stride=(1, 2, 1))),
+    ((0, 5, 3), (2, 3, 3), {}),
+    ((2, 3, 4), (2, 5, 4), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv_runs_natively(case, dtype):
+    xs, ws, kw = CONV_CASES[case]
+    x = rand(xs, dtype, -1, 1, seed=70 + case)
+    w = rand(ws, dtype, -1, 1, seed=80 + case)
+    g = on_gpu_natively(lambda x, w, s: mx.conv_general(x, w, **kw, stream=s), x, w)
+    c = mx.conv_general(x, w, **kw, stream=mx.cpu)
+    assert g.shape == c.shape and g.dtype == c.dtype
+    rtol, atol = TOL[dtype]
+    np.testing.assert_allclose(host(g), host(c), rtol=rtol * 4, atol=atol * 20)
+
+
+def test_conv_transpose_and_gradients_on_gpu():
+    x = rand((2, 6, 6, 3), "float32", -1, 1, seed=90)
+    w = rand((4, 3, 3, 3), "float32", -1, 1, seed=91)
+    for fn in [
+        lambda x, w, s: mx.conv_transpose2d(x, w[:, :, :, :3], stride=2, padding=1, stream=s),
+        lambda x, w, s: mx.conv1d(x[:, 0], w[:, 0], stride=2, stream=s),
+    ]:
+        g = on_gpu_natively(fn, x, w)
+        np.testing.assert_allclose(np.array(g), np.array(fn(x, w, mx.cpu)), rtol=1e-5, atol=1e-5)
+
+    def loss(x, w):
+        return mx.sum(mx.conv2d(x, w, stride=2, padding=1) ** 2)
+
+    mx.set_default_device(mx.cpu)
+    try:
+        gc = mx.grad(loss, argnums=(0, 1))(x, w)
+        mx.eval(gc)
+    finally:
+        mx.set_default_device(mx.gpu)
+    gg = mx.grad(loss, argnums=(0, 1))(x, w)
+    for a, b in zip(gg, gc):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", FLOATS + ["int32", "uint8", "int64"])
+def test_searchsorted_runs_natively(dtype):
+    seq = mx.sort(rand((300,), dtype, -20, 20, seed=92), stream=mx.cpu)
+    values = rand((7, 11), dtype, -25, 25, seed=93)
+    if dtype in FLOATS:
+        seq = mx.concatenate([seq, mx.array([np.nan, np.nan]).astype(dt(dtype))])
+        values = mx.concatenate([values.flatten(), mx.array([np.nan, -np.inf, np.inf])
+                                 .astype(dt(dtype)), seq[::37]])
+    for side in ["left", "right"]:
+        fn = lambda seq, v, s: mx.searchsorted(seq, v, side=side, stream=s)  # noqa: E731
+        g = on_gpu_natively(fn, seq, values)
+        c = fn(seq, values, mx.cpu)
+        assert g.dtype == c.dtype
+        np.testing.assert_array_equal(np.array(g), np.array(c))
+    # a strided sequence
+    g = on_gpu_natively(lambda seq, v, s: mx.searchsorted(seq[::2], v, stream=s), seq, values)
+    np.testing.assert_array_equal(np.array(g), np.array(mx.searchsorted(seq[::2], values,
+                                                                        stream=mx.cpu)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_fp8_runs_natively(dtype):
+    special = [0.0, -0.0, 1e-9, -3e-3, 1.9e-3, 448.0, 460.0, 1e6, -1e6, np.inf, -np.inf, np.nan]
+    r = np.random.default_rng(94)
+    vals = np.concatenate([special, r.standard_normal(500) * 10.0 ** r.integers(-4, 3, 500)])
+    x = mx.array(vals).astype(dt(dtype), stream=mx.cpu)
+    g = on_gpu_natively(lambda x, s: mx.to_fp8(x, stream=s), x)
+    c = mx.to_fp8(x, stream=mx.cpu)
+    assert g.dtype == c.dtype == mx.uint8
+    np.testing.assert_array_equal(np.array(g), np.array(c))
+    codes = mx.arange(256, stream=mx.cpu).astype(mx.uint8, stream=mx.cpu)
+    g = on_gpu_natively(lambda x, s: mx.from_fp8(x, dt(dtype), stream=s), codes)
+    c = mx.from_fp8(codes, dt(dtype), stream=mx.cpu)
+    assert g.dtype == c.dtype
+    np.testing.assert_array_equal(host(g), host(c))

@@ -18,8 +18,8 @@ pub mod memory;
 
 use device::{the_gpu, Gpu};
 use kernels::{
-    arg_reduce, elementwise, fast, fused, indexing, matmul, qmm, quantize, random, reduce, rows,
-    scan, sort,
+    arg_reduce, conv, elementwise, fast, fp8, fused, indexing, matmul, qmm, quantize, random,
+    reduce, rows, scan, searchsorted, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
@@ -57,9 +57,14 @@ pub fn device_memory() -> (usize, usize) {
     })
 }
 
+/// Ops of the GPU stream run on the host so far (`device_info`'s `host_fallback_ops`):
+/// tests read it to check that a family runs natively.
+static HOST_FALLBACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Runs a CPU kernel on host copies of `inputs` (the result is host-resident).
 fn host_fallback<T>(inputs: &[&ArrayData], f: impl FnOnce(&CpuBackend) -> Result<T>) -> Result<T> {
     graph::refuse_while_capturing("run an op without a GPU kernel (on the host)")?;
+    HOST_FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for x in inputs {
         x.buffer.make_resident(Device::CPU)?;
     }
@@ -112,6 +117,12 @@ impl Backend for CudaBackend {
                 ("architecture", g.arch().to_string()),
                 ("device_name", g.name.clone()),
                 ("memory_size", g.total_memory.to_string()),
+                (
+                    "host_fallback_ops",
+                    HOST_FALLBACKS
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .to_string(),
+                ),
             ],
             None => Vec::new(),
         }
@@ -291,7 +302,11 @@ impl Backend for CudaBackend {
         )
     }
     fn searchsorted(&self, seq: &ArrayData, values: &ArrayData, right: bool) -> Result<ArrayData> {
-        host_fallback(&[seq, values], |c| c.searchsorted(seq, values, right))
+        native_or_host(
+            &[seq, values],
+            |g| searchsorted::searchsorted(g, seq, values, right),
+            |c| c.searchsorted(seq, values, right),
+        )
     }
     fn fft(
         &self,
@@ -412,7 +427,11 @@ impl Backend for CudaBackend {
         )
     }
     fn fp8(&self, x: &ArrayData, to_fp8: bool, out_dtype: Dtype) -> Result<ArrayData> {
-        host_fallback(&[x], |c| c.fp8(x, to_fp8, out_dtype))
+        native_or_host(
+            &[x],
+            |g| fp8::fp8(g, x, to_fp8, out_dtype),
+            |c| c.fp8(x, to_fp8, out_dtype),
+        )
     }
     fn linalg(&self, op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
         let refs: Vec<&ArrayData> = inputs.iter().collect();
@@ -425,6 +444,10 @@ impl Backend for CudaBackend {
         p: &ConvParams,
         out_shape: &[usize],
     ) -> Result<ArrayData> {
-        host_fallback(&[x, w], |c| c.conv(x, w, p, out_shape))
+        native_or_host(
+            &[x, w],
+            |g| conv::conv(g, x, w, p, out_shape),
+            |c| c.conv(x, w, p, out_shape),
+        )
     }
 }

@@ -204,3 +204,25 @@ fn scan_sort_and_random_kernels_compile() {
     ks.push(super::random::random_bits_kernel());
     compile(&ks);
 }
+
+#[test]
+fn conv_searchsorted_and_fp8_kernels_compile() {
+    if !nvrtc_present() {
+        return;
+    }
+    let mut ks: Vec<Kernel> = [2, 4, 8].map(super::conv::im2col_kernel).into();
+    for dt in SAMPLE_DTYPES {
+        ks.extend(super::searchsorted::kernel(dt));
+    }
+    compile_sharing(&ks, &[super::searchsorted::NAN_LESS]);
+    let mut ks: Vec<Kernel> = super::fp8::kernel(None).into_iter().collect();
+    for dt in [
+        Dtype::Float16,
+        Dtype::Bfloat16,
+        Dtype::Float32,
+        Dtype::Float64,
+    ] {
+        ks.extend(super::fp8::kernel(Some(dt)));
+    }
+    compile_sharing(&ks, &[super::fp8::CODEC]);
+}

@@ -12,14 +12,6 @@ use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation
 use rmx_core::{ArrayData, Dtype, Result};
 use std::ffi::c_void;
 
-/// A matrix operand as cuBLAS takes it: pointer, transposed?, leading dim, batch stride.
-struct Operand {
-    ptr: u64,
-    trans: bool,
-    ld: i64,
-    batch_stride: i64,
-}
-
 /// One stride between consecutive batch elements over all batch dims, if there is one.
 fn batch_stride(x: &ArrayData) -> Option<i64> {
     let nb = x.ndim() - 2;
@@ -48,7 +40,7 @@ fn batch_stride(x: &ArrayData) -> Option<i64> {
 }
 
 /// `x` ([.., R, C]) as a cuBLAS operand, copying it row-contiguous when its strides do not fit.
-fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(Operand, Option<ArrayData>)>> {
+fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(GemmOperand, Option<ArrayData>)>> {
     let n = x.ndim();
     let (r, c) = (x.shape[n - 2], x.shape[n - 1]);
     let (sr, sc) = (x.strides[n - 2] as i64, x.strides[n - 1] as i64);
@@ -56,7 +48,7 @@ fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(Operand, Option<A
     let fits_cols = (sr == 1 || r == 1) && sc >= r.max(1) as i64;
     if let Some(bs) = batch_stride(x) {
         if fits_rows {
-            let op = Operand {
+            let op = GemmOperand {
                 ptr: device_ptr(gpu, x)?,
                 trans: false,
                 ld: sr.max(c as i64).max(1),
@@ -65,7 +57,7 @@ fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(Operand, Option<A
             return Ok(Some((op, None)));
         }
         if fits_cols {
-            let op = Operand {
+            let op = GemmOperand {
                 ptr: device_ptr(gpu, x)?,
                 trans: true,
                 ld: sc.max(r as i64).max(1),
@@ -77,7 +69,7 @@ fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(Operand, Option<A
     let Some(copy) = cast(gpu, x, x.dtype)? else {
         return Ok(None);
     };
-    let op = Operand {
+    let op = GemmOperand {
         ptr: device_ptr(gpu, &copy)?,
         trans: false,
         ld: (c as i64).max(1),
@@ -86,26 +78,101 @@ fn operand(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<(Operand, Option<A
     Ok(Some((op, Some(copy))))
 }
 
-pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<ArrayData>> {
-    let (dt, compute) = match a.dtype {
-        Dtype::Float32 => (
-            cudaDataType::CUDA_R_32F,
-            cublasComputeType_t::CUBLAS_COMPUTE_32F,
-        ),
-        Dtype::Float16 => (
-            cudaDataType::CUDA_R_16F,
-            cublasComputeType_t::CUBLAS_COMPUTE_32F,
-        ),
-        Dtype::Bfloat16 => (
-            cudaDataType::CUDA_R_16BF,
-            cublasComputeType_t::CUBLAS_COMPUTE_32F,
-        ),
-        Dtype::Float64 => (
-            cudaDataType::CUDA_R_64F,
-            cublasComputeType_t::CUBLAS_COMPUTE_64F,
-        ),
-        _ => return Ok(None),
+/// cuBLAS's element and compute types for `dtype` (halves accumulate in float32).
+fn gemm_types(dtype: Dtype) -> Option<(cudaDataType, cublasComputeType_t)> {
+    use cublasComputeType_t::{CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F};
+    match dtype {
+        Dtype::Float32 => Some((cudaDataType::CUDA_R_32F, CUBLAS_COMPUTE_32F)),
+        Dtype::Float16 => Some((cudaDataType::CUDA_R_16F, CUBLAS_COMPUTE_32F)),
+        Dtype::Bfloat16 => Some((cudaDataType::CUDA_R_16BF, CUBLAS_COMPUTE_32F)),
+        Dtype::Float64 => Some((cudaDataType::CUDA_R_64F, CUBLAS_COMPUTE_64F)),
+        _ => None,
+    }
+}
+
+/// One column-major operand of `gemm`: address, transposed?, leading dim, batch stride
+/// (in elements).
+pub struct GemmOperand {
+    pub ptr: u64,
+    pub trans: bool,
+    pub ld: i64,
+    pub batch_stride: i64,
+}
+
+/// `batch` column-major products `C (m x n) = op(A) (m x k) op(B) (k x n)` in `dtype`
+/// (cuBLAS's `cublasGemmStridedBatchedEx`); `c` is never transposed. False when cuBLAS
+/// has no such type or a size exceeds its 32-bit arguments.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    gpu: &'static Gpu,
+    dtype: Dtype,
+    (m, n, k): (usize, usize, usize),
+    a: &GemmOperand,
+    b: &GemmOperand,
+    c: &GemmOperand,
+    batch: usize,
+) -> Result<bool> {
+    let Some((dt, compute)) = gemm_types(dtype) else {
+        return Ok(false);
     };
+    let fits = |v: i64| v >= 0 && v <= i32::MAX as i64;
+    if ![m as i64, n as i64, k as i64, batch as i64, a.ld, b.ld, c.ld]
+        .into_iter()
+        .all(fits)
+    {
+        return Ok(false);
+    }
+    let op = |t: bool| {
+        if t {
+            cublasOperation_t::CUBLAS_OP_T
+        } else {
+            cublasOperation_t::CUBLAS_OP_N
+        }
+    };
+    let (alpha32, beta32) = (1f32, 0f32);
+    let (alpha64, beta64) = (1f64, 0f64);
+    let (alpha, beta): (*const c_void, *const c_void) = if dtype == Dtype::Float64 {
+        (&alpha64 as *const f64 as _, &beta64 as *const f64 as _)
+    } else {
+        (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
+    };
+    gpu.bind()?;
+    let blas = gpu.blas.lock();
+    unsafe {
+        gemm_strided_batched_ex(
+            *blas.handle(),
+            op(a.trans),
+            op(b.trans),
+            m as i32,
+            n as i32,
+            k as i32,
+            alpha,
+            a.ptr as *const c_void,
+            dt,
+            a.ld as i32,
+            a.batch_stride,
+            b.ptr as *const c_void,
+            dt,
+            b.ld as i32,
+            b.batch_stride,
+            beta,
+            c.ptr as *mut c_void,
+            dt,
+            c.ld as i32,
+            c.batch_stride,
+            batch as i32,
+            compute,
+            cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+        )
+    }
+    .map_err(|e| driver_err("cublasGemmStridedBatchedEx", e))?;
+    Ok(true)
+}
+
+pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<ArrayData>> {
+    if gemm_types(a.dtype).is_none() {
+        return Ok(None);
+    }
     let nd = a.ndim();
     let (m, k, n) = (a.shape[nd - 2], a.shape[nd - 1], b.shape[nd - 1]);
     let mut out_shape = a.shape.to_vec();
@@ -130,49 +197,15 @@ pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<
         return Ok(None);
     };
     let (out, optr) = alloc_output(gpu, a.dtype, &out_shape)?;
-    let op = |t: bool| {
-        if t {
-            cublasOperation_t::CUBLAS_OP_T
-        } else {
-            cublasOperation_t::CUBLAS_OP_N
-        }
+    // row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ: the operands go in swapped
+    let c = GemmOperand {
+        ptr: optr,
+        trans: false,
+        ld: n as i64,
+        batch_stride: (m * n) as i64,
     };
-    let (alpha32, beta32) = (1f32, 0f32);
-    let (alpha64, beta64) = (1f64, 0f64);
-    let (alpha, beta): (*const c_void, *const c_void) = if a.dtype == Dtype::Float64 {
-        (&alpha64 as *const f64 as _, &beta64 as *const f64 as _)
-    } else {
-        (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
-    };
-    gpu.bind()?;
-    let blas = gpu.blas.lock();
-    unsafe {
-        gemm_strided_batched_ex(
-            *blas.handle(),
-            op(ob.trans),
-            op(oa.trans),
-            n as i32,
-            m as i32,
-            k as i32,
-            alpha,
-            ob.ptr as *const c_void,
-            dt,
-            ob.ld as i32,
-            ob.batch_stride,
-            oa.ptr as *const c_void,
-            dt,
-            oa.ld as i32,
-            oa.batch_stride,
-            beta,
-            optr as *mut c_void,
-            dt,
-            n as i32,
-            (m * n) as i64,
-            batch as i32,
-            compute,
-            cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
-        )
+    if !gemm(gpu, a.dtype, (n, m, k), &ob, &oa, &c, batch)? {
+        return Ok(None);
     }
-    .map_err(|e| driver_err("cublasGemmStridedBatchedEx", e))?;
     Ok(Some(out))
 }

@@ -1,8 +1,10 @@
 //! CUDA C kernels, generated per op and dtype and compiled by NVRTC on first use.
 
 pub mod arg_reduce;
+pub mod conv;
 pub mod elementwise;
 pub mod fast;
+pub mod fp8;
 pub mod fused;
 pub mod gemv;
 pub mod indexing;
@@ -15,6 +17,7 @@ pub mod random;
 pub mod reduce;
 pub mod rows;
 pub mod scan;
+pub mod searchsorted;
 pub mod sort;
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use std::ops::{Add, Mul};
 
 /// Spatial axes handled; fewer are padded with leading axes of size 1.
-const MAX_SPATIAL: usize = 3;
+pub const MAX_SPATIAL: usize = 3;
 /// Target panel size in elements (about the L2 cache of one core).
 const PANEL_ELEMS: usize = 1 << 16;
 /// Products of at most this many (input x output) channels per group are summed directly
@@ -30,25 +30,26 @@ trait ConvFloat: Element + Add<Output = Self> + Mul<Output = Self> {}
 impl ConvFloat for f32 {}
 impl ConvFloat for f64 {}
 
-/// Shapes of one convolution, padded to `MAX_SPATIAL` spatial axes.
-struct Geometry {
-    n: usize,
-    cin: usize,
-    cout: usize,
-    groups: usize,
+/// Shapes of one convolution, padded to `MAX_SPATIAL` spatial axes; validates the
+/// parameters. Shared with device backends, which gather patches through `taps` too.
+pub struct Geometry {
+    pub n: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub groups: usize,
     /// Input and output channels per group.
-    cig: usize,
-    cog: usize,
-    in_sp: [usize; MAX_SPATIAL],
-    k_sp: [usize; MAX_SPATIAL],
-    out_sp: [usize; MAX_SPATIAL],
+    pub cig: usize,
+    pub cog: usize,
+    pub in_sp: [usize; MAX_SPATIAL],
+    pub k_sp: [usize; MAX_SPATIAL],
+    pub out_sp: [usize; MAX_SPATIAL],
     /// Per spatial axis, for output position `t` and tap `k`, the input index read at
     /// `taps[d][t * k_sp[d] + k]`, or -1 where it reads zero.
-    taps: [Vec<i64>; MAX_SPATIAL],
+    pub taps: [Vec<i64>; MAX_SPATIAL],
 }
 
 impl Geometry {
-    fn new(x: &[usize], w: &[usize], out: &[usize], p: &ConvParams) -> Result<Geometry> {
+    pub fn new(x: &[usize], w: &[usize], out: &[usize], p: &ConvParams) -> Result<Geometry> {
         let nd = x.len();
         let nsp = nd.saturating_sub(2);
         if nd < 3
@@ -117,16 +118,16 @@ impl Geometry {
         Ok(geo)
     }
 
-    fn kernel_taps(&self) -> usize {
+    pub fn kernel_taps(&self) -> usize {
         self.k_sp.iter().product()
     }
 
-    fn out_positions(&self) -> usize {
+    pub fn out_positions(&self) -> usize {
         self.out_sp.iter().product()
     }
 
     /// Whether output row r reads exactly input row r (a 1x1 kernel, unit stride, no padding).
-    fn is_pointwise(&self) -> bool {
+    pub fn is_pointwise(&self) -> bool {
         self.kernel_taps() == 1
             && self.in_sp == self.out_sp
             && self

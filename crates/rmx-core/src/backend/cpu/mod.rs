@@ -1,7 +1,7 @@
 //! The CPU backend: kernels for each family of the `Backend` trait, threaded with rayon.
 
 mod binary;
-mod conv;
+pub mod conv;
 pub(crate) mod copy;
 mod decompositions;
 mod fast;
