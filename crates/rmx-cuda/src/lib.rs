@@ -8,6 +8,7 @@
 //! are host arrays that the next device kernel uploads. Every op therefore works with
 //! `stream=gpu`; docs/design/cuda.md lists which families are native.
 
+mod cufft;
 pub mod device;
 mod driver_costs;
 pub mod graph;
@@ -18,7 +19,7 @@ pub mod memory;
 
 use device::{the_gpu, Gpu};
 use kernels::{
-    arg_reduce, conv, elementwise, fast, fp8, fused, indexing, matmul, qmm, quantize, random,
+    arg_reduce, conv, elementwise, fast, fft, fp8, fused, indexing, matmul, qmm, quantize, random,
     reduce, rows, scan, searchsorted, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
@@ -317,7 +318,11 @@ impl Backend for CudaBackend {
         out_shape: &[usize],
         scale: f32,
     ) -> Result<ArrayData> {
-        host_fallback(&[x], |c| c.fft(x, axes, inverse, real, out_shape, scale))
+        native_or_host(
+            &[x],
+            |g| fft::fft(g, x, axes, inverse, real, out_shape, scale),
+            |c| c.fft(x, axes, inverse, real, out_shape, scale),
+        )
     }
     fn quantize(
         &self,

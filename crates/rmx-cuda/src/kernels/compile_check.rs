@@ -206,23 +206,53 @@ fn scan_sort_and_random_kernels_compile() {
 }
 
 #[test]
-fn conv_searchsorted_and_fp8_kernels_compile() {
+fn conv_fft_searchsorted_and_fp8_kernels_compile() {
     if !nvrtc_present() {
         return;
     }
     let mut ks: Vec<Kernel> = [2, 4, 8].map(super::conv::im2col_kernel).into();
+    ks.push(super::fft::scale_kernel());
+    for dt in [Dtype::Bool, Dtype::Int64, Dtype::Float16, Dtype::Float64] {
+        ks.extend(super::elementwise::cast_kernel(dt, Dtype::Complex64));
+    }
+    {
+        use BinaryOp::*;
+        use UnaryOp::*;
+        let complex_out = [
+            Negative, Conjugate, Square, Sqrt, Exp, Log, Sin, Cos, Round, Sign,
+        ];
+        for op in complex_out {
+            ks.extend(super::complex::unary_kernel(op, Dtype::Complex64));
+        }
+        for op in [Abs, Real, Imag] {
+            ks.extend(super::complex::unary_kernel(op, Dtype::Float32));
+        }
+        for op in [IsNan, IsInf, IsPosInf, IsNegInf] {
+            ks.extend(super::complex::unary_kernel(op, Dtype::Bool));
+        }
+        for op in [Add, Subtract, Multiply, Divide, Maximum, Minimum] {
+            ks.extend(super::complex::binary_kernel(op, Dtype::Complex64));
+        }
+        for op in [Equal, NotEqual] {
+            ks.extend(super::complex::binary_kernel(op, Dtype::Bool));
+        }
+    }
     for dt in SAMPLE_DTYPES {
         ks.extend(super::searchsorted::kernel(dt));
     }
-    compile_sharing(&ks, &[super::searchsorted::NAN_LESS]);
-    let mut ks: Vec<Kernel> = super::fp8::kernel(None).into_iter().collect();
+    compile_sharing(
+        &ks,
+        &[super::searchsorted::NAN_LESS, super::complex::COMPLEX],
+    );
+    let mut ks: Vec<Kernel> = Vec::new();
     for dt in [
         Dtype::Float16,
         Dtype::Bfloat16,
         Dtype::Float32,
         Dtype::Float64,
     ] {
-        ks.extend(super::fp8::kernel(Some(dt)));
+        ks.extend(super::fp8::kernel(dt, None));
+        ks.extend(super::fp8::kernel(Dtype::Uint8, Some(dt)));
     }
     compile_sharing(&ks, &[super::fp8::CODEC]);
 }

@@ -139,6 +139,9 @@ pub struct Kernel {
 
 /// Elementwise `op` from `input` to `out`; `None` when this backend has no such kernel.
 pub fn unary_kernel(op: UnaryOp, input: Dtype, out: Dtype) -> Option<Kernel> {
+    if input == Dtype::Complex64 {
+        return super::complex::unary_kernel(op, out);
+    }
     let (ti, to) = (ctype(input)?, ctype(out)?);
     let expr = unary_expr(op, &ti)?;
     let name = format!("unary_{op:?}_{}_{}", tag(input), tag(out));
@@ -153,6 +156,9 @@ pub fn unary_kernel(op: UnaryOp, input: Dtype, out: Dtype) -> Option<Kernel> {
 }
 
 pub fn binary_kernel(op: BinaryOp, input: Dtype, out: Dtype) -> Option<Kernel> {
+    if input == Dtype::Complex64 {
+        return super::complex::binary_kernel(op, out);
+    }
     let (ti, to) = (ctype(input)?, ctype(out)?);
     let expr = binary_expr(op, &ti)?;
     let name = format!("binary_{op:?}_{}_{}", tag(input), tag(out));
@@ -189,6 +195,9 @@ pub fn cast_kernel(input: Dtype, out: Dtype) -> Option<Kernel> {
         let body = format!("    out[i] = {};", element("x"));
         let src = kernel_source(&name, &[("x", t)], t, &body);
         return Some(Kernel { name, src });
+    }
+    if out == Dtype::Complex64 {
+        return super::complex::from_real_kernel(input);
     }
     let (ti, to) = (ctype(input)?, ctype(out)?);
     let name = format!("cast_{}_{}", tag(input), tag(out));

@@ -1,6 +1,6 @@
 //! fp8 e4m3 conversions with the CPU backend's bit recipe (`backend/cpu/fp8.rs`, MLX's):
 //! encoding rounds to nearest even and saturates at ±448, decoding goes through float16
-//! times 256. Other input types are cast to float32 first; decoding writes float16,
+//! times 256. Float inputs are encoded directly, other types are cast to float32 first; decoding writes float16,
 //! bfloat16, float32 or float64 directly (every e4m3 value is exact in each) and casts
 //! to other types afterwards.
 
@@ -47,13 +47,27 @@ extern "C" __global__ void {name}(const {input}* __restrict__ x, {output}* __res
     )
 }
 
-/// The encoding kernel (`None`), or the decoding one writing `Some(dtype)` (float16,
-/// bfloat16, float32 or float64).
-pub fn kernel(decode_to: Option<Dtype>) -> Option<Kernel> {
+/// The float value of a stored element of `dtype` for encoding: NaN keeps its sign (the
+/// host's conversions keep it and the code's sign bit comes from it; PTX `cvt` returns a
+/// positive canonical NaN).
+fn encode_load(dtype: Dtype) -> Option<&'static str> {
+    Some(match dtype {
+        Dtype::Float32 => "x[i]",
+        Dtype::Bfloat16 => "b2f(x[i])",
+        Dtype::Float16 => "([&] { const float f = h2f(x[i]); return f == f ? f : __uint_as_float(0x7fc00000u | ((u32)(x[i] & 0x8000) << 16)); }())",
+        Dtype::Float64 => "([&] { const double d = x[i]; return d == d ? (float)d : __uint_as_float(0x7fc00000u | (u32)(__double_as_longlong(d) >> 32 & 0x80000000u)); }())",
+        _ => return None,
+    })
+}
+
+/// The encoding kernel from `input` (float16, bfloat16, float32 or float64) when
+/// `decode_to` is `None`, else the decoding one from codes to `decode_to` (the same four).
+pub fn kernel(input: Dtype, decode_to: Option<Dtype>) -> Option<Kernel> {
     let (name, src) = match decode_to {
         None => {
-            let name = "fp8_encode".to_string();
-            let src = source(&name, "float", "u8", "out[i] = f32_to_fp8(x[i]);");
+            let name = format!("fp8_encode_{}", tag(input));
+            let body = format!("out[i] = f32_to_fp8({});", encode_load(input)?);
+            let src = source(&name, ctype(input)?.store, "u8", &body);
             (name, src)
         }
         Some(dt) => {
@@ -77,7 +91,7 @@ pub fn fp8(
         out_dtype,
         Dtype::Float16 | Dtype::Bfloat16 | Dtype::Float32 | Dtype::Float64
     );
-    let x = if to_fp8 && x.dtype != Dtype::Float32 {
+    let x = if to_fp8 && encode_load(x.dtype).is_none() {
         cast(gpu, x, Dtype::Float32)?
     } else {
         row_contiguous(gpu, x)?
@@ -88,7 +102,7 @@ pub fn fp8(
         (false, true) => out_dtype,
         (false, false) => Dtype::Float32,
     };
-    let Some(k) = kernel((!to_fp8).then_some(out_dt)) else {
+    let Some(k) = kernel(x.dtype, (!to_fp8).then_some(out_dt)) else {
         return Ok(None);
     };
     let (out, out_ptr) = alloc_output(gpu, out_dt, &x.shape)?;

@@ -1,9 +1,11 @@
 //! CUDA C kernels, generated per op and dtype and compiled by NVRTC on first use.
 
 pub mod arg_reduce;
+pub mod complex;
 pub mod conv;
 pub mod elementwise;
 pub mod fast;
+pub mod fft;
 pub mod fp8;
 pub mod fused;
 pub mod gemv;

@@ -1,0 +1,151 @@
+//! complex64 elementwise kernels. Values are a `c64` struct (two floats, 8-byte aligned,
+//! the layout of the host's `Complex32`); each op is written as the CPU backend computes it
+//! (`num_complex`'s formulas, C99 Annex G division in double), so results agree within
+//! float rounding (CUDA's `sinf`/`expf` against glibc's). Ops not listed here run on the host.
+
+use super::elementwise::{element, kernel_source, Kernel};
+use super::prelude::{ctype, tag, PRELUDE};
+use rmx_core::backend::{BinaryOp, UnaryOp};
+use rmx_core::Dtype;
+
+/// The `c64` type and the helpers the expressions use.
+pub const COMPLEX: &str = r#"
+struct __align__(8) c64 { float re, im; };
+__device__ __forceinline__ c64 mkc(float re, float im) { c64 z; z.re = re; z.im = im; return z; }
+__device__ __forceinline__ c64 cmul(c64 a, c64 b) { return mkc(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re); }
+__device__ __forceinline__ bool cnan(c64 a) { return a.re != a.re || a.im != a.im; }
+__device__ __forceinline__ bool clt(c64 a, c64 b) { return a.re < b.re || (a.re == b.re && a.im < b.im); }
+__device__ __forceinline__ c64 cpolar(float r, float t) { return mkc(r * cosf(t), r * sinf(t)); }
+__device__ c64 cdiv(c64 x, c64 y) {
+  double a = x.re, b = x.im, c = y.re, d = y.im;
+  const double logbw = floor(log2(fmax(fabs(c), fabs(d))));
+  int ilogbw = 0;
+  if (isfinite(logbw)) { ilogbw = (int)logbw; c = scalbn(c, -ilogbw); d = scalbn(d, -ilogbw); }
+  const double denom = c * c + d * d;
+  double re = scalbn((a * c + b * d) / denom, -ilogbw);
+  double im = scalbn((b * c - a * d) / denom, -ilogbw);
+  if (re != re && im != im) {
+    const double inf = __longlong_as_double(0x7ff0000000000000ll);
+    if (denom == 0.0 && (a == a || b == b)) {
+      re = copysign(inf, c) * a; im = copysign(inf, c) * b;
+    } else if ((isinf(a) || isinf(b)) && isfinite(c) && isfinite(d)) {
+      const double a2 = copysign(isinf(a) ? 1.0 : 0.0, a), b2 = copysign(isinf(b) ? 1.0 : 0.0, b);
+      re = inf * (a2 * c + b2 * d); im = inf * (b2 * c - a2 * d);
+    } else if (logbw == inf && isfinite(a) && isfinite(b)) {
+      const double c2 = copysign(isinf(c) ? 1.0 : 0.0, c), d2 = copysign(isinf(d) ? 1.0 : 0.0, d);
+      re = 0.0 * (a * c2 + b * d2); im = 0.0 * (b * c2 - a * d2);
+    }
+  }
+  return mkc((float)re, (float)im);
+}
+__device__ c64 cexp(c64 z) {
+  float re = z.re, im = z.im;
+  if (isinf(re)) {
+    if (re < 0) { if (!isfinite(im)) return mkc(0.0f, 0.0f); }
+    else if (im == 0 || !isfinite(im)) { if (isinf(im)) im = __int_as_float(0x7fc00000); return mkc(re, im); }
+  } else if (re != re && im == 0) {
+    return z;
+  }
+  return cpolar(expf(re), im);
+}
+__device__ c64 csqrt(c64 z) {
+  if (z.im == 0) {
+    if (!signbit(z.re)) return mkc(sqrtf(z.re), z.im);
+    const float im = sqrtf(-z.re);
+    return mkc(0.0f, signbit(z.im) ? -im : im);
+  }
+  if (z.re == 0) {
+    const float x = sqrtf(fabsf(z.im) / 2);
+    return mkc(x, signbit(z.im) ? -x : x);
+  }
+  return cpolar(sqrtf(hypotf(z.re, z.im)), atan2f(z.im, z.re) / 2);
+}
+"#;
+
+/// The complex `op` from complex64 to `out`; `None` for ops the host runs.
+pub fn unary_kernel(op: UnaryOp, out: Dtype) -> Option<Kernel> {
+    use UnaryOp::*;
+    let expr = match op {
+        Abs => "hypotf(x.re, x.im)",
+        Real => "x.re",
+        Imag => "x.im",
+        IsNan => "cnan(x)",
+        IsInf => "(isinf(x.re) || isinf(x.im))",
+        IsPosInf => "(x.re == INFINITY)",
+        IsNegInf => "(x.re == -INFINITY)",
+        Negative => "mkc(-x.re, -x.im)",
+        Conjugate => "mkc(x.re, -x.im)",
+        Square => "cmul(x, x)",
+        Sqrt => "csqrt(x)",
+        Exp => "cexp(x)",
+        Log => "mkc(logf(hypotf(x.re, x.im)), atan2f(x.im, x.re))",
+        Sin => "mkc(sinf(x.re) * coshf(x.im), cosf(x.re) * sinhf(x.im))",
+        Cos => "mkc(cosf(x.re) * coshf(x.im), -sinf(x.re) * sinhf(x.im))",
+        Round => "mkc(rintf(x.re), rintf(x.im))",
+        Sign => "([&] { const float n = hypotf(x.re, x.im); return n == 0 ? mkc(0.0f, 0.0f) : mkc(x.re / n, x.im / n); }())",
+        _ => return None,
+    };
+    let (store, value) = output(out, expr)?;
+    let name = format!("unary_{op:?}_c64_{}", tag(out));
+    let body = format!("    const c64 x = {};\n    out[i] = {value};", element("x"));
+    Some(with_helpers(name, &[("x", "c64")], store, &body))
+}
+
+/// The complex `op` on two complex64 operands; `None` for ops the host runs.
+pub fn binary_kernel(op: BinaryOp, out: Dtype) -> Option<Kernel> {
+    use BinaryOp::*;
+    let expr = match op {
+        Add => "mkc(a.re + b.re, a.im + b.im)",
+        Subtract => "mkc(a.re - b.re, a.im - b.im)",
+        Multiply => "cmul(a, b)",
+        // complex floor division divides (MLX applies no floor to complex values)
+        Divide | FloorDivide => "cdiv(a, b)",
+        Equal => "(a.re == b.re && a.im == b.im)",
+        NotEqual => "(a.re != b.re || a.im != b.im)",
+        Maximum => "((cnan(a) || (!cnan(b) && clt(b, a))) ? a : b)",
+        Minimum => "((cnan(a) || (!cnan(b) && clt(a, b))) ? a : b)",
+        _ => return None,
+    };
+    let (store, value) = output(out, expr)?;
+    let name = format!("binary_{op:?}_c64_{}", tag(out));
+    let body = format!(
+        "    const c64 a = {}; const c64 b = {};\n    out[i] = {value};",
+        element("a"),
+        element("b")
+    );
+    Some(with_helpers(
+        name,
+        &[("a", "c64"), ("b", "c64")],
+        store,
+        &body,
+    ))
+}
+
+/// A real value of any type as complex64: `(value, 0)`.
+pub fn from_real_kernel(input: Dtype) -> Option<Kernel> {
+    let ti = ctype(input)?;
+    let name = format!("cast_{}_c64", tag(input));
+    let body = format!(
+        "    out[i] = mkc((float)({}), 0.0f);",
+        ti.load(&element("x"))
+    );
+    Some(with_helpers(name, &[("x", ti.store)], "c64", &body))
+}
+
+/// The stored type of `out` and `expr` converted to it (complex stays `c64`).
+fn output(out: Dtype, expr: &str) -> Option<(&'static str, String)> {
+    if out == Dtype::Complex64 {
+        return Some(("c64", expr.to_string()));
+    }
+    let t = ctype(out)?;
+    Some((t.store, t.store(&format!("({})({expr})", t.compute))))
+}
+
+fn with_helpers(name: String, inputs: &[(&str, &str)], out: &str, body: &str) -> Kernel {
+    let src = kernel_source(&name, inputs, out, body).replacen(
+        PRELUDE,
+        &format!("{PRELUDE}{COMPLEX}"),
+        1,
+    );
+    Kernel { name, src }
+}

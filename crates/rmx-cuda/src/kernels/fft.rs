@@ -1,0 +1,226 @@
+//! Discrete Fourier transforms through cuFFT (`cufft.rs`), in complex64 like MLX and the
+//! CPU backend. An n-d transform is 1-d transforms axis by axis: each axis is moved last
+//! by a copy, transformed as a batch of contiguous lines, and moved back. Real forward
+//! transforms take the real last axis first (R2C, as NumPy's rfftn), then the complex
+//! axes; real inverse ones take the complex axes first, then C2R on the last axis. The
+//! scale is one pass at the end. Without cuFFT, or during a graph capture, the host runs it.
+
+use super::elementwise::{cast, launch_config, row_contiguous, Kernel};
+use super::prelude::PRELUDE;
+use crate::cufft::{cufft, CuFft, Kind, FORWARD, INVERSE};
+use crate::device::{driver_err, Gpu};
+use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
+use rmx_core::{ArrayData, Dtype, Result};
+
+/// `x` with `axis` moved last, as a fresh row-contiguous copy the caller may overwrite.
+fn moved_last(gpu: &'static Gpu, x: &ArrayData, axis: usize) -> Result<Option<ArrayData>> {
+    let nd = x.ndim();
+    let mut perm: Vec<usize> = (0..nd).filter(|&d| d != axis).collect();
+    perm.push(axis);
+    let view = x.view(
+        perm.iter().map(|&d| x.shape[d]).collect(),
+        perm.iter().map(|&d| x.strides[d]).collect(),
+        x.offset,
+    );
+    cast(gpu, &view, x.dtype)
+}
+
+/// The inverse of `moved_last`: a row-contiguous copy with the last axis back at `axis`.
+fn moved_back(gpu: &'static Gpu, t: &ArrayData, axis: usize) -> Result<Option<ArrayData>> {
+    let nd = t.ndim();
+    if axis == nd - 1 {
+        return Ok(Some(t.clone()));
+    }
+    let mut perm: Vec<usize> = (0..nd - 1).collect();
+    perm.insert(axis, nd - 1);
+    let view = t.view(
+        perm.iter().map(|&d| t.shape[d]).collect(),
+        perm.iter().map(|&d| t.strides[d]).collect(),
+        t.offset,
+    );
+    cast(gpu, &view, t.dtype)
+}
+
+fn exec(
+    gpu: &'static Gpu,
+    lib: &CuFft,
+    kind: Kind,
+    (n, lines): (usize, usize),
+    inverse: bool,
+    input: u64,
+    output: u64,
+) -> Result<()> {
+    let direction = if inverse { INVERSE } else { FORWARD };
+    gpu.bind()?;
+    let stream = gpu.stream.cu_stream() as *mut std::ffi::c_void;
+    unsafe { lib.exec(kind, n, lines, direction, input, output, stream) }
+}
+
+/// The complex transform of `x` (complex64) along `axis`, into a fresh array.
+fn complex_axis(
+    gpu: &'static Gpu,
+    lib: &CuFft,
+    x: &ArrayData,
+    axis: usize,
+    inverse: bool,
+) -> Result<Option<ArrayData>> {
+    let n = x.shape[axis];
+    let lines = x.numel() / n;
+    if axis + 1 == x.ndim() {
+        // lines already contiguous: out of place (C2C leaves its input intact)
+        let Some(x) = row_contiguous(gpu, x)? else {
+            return Ok(None);
+        };
+        let (out, optr) = alloc_output(gpu, Dtype::Complex64, &x.shape)?;
+        exec(
+            gpu,
+            lib,
+            Kind::C2C,
+            (n, lines),
+            inverse,
+            device_ptr(gpu, &x)?,
+            optr,
+        )?;
+        return Ok(Some(out));
+    }
+    let Some(t) = moved_last(gpu, x, axis)? else {
+        return Ok(None);
+    };
+    let p = device_ptr_mut(gpu, &t)?;
+    exec(gpu, lib, Kind::C2C, (n, lines), inverse, p, p)?;
+    moved_back(gpu, &t, axis)
+}
+
+/// The in-place scaling pass.
+pub fn scale_kernel() -> Kernel {
+    let name = "fft_scale".to_string();
+    let src = scale_source(&name);
+    Kernel { name, src }
+}
+
+fn scale_source(name: &str) -> String {
+    format!(
+        r#"{PRELUDE}
+extern "C" __global__ void {name}(float* p, float s, i64 n) {{
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) p[i] *= s;
+}}
+"#
+    )
+}
+
+/// Multiplies the float32 or complex64 values of the fresh array `x` by `s` in place.
+fn scale_in_place(gpu: &'static Gpu, x: &ArrayData, s: f32) -> Result<()> {
+    let n = (x.numel() * x.dtype.size() / 4) as i64;
+    if n == 0 {
+        return Ok(());
+    }
+    let k = scale_kernel();
+    let f = gpu.kernel(&k.name, || k.src)?;
+    let p = device_ptr_mut(gpu, x)?;
+    let mut b = gpu.launch(&f);
+    b.arg(&p).arg(&s).arg(&n);
+    unsafe { b.launch(launch_config(n as usize)) }.map_err(|e| driver_err("launching fft_scale", e))
+}
+
+/// The `Backend::fft` contract on the GPU; `None` when the host must run it.
+pub fn fft(
+    gpu: &'static Gpu,
+    x: &ArrayData,
+    axes: &[usize],
+    inverse: bool,
+    real: bool,
+    out_shape: &[usize],
+    scale: f32,
+) -> Result<Option<ArrayData>> {
+    let (Some(lib), Some(&last)) = (cufft(), axes.last()) else {
+        return Ok(None);
+    };
+    let out_numel: usize = out_shape.iter().product();
+    let sizes_fit = x
+        .shape
+        .iter()
+        .chain(out_shape)
+        .all(|&d| d <= i32::MAX as usize);
+    if crate::graph::is_capturing() || x.numel() == 0 || out_numel == 0 || !sizes_fit {
+        return Ok(None);
+    }
+    let complex_axes = if real { &axes[..axes.len() - 1] } else { axes };
+    let mut cur = x.clone();
+    if real && !inverse {
+        // float32 in, n / 2 + 1 bins of the last axis out
+        let n = x.shape[last];
+        if x.dtype != Dtype::Float32 || n < 2 || out_shape[last] != n / 2 + 1 {
+            return Ok(None);
+        }
+        let Some(t) = moved_last(gpu, x, last)? else {
+            return Ok(None);
+        };
+        let lines = t.numel() / n;
+        let mut bins_shape = t.shape.to_vec();
+        *bins_shape.last_mut().expect("an axis") = n / 2 + 1;
+        let (bins, bptr) = alloc_output(gpu, Dtype::Complex64, &bins_shape)?;
+        exec(
+            gpu,
+            lib,
+            Kind::R2C,
+            (n, lines),
+            false,
+            device_ptr(gpu, &t)?,
+            bptr,
+        )?;
+        let Some(back) = moved_back(gpu, &bins, last)? else {
+            return Ok(None);
+        };
+        cur = back;
+    }
+    if x.dtype != Dtype::Complex64 && !(real && !inverse) {
+        return Ok(None);
+    }
+    for &ax in complex_axes {
+        if cur.shape[ax] <= 1 {
+            continue; // a 1-point transform is the identity
+        }
+        let Some(next) = complex_axis(gpu, lib, &cur, ax, inverse)? else {
+            return Ok(None);
+        };
+        cur = next;
+    }
+    if real && inverse {
+        // C2R of n real values from n / 2 + 1 bins; it overwrites its input: a fresh copy
+        let n = out_shape[last];
+        if n < 2 || cur.shape[last] != n / 2 + 1 {
+            return Ok(None);
+        }
+        let Some(t) = moved_last(gpu, &cur, last)? else {
+            return Ok(None);
+        };
+        let lines = t.numel() / t.shape[t.ndim() - 1];
+        let mut real_shape = t.shape.to_vec();
+        *real_shape.last_mut().expect("an axis") = n;
+        let (reals, rptr) = alloc_output(gpu, Dtype::Float32, &real_shape)?;
+        exec(
+            gpu,
+            lib,
+            Kind::C2R,
+            (n, lines),
+            true,
+            device_ptr_mut(gpu, &t)?,
+            rptr,
+        )?;
+        let Some(back) = moved_back(gpu, &reals, last)? else {
+            return Ok(None);
+        };
+        cur = back;
+    }
+    if std::sync::Arc::ptr_eq(&cur.buffer, &x.buffer) {
+        // no axis transformed anything: the result must still be a new array
+        let Some(copy) = cast(gpu, &cur, cur.dtype)? else {
+            return Ok(None);
+        };
+        cur = copy;
+    }
+    if scale != 1.0 {
+        scale_in_place(gpu, &cur, scale)?;
+    }
+    Ok(Some(cur))
+}
