@@ -300,7 +300,7 @@ def test_host_fallback_families_match():
     """Families without a CUDA kernel yet run on the host; results are identical."""
     x = rand((8, 16), "float32", -3, 3, seed=17)
     before = host_fallbacks()
-    g, c = both(lambda x, s: mx.linalg.inv(x[:, :8] + 8 * mx.eye(8), stream=s), x)
+    g, c = both(lambda x, s: mx.linalg.qr(x[:, :8] + 8 * mx.eye(8), stream=s)[1], x)
     np.testing.assert_array_equal(np.array(g), np.array(c))
     assert host_fallbacks() > before
 
@@ -1058,3 +1058,74 @@ def test_complex_binary_runs_natively(op):
     g = on_gpu_natively(lambda a, s: mx.multiply(a, mx.arange(13), stream=s), a)
     np.testing.assert_array_equal(np.array(g), np.array(mx.multiply(a, mx.arange(13),
                                                                     stream=mx.cpu)))
+
+
+def test_float16_conversion_keeps_the_sign_and_payload_of_nan():
+    bits = np.array([0x7FC00000, 0xFFC00000, 0x7FA01234, 0xFF812345, 0x3F800000],
+                    dtype=np.uint32)
+    x = mx.array(bits.view(np.float32))
+    g = on_gpu_natively(lambda x, s: x.astype(mx.float16, stream=s), x)
+    c = x.astype(mx.float16, stream=mx.cpu)
+    np.testing.assert_array_equal(np.array(g).view(np.uint16), np.array(c).view(np.uint16))
+
+
+LINALG_TOL = {"float32": (2e-4, 2e-5), "float64": (1e-10, 1e-12)}
+
+
+def well_conditioned(shape, dtype, seed, symmetric=False, spd=False):
+    r = np.random.default_rng(seed)
+    n = shape[-1]
+    a = r.uniform(-1, 1, shape)
+    if symmetric or spd:
+        a = a + np.swapaxes(a, -1, -2)
+    if spd:
+        a = a @ np.swapaxes(a, -1, -2)
+    a = a + n * np.eye(n)
+    return mx.array(a.astype(np.float64)).astype(dt(dtype), stream=mx.cpu)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linalg_runs_natively(dtype):
+    rtol, atol = LINALG_TOL[dtype]
+    a = well_conditioned((3, 6, 6), dtype, 130)
+    b = rand((3, 6, 4), dtype, -1, 1, seed=131)
+    spd = well_conditioned((2, 5, 5), dtype, 132, spd=True)
+    sym = well_conditioned((2, 7, 7), dtype, 133, symmetric=True)
+    cases = [
+        lambda a, b, spd, sym, s: mx.linalg.inv(a, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.inv(a[0].T, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.solve(a, b, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.solve(a[1], b[1, :, 0], stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.cholesky(spd, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.cholesky(spd, upper=True, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.eigvalsh(sym, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.eigvalsh(sym, UPLO="U", stream=s),
+    ]
+    for i, fn in enumerate(cases):
+        g = on_gpu_natively(fn, a, b, spd, sym)
+        c = fn(a, b, spd, sym, mx.cpu)
+        assert g.shape == c.shape and g.dtype == c.dtype, i
+        np.testing.assert_allclose(np.array(g), np.array(c), rtol=rtol, atol=atol, err_msg=str(i))
+    # eigenvectors: unique up to sign, so check A V = V diag(w) and |V| against the CPU
+    for uplo in ["L", "U"]:
+        w, v = on_gpu_natively(lambda x, s: mx.linalg.eigh(x, UPLO=uplo, stream=s), sym)
+        wc, vc = mx.linalg.eigh(sym, UPLO=uplo, stream=mx.cpu)
+        an, wn, vn = np.array(sym), np.array(w), np.array(v)
+        np.testing.assert_allclose(wn, np.array(wc), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(an @ vn, vn * wn[..., None, :], rtol=rtol * 10, atol=atol * 100)
+        np.testing.assert_allclose(np.abs(vn), np.abs(np.array(vc)), rtol=rtol * 10,
+                                   atol=atol * 100)
+
+
+def test_linalg_errors_on_gpu():
+    with pytest.raises(RuntimeError, match="singular"):
+        mx.eval(mx.linalg.inv(mx.zeros((2, 3, 3)), stream=mx.gpu))
+    with pytest.raises(RuntimeError, match="singular"):
+        mx.eval(mx.linalg.solve(mx.zeros((3, 3)), mx.ones((3, 2)), stream=mx.gpu))
+    with pytest.raises(RuntimeError, match="positive definite"):
+        mx.eval(mx.linalg.cholesky(-mx.eye(3), stream=mx.gpu))
+    with pytest.raises(RuntimeError, match="NaN or infinite"):
+        mx.eval(mx.linalg.eigh(mx.full((3, 3), np.nan), stream=mx.gpu))
+    # the next call is clean
+    g = mx.linalg.inv(2 * mx.eye(3), stream=mx.gpu)
+    np.testing.assert_allclose(np.array(g), 0.5 * np.eye(3))

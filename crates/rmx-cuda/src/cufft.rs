@@ -94,11 +94,9 @@ impl CuFft {
     pub unsafe fn exec(
         &self,
         kind: Kind,
-        n: usize,
-        batch: usize,
+        (n, batch): (usize, usize),
         direction: i32,
-        input: u64,
-        output: u64,
+        (input, output): (u64, u64),
         stream: *mut c_void,
     ) -> rmx_core::Result<()> {
         let (n, batch) = (n as i32, batch as i32);

@@ -19,8 +19,8 @@ pub mod memory;
 
 use device::{the_gpu, Gpu};
 use kernels::{
-    arg_reduce, conv, elementwise, fast, fft, fp8, fused, indexing, matmul, qmm, quantize, random,
-    reduce, rows, scan, searchsorted, sort,
+    arg_reduce, conv, elementwise, fast, fft, fp8, fused, indexing, linalg, matmul, qmm, quantize,
+    random, reduce, rows, scan, searchsorted, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
@@ -440,6 +440,11 @@ impl Backend for CudaBackend {
     }
     fn linalg(&self, op: LinalgOp, inputs: &[ArrayData]) -> Result<Vec<ArrayData>> {
         let refs: Vec<&ArrayData> = inputs.iter().collect();
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        if let Some(outs) = linalg::linalg(gpu, op, inputs)? {
+            return Ok(outs);
+        }
         host_fallback(&refs, |c| c.linalg(op, inputs))
     }
     fn conv(

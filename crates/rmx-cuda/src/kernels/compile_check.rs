@@ -206,12 +206,14 @@ fn scan_sort_and_random_kernels_compile() {
 }
 
 #[test]
-fn conv_fft_searchsorted_and_fp8_kernels_compile() {
+fn conv_fft_linalg_searchsorted_and_fp8_kernels_compile() {
     if !nvrtc_present() {
         return;
     }
     let mut ks: Vec<Kernel> = [2, 4, 8].map(super::conv::im2col_kernel).into();
     ks.push(super::fft::scale_kernel());
+    ks.extend(super::linalg::helper_kernel(Dtype::Float32));
+    ks.extend(super::linalg::helper_kernel(Dtype::Float64));
     for dt in [Dtype::Bool, Dtype::Int64, Dtype::Float16, Dtype::Float64] {
         ks.extend(super::elementwise::cast_kernel(dt, Dtype::Complex64));
     }

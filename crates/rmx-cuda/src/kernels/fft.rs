@@ -53,7 +53,7 @@ fn exec(
     let direction = if inverse { INVERSE } else { FORWARD };
     gpu.bind()?;
     let stream = gpu.stream.cu_stream() as *mut std::ffi::c_void;
-    unsafe { lib.exec(kind, n, lines, direction, input, output, stream) }
+    unsafe { lib.exec(kind, (n, lines), direction, (input, output), stream) }
 }
 
 /// The complex transform of `x` (complex64) along `axis`, into a fresh array.
@@ -145,8 +145,9 @@ pub fn fft(
         return Ok(None);
     }
     let complex_axes = if real { &axes[..axes.len() - 1] } else { axes };
+    let real_forward = real && !inverse;
     let mut cur = x.clone();
-    if real && !inverse {
+    if real_forward {
         // float32 in, n / 2 + 1 bins of the last axis out
         let n = x.shape[last];
         if x.dtype != Dtype::Float32 || n < 2 || out_shape[last] != n / 2 + 1 {
@@ -173,7 +174,7 @@ pub fn fft(
         };
         cur = back;
     }
-    if x.dtype != Dtype::Complex64 && !(real && !inverse) {
+    if x.dtype != Dtype::Complex64 && !real_forward {
         return Ok(None);
     }
     for &ax in complex_axes {

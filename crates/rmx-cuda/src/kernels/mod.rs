@@ -10,6 +10,7 @@ pub mod fp8;
 pub mod fused;
 pub mod gemv;
 pub mod indexing;
+pub mod linalg;
 pub mod matmul;
 pub mod ops_c;
 pub mod prelude;

@@ -19,7 +19,13 @@ __device__ __noinline__ i64 loc(const Layout& l, i64 i) {
   return o;
 }
 __device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-__device__ __forceinline__ u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// NaN as x86's F16C (MLX's CPU) converts it: sign and top payload bits kept, quieted (PTX
+// cvt returns a positive canonical NaN)
+__device__ __forceinline__ u16 f2h(float f) {
+  u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  const u32 b = __float_as_uint(f);
+  return f == f ? h : (u16)(((b >> 16) & 0x8000) | 0x7E00 | ((b >> 13) & 0x3FF));
+}
 __device__ __forceinline__ float b2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
 __device__ __forceinline__ u16 f2b(float f) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 // float -> integer as the host casts (x86 C++, MLX's CPU): truncation through a 32- or

@@ -1,6 +1,6 @@
 //! Reductions over any set of axes: one block per output element walks the reduced
-//! elements (strided, through their own layout) and combines them with warp shuffles.
-//! NaN wins max/min, as on the CPU.
+//! elements (strided, through their own layout; contiguous ones with 16-byte loads) and
+//! combines them with warp shuffles. NaN wins max/min, as on the CPU.
 
 use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
@@ -73,17 +73,23 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
                 (to.store.to_string(), to.store("acc"))
             };
             let (init, comb) = combine(op, c, to.float);
-            let value = |at: &str| {
-                let load = ti.load(&format!("x[{at}]"));
+            let value_of = |e: &str| {
+                let load = ti.load(e);
                 if logical {
                     format!("(({load}) != 0)")
                 } else {
                     format!("({c})({load})")
                 }
             };
+            let value = |at: &str| value_of(&format!("x[{at}]"));
             let (v, vcol) = (
                 value("base + (lr.ndim == 1 ? r * lr.strides[0] : loc(lr, r))"),
                 value("base + r * rstride"),
+            );
+            let (vhead, vvec, vtail) = (
+                value("base + r0 + r"),
+                value_of("e[j]"),
+                value("base + r0 + r"),
             );
             let src = format!(
                 r#"{PRELUDE}
@@ -97,6 +103,41 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
         {c} acc = {init};
 #pragma unroll 4
         for (i64 r = r0 + threadIdx.x; r < r1; r += blockDim.x) {{ {c} v = {v}; acc = comb_{name}(acc, v); }}
+        for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
+        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
+        __syncthreads();
+        if (threadIdx.x < 32) {{
+          acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {init};
+          for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
+          if (threadIdx.x == 0) out[o * gridDim.y + blockIdx.y] = {store};
+        }}
+        __syncthreads();
+      }}
+    }}
+    // reduced elements contiguous (stride 1): the same, reading 16 bytes per load once
+    // aligned (the unaligned head and the tail element by element)
+    extern "C" __global__ void {name}_vec(const {ts}* x, Layout lk, Layout lr, {tos}* out, i64 n_out, i64 n_red, i64 chunk) {{
+      __shared__ {c} part[32];
+      const i64 r0 = (i64)blockIdx.y * chunk;
+      const i64 r1 = r0 + chunk < n_red ? r0 + chunk : n_red;
+      const i64 len = r1 - r0, per = 16 / sizeof({ts});
+      for (i64 o = blockIdx.x; o < n_out; o += gridDim.x) {{
+        const i64 base = loc(lk, o);
+        const unsigned long long at = (unsigned long long)(x + base + r0);
+        i64 head = at % sizeof({ts}) ? len : (i64)(((16 - (at & 15)) & 15) / sizeof({ts}));
+        if (head > len) head = len;
+        const i64 nv = (len - head) / per;
+        {c} acc = {init};
+        for (i64 r = threadIdx.x; r < head; r += blockDim.x) {{ {c} v = {vhead}; acc = comb_{name}(acc, v); }}
+        const uint4* q = (const uint4*)(x + base + r0 + head);
+#pragma unroll 4
+        for (i64 k = threadIdx.x; k < nv; k += blockDim.x) {{
+          const uint4 w = q[k];
+          const {ts}* e = (const {ts}*)&w;
+#pragma unroll
+          for (int j = 0; j < (int)per; ++j) {{ {c} v = {vvec}; acc = comb_{name}(acc, v); }}
+        }}
+        for (i64 r = head + nv * per + threadIdx.x; r < len; r += blockDim.x) {{ {c} v = {vtail}; acc = comb_{name}(acc, v); }}
         for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
         if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
         __syncthreads();
@@ -175,9 +216,16 @@ pub fn reduce(
         .map(|r| Some(reshaped(r, &out_shape)));
     }
     // Few outputs over many elements: split each reduction over several blocks, then
-    // reduce the partials (one block per output would leave most of the chip idle).
+    // reduce the partials (one block per output would leave most of the chip idle). The
+    // 16-byte-load entry wants longer chunks (64 elements per thread of 4 bytes).
+    let vec = lr.ndim == 1 && lr.strides[0] == 1;
+    let (min_chunk, suffix) = if vec {
+        (1 << 14, "_vec")
+    } else {
+        (1 << 12, "")
+    };
     let chunks = if n_out < 512 && n_red >= 1 << 14 {
-        (n_red >> 12).min((2048 / n_out).max(1)).max(1)
+        (n_red / min_chunk).min((2048 / n_out).max(1)).max(1)
     } else {
         1
     };
@@ -186,7 +234,7 @@ pub fn reduce(
         run_kernel(
             gpu,
             (op, x.dtype, out_dtype, false),
-            "",
+            suffix,
             (xptr, lk, lr, optr),
             (n_out, n_red, 1),
             n_out,
@@ -198,7 +246,7 @@ pub fn reduce(
     run_kernel(
         gpu,
         (op, x.dtype, out_dtype, true),
-        "",
+        suffix,
         (xptr, lk, lr, pptr),
         (n_out, n_red, chunks),
         n_out,
