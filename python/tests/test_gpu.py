@@ -1100,6 +1100,15 @@ def test_linalg_runs_natively(dtype):
         lambda a, b, spd, sym, s: mx.linalg.cholesky(spd, upper=True, stream=s),
         lambda a, b, spd, sym, s: mx.linalg.eigvalsh(sym, stream=s),
         lambda a, b, spd, sym, s: mx.linalg.eigvalsh(sym, UPLO="U", stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.det(a, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.slogdet(-a, stream=s)[0],
+        lambda a, b, spd, sym, s: mx.linalg.slogdet(-a, stream=s)[1],
+        lambda a, b, spd, sym, s: mx.linalg.solve_triangular(mx.triu(a), b, upper=True, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.solve_triangular(mx.tril(a), b, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.tri_inv(mx.triu(a), upper=True, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.tri_inv(mx.tril(a), stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.svd(b, compute_uv=False, stream=s),
+        lambda a, b, spd, sym, s: mx.linalg.svd(mx.swapaxes(b, 1, 2), compute_uv=False, stream=s),
     ]
     for i, fn in enumerate(cases):
         g = on_gpu_natively(fn, a, b, spd, sym)
@@ -1117,7 +1126,33 @@ def test_linalg_runs_natively(dtype):
                                    atol=atol * 100)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(2, 6, 4), (4, 6), (5, 5)])
+def test_svd_runs_natively(dtype, shape):
+    rtol, atol = LINALG_TOL[dtype]
+    x = rand(shape, dtype, -1, 1, seed=134)
+    u, s_, vh = on_gpu_natively(lambda x, s: mx.linalg.svd(x, stream=s), x)
+    uc, sc, vhc = mx.linalg.svd(x, stream=mx.cpu)
+    assert (u.shape, s_.shape, vh.shape) == (uc.shape, sc.shape, vhc.shape)
+    un, sn, vn = np.array(u), np.array(s_), np.array(vh)
+    np.testing.assert_allclose(sn, np.array(sc), rtol=rtol, atol=atol)
+    k = sn.shape[-1]
+    recon = (un[..., :, :k] * sn[..., None, :]) @ vn[..., :k, :]
+    np.testing.assert_allclose(recon, np.array(x), rtol=rtol * 10, atol=atol * 100)
+    eye = lambda m: np.broadcast_to(np.eye(m), un.shape[:-2] + (m, m))  # noqa: E731
+    np.testing.assert_allclose(np.swapaxes(un, -1, -2) @ un, eye(un.shape[-1]), atol=atol * 100)
+    np.testing.assert_allclose(vn @ np.swapaxes(vn, -1, -2), eye(vn.shape[-1]), atol=atol * 100)
+
+
 def test_linalg_errors_on_gpu():
+    with pytest.raises(RuntimeError, match="singular"):
+        mx.eval(mx.linalg.solve_triangular(mx.zeros((3, 3)), mx.ones((3, 2)), stream=mx.gpu))
+    with pytest.raises(RuntimeError, match="singular"):
+        mx.eval(mx.linalg.tri_inv(mx.triu(mx.ones((3, 3))) - mx.eye(3), stream=mx.gpu))
+    with pytest.raises(RuntimeError, match="NaN or infinite"):
+        mx.eval(mx.linalg.svd(mx.full((3, 2), np.inf), stream=mx.gpu))
+    g = mx.linalg.det(mx.zeros((2, 3, 3)), stream=mx.gpu)
+    np.testing.assert_array_equal(np.array(g), np.zeros(2))
     with pytest.raises(RuntimeError, match="singular"):
         mx.eval(mx.linalg.inv(mx.zeros((2, 3, 3)), stream=mx.gpu))
     with pytest.raises(RuntimeError, match="singular"):

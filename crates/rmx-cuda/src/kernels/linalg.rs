@@ -14,7 +14,7 @@
 use super::elementwise::{cast, launch_config, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
-use crate::memory::{alloc_output, device_ptr_mut};
+use crate::memory::{alloc_output, device_ptr, device_ptr_mut};
 use cudarc::cusolver::sys::{
     self, cublasFillMode_t, cublasOperation_t, cusolverDnHandle_t, cusolverEigMode_t,
     cusolverStatus_t,
@@ -92,12 +92,116 @@ trait Solver: Copy {
         lwork: i32,
         info: u64,
     ) -> cusolverStatus_t;
+    unsafe fn gesvd_size(
+        h: cusolverDnHandle_t,
+        m: i32,
+        n: i32,
+        lwork: *mut i32,
+    ) -> cusolverStatus_t;
+    /// Column-major `m x n` (`m >= n`), all of U (`m x m`) and Vᵀ (`n x n`) or neither.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gesvd(
+        h: cusolverDnHandle_t,
+        uv: bool,
+        m: i32,
+        n: i32,
+        a: u64,
+        s: u64,
+        u: u64,
+        vt: u64,
+        ws: u64,
+        lwork: i32,
+        info: u64,
+    ) -> cusolverStatus_t;
+    /// Column-major `B (m x n) := B A⁻¹` for the `n x n` triangle `A` (`lower` in
+    /// column-major terms).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn trsm_right(
+        h: cudarc::cublas::sys::cublasHandle_t,
+        lower: bool,
+        m: i32,
+        n: i32,
+        a: u64,
+        b: u64,
+    ) -> cudarc::cublas::sys::cublasStatus_t;
 }
 
 macro_rules! solver {
-    ($t:ty, $dt:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident, $potrf:ident, $syevd_size:ident, $syevd:ident) => {
+    ($t:ty, $dt:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident, $potrf:ident, $syevd_size:ident, $syevd:ident, $gesvd_size:ident, $gesvd:ident, $trsm:ident) => {
         impl Solver for $t {
             const DTYPE: Dtype = $dt;
+            unsafe fn gesvd_size(
+                h: cusolverDnHandle_t,
+                m: i32,
+                n: i32,
+                lwork: *mut i32,
+            ) -> cusolverStatus_t {
+                sys::$gesvd_size(h, m, n, lwork)
+            }
+            unsafe fn gesvd(
+                h: cusolverDnHandle_t,
+                uv: bool,
+                m: i32,
+                n: i32,
+                a: u64,
+                s: u64,
+                u: u64,
+                vt: u64,
+                ws: u64,
+                lwork: i32,
+                info: u64,
+            ) -> cusolverStatus_t {
+                let job = if uv { b'A' } else { b'N' } as i8;
+                let null = std::ptr::null_mut();
+                sys::$gesvd(
+                    h,
+                    job,
+                    job,
+                    m,
+                    n,
+                    a as *mut $t,
+                    m,
+                    s as *mut $t,
+                    u as *mut $t,
+                    m,
+                    vt as *mut $t,
+                    n,
+                    ws as *mut $t,
+                    lwork,
+                    null,
+                    info as *mut i32,
+                )
+            }
+            unsafe fn trsm_right(
+                h: cudarc::cublas::sys::cublasHandle_t,
+                lower: bool,
+                m: i32,
+                n: i32,
+                a: u64,
+                b: u64,
+            ) -> cudarc::cublas::sys::cublasStatus_t {
+                use cudarc::cublas::sys as blas;
+                let one: $t = 1.0;
+                let fill = if lower {
+                    blas::cublasFillMode_t::CUBLAS_FILL_MODE_LOWER
+                } else {
+                    blas::cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
+                };
+                blas::$trsm(
+                    h,
+                    blas::cublasSideMode_t::CUBLAS_SIDE_RIGHT,
+                    fill,
+                    blas::cublasOperation_t::CUBLAS_OP_N,
+                    blas::cublasDiagType_t::CUBLAS_DIAG_NON_UNIT,
+                    m,
+                    n,
+                    &one,
+                    a as *const $t,
+                    n,
+                    b as *mut $t,
+                    m,
+                )
+            }
             unsafe fn getrf_size(
                 h: cusolverDnHandle_t,
                 n: i32,
@@ -225,7 +329,10 @@ solver!(
     cusolverDnSpotrf_bufferSize,
     cusolverDnSpotrf,
     cusolverDnSsyevd_bufferSize,
-    cusolverDnSsyevd
+    cusolverDnSsyevd,
+    cusolverDnSgesvd_bufferSize,
+    cusolverDnSgesvd,
+    cublasStrsm_v2
 );
 solver!(
     f64,
@@ -236,7 +343,10 @@ solver!(
     cusolverDnDpotrf_bufferSize,
     cusolverDnDpotrf,
     cusolverDnDsyevd_bufferSize,
-    cusolverDnDsyevd
+    cusolverDnDsyevd,
+    cusolverDnDgesvd_bufferSize,
+    cusolverDnDgesvd,
+    cublasDtrsm_v2
 );
 
 /// The process's cuSOLVER handle (on rmx's stream), or `None` without the library.
@@ -281,6 +391,31 @@ extern "C" __global__ void {name}_keep_triangle(T_* p, i64 n, i64 total, int low
 extern "C" __global__ void {name}_eye(T_* p, i64 n, i64 total) {{
   for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x)
     p[i] = (i % (n * n)) % (n + 1) == 0 ? 1 : 0;
+}}
+// det (or sign and log|det|) of each LU-factored matrix (column-major, 1-based pivots),
+// in double as the CPU computes it
+extern "C" __global__ void {name}_det(const T_* lu, const int* piv, i64 n, i64 count, T_* out0, T_* out1, int want_log) {{
+  const i64 b = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= count) return;
+  const T_* c = lu + b * n * n;
+  int swaps = 0;
+  for (i64 i = 0; i < n; ++i) swaps += piv[b * n + i] != i + 1;
+  double sign = swaps % 2 ? -1.0 : 1.0, det = sign, logabs = 0.0;
+  for (i64 i = 0; i < n; ++i) {{
+    const double d = (double)c[i * n + i];
+    det *= d;
+    sign *= (d == 0.0 || d != d) ? d : (d > 0 ? 1.0 : -1.0);
+    logabs += log(fabs(d));
+  }}
+  if (want_log) {{ out0[b] = (T_)sign; out1[b] = (T_)logabs; }} else out0[b] = (T_)det;
+}}
+// the 1-based position of each matrix's first zero diagonal element (0: none)
+extern "C" __global__ void {name}_zero_diagonal(const T_* a, i64 n, i64 count, int* pos) {{
+  const i64 b = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= count) return;
+  int at = 0;
+  for (i64 i = n - 1; i >= 0; --i) if (a[b * n * n + i * n + i] == 0) at = (int)i + 1;
+  pos[b] = at;
 }}
 extern "C" __global__ void {name}_nonfinite(const T_* p, i64 total, int* flag) {{
   for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x)
@@ -381,21 +516,31 @@ fn run<T: Solver>(
 ) -> Result<Option<Vec<ArrayData>>> {
     let a = &inputs[0];
     let nd = a.ndim();
-    let supported = matches!(
+    let supported = !matches!(
         op,
-        LinalgOp::Inv | LinalgOp::Solve | LinalgOp::Cholesky { .. } | LinalgOp::Eigh { .. }
+        LinalgOp::Qr | LinalgOp::Eig { .. } | LinalgOp::LuFactor | LinalgOp::Lu
     );
     if !supported || nd < 2 || crate::graph::is_capturing() {
         return Ok(None);
     }
-    let n = a.shape[nd - 1];
+    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
     let count: usize = a.shape[..nd - 2].iter().product();
-    if a.shape[nd - 2] != n || n == 0 || count == 0 || n > 1 << 15 {
+    let square = m == n || matches!(op, LinalgOp::Svd { .. });
+    if !square || m == 0 || n == 0 || count == 0 || m.max(n) > 1 << 15 {
         return Ok(None);
     }
     let Some(lock) = handle(gpu) else {
         return Ok(None);
     };
+    match op {
+        LinalgOp::Svd { compute_uv } => return svd::<T>(gpu, &lock.lock(), a, compute_uv),
+        LinalgOp::Det { log } => return det::<T>(gpu, &lock.lock(), a, log),
+        LinalgOp::SolveTriangular { upper } => {
+            return triangular::<T>(gpu, a, Some(&inputs[1]), upper)
+        }
+        LinalgOp::TriInv { upper } => return triangular::<T>(gpu, a, None, upper),
+        _ => {}
+    }
     let dt = T::DTYPE;
     let size = dt.size() as u64;
     let mat = (n * n) as u64 * size;
@@ -548,6 +693,184 @@ fn run<T: Solver>(
             };
             Ok(Some(vec![w, vt]))
         }
+        _ => Ok(None),
+    }
+}
+
+/// `det` (or sign and log|det|): LU of `Aᵀ` (the same determinant), then one thread per
+/// matrix over the diagonal and the pivots.
+fn det<T: Solver>(
+    gpu: &'static Gpu,
+    h: &Handle,
+    a: &ArrayData,
+    log: bool,
+) -> Result<Option<Vec<ArrayData>>> {
+    let nd = a.ndim();
+    let (n, count) = (
+        a.shape[nd - 1],
+        a.numel() / (a.shape[nd - 1] * a.shape[nd - 1]),
+    );
+    let (dt, ni) = (T::DTYPE, n as i32);
+    let Some(lu) = work_copy(gpu, a, false)? else {
+        return Ok(None);
+    };
+    let p = device_ptr_mut(gpu, &lu)?;
+    let mut lwork = 0i32;
+    check("getrf_bufferSize", unsafe {
+        T::getrf_size(h.0, ni, p, &mut lwork)
+    })?;
+    let (_ws, ws) = scratch(gpu, dt, lwork)?;
+    let (_piv, piv) = alloc_output(gpu, Dtype::Int32, &[count, n])?;
+    // a zero pivot only makes the determinant 0: the status words are not read
+    let (_words, info) = status_words(gpu, count)?;
+    let mat = (n * n * dt.size()) as u64;
+    for b in 0..count as u64 {
+        let pb = piv + b * n as u64 * 4;
+        check("getrf", unsafe {
+            T::getrf(h.0, ni, p + b * mat, ws, pb, info + b * 4)
+        })?;
+    }
+    let batch = &a.shape[..nd - 2];
+    let (out0, p0) = alloc_output(gpu, dt, batch)?;
+    let (out1, p1) = alloc_output(gpu, dt, batch)?;
+    let (n64, c64, want) = (n as i64, count as i64, i32::from(log));
+    launch_helper(
+        gpu,
+        dt,
+        "det",
+        &[&p, &piv, &n64, &c64, &p0, &p1, &want],
+        count,
+    )?;
+    Ok(Some(if log { vec![out0, out1] } else { vec![out0] }))
+}
+
+/// `solve_triangular` (`rhs`) or `tri_inv` (identity right-hand sides) with cuBLAS's
+/// triangular solve. Row-major `A X = B` is column-major `Xᵀ Aᵀ = Bᵀ` with `Aᵀ` the
+/// other triangle: a right-side solve in place on a copy of `B`.
+fn triangular<T: Solver>(
+    gpu: &'static Gpu,
+    a: &ArrayData,
+    rhs: Option<&ArrayData>,
+    upper: bool,
+) -> Result<Option<Vec<ArrayData>>> {
+    let nd = a.ndim();
+    let n = a.shape[nd - 1];
+    let count = a.numel() / (n * n);
+    let dt = T::DTYPE;
+    let Some(tri) = super::elementwise::row_contiguous(gpu, a)? else {
+        return Ok(None);
+    };
+    let ap = device_ptr(gpu, &tri)?;
+    let (x, r) = match rhs {
+        Some(b) => {
+            let r = b.shape[b.ndim() - 1];
+            match work_copy(gpu, b, false)? {
+                Some(x) if r > 0 => (x, r),
+                _ => return Ok(None),
+            }
+        }
+        None => (identity(gpu, dt, &a.shape)?, n),
+    };
+    let xp = device_ptr_mut(gpu, &x)?;
+    let (words, wp) = status_words(gpu, count)?;
+    let (n64, c64) = (n as i64, count as i64);
+    launch_helper(gpu, dt, "zero_diagonal", &[&ap, &n64, &c64, &wp], count)?;
+    {
+        let blas = gpu.blas.lock();
+        let size = dt.size() as u64;
+        for b in 0..count as u64 {
+            let (ab, xb) = (
+                ap + b * (n * n) as u64 * size,
+                xp + b * (n * r) as u64 * size,
+            );
+            let s = unsafe { T::trsm_right(*blas.handle(), upper, r as i32, n as i32, ab, xb) };
+            if s != cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                return Err(driver_err("cublasTrsm", s));
+            }
+        }
+    }
+    if let Some(i) = first_failure(&words)? {
+        return Err(Error::Runtime(match rhs {
+            Some(_) => format!(
+                "[linalg::solve_triangular] The matrix is singular (zero pivot at position {i})."
+            ),
+            None => format!(
+                "[linalg::tri_inv] Triangular inversion failed with error code {i}: the matrix is singular."
+            ),
+        }));
+    }
+    Ok(Some(vec![x]))
+}
+
+/// Singular values (and vectors) with `gesvd`, which wants at least as many rows as
+/// columns in column-major terms. Row-major `A` (`m x n`) read column-major is `Aᵀ`; for
+/// `n >= m` its factors are the ones wanted as they lie (`Aᵀ = V S Uᵀ`: the column-major
+/// U read row-major is `Vᴴ`, the column-major Vᵀ read row-major is `U`). Otherwise `A`
+/// is copied column-major and both factors are transposed back.
+fn svd<T: Solver>(
+    gpu: &'static Gpu,
+    h: &Handle,
+    a: &ArrayData,
+    uv: bool,
+) -> Result<Option<Vec<ArrayData>>> {
+    let nd = a.ndim();
+    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
+    let (count, k) = (a.numel() / (m * n), m.min(n));
+    let dt = T::DTYPE;
+    let wide = n >= m;
+    let Some(work) = work_copy(gpu, a, !wide)? else {
+        return Ok(None);
+    };
+    // the column-major problem: rows >= cols
+    let (rows, cols) = if wide { (n, m) } else { (m, n) };
+    let p = device_ptr_mut(gpu, &work)?;
+    let batch = &a.shape[..nd - 2];
+    let with = |tail: &[usize]| [batch, tail].concat();
+    let (s, sp) = alloc_output(gpu, dt, &with(&[k]))?;
+    let (u, up) = alloc_output(gpu, dt, &with(&[rows, rows]))?;
+    let (vt, vp) = alloc_output(gpu, dt, &with(&[cols, cols]))?;
+    let (words, info) = status_words(gpu, count + 1)?;
+    let total = a.numel() as i64;
+    let flag = info + count as u64 * 4;
+    launch_helper(gpu, dt, "nonfinite", &[&p, &total, &flag], total as usize)?;
+    let mut lwork = 0i32;
+    let (ri, ci) = (rows as i32, cols as i32);
+    check("gesvd_bufferSize", unsafe {
+        T::gesvd_size(h.0, ri, ci, &mut lwork)
+    })?;
+    let (_ws, ws) = scratch(gpu, dt, lwork)?;
+    let size = dt.size() as u64;
+    for b in 0..count as u64 {
+        let (ab, sb) = (p + b * (m * n) as u64 * size, sp + b * k as u64 * size);
+        let (ub, vb) = (
+            up + b * (rows * rows) as u64 * size,
+            vp + b * (cols * cols) as u64 * size,
+        );
+        check("gesvd", unsafe {
+            T::gesvd(h.0, uv, ri, ci, ab, sb, ub, vb, ws, lwork, info + b * 4)
+        })?;
+    }
+    words.buffer.make_resident(Device::CPU)?;
+    let status = words.to_vec::<i32>();
+    if status[count] != 0 {
+        return Err(Error::Runtime(
+            "[linalg::svd] The input contains NaN or infinite values.".into(),
+        ));
+    }
+    if status[..count].iter().any(|&v| v != 0) {
+        return Err(Error::Runtime(
+            "[linalg::svd] SVD failed to converge.".into(),
+        ));
+    }
+    if !uv {
+        return Ok(Some(vec![s]));
+    }
+    if wide {
+        // U (row-major) is the column-major Vᵀ, Vᴴ the column-major U
+        return Ok(Some(vec![vt, s, u]));
+    }
+    match (work_copy(gpu, &u, true)?, work_copy(gpu, &vt, true)?) {
+        (Some(u), Some(vh)) => Ok(Some(vec![u, s, vh])),
         _ => Ok(None),
     }
 }
