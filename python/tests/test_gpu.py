@@ -300,7 +300,7 @@ def test_host_fallback_families_match():
     """Families without a CUDA kernel yet run on the host; results are identical."""
     x = rand((8, 16), "float32", -3, 3, seed=17)
     before = host_fallbacks()
-    g, c = both(lambda x, s: mx.linalg.qr(x[:, :8] + 8 * mx.eye(8), stream=s)[1], x)
+    g, c = both(lambda x, s: mx.linalg.eigvals(x[:, :8] + 8 * mx.eye(8), stream=s), x)
     np.testing.assert_array_equal(np.array(g), np.array(c))
     assert host_fallbacks() > before
 
@@ -1142,6 +1142,32 @@ def test_svd_runs_natively(dtype, shape):
     eye = lambda m: np.broadcast_to(np.eye(m), un.shape[:-2] + (m, m))  # noqa: E731
     np.testing.assert_allclose(np.swapaxes(un, -1, -2) @ un, eye(un.shape[-1]), atol=atol * 100)
     np.testing.assert_allclose(vn @ np.swapaxes(vn, -1, -2), eye(vn.shape[-1]), atol=atol * 100)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(2, 6, 4), (4, 6), (5, 5)])
+def test_qr_and_lu_run_natively(dtype, shape):
+    rtol, atol = LINALG_TOL[dtype]
+    x = rand(shape, dtype, -1, 1, seed=135)
+    xn = np.array(x)
+    q, r = on_gpu_natively(lambda x, s: mx.linalg.qr(x, stream=s), x)
+    qc, rc = mx.linalg.qr(x, stream=mx.cpu)
+    assert (q.shape, r.shape) == (qc.shape, rc.shape)
+    qn, rn = np.array(q), np.array(r)
+    np.testing.assert_allclose(qn @ rn, xn, rtol=rtol * 10, atol=atol * 100)
+    np.testing.assert_allclose(np.abs(rn), np.abs(np.array(rc)), rtol=rtol * 10, atol=atol * 100)
+    np.testing.assert_array_equal(np.tril(rn, -1), 0)
+    lu, piv = on_gpu_natively(lambda x, s: mx.linalg.lu_factor(x, stream=s), x)
+    luc, pivc = mx.linalg.lu_factor(x, stream=mx.cpu)
+    assert piv.dtype == pivc.dtype and lu.shape == luc.shape
+    np.testing.assert_array_equal(np.array(piv), np.array(pivc))
+    np.testing.assert_allclose(np.array(lu), np.array(luc), rtol=rtol, atol=atol)
+    p, l, u = on_gpu_natively(lambda x, s: mx.linalg.lu(x, stream=s), x)
+    pc, lc, uc = mx.linalg.lu(x, stream=mx.cpu)
+    assert (p.dtype, l.shape, u.shape) == (pc.dtype, lc.shape, uc.shape)
+    np.testing.assert_array_equal(np.array(p), np.array(pc))
+    np.testing.assert_allclose(np.array(l), np.array(lc), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(np.array(u), np.array(uc), rtol=rtol, atol=atol)
 
 
 def test_linalg_errors_on_gpu():

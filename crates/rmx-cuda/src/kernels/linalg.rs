@@ -27,16 +27,17 @@ use std::sync::OnceLock;
 /// The float32 and float64 entry points, by element type.
 trait Solver: Copy {
     const DTYPE: Dtype;
+    /// Column-major `m x n` LU (`lda = m`).
     unsafe fn getrf_size(
         h: cusolverDnHandle_t,
-        n: i32,
+        mn: (i32, i32),
         a: u64,
         lwork: *mut i32,
     ) -> cusolverStatus_t;
     #[allow(clippy::too_many_arguments)]
     unsafe fn getrf(
         h: cusolverDnHandle_t,
-        n: i32,
+        mn: (i32, i32),
         a: u64,
         ws: u64,
         piv: u64,
@@ -124,12 +125,116 @@ trait Solver: Copy {
         a: u64,
         b: u64,
     ) -> cudarc::cublas::sys::cublasStatus_t;
+    /// Column-major `m x n` Householder QR (`lda = m`) and the generation of its first
+    /// `k` columns of Q.
+    unsafe fn geqrf_size(
+        h: cusolverDnHandle_t,
+        m: i32,
+        n: i32,
+        a: u64,
+        lwork: *mut i32,
+    ) -> cusolverStatus_t;
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn geqrf(
+        h: cusolverDnHandle_t,
+        m: i32,
+        n: i32,
+        a: u64,
+        tau: u64,
+        ws: u64,
+        lwork: i32,
+        info: u64,
+    ) -> cusolverStatus_t;
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn orgqr_size(
+        h: cusolverDnHandle_t,
+        m: i32,
+        k: i32,
+        a: u64,
+        tau: u64,
+        lwork: *mut i32,
+    ) -> cusolverStatus_t;
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn orgqr(
+        h: cusolverDnHandle_t,
+        m: i32,
+        k: i32,
+        a: u64,
+        tau: u64,
+        ws: u64,
+        lwork: i32,
+        info: u64,
+    ) -> cusolverStatus_t;
 }
 
 macro_rules! solver {
-    ($t:ty, $dt:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident, $potrf:ident, $syevd_size:ident, $syevd:ident, $gesvd_size:ident, $gesvd:ident, $trsm:ident) => {
+    ($t:ty, $dt:expr, $getrf_size:ident, $getrf:ident, $getrs:ident, $potrf_size:ident, $potrf:ident, $syevd_size:ident, $syevd:ident, $gesvd_size:ident, $gesvd:ident, $trsm:ident, $geqrf_size:ident, $geqrf:ident, $orgqr_size:ident, $orgqr:ident) => {
         impl Solver for $t {
             const DTYPE: Dtype = $dt;
+            unsafe fn geqrf_size(
+                h: cusolverDnHandle_t,
+                m: i32,
+                n: i32,
+                a: u64,
+                lwork: *mut i32,
+            ) -> cusolverStatus_t {
+                sys::$geqrf_size(h, m, n, a as *mut $t, m, lwork)
+            }
+            unsafe fn geqrf(
+                h: cusolverDnHandle_t,
+                m: i32,
+                n: i32,
+                a: u64,
+                tau: u64,
+                ws: u64,
+                lwork: i32,
+                info: u64,
+            ) -> cusolverStatus_t {
+                sys::$geqrf(
+                    h,
+                    m,
+                    n,
+                    a as *mut $t,
+                    m,
+                    tau as *mut $t,
+                    ws as *mut $t,
+                    lwork,
+                    info as *mut i32,
+                )
+            }
+            unsafe fn orgqr_size(
+                h: cusolverDnHandle_t,
+                m: i32,
+                k: i32,
+                a: u64,
+                tau: u64,
+                lwork: *mut i32,
+            ) -> cusolverStatus_t {
+                sys::$orgqr_size(h, m, k, k, a as *const $t, m, tau as *const $t, lwork)
+            }
+            unsafe fn orgqr(
+                h: cusolverDnHandle_t,
+                m: i32,
+                k: i32,
+                a: u64,
+                tau: u64,
+                ws: u64,
+                lwork: i32,
+                info: u64,
+            ) -> cusolverStatus_t {
+                sys::$orgqr(
+                    h,
+                    m,
+                    k,
+                    k,
+                    a as *mut $t,
+                    m,
+                    tau as *const $t,
+                    ws as *mut $t,
+                    lwork,
+                    info as *mut i32,
+                )
+            }
             unsafe fn gesvd_size(
                 h: cusolverDnHandle_t,
                 m: i32,
@@ -204,15 +309,15 @@ macro_rules! solver {
             }
             unsafe fn getrf_size(
                 h: cusolverDnHandle_t,
-                n: i32,
+                (m, n): (i32, i32),
                 a: u64,
                 lwork: *mut i32,
             ) -> cusolverStatus_t {
-                sys::$getrf_size(h, n, n, a as *mut $t, n, lwork)
+                sys::$getrf_size(h, m, n, a as *mut $t, m, lwork)
             }
             unsafe fn getrf(
                 h: cusolverDnHandle_t,
-                n: i32,
+                (m, n): (i32, i32),
                 a: u64,
                 ws: u64,
                 piv: u64,
@@ -220,10 +325,10 @@ macro_rules! solver {
             ) -> cusolverStatus_t {
                 sys::$getrf(
                     h,
-                    n,
+                    m,
                     n,
                     a as *mut $t,
-                    n,
+                    m,
                     ws as *mut $t,
                     piv as *mut i32,
                     info as *mut i32,
@@ -332,7 +437,11 @@ solver!(
     cusolverDnSsyevd,
     cusolverDnSgesvd_bufferSize,
     cusolverDnSgesvd,
-    cublasStrsm_v2
+    cublasStrsm_v2,
+    cusolverDnSgeqrf_bufferSize,
+    cusolverDnSgeqrf,
+    cusolverDnSorgqr_bufferSize,
+    cusolverDnSorgqr
 );
 solver!(
     f64,
@@ -346,7 +455,11 @@ solver!(
     cusolverDnDsyevd,
     cusolverDnDgesvd_bufferSize,
     cusolverDnDgesvd,
-    cublasDtrsm_v2
+    cublasDtrsm_v2,
+    cusolverDnDgeqrf_bufferSize,
+    cusolverDnDgeqrf,
+    cusolverDnDorgqr_bufferSize,
+    cusolverDnDorgqr
 );
 
 /// The process's cuSOLVER handle (on rmx's stream), or `None` without the library.
@@ -416,6 +529,38 @@ extern "C" __global__ void {name}_zero_diagonal(const T_* a, i64 n, i64 count, i
   int at = 0;
   for (i64 i = n - 1; i >= 0; --i) if (a[b * n * n + i * n + i] == 0) at = (int)i + 1;
   pos[b] = at;
+}}
+// R (row-major [k, n]) from the column-major QR factorization (m x n) of each matrix
+extern "C" __global__ void {name}_qr_r(const T_* a, T_* r, i64 m, i64 n, i64 k, i64 total) {{
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {{
+    const i64 b = i / (k * n), row = (i / n) % k, col = i % n;
+    r[i] = col >= row ? a[b * m * n + row + col * m] : 0;
+  }}
+}}
+// unit-lower L ([m, k]) and upper U ([k, n]) from the row-major compact LU ([m, n])
+extern "C" __global__ void {name}_lu_l(const T_* c, T_* l, i64 m, i64 n, i64 k, i64 total) {{
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {{
+    const i64 b = i / (m * k), row = (i / k) % m, col = i % k;
+    l[i] = row > col ? c[b * m * n + row * n + col] : (row == col ? 1 : 0);
+  }}
+}}
+extern "C" __global__ void {name}_lu_u(const T_* c, T_* u, i64 m, i64 n, i64 k, i64 total) {{
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {{
+    const i64 b = i / (k * n), row = (i / n) % k, col = i % n;
+    u[i] = col >= row ? c[b * m * n + row * n + col] : 0;
+  }}
+}}
+// per matrix: LAPACK's 1-based pivots as 0-based ones, and (with `perm`) the row order p
+// with A = L[p] U (the swaps applied to 0..m give the row at each position; p inverts it)
+extern "C" __global__ void {name}_pivots(const int* piv, u32* pivots, u32* order, u32* perm, i64 m, i64 k, i64 count) {{
+  const i64 b = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= count) return;
+  for (i64 i = 0; i < k; ++i) pivots[b * k + i] = (u32)(piv[b * k + i] - 1);
+  if (!perm) return;
+  u32* o = order + b * m;
+  for (i64 i = 0; i < m; ++i) o[i] = (u32)i;
+  for (i64 i = 0; i < k; ++i) {{ const u32 j = pivots[b * k + i], t = o[i]; o[i] = o[j]; o[j] = t; }}
+  for (i64 i = 0; i < m; ++i) perm[b * m + o[i]] = (u32)i;
 }}
 extern "C" __global__ void {name}_nonfinite(const T_* p, i64 total, int* flag) {{
   for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x)
@@ -525,7 +670,11 @@ fn run<T: Solver>(
     }
     let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
     let count: usize = a.shape[..nd - 2].iter().product();
-    let square = m == n || matches!(op, LinalgOp::Svd { .. });
+    let square = m == n
+        || matches!(
+            op,
+            LinalgOp::Svd { .. } | LinalgOp::Qr | LinalgOp::Lu | LinalgOp::LuFactor
+        );
     if !square || m == 0 || n == 0 || count == 0 || m.max(n) > 1 << 15 {
         return Ok(None);
     }
@@ -534,6 +683,10 @@ fn run<T: Solver>(
     };
     match op {
         LinalgOp::Svd { compute_uv } => return svd::<T>(gpu, &lock.lock(), a, compute_uv),
+        LinalgOp::Qr => return qr::<T>(gpu, &lock.lock(), a),
+        LinalgOp::Lu | LinalgOp::LuFactor => {
+            return lu::<T>(gpu, &lock.lock(), a, op == LinalgOp::Lu)
+        }
         LinalgOp::Det { log } => return det::<T>(gpu, &lock.lock(), a, log),
         LinalgOp::SolveTriangular { upper } => {
             return triangular::<T>(gpu, a, Some(&inputs[1]), upper)
@@ -571,7 +724,7 @@ fn run<T: Solver>(
             let rhs_ptr = device_ptr_mut(gpu, &rhs)?;
             let mut lwork = 0i32;
             check("getrf_bufferSize", unsafe {
-                T::getrf_size(h, ni, lu_ptr, &mut lwork)
+                T::getrf_size(h, (ni, ni), lu_ptr, &mut lwork)
             })?;
             let (_ws, ws) = scratch(gpu, dt, lwork)?;
             let (_piv, piv) = alloc_output(gpu, Dtype::Int32, &[n])?;
@@ -585,7 +738,7 @@ fn run<T: Solver>(
             for b in 0..count as u64 {
                 let (ab, bb) = (lu_ptr + b * mat, rhs_ptr + b * (n * r) as u64 * size);
                 let (ib, is) = (info + b * 4, info + (count as u64 + b) * 4);
-                check("getrf", unsafe { T::getrf(h, ni, ab, ws, piv, ib) })?;
+                check("getrf", unsafe { T::getrf(h, (ni, ni), ab, ws, piv, ib) })?;
                 check("getrs", unsafe {
                     T::getrs(h, trans, ni, r as i32, ab, piv, bb, is)
                 })?;
@@ -717,7 +870,7 @@ fn det<T: Solver>(
     let p = device_ptr_mut(gpu, &lu)?;
     let mut lwork = 0i32;
     check("getrf_bufferSize", unsafe {
-        T::getrf_size(h.0, ni, p, &mut lwork)
+        T::getrf_size(h.0, (ni, ni), p, &mut lwork)
     })?;
     let (_ws, ws) = scratch(gpu, dt, lwork)?;
     let (_piv, piv) = alloc_output(gpu, Dtype::Int32, &[count, n])?;
@@ -727,7 +880,7 @@ fn det<T: Solver>(
     for b in 0..count as u64 {
         let pb = piv + b * n as u64 * 4;
         check("getrf", unsafe {
-            T::getrf(h.0, ni, p + b * mat, ws, pb, info + b * 4)
+            T::getrf(h.0, (ni, ni), p + b * mat, ws, pb, info + b * 4)
         })?;
     }
     let batch = &a.shape[..nd - 2];
@@ -873,6 +1026,158 @@ fn svd<T: Solver>(
         (Some(u), Some(vh)) => Ok(Some(vec![u, s, vh])),
         _ => Ok(None),
     }
+}
+
+/// Q (`[m, k]`) and R (`[k, n]`): Householder QR of the column-major copy of `A`, R read
+/// off its upper triangle, then Q generated in place and transposed back.
+fn qr<T: Solver>(gpu: &'static Gpu, h: &Handle, a: &ArrayData) -> Result<Option<Vec<ArrayData>>> {
+    let nd = a.ndim();
+    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
+    let (count, k) = (a.numel() / (m * n), m.min(n));
+    let dt = T::DTYPE;
+    let Some(work) = work_copy(gpu, a, true)? else {
+        return Ok(None);
+    };
+    let p = device_ptr_mut(gpu, &work)?;
+    let batch = &a.shape[..nd - 2];
+    let (r, rp) = alloc_output(gpu, dt, &[batch, &[k, n]].concat())?;
+    let (_tau, tau) = alloc_output(gpu, dt, &[count, k])?;
+    let (mi, ni, ki) = (m as i32, n as i32, k as i32);
+    let (mut l1, mut l2) = (0i32, 0i32);
+    check("geqrf_bufferSize", unsafe {
+        T::geqrf_size(h.0, mi, ni, p, &mut l1)
+    })?;
+    check("orgqr_bufferSize", unsafe {
+        T::orgqr_size(h.0, mi, ki, p, tau, &mut l2)
+    })?;
+    let lwork = l1.max(l2);
+    let (_ws, ws) = scratch(gpu, dt, lwork)?;
+    let (_words, info) = status_words(gpu, count)?;
+    let size = dt.size() as u64;
+    let mat = (m * n) as u64 * size;
+    for b in 0..count as u64 {
+        let tb = tau + b * k as u64 * size;
+        check("geqrf", unsafe {
+            T::geqrf(h.0, mi, ni, p + b * mat, tb, ws, lwork, info + b * 4)
+        })?;
+    }
+    let (m64, n64, k64, total) = (m as i64, n as i64, k as i64, (count * k * n) as i64);
+    launch_helper(
+        gpu,
+        dt,
+        "qr_r",
+        &[&p, &rp, &m64, &n64, &k64, &total],
+        total as usize,
+    )?;
+    for b in 0..count as u64 {
+        let tb = tau + b * k as u64 * size;
+        check("orgqr", unsafe {
+            T::orgqr(h.0, mi, ki, p + b * mat, tb, ws, lwork, info + b * 4)
+        })?;
+    }
+    // Q's first k columns, column-major with `lda = m`: read row-major through strides
+    let mut strides = work.strides.to_vec();
+    let mut shape = work.shape.to_vec();
+    (shape[nd - 2], shape[nd - 1]) = (m, k);
+    (strides[nd - 2], strides[nd - 1]) = (1, m as isize);
+    let Some(q) = cast(
+        gpu,
+        &work.view(shape.into(), strides.into(), work.offset),
+        dt,
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(vec![q, r]))
+}
+
+/// `lu_factor` (compact LU and 0-based LAPACK pivots) or `lu` (row order, L, U): LU with
+/// partial pivoting of the column-major copy of `A`, transposed back.
+fn lu<T: Solver>(
+    gpu: &'static Gpu,
+    h: &Handle,
+    a: &ArrayData,
+    parts: bool,
+) -> Result<Option<Vec<ArrayData>>> {
+    let nd = a.ndim();
+    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
+    let (count, k) = (a.numel() / (m * n), m.min(n));
+    let dt = T::DTYPE;
+    let Some(work) = work_copy(gpu, a, true)? else {
+        return Ok(None);
+    };
+    let p = device_ptr_mut(gpu, &work)?;
+    let mut lwork = 0i32;
+    let mn = (m as i32, n as i32);
+    check("getrf_bufferSize", unsafe {
+        T::getrf_size(h.0, mn, p, &mut lwork)
+    })?;
+    let (_ws, ws) = scratch(gpu, dt, lwork)?;
+    let (_piv, piv) = alloc_output(gpu, Dtype::Int32, &[count, k])?;
+    // zero pivots are not errors here (LAPACK's getrf goes on): the words are not read
+    let (_words, info) = status_words(gpu, count)?;
+    let mat = (m * n * dt.size()) as u64;
+    for b in 0..count as u64 {
+        let pb = piv + b * k as u64 * 4;
+        check("getrf", unsafe {
+            T::getrf(h.0, mn, p + b * mat, ws, pb, info + b * 4)
+        })?;
+    }
+    // back to row-major: the column-major result read transposed
+    let (mut shape, mut strides) = (work.shape.to_vec(), work.strides.to_vec());
+    shape.swap(nd - 1, nd - 2);
+    strides.swap(nd - 1, nd - 2);
+    let Some(c) = cast(
+        gpu,
+        &work.view(shape.into(), strides.into(), work.offset),
+        dt,
+    )?
+    else {
+        return Ok(None);
+    };
+    let batch = &a.shape[..nd - 2];
+    let with = |tail: &[usize]| [batch, tail].concat();
+    let (pivots, pp) = alloc_output(gpu, Dtype::Uint32, &with(&[k]))?;
+    let (m64, n64, k64, c64) = (m as i64, n as i64, k as i64, count as i64);
+    if !parts {
+        let null = 0u64;
+        launch_helper(
+            gpu,
+            dt,
+            "pivots",
+            &[&piv, &pp, &null, &null, &m64, &k64, &c64],
+            count,
+        )?;
+        return Ok(Some(vec![c, pivots]));
+    }
+    let (_order, op) = alloc_output(gpu, Dtype::Uint32, &[count, m])?;
+    let (perm, permp) = alloc_output(gpu, Dtype::Uint32, &with(&[m]))?;
+    launch_helper(
+        gpu,
+        dt,
+        "pivots",
+        &[&piv, &pp, &op, &permp, &m64, &k64, &c64],
+        count,
+    )?;
+    let cp = device_ptr(gpu, &c)?;
+    let (l, lp) = alloc_output(gpu, dt, &with(&[m, k]))?;
+    let (u, up) = alloc_output(gpu, dt, &with(&[k, n]))?;
+    let (tl, tu) = ((count * m * k) as i64, (count * k * n) as i64);
+    launch_helper(
+        gpu,
+        dt,
+        "lu_l",
+        &[&cp, &lp, &m64, &n64, &k64, &tl],
+        tl as usize,
+    )?;
+    launch_helper(
+        gpu,
+        dt,
+        "lu_u",
+        &[&cp, &up, &m64, &n64, &k64, &tu],
+        tu as usize,
+    )?;
+    Ok(Some(vec![perm, l, u]))
 }
 
 /// Identity matrices of `shape` (`[.., n, n]`).
