@@ -661,11 +661,8 @@ fn run<T: Solver>(
 ) -> Result<Option<Vec<ArrayData>>> {
     let a = &inputs[0];
     let nd = a.ndim();
-    let supported = !matches!(
-        op,
-        LinalgOp::Qr | LinalgOp::Eig { .. } | LinalgOp::LuFactor | LinalgOp::Lu
-    );
-    if !supported || nd < 2 || crate::graph::is_capturing() {
+    // the general eigensolver (complex results) stays on the host
+    if matches!(op, LinalgOp::Eig { .. }) || nd < 2 || crate::graph::is_capturing() {
         return Ok(None);
     }
     let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
