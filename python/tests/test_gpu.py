@@ -1190,3 +1190,27 @@ def test_linalg_errors_on_gpu():
     # the next call is clean
     g = mx.linalg.inv(2 * mx.eye(3), stream=mx.gpu)
     np.testing.assert_allclose(np.array(g), 0.5 * np.eye(3))
+
+
+def test_complex_matmul_runs_natively():
+    a = complex_values((3, 5, 7), 123)
+    b = complex_values((7, 4), 124)
+    for fn in [lambda a, b, s: mx.matmul(a, b, stream=s),
+               lambda a, b, s: mx.matmul(a[0].T, a[1], stream=s)]:
+        g = on_gpu_natively(fn, a, b)
+        c = fn(a, b, mx.cpu)
+        assert g.dtype == c.dtype == mx.complex64
+        gn, cn = np.array(g), np.array(c)
+        finite = np.isfinite(cn)
+        np.testing.assert_allclose(gn[finite], cn[finite], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)])
+def test_complex_sum_runs_natively(axis):
+    x = complex_values((5, 33, 70), 125)[:, :, 1:]  # a view with an offset
+    x = mx.where(mx.isnan(x) | mx.isinf(x), mx.array(1 + 2j), x, stream=mx.cpu)
+    fn = lambda x, s: mx.sum(x, axis=axis, stream=s)  # noqa: E731
+    g = on_gpu_natively(fn, x)
+    c = fn(x, mx.cpu)
+    assert g.shape == c.shape and g.dtype == c.dtype == mx.complex64
+    np.testing.assert_allclose(np.array(g), np.array(c), rtol=1e-5, atol=1e-4)

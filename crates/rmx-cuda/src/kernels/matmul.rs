@@ -1,5 +1,5 @@
 //! Batched matmul through cuBLAS (`cublasGemmStridedBatchedEx`): float32 (full fp32),
-//! float64, and float16/bfloat16 with float32 accumulation. Row-major `C = A B` is the
+//! float64, complex64, and float16/bfloat16 with float32 accumulation. Row-major `C = A B` is the
 //! column-major `Cᵀ = Bᵀ Aᵀ`, so operands go in swapped and nothing is copied when each
 //! matrix is row- or column-contiguous with one stride between batch elements. A few rows
 //! against a weight's transpose go to the matrix-vector kernel (`gemv.rs`) instead.
@@ -86,6 +86,7 @@ fn gemm_types(dtype: Dtype) -> Option<(cudaDataType, cublasComputeType_t)> {
         Dtype::Float16 => Some((cudaDataType::CUDA_R_16F, CUBLAS_COMPUTE_32F)),
         Dtype::Bfloat16 => Some((cudaDataType::CUDA_R_16BF, CUBLAS_COMPUTE_32F)),
         Dtype::Float64 => Some((cudaDataType::CUDA_R_64F, CUBLAS_COMPUTE_64F)),
+        Dtype::Complex64 => Some((cudaDataType::CUDA_C_32F, CUBLAS_COMPUTE_32F)),
         _ => None,
     }
 }
@@ -129,12 +130,12 @@ pub fn gemm(
             cublasOperation_t::CUBLAS_OP_N
         }
     };
-    let (alpha32, beta32) = (1f32, 0f32);
+    // 1 and 0 in the scaling type: f64, complex (two f32) or f32
     let (alpha64, beta64) = (1f64, 0f64);
-    let (alpha, beta): (*const c_void, *const c_void) = if dtype == Dtype::Float64 {
-        (&alpha64 as *const f64 as _, &beta64 as *const f64 as _)
-    } else {
-        (&alpha32 as *const f32 as _, &beta32 as *const f32 as _)
+    let (alpha_c, beta_c) = ([1f32, 0.0], [0f32, 0.0]);
+    let (alpha, beta): (*const c_void, *const c_void) = match dtype {
+        Dtype::Float64 => (&alpha64 as *const f64 as _, &beta64 as *const f64 as _),
+        _ => (alpha_c.as_ptr() as _, beta_c.as_ptr() as _),
     };
     gpu.bind()?;
     let blas = gpu.blas.lock();

@@ -102,7 +102,8 @@ pub fn binary_expr(op: BinaryOp, t: &CType) -> Option<String> {
                 "([&]{{ auto r = {}(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }}())",
                 f("fmod")
             ),
-            FloorDivide => format!("{}(a / b)", f("floor")),
+            // the quotient rounded to the element type first, as the CPU (and MLX) do
+            FloorDivide => format!("{}({})", f("floor"), t.load(&t.store("(a / b)"))),
             Arctan2 => format!("{}(a, b)", f("atan2")),
             LogAddExp => format!(
                 "([&]{{ if (is_nan(a) || is_nan(b)) return a + b; auto m = a > b ? a : b; if (isinf(m)) return m; return m + {}({}(-{}(a - b))); }}())",

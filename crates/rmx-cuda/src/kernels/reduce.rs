@@ -178,6 +178,9 @@ pub fn reduce(
     axes: &[usize],
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
+    if x.dtype == Dtype::Complex64 && out_dtype == Dtype::Complex64 && op == ReduceOp::Sum {
+        return complex_sum(gpu, x, axes);
+    }
     if reduce_kernel(op, x.dtype, out_dtype, false).is_none() {
         return Ok(None);
     }
@@ -253,6 +256,31 @@ pub fn reduce(
     )?;
     let second = reduce(gpu, op, &partials, &[1], out_dtype)?;
     Ok(second.map(|r| reshaped(r, &out_shape)))
+}
+
+/// A complex64 sum is two float32 sums: `x` read as float32 with a trailing axis of
+/// (real, imaginary), reduced over the same axes, read back as complex64.
+fn complex_sum(gpu: &'static Gpu, x: &ArrayData, axes: &[usize]) -> Result<Option<ArrayData>> {
+    let mut shape = x.shape.to_vec();
+    let mut strides: Vec<isize> = x.strides.iter().map(|s| s * 2).collect();
+    shape.push(2);
+    strides.push(1);
+    let parts = x.view(shape.into(), strides.into(), x.offset * 2);
+    let parts = ArrayData {
+        dtype: Dtype::Float32,
+        ..parts
+    };
+    let Some(sums) = reduce(gpu, ReduceOp::Sum, &parts, axes, Dtype::Float32)? else {
+        return Ok(None);
+    };
+    let out_shape = &sums.shape[..sums.ndim() - 1];
+    Ok(Some(ArrayData {
+        dtype: Dtype::Complex64,
+        shape: out_shape.into(),
+        strides: rmx_core::shape::row_strides(out_shape),
+        offset: 0,
+        buffer: sums.buffer,
+    }))
 }
 
 /// `r` (row-contiguous) viewed with `shape` (same element count).
