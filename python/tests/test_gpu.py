@@ -1207,10 +1207,23 @@ def test_complex_matmul_runs_natively():
 
 @pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)])
 def test_complex_sum_runs_natively(axis):
-    x = complex_values((5, 33, 70), 125)[:, :, 1:]  # a view with an offset
-    x = mx.where(mx.isnan(x) | mx.isinf(x), mx.array(1 + 2j), x, stream=mx.cpu)
+    x = complex_values((5, 33, 70), 125)
+    bad = mx.isnan(x, stream=mx.cpu) | mx.isinf(x, stream=mx.cpu)
+    x = mx.where(bad, mx.array(1 + 2j), x, stream=mx.cpu)[:, :, 1:]  # a view with an offset
+    mx.eval(x)
     fn = lambda x, s: mx.sum(x, axis=axis, stream=s)  # noqa: E731
     g = on_gpu_natively(fn, x)
     c = fn(x, mx.cpu)
     assert g.shape == c.shape and g.dtype == c.dtype == mx.complex64
     np.testing.assert_allclose(np.array(g), np.array(c), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", ["bitwise_and", "bitwise_or", "bitwise_xor"])
+def test_boolean_bitwise_ops_run_natively(op):
+    a = rand((7, 9), "float32", -1, 1, seed=126) > 0
+    b = rand((9,), "float32", -1, 1, seed=127) > 0
+    fn = lambda a, b, s: getattr(mx, op)(a, b, stream=s)  # noqa: E731
+    g = on_gpu_natively(fn, a, b)
+    c = fn(a, b, mx.cpu)
+    assert g.dtype == c.dtype == mx.bool_
+    np.testing.assert_array_equal(np.array(g), np.array(c))

@@ -88,7 +88,13 @@ pub fn binary_expr(op: BinaryOp, t: &CType) -> Option<String> {
         _ => {}
     }
     if t.compute == "bool" {
-        return None;
+        // `x | y` of boolean masks; other arithmetic on bool is promoted before it gets here
+        return match op {
+            BitwiseAnd => Some("(a && b)".into()),
+            BitwiseOr => Some("(a || b)".into()),
+            BitwiseXor => Some("(a != b)".into()),
+            _ => None,
+        };
     }
     if t.float {
         let f = |name: &str| t.math(name);
