@@ -138,6 +138,30 @@ impl ArrayData {
             offset,
         }
     }
+
+    /// A view with its axes in the order `perm` (axis `i` of the view is axis `perm[i]`).
+    pub fn permuted(&self, perm: &[usize]) -> ArrayData {
+        self.view(
+            perm.iter().map(|&d| self.shape[d]).collect(),
+            perm.iter().map(|&d| self.strides[d]).collect(),
+            self.offset,
+        )
+    }
+
+    /// A view with `axis` moved last (the others keep their order).
+    pub fn with_axis_last(&self, axis: usize) -> ArrayData {
+        let mut perm: Vec<usize> = (0..self.ndim()).filter(|&d| d != axis).collect();
+        perm.push(axis);
+        self.permuted(&perm)
+    }
+
+    /// The inverse of `with_axis_last`: a view with the last axis moved to `axis`.
+    pub fn with_last_axis_at(&self, axis: usize) -> ArrayData {
+        let nd = self.ndim();
+        let mut perm: Vec<usize> = (0..nd - 1).collect();
+        perm.insert(axis, nd - 1);
+        self.permuted(&perm)
+    }
 }
 
 /// Row-major walk over a strided index space, calling `f` with each element offset.

@@ -14,31 +14,15 @@ use rmx_core::{ArrayData, Dtype, Result};
 
 /// `x` with `axis` moved last, as a fresh row-contiguous copy the caller may overwrite.
 fn moved_last(gpu: &'static Gpu, x: &ArrayData, axis: usize) -> Result<Option<ArrayData>> {
-    let nd = x.ndim();
-    let mut perm: Vec<usize> = (0..nd).filter(|&d| d != axis).collect();
-    perm.push(axis);
-    let view = x.view(
-        perm.iter().map(|&d| x.shape[d]).collect(),
-        perm.iter().map(|&d| x.strides[d]).collect(),
-        x.offset,
-    );
-    cast(gpu, &view, x.dtype)
+    cast(gpu, &x.with_axis_last(axis), x.dtype)
 }
 
 /// The inverse of `moved_last`: a row-contiguous copy with the last axis back at `axis`.
 fn moved_back(gpu: &'static Gpu, t: &ArrayData, axis: usize) -> Result<Option<ArrayData>> {
-    let nd = t.ndim();
-    if axis == nd - 1 {
+    if axis == t.ndim() - 1 {
         return Ok(Some(t.clone()));
     }
-    let mut perm: Vec<usize> = (0..nd - 1).collect();
-    perm.insert(axis, nd - 1);
-    let view = t.view(
-        perm.iter().map(|&d| t.shape[d]).collect(),
-        perm.iter().map(|&d| t.strides[d]).collect(),
-        t.offset,
-    );
-    cast(gpu, &view, t.dtype)
+    cast(gpu, &t.with_last_axis_at(axis), t.dtype)
 }
 
 fn exec(

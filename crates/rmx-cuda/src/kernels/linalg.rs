@@ -612,14 +612,25 @@ fn work_copy(gpu: &'static Gpu, x: &ArrayData, transpose: bool) -> Result<Option
         return cast(gpu, x, x.dtype);
     }
     let nd = x.ndim();
-    let (mut shape, mut strides) = (x.shape.to_vec(), x.strides.to_vec());
-    shape.swap(nd - 1, nd - 2);
-    strides.swap(nd - 1, nd - 2);
-    cast(
-        gpu,
-        &x.view(shape.into(), strides.into(), x.offset),
-        x.dtype,
-    )
+    let mut perm: Vec<usize> = (0..nd).collect();
+    perm.swap(nd - 1, nd - 2);
+    cast(gpu, &x.permuted(&perm), x.dtype)
+}
+
+/// The CPU's errors from the status words of `count` matrices followed by a non-finite
+/// input flag (waits for the device).
+fn raise_status(words: &ArrayData, count: usize, name: &str, failure: &str) -> Result<()> {
+    words.buffer.make_resident(Device::CPU)?;
+    let status = words.to_vec::<i32>();
+    if status[count] != 0 {
+        return Err(Error::Runtime(format!(
+            "[linalg::{name}] The input contains NaN or infinite values."
+        )));
+    }
+    if status[..count].iter().any(|&v| v != 0) {
+        return Err(Error::Runtime(format!("[linalg::{name}] {failure}")));
+    }
+    Ok(())
 }
 
 /// Per-matrix status words (`count` int32), read back after the calls.
@@ -822,18 +833,12 @@ fn run<T: Solver>(
                     T::syevd(h, job, fill, ni, ab, wb, ws, lwork, info + b * 4)
                 })?;
             }
-            words.buffer.make_resident(Device::CPU)?;
-            let status = words.to_vec::<i32>();
-            if status[count] != 0 {
-                return Err(Error::Runtime(
-                    "[linalg::eigh] The input contains NaN or infinite values.".into(),
-                ));
-            }
-            if status[..count].iter().any(|&s| s != 0) {
-                return Err(Error::Runtime(
-                    "[linalg::eigh] Eigenvalue decomposition failed to converge.".into(),
-                ));
-            }
+            raise_status(
+                &words,
+                count,
+                "eigh",
+                "Eigenvalue decomposition failed to converge.",
+            )?;
             if !vectors {
                 return Ok(Some(vec![w]));
             }
@@ -1000,18 +1005,7 @@ fn svd<T: Solver>(
             T::gesvd(h.0, uv, ri, ci, ab, sb, ub, vb, ws, lwork, info + b * 4)
         })?;
     }
-    words.buffer.make_resident(Device::CPU)?;
-    let status = words.to_vec::<i32>();
-    if status[count] != 0 {
-        return Err(Error::Runtime(
-            "[linalg::svd] The input contains NaN or infinite values.".into(),
-        ));
-    }
-    if status[..count].iter().any(|&v| v != 0) {
-        return Err(Error::Runtime(
-            "[linalg::svd] SVD failed to converge.".into(),
-        ));
-    }
+    raise_status(&words, count, "svd", "SVD failed to converge.")?;
     if !uv {
         return Ok(Some(vec![s]));
     }
@@ -1121,15 +1115,7 @@ fn lu<T: Solver>(
         })?;
     }
     // back to row-major: the column-major result read transposed
-    let (mut shape, mut strides) = (work.shape.to_vec(), work.strides.to_vec());
-    shape.swap(nd - 1, nd - 2);
-    strides.swap(nd - 1, nd - 2);
-    let Some(c) = cast(
-        gpu,
-        &work.view(shape.into(), strides.into(), work.offset),
-        dt,
-    )?
-    else {
+    let Some(c) = work_copy(gpu, &work, true)? else {
         return Ok(None);
     };
     let batch = &a.shape[..nd - 2];

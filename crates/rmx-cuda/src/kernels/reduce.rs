@@ -94,6 +94,18 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
             let src = format!(
                 r#"{PRELUDE}
     __device__ __forceinline__ {c} comb_{name}({c} acc, {c} v) {{ return {comb}; }}
+    // the block's `acc` values combined, stored by thread 0 (every thread of the block calls it)
+    __device__ __forceinline__ void finish_{name}({c} acc, {c}* part, {tos}* dst) {{
+      for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
+      if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
+      __syncthreads();
+      if (threadIdx.x < 32) {{
+        acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {init};
+        for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
+        if (threadIdx.x == 0) *dst = {store};
+      }}
+      __syncthreads();
+    }}
     extern "C" __global__ void {name}(const {ts}* x, Layout lk, Layout lr, {tos}* out, i64 n_out, i64 n_red, i64 chunk) {{
       __shared__ {c} part[32];
       const i64 r0 = (i64)blockIdx.y * chunk;
@@ -103,15 +115,7 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
         {c} acc = {init};
 #pragma unroll 4
         for (i64 r = r0 + threadIdx.x; r < r1; r += blockDim.x) {{ {c} v = {v}; acc = comb_{name}(acc, v); }}
-        for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
-        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
-        __syncthreads();
-        if (threadIdx.x < 32) {{
-          acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {init};
-          for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
-          if (threadIdx.x == 0) out[o * gridDim.y + blockIdx.y] = {store};
-        }}
-        __syncthreads();
+        finish_{name}(acc, part, out + o * gridDim.y + blockIdx.y);
       }}
     }}
     // reduced elements contiguous (stride 1): the same, reading 16 bytes per load once
@@ -138,15 +142,7 @@ pub fn reduce_kernel(op: ReduceOp, input: Dtype, out: Dtype, partial: bool) -> O
           for (int j = 0; j < (int)per; ++j) {{ {c} v = {vvec}; acc = comb_{name}(acc, v); }}
         }}
         for (i64 r = head + nv * per + threadIdx.x; r < len; r += blockDim.x) {{ {c} v = {vtail}; acc = comb_{name}(acc, v); }}
-        for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
-        if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
-        __syncthreads();
-        if (threadIdx.x < 32) {{
-          acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {init};
-          for (int s = 16; s > 0; s >>= 1) acc = comb_{name}(acc, __shfl_down_sync(0xffffffff, acc, s));
-          if (threadIdx.x == 0) out[o * gridDim.y + blockIdx.y] = {store};
-        }}
-        __syncthreads();
+        finish_{name}(acc, part, out + o * gridDim.y + blockIdx.y);
       }}
     }}
     // outputs contiguous in the input (the reduced axes outer): one thread per output walks

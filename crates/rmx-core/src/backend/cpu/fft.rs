@@ -259,38 +259,19 @@ fn move_to_end(
     shape: &[usize],
     axis: usize,
 ) -> Result<(Vec<Complex32>, Vec<usize>)> {
-    let nd = shape.len();
-    if axis == nd - 1 {
+    if axis == shape.len() - 1 {
         return Ok((buf.to_vec(), shape.to_vec()));
     }
-    let data = ArrayData::from_slice(buf, shape)?;
-    let mut perm: Vec<usize> = (0..nd).filter(|&d| d != axis).collect();
-    perm.push(axis);
-    let view = data.view(
-        perm.iter().map(|&d| shape[d]).collect(),
-        perm.iter().map(|&d| data.strides[d]).collect(),
-        data.offset,
-    );
-    Ok((
-        view.to_vec::<Complex32>(),
-        perm.iter().map(|&d| shape[d]).collect(),
-    ))
+    let view = ArrayData::from_slice(buf, shape)?.with_axis_last(axis);
+    Ok((view.to_vec::<Complex32>(), view.shape.to_vec()))
 }
 
 /// The inverse of `move_to_end` on a computed array: a contiguous copy with the last axis back at `axis`.
 fn unmove(t: &ArrayData, axis: usize) -> Result<ArrayData> {
-    let nd = t.ndim();
-    if axis == nd - 1 {
+    if axis == t.ndim() - 1 {
         return Ok(t.clone());
     }
-    let mut perm: Vec<usize> = (0..nd - 1).collect();
-    perm.insert(axis, nd - 1);
-    let view = t.view(
-        perm.iter().map(|&d| t.shape[d]).collect(),
-        perm.iter().map(|&d| t.strides[d]).collect(),
-        t.offset,
-    );
-    super::copy::copy(&view)
+    super::copy::copy(&t.with_last_axis_at(axis))
 }
 
 #[cfg(test)]
