@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// 4,096 on the chain, gelu and normalize benchmarks: less per-tile overhead).
 const BLOCK: usize = 16384;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FusedKind {
     Unary(UnaryOp),
     Binary(BinaryOp),
@@ -30,13 +30,13 @@ pub enum FusedKind {
 }
 
 /// An operand: a fused input, or the result of an earlier op of the program.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arg {
     Input(usize),
     Op(usize),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FusedOp {
     pub kind: FusedKind,
     pub args: Vec<Arg>,
@@ -44,7 +44,7 @@ pub struct FusedOp {
 }
 
 /// The program's last op is the output.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Fused {
     pub ops: Vec<FusedOp>,
 }

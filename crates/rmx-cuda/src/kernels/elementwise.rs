@@ -131,7 +131,7 @@ pub fn kernel_source(name: &str, inputs: &[(&str, &str)], out_type: &str, body: 
 }
 
 /// A kernel's entry-point name (unique per source) and its CUDA C source.
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
     pub name: String,
     pub src: String,

@@ -9,9 +9,12 @@ use super::prelude::{ctype, float_to_int};
 use crate::device::Gpu;
 use crate::layout::Layout;
 use crate::memory::{alloc_output, constant_ptr};
+use parking_lot::Mutex;
 use rmx_core::primitives::fused::{Arg, Fused, FusedKind};
 use rmx_core::{ArrayData, Dtype, Result};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Inputs a generated kernel takes (~152 bytes of parameters each).
 const MAX_INPUTS: usize = 128;
@@ -100,6 +103,41 @@ pub fn fused_kernel(program: &Fused, input_dtypes: &[Dtype], constant: &[bool]) 
     Some(Kernel { name, src })
 }
 
+/// Programs seen, with their kernels (`None`: no CUDA kernel), kept for the process.
+type ProgramMemo = HashMap<u64, Vec<(Fused, Vec<Dtype>, Vec<bool>, Option<Arc<Kernel>>)>>;
+/// Above this many programs the memo starts over (the compiled modules stay cached).
+const MEMO_PROGRAMS: usize = 4096;
+
+/// `fused_kernel`, generated once per program, input dtypes and constant mask: a compiled
+/// function's fused node comes back with the same program at every call, and generating a
+/// long program's source cost more host time than running it (a 1000-op chain: 1.75 ms
+/// per call). The program is hashed, not formatted, to look it up.
+fn memo_kernel(program: &Fused, dtypes: &[Dtype], constant: &[bool]) -> Option<Arc<Kernel>> {
+    static MEMO: Mutex<Option<ProgramMemo>> = Mutex::new(None);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (program, dtypes, constant).hash(&mut h);
+    let key = h.finish();
+    let mut guard = MEMO.lock();
+    let memo = guard.get_or_insert_with(HashMap::new);
+    let same = |e: &&(Fused, Vec<Dtype>, Vec<bool>, Option<Arc<Kernel>>)| {
+        e.0 == *program && e.1 == dtypes && e.2 == constant
+    };
+    if let Some(found) = memo.get(&key).and_then(|v| v.iter().find(same)) {
+        return found.3.clone();
+    }
+    if memo.len() >= MEMO_PROGRAMS {
+        memo.clear();
+    }
+    let k = fused_kernel(program, dtypes, constant).map(Arc::new);
+    memo.entry(key).or_default().push((
+        program.clone(),
+        dtypes.to_vec(),
+        constant.to_vec(),
+        k.clone(),
+    ));
+    k
+}
+
 pub fn fused(
     gpu: &'static Gpu,
     program: &Fused,
@@ -131,7 +169,7 @@ pub fn fused(
         return Ok(None);
     }
     let dtypes: Vec<Dtype> = inputs.iter().map(|x| x.dtype).collect();
-    let Some(k) = fused_kernel(program, &dtypes, &constant) else {
+    let Some(k) = memo_kernel(program, &dtypes, &constant) else {
         return Ok(None);
     };
     let Some(mut ops) = operands(gpu, &operands_in, &shape)? else {
@@ -152,4 +190,49 @@ pub fn fused(
     let (out, optr) = alloc_output(gpu, out_dtype, &shape)?;
     launch(gpu, &k.name, || k.src.clone(), &ops, optr, out.numel())?;
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmx_core::backend::BinaryOp;
+    use rmx_core::primitives::fused::FusedOp;
+
+    /// `x * c0 + c1 * ...`: `n` ops over one array input and `n` scalar inputs.
+    fn chain(n: usize) -> (Fused, Vec<Dtype>) {
+        let mut prev = Arg::Input(0);
+        let ops = (0..n)
+            .map(|i| {
+                let op = if i % 2 == 0 {
+                    BinaryOp::Multiply
+                } else {
+                    BinaryOp::Add
+                };
+                let o = FusedOp {
+                    kind: FusedKind::Binary(op),
+                    args: vec![prev, Arg::Input(i + 1)],
+                    dtype: Dtype::Float32,
+                };
+                prev = Arg::Op(i);
+                o
+            })
+            .collect();
+        (Fused { ops }, vec![Dtype::Float32; n + 1])
+    }
+
+    #[test]
+    fn programs_are_generated_once() {
+        let (p, dtypes) = chain(40);
+        let constant: Vec<bool> = (0..dtypes.len()).map(|i| i > 0).collect();
+        let a = memo_kernel(&p, &dtypes, &constant).expect("a kernel");
+        let b = memo_kernel(&p.clone(), &dtypes, &constant).expect("a kernel");
+        assert!(Arc::ptr_eq(&a, &b), "the same program must hit the memo");
+        // another constant mask or program is another kernel
+        let c = memo_kernel(&p, &dtypes, &vec![false; dtypes.len()]).expect("a kernel");
+        assert_ne!(a.name, c.name);
+        let (q, qd) = chain(41);
+        let d = memo_kernel(&q, &qd, &vec![false; qd.len()]).expect("a kernel");
+        assert_ne!(c.name, d.name);
+        assert_eq!(*a, fused_kernel(&p, &dtypes, &constant).expect("a kernel"));
+    }
 }
