@@ -75,6 +75,34 @@ fn complex_axis(
     moved_back(gpu, &t, axis)
 }
 
+/// The real transform of length `n` along `axis`: float32 to its `n / 2 + 1` bins (R2C)
+/// or, `inverse`, bins back to `n` float32 values (C2R, which overwrites its input: it
+/// reads the fresh moved copy).
+fn real_axis(
+    gpu: &'static Gpu,
+    lib: &CuFft,
+    x: &ArrayData,
+    axis: usize,
+    n: usize,
+    inverse: bool,
+) -> Result<Option<ArrayData>> {
+    let Some(t) = moved_last(gpu, x, axis)? else {
+        return Ok(None);
+    };
+    let lines = t.numel() / t.shape[t.ndim() - 1];
+    let (kind, len, dtype) = if inverse {
+        (Kind::C2R, n, Dtype::Float32)
+    } else {
+        (Kind::R2C, n / 2 + 1, Dtype::Complex64)
+    };
+    let mut shape = t.shape.to_vec();
+    *shape.last_mut().expect("an axis") = len;
+    let (out, optr) = alloc_output(gpu, dtype, &shape)?;
+    let tp = device_ptr_mut(gpu, &t)?;
+    exec(gpu, lib, kind, (n, lines), inverse, tp, optr)?;
+    moved_back(gpu, &out, axis)
+}
+
 /// The in-place scaling pass.
 pub fn scale_kernel() -> Kernel {
     let name = "fft_scale".to_string();
@@ -129,37 +157,27 @@ pub fn fft(
         return Ok(None);
     }
     let complex_axes = if real { &axes[..axes.len() - 1] } else { axes };
-    let real_forward = real && !inverse;
-    let mut cur = x.clone();
-    if real_forward {
-        // float32 in, n / 2 + 1 bins of the last axis out
-        let n = x.shape[last];
-        if x.dtype != Dtype::Float32 || n < 2 || out_shape[last] != n / 2 + 1 {
-            return Ok(None);
-        }
-        let Some(t) = moved_last(gpu, x, last)? else {
-            return Ok(None);
-        };
-        let lines = t.numel() / n;
-        let mut bins_shape = t.shape.to_vec();
-        *bins_shape.last_mut().expect("an axis") = n / 2 + 1;
-        let (bins, bptr) = alloc_output(gpu, Dtype::Complex64, &bins_shape)?;
-        exec(
-            gpu,
-            lib,
-            Kind::R2C,
-            (n, lines),
-            false,
-            device_ptr(gpu, &t)?,
-            bptr,
-        )?;
-        let Some(back) = moved_back(gpu, &bins, last)? else {
-            return Ok(None);
-        };
-        cur = back;
-    }
-    if x.dtype != Dtype::Complex64 && !real_forward {
+    // the real axis: n reals <-> n / 2 + 1 bins (n >= 2; the input already sized by the op)
+    let n = if inverse {
+        out_shape[last]
+    } else {
+        x.shape[last]
+    };
+    let supported = match (real, inverse) {
+        (true, false) => x.dtype == Dtype::Float32 && out_shape[last] == n / 2 + 1,
+        (true, true) => x.dtype == Dtype::Complex64 && x.shape[last] == n / 2 + 1,
+        (false, _) => x.dtype == Dtype::Complex64,
+    };
+    if !supported || (real && n < 2) {
         return Ok(None);
+    }
+    let mut cur = x.clone();
+    if real && !inverse {
+        // the real last axis first (as NumPy's rfftn), then the complex ones
+        let Some(bins) = real_axis(gpu, lib, x, last, n, false)? else {
+            return Ok(None);
+        };
+        cur = bins;
     }
     for &ax in complex_axes {
         if cur.shape[ax] <= 1 {
@@ -171,31 +189,10 @@ pub fn fft(
         cur = next;
     }
     if real && inverse {
-        // C2R of n real values from n / 2 + 1 bins; it overwrites its input: a fresh copy
-        let n = out_shape[last];
-        if n < 2 || cur.shape[last] != n / 2 + 1 {
-            return Ok(None);
-        }
-        let Some(t) = moved_last(gpu, &cur, last)? else {
+        let Some(reals) = real_axis(gpu, lib, &cur, last, n, true)? else {
             return Ok(None);
         };
-        let lines = t.numel() / t.shape[t.ndim() - 1];
-        let mut real_shape = t.shape.to_vec();
-        *real_shape.last_mut().expect("an axis") = n;
-        let (reals, rptr) = alloc_output(gpu, Dtype::Float32, &real_shape)?;
-        exec(
-            gpu,
-            lib,
-            Kind::C2R,
-            (n, lines),
-            true,
-            device_ptr_mut(gpu, &t)?,
-            rptr,
-        )?;
-        let Some(back) = moved_back(gpu, &reals, last)? else {
-            return Ok(None);
-        };
-        cur = back;
+        cur = reals;
     }
     if std::sync::Arc::ptr_eq(&cur.buffer, &x.buffer) {
         // no axis transformed anything: the result must still be a new array

@@ -47,14 +47,14 @@ extern "C" __global__ void {name}(const {input}* __restrict__ x, {output}* __res
     )
 }
 
-/// The float value of a stored element of `dtype` for encoding: NaN keeps its sign (the
-/// host's conversions keep it and the code's sign bit comes from it; PTX `cvt` returns a
-/// positive canonical NaN).
+/// The float value of a stored element of `dtype` for encoding. NaN must keep its sign (the
+/// code's sign bit comes from it, as the host's conversions keep it): the half loads keep
+/// it (`prelude.rs`); a float64 NaN is rebuilt with its sign, as PTX `cvt` would drop it.
 fn encode_load(dtype: Dtype) -> Option<&'static str> {
     Some(match dtype {
         Dtype::Float32 => "x[i]",
         Dtype::Bfloat16 => "b2f(x[i])",
-        Dtype::Float16 => "([&] { const float f = h2f(x[i]); return f == f ? f : __uint_as_float(0x7fc00000u | ((u32)(x[i] & 0x8000) << 16)); }())",
+        Dtype::Float16 => "h2f(x[i])",
         Dtype::Float64 => "([&] { const double d = x[i]; return d == d ? (float)d : __uint_as_float(0x7fc00000u | (u32)(__double_as_longlong(d) >> 32 & 0x80000000u)); }())",
         _ => return None,
     })

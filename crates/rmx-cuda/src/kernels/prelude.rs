@@ -18,9 +18,12 @@ __device__ __noinline__ i64 loc(const Layout& l, i64 i) {
   for (int d = l.ndim - 1; d >= 0; --d) { i64 n = l.shape[d]; o += (i % n) * l.strides[d]; i /= n; }
   return o;
 }
-__device__ __forceinline__ float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-// NaN as x86's F16C (MLX's CPU) converts it: sign and top payload bits kept, quieted (PTX
-// cvt returns a positive canonical NaN)
+// NaN both ways as x86's F16C (MLX's CPU) converts it: sign and payload kept, quieted
+// (PTX cvt gives a positive canonical NaN)
+__device__ __forceinline__ float h2f(u16 h) {
+  float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f == f ? f : __uint_as_float(((u32)(h & 0x8000) << 16) | 0x7FC00000u | ((u32)(h & 0x3FF) << 13));
+}
 __device__ __forceinline__ u16 f2h(float f) {
   u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   const u32 b = __float_as_uint(f);

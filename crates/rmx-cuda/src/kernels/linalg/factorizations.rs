@@ -17,11 +17,7 @@ pub(super) fn det<T: Solver>(
     a: &ArrayData,
     log: bool,
 ) -> Result<Option<Vec<ArrayData>>> {
-    let nd = a.ndim();
-    let (n, count) = (
-        a.shape[nd - 1],
-        a.numel() / (a.shape[nd - 1] * a.shape[nd - 1]),
-    );
+    let (nd, (_, n, count, _)) = (a.ndim(), sizes(a));
     let dt = T::DTYPE;
     let Some(lu) = work_copy(gpu, a, false)? else {
         return Ok(None);
@@ -41,6 +37,13 @@ pub(super) fn det<T: Solver>(
         count,
     )?;
     Ok(Some(if log { vec![out0, out1] } else { vec![out0] }))
+}
+
+/// Rows, columns, matrix count and `min(rows, cols)` of a batch of matrices.
+fn sizes(a: &ArrayData) -> (usize, usize, usize, usize) {
+    let nd = a.ndim();
+    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
+    (m, n, a.numel() / (m * n), m.min(n))
 }
 
 /// LU with partial pivoting, in place, of each of the `count` column-major `m x n`
@@ -80,9 +83,7 @@ pub(super) fn triangular<T: Solver>(
     rhs: Option<&ArrayData>,
     upper: bool,
 ) -> Result<Option<Vec<ArrayData>>> {
-    let nd = a.ndim();
-    let n = a.shape[nd - 1];
-    let count = a.numel() / (n * n);
+    let (_, n, count, _) = sizes(a);
     let dt = T::DTYPE;
     let Some(tri) = crate::kernels::elementwise::row_contiguous(gpu, a)? else {
         return Ok(None);
@@ -140,9 +141,7 @@ pub(super) fn svd<T: Solver>(
     a: &ArrayData,
     uv: bool,
 ) -> Result<Option<Vec<ArrayData>>> {
-    let nd = a.ndim();
-    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
-    let (count, k) = (a.numel() / (m * n), m.min(n));
+    let (nd, (m, n, count, k)) = (a.ndim(), sizes(a));
     let dt = T::DTYPE;
     let wide = n >= m;
     let Some(work) = work_copy(gpu, a, !wide)? else {
@@ -198,9 +197,7 @@ pub(super) fn qr<T: Solver>(
     h: &Handle,
     a: &ArrayData,
 ) -> Result<Option<Vec<ArrayData>>> {
-    let nd = a.ndim();
-    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
-    let (count, k) = (a.numel() / (m * n), m.min(n));
+    let (nd, (m, n, count, k)) = (a.ndim(), sizes(a));
     let dt = T::DTYPE;
     let Some(work) = work_copy(gpu, a, true)? else {
         return Ok(None);
@@ -266,9 +263,7 @@ pub(super) fn lu<T: Solver>(
     a: &ArrayData,
     parts: bool,
 ) -> Result<Option<Vec<ArrayData>>> {
-    let nd = a.ndim();
-    let (m, n) = (a.shape[nd - 2], a.shape[nd - 1]);
-    let (count, k) = (a.numel() / (m * n), m.min(n));
+    let (nd, (m, n, count, k)) = (a.ndim(), sizes(a));
     let dt = T::DTYPE;
     let Some(work) = work_copy(gpu, a, true)? else {
         return Ok(None);

@@ -29,6 +29,16 @@ use rmx_core::backend::LinalgOp;
 use rmx_core::{ArrayData, Dtype, Error, Result};
 use solver::{check, handle, Solver};
 
+/// cuSOLVER's name for the row-major triangle `upper` reads: row-major lower is
+/// column-major upper.
+fn column_major_fill(upper: bool) -> cublasFillMode_t {
+    if upper {
+        cublasFillMode_t::CUBLAS_FILL_MODE_LOWER
+    } else {
+        cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
+    }
+}
+
 pub fn linalg(
     gpu: &'static Gpu,
     op: LinalgOp,
@@ -138,12 +148,7 @@ fn run<T: Solver>(
                 return Ok(None);
             };
             let p = device_ptr_mut(gpu, &f)?;
-            // row-major lower is column-major upper
-            let fill = if upper {
-                cublasFillMode_t::CUBLAS_FILL_MODE_LOWER
-            } else {
-                cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
-            };
+            let fill = column_major_fill(upper);
             let mut lwork = 0i32;
             check("potrf_bufferSize", unsafe {
                 T::potrf_size(h, fill, ni, p, &mut lwork)
@@ -182,11 +187,7 @@ fn run<T: Solver>(
             let total = (count * n * n) as i64;
             let flag = info + count as u64 * 4;
             launch_helper(gpu, dt, "nonfinite", &[&p, &total, &flag], total as usize)?;
-            let fill = if upper {
-                cublasFillMode_t::CUBLAS_FILL_MODE_LOWER
-            } else {
-                cublasFillMode_t::CUBLAS_FILL_MODE_UPPER
-            };
+            let fill = column_major_fill(upper);
             let job = if vectors {
                 cusolverEigMode_t::CUSOLVER_EIG_MODE_VECTOR
             } else {
