@@ -1,0 +1,80 @@
+"""complex64 on the GPU: elementwise ops, matmul and sums against the CPU backend.
+
+Skips where no GPU backend is available (CI has no GPU); see test_gpu.py.
+"""
+
+import numpy as np
+import pytest
+
+from gpu_util import (FLOATS, TOL, assert_close, dt, host, mx, on_gpu_natively, rand,  # noqa: F401
+                      requires_gpu)
+
+pytestmark = requires_gpu
+
+COMPLEX_UNARY = ["abs", "real", "imag", "isnan", "isinf", "isposinf", "isneginf", "negative",
+                 "conjugate", "square", "sqrt", "exp", "log", "sin", "cos", "round", "sign"]
+COMPLEX_BINARY = ["add", "subtract", "multiply", "divide", "equal", "not_equal", "maximum",
+                  "minimum"]
+
+
+def complex_values(shape, seed):
+    r = np.random.default_rng(seed)
+    z = (r.uniform(-3, 3, shape) + 1j * r.uniform(-3, 3, shape)).astype(np.complex64)
+    flat = z.reshape(-1)
+    flat[:8] = [0, -2.0, 2j, -0.0 - 1j, np.nan + 1j, 1 + np.inf * 1j, np.inf, -np.inf + 0j]
+    return mx.array(z)
+
+
+@pytest.mark.parametrize("op", COMPLEX_UNARY)
+def test_complex_unary_runs_natively(op):
+    x = complex_values((9, 13), 120)
+    fn = lambda x, s: getattr(mx, op)(x, stream=s)  # noqa: E731
+    g = on_gpu_natively(fn, x)
+    c = fn(x, mx.cpu)
+    assert g.dtype == c.dtype and g.shape == c.shape
+    gn, cn = np.array(g)[1:], np.array(c)[1:]  # row 0 holds the special values
+    np.testing.assert_allclose(gn, cn, rtol=2e-6, atol=1e-6)
+    if op in ("abs", "real", "imag", "negative", "conjugate", "isnan", "isinf", "isposinf",
+              "isneginf", "round", "square"):
+        np.testing.assert_array_equal(np.array(g)[0], np.array(c)[0])
+
+
+@pytest.mark.parametrize("op", COMPLEX_BINARY)
+def test_complex_binary_runs_natively(op):
+    a = complex_values((9, 13), 121)
+    b = complex_values((13,), 122)
+    fn = lambda a, b, s: getattr(mx, op)(a, b, stream=s)  # noqa: E731
+    g = on_gpu_natively(fn, a, b)
+    c = fn(a, b, mx.cpu)
+    assert g.dtype == c.dtype and g.shape == c.shape
+    np.testing.assert_allclose(np.array(g), np.array(c), rtol=2e-6, atol=1e-6, equal_nan=True)
+    # a real operand is promoted to complex on the GPU too
+    g = on_gpu_natively(lambda a, s: mx.multiply(a, mx.arange(13), stream=s), a)
+    np.testing.assert_array_equal(np.array(g), np.array(mx.multiply(a, mx.arange(13),
+                                                                    stream=mx.cpu)))
+
+
+def test_complex_matmul_runs_natively():
+    a = complex_values((3, 5, 7), 123)
+    b = complex_values((7, 4), 124)
+    for fn in [lambda a, b, s: mx.matmul(a, b, stream=s),
+               lambda a, b, s: mx.matmul(a[0].T, a[1], stream=s)]:
+        g = on_gpu_natively(fn, a, b)
+        c = fn(a, b, mx.cpu)
+        assert g.dtype == c.dtype == mx.complex64
+        gn, cn = np.array(g), np.array(c)
+        finite = np.isfinite(cn)
+        np.testing.assert_allclose(gn[finite], cn[finite], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)])
+def test_complex_sum_runs_natively(axis):
+    x = complex_values((5, 33, 70), 125)
+    bad = mx.isnan(x, stream=mx.cpu) | mx.isinf(x, stream=mx.cpu)
+    x = mx.where(bad, mx.array(1 + 2j), x, stream=mx.cpu)[:, :, 1:]  # a view with an offset
+    mx.eval(x)
+    fn = lambda x, s: mx.sum(x, axis=axis, stream=s)  # noqa: E731
+    g = on_gpu_natively(fn, x)
+    c = fn(x, mx.cpu)
+    assert g.shape == c.shape and g.dtype == c.dtype == mx.complex64
+    np.testing.assert_allclose(np.array(g), np.array(c), rtol=1e-5, atol=1e-4)
