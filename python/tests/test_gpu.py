@@ -782,9 +782,8 @@ def test_quantized_matvec_fast_path(bits, group_size, dtype):
 @pytest.mark.parametrize("bits", [2, 4, 8])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_quantized_matvec_wide_matrix(bits, dtype):
-    """One row against a matrix with many output features (a vocabulary head): the entry
-    with 4 features per warp (narrower matrices take one feature per warp); N not a
-    multiple of 4."""
+    """One row against a matrix with many output features (a vocabulary head, more blocks
+    than an H200 holds at once); N not a multiple of the 4 features per warp."""
     n = 32768 + 3
     w = rand((n, 256), "float32", -1, 1, seed=58).astype(dt(dtype))
     wq, sc, bi = mx.quantize(w, group_size=64, bits=bits, stream=mx.cpu)

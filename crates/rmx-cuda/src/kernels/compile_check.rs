@@ -221,7 +221,9 @@ fn conv_fft_linalg_searchsorted_and_fp8_kernels_compile() {
         use BinaryOp::*;
         use UnaryOp::*;
         let complex_out = [
-            Negative, Conjugate, Square, Sqrt, Exp, Log, Sin, Cos, Round, Sign,
+            Negative, Conjugate, Square, Sqrt, Exp, Log, Sin, Cos, Round, Sign, Rsqrt, Reciprocal,
+            Log1p, Log2, Log10, Tan, Tanh, Sinh, Cosh, Arcsin, Arccos, Arctan, Arcsinh, Arccosh,
+            Arctanh,
         ];
         for op in complex_out {
             ks.extend(super::complex::unary_kernel(op, Dtype::Complex64));
@@ -242,6 +244,7 @@ fn conv_fft_linalg_searchsorted_and_fp8_kernels_compile() {
     for dt in SAMPLE_DTYPES {
         ks.extend(super::searchsorted::kernel(dt));
     }
+    ks.extend(super::complex_reduce::all_kernels());
     compile_sharing(
         &ks,
         &[super::searchsorted::NAN_LESS, super::complex::COMPLEX],

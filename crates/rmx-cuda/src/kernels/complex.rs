@@ -48,6 +48,20 @@ __device__ c64 cexp(c64 z) {
   }
   return cpolar(expf(re), im);
 }
+// num_complex's `+`, `-` and `/` (the plain formula, as its `Div` computes it; the binary
+// op's division is `cdiv` above), and `ln`
+__device__ __forceinline__ c64 cadd(c64 a, c64 b) { return mkc(a.re + b.re, a.im + b.im); }
+__device__ __forceinline__ c64 csub(c64 a, c64 b) { return mkc(a.re - b.re, a.im - b.im); }
+__device__ __forceinline__ c64 cdivn(c64 a, c64 b) {
+  const float n = b.re * b.re + b.im * b.im;
+  return mkc((a.re * b.re + a.im * b.im) / n, (a.im * b.re - a.re * b.im) / n);
+}
+__device__ __forceinline__ c64 cln(c64 z) { return mkc(logf(hypotf(z.re, z.im)), atan2f(z.im, z.re)); }
+__device__ c64 csqrt(c64 z);
+#define C1 mkc(1.f, 0.f)
+#define C2 mkc(2.f, 0.f)
+#define CI mkc(0.f, 1.f)
+#define CMINUS_I mkc(-0.f, -1.f)
 __device__ c64 csqrt(c64 z) {
   if (z.im == 0) {
     if (!signbit(z.re)) return mkc(sqrtf(z.re), z.im);
@@ -78,7 +92,23 @@ pub fn unary_kernel(op: UnaryOp, out: Dtype) -> Option<Kernel> {
         Square => "cmul(x, x)",
         Sqrt => "csqrt(x)",
         Exp => "cexp(x)",
-        Log => "mkc(logf(hypotf(x.re, x.im)), atan2f(x.im, x.re))",
+        Log => "cln(x)",
+        // the rest as num_complex 0.4 writes them (the CPU backend's formulas)
+        Rsqrt => "cdivn(C1, csqrt(x))",
+        Reciprocal => "cdivn(C1, x)",
+        Log1p => "cln(cadd(x, C1))",
+        Log2 => "([&] { const c64 l = cln(x); return mkc(l.re / 0.693147180559945309f, l.im / 0.693147180559945309f); }())",
+        Log10 => "([&] { const c64 l = cln(x); return mkc(l.re / 2.302585092994045684f, l.im / 2.302585092994045684f); }())",
+        Tan => "([&] { const float a = x.re + x.re, b = x.im + x.im, d = cosf(a) + coshf(b); return mkc(sinf(a) / d, sinhf(b) / d); }())",
+        Tanh => "([&] { const float a = x.re + x.re, b = x.im + x.im, d = coshf(a) + cosf(b); return mkc(sinhf(a) / d, sinf(b) / d); }())",
+        Sinh => "mkc(sinhf(x.re) * cosf(x.im), coshf(x.re) * sinf(x.im))",
+        Cosh => "mkc(coshf(x.re) * cosf(x.im), sinhf(x.re) * sinf(x.im))",
+        Arcsin => "cmul(CMINUS_I, cln(cadd(csqrt(csub(C1, cmul(x, x))), cmul(CI, x))))",
+        Arccos => "cmul(CMINUS_I, cln(cadd(cmul(CI, csqrt(csub(C1, cmul(x, x)))), x)))",
+        Arctan => "([&] { if (x.re == 0.f && x.im == 1.f) return mkc(0.f, INFINITY); if (x.re == 0.f && x.im == -1.f) return mkc(0.f, -INFINITY); return cdivn(csub(cln(cadd(C1, cmul(CI, x))), cln(csub(C1, cmul(CI, x)))), cmul(C2, CI)); }())",
+        Arcsinh => "cln(cadd(x, csqrt(cadd(C1, cmul(x, x)))))",
+        Arccosh => "cmul(C2, cln(cadd(csqrt(cdivn(cadd(x, C1), C2)), csqrt(cdivn(csub(x, C1), C2)))))",
+        Arctanh => "([&] { if (x.re == 1.f && x.im == 0.f) return mkc(INFINITY, 0.f); if (x.re == -1.f && x.im == 0.f) return mkc(-INFINITY, 0.f); return cdivn(csub(cln(cadd(C1, x)), cln(csub(C1, x))), C2); }())",
         Sin => "mkc(sinf(x.re) * coshf(x.im), cosf(x.re) * sinhf(x.im))",
         Cos => "mkc(cosf(x.re) * coshf(x.im), -sinf(x.re) * sinhf(x.im))",
         Round => "mkc(rintf(x.re), rintf(x.im))",

@@ -2,6 +2,7 @@
 
 pub mod arg_reduce;
 pub mod complex;
+pub mod complex_reduce;
 pub mod conv;
 pub mod elementwise;
 pub mod fast;

@@ -17,12 +17,13 @@ const QMV_MAX_ROWS: usize = gemv::MAX_ROWS;
 /// Output features per block of the matrix-vector kernel (one warp each).
 const QMV_WARPS: u32 = 8;
 /// Output features per warp, and 16-byte runs of packed words per feature each lane
-/// loads before using them (`_vec` entries; the best or near it, by shape, of the
-/// variants `bench/matvec_variants.py` timed on an H200).
+/// loads before using them (`_vec` entries). `bench/qmv_mma.py simt` timed 36 shapes of
+/// the kernel on an H200, each launch inside a CUDA graph (device time, not CuPy's
+/// per-launch host time, which had hidden the difference): 4 features and 1 run was the
+/// best or within 0.2 us of it on all five of a Llama-1B decode step's products, e.g.
+/// 16384 x 2048: 9.6 us against 13.1 for the 1 feature x 2 runs used before.
 const QMV_VEC_COLS: usize = 4;
-const QMV_VEC_UNROLL: usize = 2;
-/// One-row products with fewer output features take one feature per warp (`_vec1_narrow`).
-const QMV_NARROW_BELOW: usize = 32768;
+const QMV_VEC_UNROLL: usize = 1;
 
 fn supported(bits: usize) -> bool {
     matches!(bits, 2 | 4 | 8)
@@ -201,14 +202,10 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
           if (lane == 0) out[m * n + col0 + c] = {sta};
         }}
     }}
-    // the three entries below wait in `_vec_body`, after its prefetch (launch.rs inserts a
+    // the two entries below wait in `_vec_body`, after its prefetch (launch.rs inserts a
     // wait into entries whose body does not name RMX_GRID_WAIT)
     extern "C" __global__ void {name}_vec1(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
       {name}_vec_body<1, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
-    }}
-    // one feature per warp: four times the warps, for matrices too small to fill the GPU otherwise
-    extern "C" __global__ void {name}_vec1_narrow(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<1, 1>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     extern "C" __global__ void {name}_vec(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
       {name}_vec_body<{rows_max}, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
@@ -324,16 +321,8 @@ pub fn quantized_matmul(
                 && wp.is_multiple_of(16)
                 && xp.is_multiple_of(16);
             if vectorized {
-                // 4 features per warp leave a 2048-feature matrix 512 warps, a quarter of
-                // what keeps an H200's loads in flight (a decode step's 2048-feature
-                // products: 12.2 us on average, 7.6 with one feature per warp)
-                let narrow = rows == 1 && n < QMV_NARROW_BELOW;
-                let cols = if narrow { 1 } else { QMV_VEC_COLS };
-                let entry = match (rows, narrow) {
-                    (1, true) => "_vec1_narrow",
-                    (1, false) => "_vec1",
-                    _ => "_vec",
-                };
+                let cols = QMV_VEC_COLS;
+                let entry = if rows == 1 { "_vec1" } else { "_vec" };
                 let name = format!("{}{entry}", kern.name);
                 let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
                 let mut bl = gpu.launch(&f);

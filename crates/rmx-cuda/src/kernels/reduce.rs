@@ -177,6 +177,9 @@ pub fn reduce(
     if x.dtype == Dtype::Complex64 && out_dtype == Dtype::Complex64 && op == ReduceOp::Sum {
         return complex_sum(gpu, x, axes);
     }
+    if x.dtype == Dtype::Complex64 {
+        return super::complex_reduce::complex_reduce(gpu, op, x, axes, out_dtype);
+    }
     if reduce_kernel(op, x.dtype, out_dtype, false).is_none() {
         return Ok(None);
     }
