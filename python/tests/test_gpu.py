@@ -380,6 +380,44 @@ def test_rope(dtype, traditional):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("traditional", [False, True])
+def test_rope_kv_update(dtype, traditional):
+    """rmx's fused decode-step RoPE and cache writes: one kernel, the same values as the
+    CPU (the rotation is rope's expression), caches the caller holds left unchanged, a
+    donated cache written in place, and a position past the cache an IndexError."""
+    x = rand((2, 3, 8 + 2 * 2, 64), dtype, -2, 2, seed=44)
+    kc, vc = rand((2, 2, 40, 64), dtype, seed=45), rand((2, 2, 40, 64), dtype, seed=46)
+    freqs = mx.array(np.random.default_rng(47).uniform(1, 1000, 24).astype(np.float32))
+    before = host(kc)
+    for dims, off, fr in [(64, 37, None), (48, 5, freqs), (64, -4, None)]:
+        base = None if fr is not None else 10000.0
+        fn = lambda x, kc, vc, s: mx.fast.rope_kv_update(  # noqa: E731
+            x, kc, vc, 8, 2, dims, traditional=traditional, base=base, scale=1.0,
+            offset=mx.array(off, mx.int32), freqs=fr, stream=s)
+        g = on_gpu_natively(fn, x, kc, vc)
+        c = fn(x, kc, vc, mx.cpu)
+        for a, b in zip(g, c):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_array_equal(host(a), host(b))
+    np.testing.assert_array_equal(host(kc), before)  # held by the caller: not written
+    # a cache nothing else holds (written in place; rmx-lm's decode capture checks the
+    # buffer stays the same) gets this step's row and keeps the rest
+    cache = mx.zeros((1, 1, 8, 64), dt(dtype), stream=mx.gpu)
+    mx.eval(cache)
+    step = lambda c: mx.fast.rope_kv_update(  # noqa: E731
+        rand((1, 1, 4, 64), dtype, seed=48), c, c * 1, 2, 1, 64, traditional=traditional,
+        base=10000.0, scale=1.0, offset=mx.array(3, mx.int32), stream=mx.gpu)
+    q, k, v = step(cache)
+    del cache
+    mx.eval(q, k, v)
+    assert np.count_nonzero(host(k)[0, 0, 3]) > 0 and np.count_nonzero(host(k)[0, 0, 4]) == 0
+    with pytest.raises(IndexError):
+        mx.eval(*mx.fast.rope_kv_update(x, kc, vc, 8, 2, 64, traditional=traditional,
+                                        base=10000.0, scale=1.0,
+                                        offset=mx.array(38, mx.int32), stream=mx.gpu))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("shape", [(1, 8, 2, 1, 9, 64), (2, 4, 4, 7, 7, 32),
                                    (1, 6, 3, 12, 5, 80), (1, 4, 1, 1, 300, 128),
                                    (2, 32, 8, 1, 1000, 64)])

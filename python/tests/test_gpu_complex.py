@@ -116,3 +116,15 @@ def test_complex_reductions_of_empty_axes():
         c = getattr(mx, op)(x, axis=1, stream=mx.cpu)
         assert g.dtype == c.dtype
         np.testing.assert_array_equal(np.array(g), np.array(c))
+
+
+@pytest.mark.parametrize("dtype", ["bool_", "float32", "float16", "float64", "int32", "uint8"])
+def test_complex_casts_run_natively(dtype):
+    """complex64 to other types: bool tests for nonzero, the rest take the real part (the
+    reductions all/any cast to bool first)."""
+    x = complex_values((9, 13), 127)
+    fn = lambda x, s: x.astype(getattr(mx, dtype), stream=s)  # noqa: E731
+    g = on_gpu_natively(fn, x)
+    c = fn(x, mx.cpu)
+    assert g.dtype == c.dtype
+    np.testing.assert_array_equal(np.array(g), np.array(c))

@@ -20,7 +20,7 @@ pub mod memory;
 use device::{the_gpu, Gpu};
 use kernels::{
     arg_reduce, conv, elementwise, fast, fft, fp8, fused, indexing, linalg, matmul, qmm, quantize,
-    random, reduce, rows, scan, searchsorted, sort,
+    random, reduce, rope_kv, rows, scan, searchsorted, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
@@ -410,6 +410,26 @@ impl Backend for CudaBackend {
             |g| fast::rope(g, x, offset, freqs, spec),
             |c| c.rope(x, offset, freqs, spec),
         )
+    }
+    fn rope_kv_update(
+        &self,
+        arrays: [&ArrayData; 3],
+        offset: &ArrayData,
+        freqs: Option<&ArrayData>,
+        spec: RopeSpec,
+        heads: (usize, usize),
+    ) -> Result<[ArrayData; 3]> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        if let Some(out) = rope_kv::rope_kv_update(gpu, arrays, offset, freqs, spec, heads)? {
+            return Ok(out);
+        }
+        let mut ins = arrays.to_vec();
+        ins.push(offset);
+        ins.extend(freqs);
+        host_fallback(&ins, |c| {
+            c.rope_kv_update(arrays, offset, freqs, spec, heads)
+        })
     }
     fn attention(
         &self,

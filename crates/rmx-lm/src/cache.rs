@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::invalid;
 use rmx_core::backend::ScatterMode;
-use rmx_core::{ops, Array};
+use rmx_core::{ops, Array, Dtype};
 
 /// How a cache stores what it has seen.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -194,6 +194,30 @@ impl KvCache {
             }
         }
         Ok(out)
+    }
+
+    /// In a fixed step, `f(k storage, v storage, position)` makes this step's queries and
+    /// the storage with its key and value written (one op: `fast::rope_kv_update`); the
+    /// cache keeps that storage and returns the queries and the window. `None` (and `f` not
+    /// called) outside a fixed step or when `dtype` is not the storage's.
+    pub fn update_fixed_with(
+        &mut self,
+        dtype: Dtype,
+        f: impl FnOnce(&Array, &Array, &Array) -> Result<(Array, Array, Array)>,
+    ) -> Result<Option<(Array, Array, Array)>> {
+        let (Some(fx), Some(kbuf), Some(vbuf)) = (&self.fixed, &self.keys, &self.values) else {
+            return Ok(None);
+        };
+        if kbuf.dtype() != dtype || vbuf.dtype() != dtype {
+            return Ok(None);
+        }
+        let window = fx.window;
+        let (q, keys, values) = f(kbuf, vbuf, &fx.pos)?;
+        let out = (q, tokens(&keys, 0, window)?, tokens(&values, 0, window)?);
+        // the old storage's handles go now, so the op can write it in place
+        self.keys = Some(keys);
+        self.values = Some(values);
+        Ok(Some(out))
     }
 
     /// Writes one token at the fixed step's device-held position (a scatter that updates

@@ -40,6 +40,35 @@ pub fn rope(
     )?)
 }
 
+/// A decode step's query rotation and cache writes in one op: `x` (B, L, Hq + 2 Hkv, D)
+/// holds the fused q|k|v projection; returns the rotated queries (B, Hq, L, D) and the
+/// caches with the rotated keys and the values written at `offset + l`.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_kv_update(
+    x: &Array,
+    k_cache: &Array,
+    v_cache: &Array,
+    heads: (usize, usize),
+    freqs: &Array,
+    dims: usize,
+    adjacent: bool,
+    offset: &Array,
+) -> Result<(Array, Array, Array)> {
+    Ok(fast::rope_kv_update(
+        x,
+        k_cache,
+        v_cache,
+        heads.0,
+        heads.1,
+        dims as i64,
+        adjacent,
+        None,
+        1.0,
+        offset,
+        Some(freqs),
+    )?)
+}
+
 /// SiLU-gated product `g * sigmoid(g) * u` as one fused elementwise node (what `compile`
 /// would make of the three ops): one kernel instead of three on a GPU, the same value bit
 /// for bit (each intermediate is rounded to the dtype as the separate ops store it).

@@ -87,6 +87,48 @@ fn rope(
     })
 }
 
+/// `(q, k_cache, v_cache)` from a fused q|k|v projection `x` `(B, L, num_heads + 2 *
+/// num_kv_heads, D)`: an rmx extension (MLX has no such function), a decode step's RoPE of
+/// the queries and keys and its two cache writes (at `offset + l`) in one kernel.
+#[pyfunction]
+#[pyo3(signature = (x, k_cache, v_cache, num_heads, num_kv_heads, dims, *, traditional, base, scale, offset, freqs = None, stream = None))]
+#[allow(clippy::too_many_arguments)]
+fn rope_kv_update(
+    x: &Any<'_>,
+    k_cache: &Any<'_>,
+    v_cache: &Any<'_>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    dims: i64,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    offset: &Any<'_>,
+    freqs: Option<&Any<'_>>,
+    stream: Option<&Any<'_>>,
+) -> PyResult<(PyArray, PyArray, PyArray)> {
+    let (x, kc, vc) = (arg_array(x)?, arg_array(k_cache)?, arg_array(v_cache)?);
+    let fr = opt_array(freqs)?;
+    on_stream(stream, || {
+        let off = arg_array(offset)?;
+        let (q, k, v) = f::rope_kv_update(
+            &x,
+            &kc,
+            &vc,
+            num_heads,
+            num_kv_heads,
+            dims,
+            traditional,
+            base,
+            scale,
+            &off,
+            fr.as_ref(),
+        )
+        .py()?;
+        Ok((q.into(), k.into(), v.into()))
+    })
+}
+
 #[pyfunction]
 #[pyo3(signature = (q, k, v, *, scale, mask = None, sinks = None, force_fused = false, stream = None))]
 #[allow(clippy::too_many_arguments)]
@@ -134,6 +176,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(add_rms_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(layer_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(rope, &m)?)?;
+    m.add_function(wrap_pyfunction!(rope_kv_update, &m)?)?;
     m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;
     crate::fast_cross_entropy::register(&m)?;
     crate::fast_gated_delta::register(&m)?;

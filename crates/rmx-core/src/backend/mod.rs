@@ -388,6 +388,23 @@ pub trait Backend: Send + Sync {
         freqs: Option<&ArrayData>,
         spec: RopeSpec,
     ) -> Result<ArrayData>;
+    /// `[x, k_cache, v_cache]` to `[q, k_cache', v_cache']` (`ops::fast::rope_kv_update`):
+    /// RoPE of the query and key heads of `x` `[B, L, Hq + 2 Hkv, D]` at positions
+    /// `offset + l`, the rotated keys and the values written into the caches at those
+    /// positions (in place when a cache `is_donated_whole`). The default makes a RoPE per
+    /// part and copies.
+    fn rope_kv_update(
+        &self,
+        arrays: [&ArrayData; 3],
+        offset: &ArrayData,
+        freqs: Option<&ArrayData>,
+        spec: RopeSpec,
+        heads: (usize, usize),
+    ) -> Result<[ArrayData; 3]> {
+        crate::primitives::fast::rope_kv::rope_then_write_kv(
+            self, arrays, offset, freqs, spec, heads,
+        )
+    }
     /// `softmax(scale * q k^T + mask) v` per head, with `q` `[B, Hq, Lq, D]`, `k`
     /// `[B, Hkv, Lk, D]`, `v` `[B, Hkv, Lk, Dv]` (Hq a multiple of Hkv) of one floating
     /// dtype; `sinks` (`[Hq]`, same dtype) adds one extra logit per head to each softmax.

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::primitives::fast::attention::{Attention, MaskKind};
 use crate::primitives::fast::norm::{AddRmsNorm, Norm};
 use crate::primitives::fast::rope::Rope;
+use crate::primitives::fast::rope_kv::RopeKvUpdate;
 use crate::shape::{broadcast_shapes, shape_str};
 
 use super::elementwise::astype;
@@ -150,6 +151,23 @@ pub fn rope(
     offset: &Array,
     freqs: Option<&Array>,
 ) -> Result<Array> {
+    let (prim, extra) = rope_parts(a, dims, traditional, base, scale, offset, freqs)?;
+    let mut inputs = vec![a.clone()];
+    inputs.extend(extra);
+    Ok(prim.node(inputs))
+}
+
+/// `rope`'s checks of its arguments, then the primitive and its inputs after `a`
+/// (`offset` as int32, `freqs` as float32).
+fn rope_parts(
+    a: &Array,
+    dims: i64,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    offset: &Array,
+    freqs: Option<&Array>,
+) -> Result<(Rope, Vec<Array>)> {
     if a.ndim() < 3 {
         return Err(crate::value_err!(
             "[rope] Input must have at least 3 dimensions but got input with {} dimensions.",
@@ -211,7 +229,7 @@ pub fn rope(
         _ => {}
     }
     let half = dims as usize / 2;
-    let mut inputs = vec![a.clone(), cast(offset, Dtype::Int32)?];
+    let mut inputs = vec![cast(offset, Dtype::Int32)?];
     if let Some(f) = freqs {
         if f.ndim() != 1 || f.shape()[0] != half {
             return Err(crate::value_err!(
@@ -221,13 +239,94 @@ pub fn rope(
         }
         inputs.push(cast(f, Dtype::Float32)?);
     }
-    Ok(Rope {
+    let prim = Rope {
         dims: dims as usize,
         traditional,
         base,
         scale,
+    };
+    Ok((prim, inputs))
+}
+
+/// The heads of a decoder layer's step (an rmx extension; MLX has none): `x`
+/// `[B, L, num_heads + 2 num_kv_heads, D]` holds a fused q|k|v projection's query, key and
+/// value heads. Returns `(q, k_cache', v_cache')`: the query heads `[B, num_heads, L, D]`
+/// through `rope` at positions `offset + l`, and the caches (`[B, num_kv_heads, S, D]`, of
+/// `x`'s dtype) with the rotated keys and the values written at those positions, as
+/// `scatter_along_axis` writes them (a negative position wraps once; others outside the
+/// cache raise `IndexError` when evaluated). One kernel on the GPU instead of a RoPE and
+/// two scatters; the caches are written in place when nothing else holds them.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_kv_update(
+    x: &Array,
+    k_cache: &Array,
+    v_cache: &Array,
+    num_heads: usize,
+    num_kv_heads: usize,
+    dims: i64,
+    traditional: bool,
+    base: Option<f32>,
+    scale: f32,
+    offset: &Array,
+    freqs: Option<&Array>,
+) -> Result<(Array, Array, Array)> {
+    const OP: &str = "[rope_kv_update]";
+    if x.ndim() != 4 || x.shape()[2] != num_heads + 2 * num_kv_heads || num_kv_heads == 0 {
+        return Err(crate::value_err!(
+            "{OP} x must have shape (B, L, num_heads + 2 * num_kv_heads, D) = (B, L, {}, D) with num_kv_heads > 0 but has shape {}.",
+            num_heads + 2 * num_kv_heads,
+            shape_str(x.shape())
+        ));
     }
-    .node(inputs))
+    let (b, d) = (x.shape()[0], x.shape()[3]);
+    for (name, c) in [("k_cache", k_cache), ("v_cache", v_cache)] {
+        let s = c.shape();
+        if c.ndim() != 4 || s[0] != b || s[1] != num_kv_heads || s[3] != d {
+            return Err(crate::value_err!(
+                "{OP} {name} must have shape ({b}, {num_kv_heads}, S, {d}) but has shape {}.",
+                shape_str(s)
+            ));
+        }
+        if c.dtype() != x.dtype() {
+            return Err(crate::value_err!(
+                "{OP} {name} must have x's type {} but has type {}.",
+                x.dtype(),
+                c.dtype()
+            ));
+        }
+    }
+    if k_cache.shape()[2] != v_cache.shape()[2] {
+        return Err(crate::value_err!(
+            "{OP} k_cache and v_cache must hold the same number of tokens but have shapes {} and {}.",
+            shape_str(k_cache.shape()),
+            shape_str(v_cache.shape())
+        ));
+    }
+    if offset.size() != 1 {
+        return Err(crate::value_err!(
+            "{OP} offset must have one element but has shape {}.",
+            shape_str(offset.shape())
+        ));
+    }
+    let (rope, extra) = rope_parts(x, dims, traditional, base, scale, offset, freqs)?;
+    let mut inputs = vec![x.clone(), k_cache.clone(), v_cache.clone()];
+    inputs.extend(extra);
+    let l = x.shape()[1];
+    let specs = vec![
+        (vec![b, num_heads, l, d].into(), x.dtype()),
+        (k_cache.shape().into(), x.dtype()),
+        (v_cache.shape().into(), x.dtype()),
+    ];
+    let prim = RopeKvUpdate {
+        rope,
+        num_heads,
+        num_kv_heads,
+    };
+    let mut out = Array::from_multi_op(specs, std::sync::Arc::new(prim), inputs);
+    let v = out.pop().expect("three outputs");
+    let k = out.pop().expect("three outputs");
+    let q = out.pop().expect("three outputs");
+    Ok((q, k, v))
 }
 
 /// The mask of `scaled_dot_product_attention`.

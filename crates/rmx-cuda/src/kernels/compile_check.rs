@@ -108,7 +108,9 @@ fn indexing_kernels_compile() {
     if !nvrtc_present() {
         return;
     }
-    compile_sharing(&super::indexing::all_kernels(), &[super::indexing::CHECKED]);
+    let mut ks = super::indexing::all_kernels();
+    ks.extend(super::rope_kv::all_kernels());
+    compile_sharing(&ks, &[super::indexing::CHECKED]);
 }
 
 #[test]
@@ -245,6 +247,15 @@ fn conv_fft_linalg_searchsorted_and_fp8_kernels_compile() {
         ks.extend(super::searchsorted::kernel(dt));
     }
     ks.extend(super::complex_reduce::all_kernels());
+    for dt in [
+        Dtype::Bool,
+        Dtype::Int32,
+        Dtype::Uint64,
+        Dtype::Float16,
+        Dtype::Float64,
+    ] {
+        ks.extend(super::elementwise::cast_kernel(Dtype::Complex64, dt));
+    }
     compile_sharing(
         &ks,
         &[super::searchsorted::NAN_LESS, super::complex::COMPLEX],

@@ -4,7 +4,7 @@
 //! float rounding (CUDA's `sinf`/`expf` against glibc's). Ops not listed here run on the host.
 
 use super::elementwise::{element, kernel_source, Kernel};
-use super::prelude::{ctype, tag, PRELUDE};
+use super::prelude::{ctype, float_to_int, tag, PRELUDE};
 use rmx_core::backend::{BinaryOp, UnaryOp};
 use rmx_core::Dtype;
 
@@ -160,6 +160,26 @@ pub fn from_real_kernel(input: Dtype) -> Option<Kernel> {
         ti.load(&element("x"))
     );
     Some(with_helpers(name, &[("x", ti.store)], "c64", &body))
+}
+
+/// complex64 as another type, as the CPU casts it: bool tests for nonzero (NaN is
+/// nonzero), other types take the real part as a float32 converts.
+pub fn to_real_kernel(out: Dtype) -> Option<Kernel> {
+    let to = ctype(out)?;
+    let v = if to.compute == "bool" {
+        "(x.re != 0.f || x.im != 0.f)".to_string()
+    } else if !to.float {
+        float_to_int("x.re", to.compute)
+    } else {
+        format!("({})(x.re)", to.compute)
+    };
+    let name = format!("cast_c64_{}", tag(out));
+    let body = format!(
+        "    const c64 x = {};\n    out[i] = {};",
+        element("x"),
+        to.store(&v)
+    );
+    Some(with_helpers(name, &[("x", "c64")], to.store, &body))
 }
 
 /// The stored type of `out` and `expr` converted to it (complex stays `c64`).

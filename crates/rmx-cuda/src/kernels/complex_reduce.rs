@@ -1,8 +1,8 @@
 //! complex64 reductions other than `sum` (reduce.rs sums the real and imaginary parts as
-//! two float32 reductions): `prod`, `max` and `min` to complex64, `all` and `any` to bool.
-//! The reduced axes are moved last (a copy when that is not already the layout); one block
-//! per output element combines its row with the CPU backend's rules: `max`/`min` order by
-//! (real, imaginary) and a NaN (either part) wins; `all`/`any` test for nonzero.
+//! two float32 reductions): `prod`, `max` and `min`. (`all` and `any` cast to bool first,
+//! complex.rs's `to_real_kernel`.) The reduced axes are moved last (a copy when that is not
+//! already the layout); one block per output element combines its row with the CPU
+//! backend's rules: `max`/`min` order by (real, imaginary) and a NaN (either part) wins.
 
 use super::complex::COMPLEX;
 use super::elementwise::{generated, row_contiguous, Kernel};
@@ -15,56 +15,43 @@ use rmx_core::{ArrayData, Dtype, Result};
 
 const BLOCK: u32 = 256;
 
-/// (identity, combine, element map) as C expressions over `c64 a, b` / `c64 v`.
-fn parts(op: ReduceOp) -> (&'static str, &'static str, &'static str) {
-    // all/any: 1 or 0 in the real part, combined as min/max
-    const NONZERO: &str = "mkc((v.re != 0.f || v.im != 0.f) ? 1.f : 0.f, 0.f)";
-    match op {
-        ReduceOp::Prod => ("mkc(1.f, 0.f)", "cmul(a, b)", "v"),
+/// (identity, combine) as C expressions over `c64 a, b`; `None` for the ops not made here.
+fn parts(op: ReduceOp) -> Option<(&'static str, &'static str)> {
+    Some(match op {
+        ReduceOp::Prod => ("mkc(1.f, 0.f)", "cmul(a, b)"),
         ReduceOp::Max => (
             "mkc(-INFINITY, -INFINITY)",
             "(cnan(a) || (!cnan(b) && !clt(a, b))) ? a : b",
-            "v",
         ),
         ReduceOp::Min => (
             "mkc(INFINITY, INFINITY)",
             "(cnan(a) || (!cnan(b) && !clt(b, a))) ? a : b",
-            "v",
         ),
-        ReduceOp::All => ("mkc(1.f, 0.f)", "mkc(fminf(a.re, b.re), 0.f)", NONZERO),
-        ReduceOp::Any => ("mkc(0.f, 0.f)", "mkc(fmaxf(a.re, b.re), 0.f)", NONZERO),
-        ReduceOp::Sum => ("mkc(0.f, 0.f)", "mkc(a.re + b.re, a.im + b.im)", "v"),
-    }
+        _ => return None,
+    })
 }
 
 pub fn complex_reduce_kernel(op: ReduceOp) -> Option<Kernel> {
     generated(format!("complex_reduce_kernel {op:?}"), || {
-        let (init, combine, map) = parts(op);
-        let boolean = matches!(op, ReduceOp::All | ReduceOp::Any);
-        let (ot, store) = if boolean {
-            ("bool", "a.re != 0.f")
-        } else {
-            ("c64", "a")
-        };
+        let (init, combine) = parts(op)?;
         let name = format!("complex_reduce_{op:?}");
         let src = format!(
             r#"{PRELUDE}{COMPLEX}
 __device__ __forceinline__ c64 {name}_combine(c64 a, c64 b) {{ return {combine}; }}
-__device__ __forceinline__ c64 {name}_map(c64 v) {{ return {map}; }}
 // one block per row of `n` reduced elements (rows contiguous)
-extern "C" __global__ void {name}(const c64* x, {ot}* out, i64 rows, i64 n) {{
+extern "C" __global__ void {name}(const c64* x, c64* out, i64 rows, i64 n) {{
   __shared__ c64 sh[{BLOCK}];
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
     const c64* xr = x + r * n;
     c64 a = {init};
-    for (i64 j = threadIdx.x; j < n; j += blockDim.x) a = {name}_combine(a, {name}_map(xr[j]));
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) a = {name}_combine(a, xr[j]);
     sh[threadIdx.x] = a;
     __syncthreads();
     for (int s = {BLOCK} / 2; s > 0; s >>= 1) {{
       if (threadIdx.x < s) sh[threadIdx.x] = {name}_combine(sh[threadIdx.x], sh[threadIdx.x + s]);
       __syncthreads();
     }}
-    if (threadIdx.x == 0) {{ const c64 a = sh[0]; out[r] = {store}; }}
+    if (threadIdx.x == 0) out[r] = sh[0];
     __syncthreads();
   }}
 }}
@@ -74,8 +61,8 @@ extern "C" __global__ void {name}(const c64* x, {ot}* out, i64 rows, i64 n) {{
     })
 }
 
-/// `op` of complex64 `x` over `axes` (kept as size-1 axes), or `None` for an output
-/// dtype this kernel does not make.
+/// `op` of complex64 `x` over `axes` (kept as size-1 axes) to complex64, or `None` for
+/// the ops and output dtypes not made here.
 pub fn complex_reduce(
     gpu: &'static Gpu,
     op: ReduceOp,
@@ -83,13 +70,7 @@ pub fn complex_reduce(
     axes: &[usize],
     out_dtype: Dtype,
 ) -> Result<Option<ArrayData>> {
-    let boolean = matches!(op, ReduceOp::All | ReduceOp::Any);
-    let wanted = if boolean {
-        Dtype::Bool
-    } else {
-        Dtype::Complex64
-    };
-    if x.dtype != Dtype::Complex64 || out_dtype != wanted {
+    if x.dtype != Dtype::Complex64 || out_dtype != Dtype::Complex64 {
         return Ok(None);
     }
     let Some(Kernel { name, src }) = complex_reduce_kernel(op) else {
@@ -128,7 +109,7 @@ pub fn complex_reduce(
 #[cfg(test)]
 pub fn all_kernels() -> Vec<Kernel> {
     use ReduceOp::*;
-    [Prod, Max, Min, All, Any]
+    [Prod, Max, Min]
         .into_iter()
         .filter_map(complex_reduce_kernel)
         .collect()

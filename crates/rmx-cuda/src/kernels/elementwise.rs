@@ -199,6 +199,9 @@ pub fn cast_kernel(input: Dtype, out: Dtype) -> Option<Kernel> {
     if out == Dtype::Complex64 {
         return super::complex::from_real_kernel(input);
     }
+    if input == Dtype::Complex64 {
+        return super::complex::to_real_kernel(out);
+    }
     let (ti, to) = (ctype(input)?, ctype(out)?);
     let name = format!("cast_{}_{}", tag(input), tag(out));
     let v = ti.load(&element("x"));

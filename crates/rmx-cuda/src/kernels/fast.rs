@@ -25,6 +25,10 @@ pub fn rope_kernel(dtype: Dtype) -> Option<Kernel> {
     extern "C" __global__ void {name}(const {s}* x, {s}* out, const i32* offs, const float* freqs,
         i64 n_rows, i64 d, i64 half, i64 t_len, i64 per_batch_rows, int by_batch, int trad,
         double log_step, double scale) {{
+      // the frequencies (a constant) head for L2 while the kernel before finishes (launch.rs)
+      if (freqs && blockIdx.x == 0 && threadIdx.x == 0 && (half * 4) % 16 == 0 && ((u64)freqs & 15) == 0)
+        RMX_PREFETCH_L2(freqs, half * 4);
+      RMX_GRID_WAIT();
       const i64 per_row = d - half, n = n_rows * per_row;
       for (i64 k = (i64)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (i64)gridDim.x * blockDim.x) {{
         const i64 row = k / per_row, j = k % per_row;

@@ -18,7 +18,7 @@ use rmx_core::{ArrayData, Dtype, Result};
 /// Kernel code of the ops in `device::INDEX_OPS`.
 const TAKE: i32 = 0;
 const TAKE_ALONG: i32 = 1;
-const SCATTER: i32 = 2;
+pub const SCATTER: i32 = 2;
 const CHECK: i32 = 3;
 
 /// Wraps a negative index and checks it; on failure records it (first error wins).

@@ -19,6 +19,7 @@ pub mod qmm;
 pub mod quantize;
 pub mod random;
 pub mod reduce;
+pub mod rope_kv;
 pub mod rows;
 pub mod scan;
 pub mod searchsorted;

@@ -16,14 +16,17 @@ use rmx_core::{ArrayData, Dtype, Result};
 const QMV_MAX_ROWS: usize = gemv::MAX_ROWS;
 /// Output features per block of the matrix-vector kernel (one warp each).
 const QMV_WARPS: u32 = 8;
-/// Output features per warp, and 16-byte runs of packed words per feature each lane
-/// loads before using them (`_vec` entries). `bench/qmv_mma.py simt` timed 36 shapes of
-/// the kernel on an H200, each launch inside a CUDA graph (device time, not CuPy's
-/// per-launch host time, which had hidden the difference): 4 features and 1 run was the
-/// best or within 0.2 us of it on all five of a Llama-1B decode step's products, e.g.
-/// 16384 x 2048: 9.6 us against 13.1 for the 1 feature x 2 runs used before.
+/// Output features per warp and 16-byte runs of packed words per feature each lane loads
+/// before using them, for one-row products (`_vec1`: 4 features x 1 run; `_vec1_pair`: 2
+/// x 2, below `QMV_PAIR_BELOW` features) and for several rows (`_vec`: 4 x 2).
+/// `bench/qmv_mma.py simt` timed 18 shapes of the kernel on an H200 with the weights
+/// streamed from DRAM, as in a decode step (launches inside a CUDA graph, rotating over
+/// 256 MiB of weight copies), in microseconds, for the 1 x 2 used before / 2 x 2 / 4 x 1:
+/// 2048 x 2048: 3.51 / 3.25 / 3.77; 3072 x 2048: 4.38 / 3.92 / 4.31; 2048 x 8192: 9.13 /
+/// 8.90 / 10.97; 16384 x 2048: 14.23 / 12.34 / 10.87; 128256 x 2048: 91.8 / 73.2 / 65.0.
 const QMV_VEC_COLS: usize = 4;
-const QMV_VEC_UNROLL: usize = 1;
+const QMV_VEC_UNROLL: usize = 2;
+const QMV_PAIR_BELOW: usize = 16384;
 
 fn supported(bits: usize) -> bool {
     matches!(bits, 2 | 4 | 8)
@@ -122,14 +125,14 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       if (lane == 0) out[row * n + col] = {st};
     }}
     // `_vec`: each lane reads 16-byte runs of packed words ({codes} codes of one group,
-    // group_size a multiple of {codes}) for {cols} output features, {unroll} runs each,
+    // group_size a multiple of {codes}) for COLS output features, UNROLL runs each,
     // all issued before any is used. Codes become floats without an int->float
     // conversion (a quarter-rate instruction per code): a code masked in
     // place and or-ed into 2^23's bits is 2^23 + code * 2^p exactly, p < 23 its bit
     // position; the activation it multiplies is pre-scaled by 2^-p, so each product is
     // the plain x * code. Activations are read in 16-byte runs (L1-resident), once per
-    // run for all {cols} features.
-    template <int ROWS, int COLS>
+    // run for all COLS features.
+    template <int ROWS, int COLS, int UNROLL>
     __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows) {{
       constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
@@ -140,13 +143,13 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       RMX_GRID_WAIT();
       if (col0 >= n) return;
       float acc[ROWS][COLS] = {{}};
-      for (i64 base = lane; base < vecs; base += 32 * {unroll}) {{
-        uint4 wv[COLS][{unroll}];
-        float sv[COLS][{unroll}], bv[COLS][{unroll}];
+      for (i64 base = lane; base < vecs; base += 32 * UNROLL) {{
+        uint4 wv[COLS][UNROLL];
+        float sv[COLS][UNROLL], bv[COLS][UNROLL];
     #pragma unroll
         for (int c = 0; c < COLS; ++c)
     #pragma unroll
-          for (int u = 0; u < {unroll}; ++u) {{
+          for (int u = 0; u < UNROLL; ++u) {{
             const i64 i = base + 32 * u, col = col0 + c;
             if (i < vecs && col < n) {{
               const i64 g = col * groups + i * CODES / group_size;
@@ -156,7 +159,7 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
             }}
           }}
     #pragma unroll
-        for (int u = 0; u < {unroll}; ++u) {{
+        for (int u = 0; u < UNROLL; ++u) {{
           const i64 i = base + 32 * u;
           if (i >= vecs) continue;
     #pragma unroll
@@ -202,13 +205,16 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
           if (lane == 0) out[m * n + col0 + c] = {sta};
         }}
     }}
-    // the two entries below wait in `_vec_body`, after its prefetch (launch.rs inserts a
+    // the entries below wait in `_vec_body`, after its prefetch (launch.rs inserts a
     // wait into entries whose body does not name RMX_GRID_WAIT)
     extern "C" __global__ void {name}_vec1(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<1, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
+      {name}_vec_body<1, {cols}, 1>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
+    }}
+    extern "C" __global__ void {name}_vec1_pair(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
+      {name}_vec_body<1, 2, 2>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     extern "C" __global__ void {name}_vec(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
-      {name}_vec_body<{rows_max}, {cols}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
+      {name}_vec_body<{rows_max}, {cols}, {unroll}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     "#,
             s = t.store,
@@ -321,8 +327,13 @@ pub fn quantized_matmul(
                 && wp.is_multiple_of(16)
                 && xp.is_multiple_of(16);
             if vectorized {
-                let cols = QMV_VEC_COLS;
-                let entry = if rows == 1 { "_vec1" } else { "_vec" };
+                let pair = rows == 1 && n < QMV_PAIR_BELOW;
+                let cols = if pair { 2 } else { QMV_VEC_COLS };
+                let entry = match (rows, pair) {
+                    (1, true) => "_vec1_pair",
+                    (1, false) => "_vec1",
+                    _ => "_vec",
+                };
                 let name = format!("{}{entry}", kern.name);
                 let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
                 let mut bl = gpu.launch(&f);

@@ -170,6 +170,11 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
     // flags: 1 weight, 2 bias, 4 residual: the row normalized is h = x + res (rounded to
     // the dtype as `add` rounds), also written to hout
     extern "C" __global__ void {name}(const {s}* x, const {s}* w, i64 ws, const {s}* bb, i64 bs, {s}* out, i64 rows, i64 n, float eps, int flags, const {s}* res, {s}* hout) {{
+      // the weight (a model's constant, evicted from L2 by a decode step's weight stream)
+      // heads for L2 while the kernel before this one finishes (launch.rs)
+      if (blockIdx.x == 0 && threadIdx.x == 0 && (flags & 1) && ws == 1 && ((u64)w & 15) == 0 && (n * sizeof({s})) % 16 == 0)
+        RMX_PREFETCH_L2(w, n * sizeof({s}));
+      RMX_GRID_WAIT();
       __shared__ {c} sh[32];
       auto add = []({c} a, {c} b) {{ return a + b; }};
       constexpr int CACHE = 8;
@@ -178,11 +183,13 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
         const {s}* xr = x + r * n; {s}* orow = out + r * n;
         const {s}* rr = res + r * n; {s}* hrow = hout + r * n;
         if (cached) {{
-          {c} xc[CACHE];
+          // the weight is read with x, not after the statistics: one memory round trip
+          {c} xc[CACHE], wc[CACHE];
     #pragma unroll
           for (int i = 0; i < CACHE; ++i) {{
             const i64 j = threadIdx.x + (i64)i * blockDim.x;
             if (j >= n) {{ xc[i] = 0; continue; }}
+            wc[i] = (flags & 1) ? {lw} : ({c})0;
             if (flags & 4) {{ const {s} hs = {sum}; hrow[j] = hs; xc[i] = {lhs}; }}
             else xc[i] = {ld};
           }}
@@ -192,7 +199,7 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
             const i64 j = threadIdx.x + (i64)i * blockDim.x;
             if (j >= n) continue;
             {c} v = xc[i];
-            {write}
+            {write_cached}
           }}
           continue;
         }}
@@ -213,6 +220,8 @@ pub fn norm_kernel(rms: bool, dtype: Dtype) -> Option<Kernel> {
                 s = t.store,
                 sum = t.store(&format!("{} + {}", t.load("xr[j]"), t.load("rr[j]"))),
                 lhs = t.load("hs"),
+                lw = t.load("w[j * ws]"),
+                write_cached = write.replace(&t.load("w[j * ws]"), "wc[i]"),
             )
         };
         Some(Kernel { name, src })

@@ -117,6 +117,15 @@ impl Attention {
                 let (hq, hkv) = (self.num_heads as i64, self.num_kv_heads as i64);
                 let d = self.head_dim as i64;
                 let all = ops::reshape(&qkv.forward(x)?, &[b, l, hq + 2 * hkv, -1])?;
+                // a fixed decode step: RoPE and both cache writes in one op
+                let heads = (self.num_heads, self.num_kv_heads);
+                let fused = cache.update_fixed_with(all.dtype(), |kc, vc, pos| {
+                    let (f, dims) = (&self.rope_freqs, self.rope_dims);
+                    kernels::rope_kv_update(&all, kc, vc, heads, f, dims, self.adjacent, pos)
+                })?;
+                if let Some(out) = fused {
+                    return Ok(out);
+                }
                 let part = |from: i64, n: i64| -> Result<Array> {
                     let p = ops::slice(&all, &[0, 0, from, 0], &[b, l, from + n, d], None)?;
                     Ok(ops::transpose(&p, Some(&[0, 2, 1, 3]))?)

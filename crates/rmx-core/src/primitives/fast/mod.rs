@@ -1,5 +1,5 @@
 //! The fused `fast` primitives (MLX's `mx.fast`): `Norm` (rms_norm, layer_norm), `AddRmsNorm`
-//! (an rmx extension), `Rope`
+//! (an rmx extension), `Rope`, `RopeKvUpdate` (an rmx extension)
 //! and `Attention`. Each evaluates through one backend kernel and keeps its composite
 //! definition (the same function from ordinary ops, as MLX's fallback writes it), which
 //! the derivative and vmap rules that have no cheaper form differentiate or vectorize.
@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod norm;
 pub mod rope;
+pub mod rope_kv;
 
 use super::batching::Batched;
 use crate::array::Array;
