@@ -382,9 +382,10 @@ def test_rope(dtype, traditional):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("traditional", [False, True])
 def test_rope_kv_update(dtype, traditional):
-    """rmx's fused decode-step RoPE and cache writes: one kernel, the same values as the
-    CPU (the rotation is rope's expression), caches the caller holds left unchanged, a
-    donated cache written in place, and a position past the cache an IndexError."""
+    """rmx's fused decode-step RoPE and cache writes: one kernel, the CPU's values within
+    the dtype's rounding (sincosf and FMA contraction against the CPU's), bit for bit the
+    GPU's own RoPE and scatters (the same rotation expression), caches the caller holds
+    left unchanged, and a position past the cache an IndexError."""
     x = rand((2, 3, 8 + 2 * 2, 64), dtype, -2, 2, seed=44)
     kc, vc = rand((2, 2, 40, 64), dtype, seed=45), rand((2, 2, 40, 64), dtype, seed=46)
     freqs = mx.array(np.random.default_rng(47).uniform(1, 1000, 24).astype(np.float32))
@@ -396,8 +397,19 @@ def test_rope_kv_update(dtype, traditional):
             offset=mx.array(off, mx.int32), freqs=fr, stream=s)
         g = on_gpu_natively(fn, x, kc, vc)
         c = fn(x, kc, vc, mx.cpu)
+        rtol, atol = TOL[dtype]
         for a, b in zip(g, c):
             assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(host(a), host(b), rtol=rtol * 4, atol=atol * 8)
+        kw = dict(traditional=traditional, base=base, scale=1.0, offset=off, freqs=fr,
+                  stream=mx.gpu)
+        part = lambda a, n: x[:, :, a:a + n].transpose(0, 2, 1, 3)  # noqa: E731
+        k = mx.fast.rope(part(8, 2), dims, **kw)
+        at = mx.broadcast_to((mx.arange(3) + off).reshape(1, 1, 3, 1), k.shape)
+        sep = (mx.fast.rope(part(0, 8), dims, **kw),
+               mx.put_along_axis(kc, at, k, axis=2, stream=mx.gpu),
+               mx.put_along_axis(vc, at, part(10, 2), axis=2, stream=mx.gpu))
+        for a, b in zip(g, sep):
             np.testing.assert_array_equal(host(a), host(b))
     np.testing.assert_array_equal(host(kc), before)  # held by the caller: not written
     # a cache nothing else holds (written in place; rmx-lm's decode capture checks the
