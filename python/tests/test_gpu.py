@@ -379,6 +379,48 @@ def test_rope(dtype, traditional):
         np.testing.assert_allclose(host(g), host(c), rtol=rtol * 4, atol=atol * 8)
 
 
+def swiglu_definition(x, w, q, s):
+    """silu(x G^T) * (x U^T) as the product and three rounded elementwise ops on stream s."""
+    if q is None:
+        y = mx.matmul(x, w.T, stream=s)
+    else:
+        y = mx.quantized_matmul(x, *q[:3], transpose=True, group_size=q[3], bits=q[4], stream=s)
+    f = y.shape[-1] // 2
+    g, u = y[..., :f], y[..., f:]
+    return mx.multiply(mx.multiply(g, mx.sigmoid(g, stream=s), stream=s), u, stream=s)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("bits", [None, 4, 8, 2])
+@pytest.mark.parametrize("rows,k,f", [(1, 256, 48), (1, 2048, 8192), (3, 256, 40)])
+def test_swiglu_linear(dtype, bits, rows, k, f):
+    """rmx's fused gate/up product with SiLU gating: one row runs the matrix-vector
+    kernels' gated entries, more rows the product and elementwise kernels. The gating
+    rounds as the separate ops do, so the result equals the GPU's own product and ops bit
+    for bit where the product sums in the same order; the dense gated entry uses one warp
+    per feature, where the plain matrix-vector kernel splits a 2048-long row over two
+    (k = 2048), so there it agrees within the product's rounding. Always within the dtype's
+    rounding of the CPU's."""
+    x = rand((rows, k), dtype, -1, 1, seed=49)
+    w = rand((2 * f, k), "float32", -0.2, 0.2, seed=50)
+    q = None
+    if bits is not None:
+        wq, sc, bi = mx.quantize(w, group_size=64, bits=bits, stream=mx.cpu)
+        q = (wq, sc.astype(dt(dtype), stream=mx.cpu), bi.astype(dt(dtype), stream=mx.cpu), 64, bits)
+    w = w.astype(dt(dtype), stream=mx.cpu)
+    fused = lambda x, s: (mx.fast.swiglu_linear(x, w, stream=s) if q is None  # noqa: E731
+                          else mx.fast.swiglu_linear(x, *q[:3], group_size=64, bits=bits, stream=s))
+    g = on_gpu_natively(fused, x)
+    assert g.shape == (rows, f) and g.dtype == x.dtype
+    rtol, atol = TOL[dtype]
+    sep = host(swiglu_definition(x, w, q, mx.gpu))
+    if q is None and k == 2048:
+        np.testing.assert_allclose(host(g), sep, rtol=rtol * 8, atol=atol * 16)
+    else:
+        np.testing.assert_array_equal(host(g), sep)
+    np.testing.assert_allclose(host(g), host(fused(x, mx.cpu)), rtol=rtol * 8, atol=atol * 16)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("traditional", [False, True])
 def test_rope_kv_update(dtype, traditional):

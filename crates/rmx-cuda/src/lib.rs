@@ -19,14 +19,14 @@ pub mod memory;
 
 use device::{the_gpu, Gpu};
 use kernels::{
-    arg_reduce, conv, elementwise, fast, fft, fp8, fused, indexing, linalg, matmul, qmm, quantize,
-    random, reduce, rope_kv, rows, scan, searchsorted, sort,
+    arg_reduce, conv, elementwise, fast, fft, fp8, fused, gemv, indexing, linalg, matmul, qmm,
+    quantize, random, reduce, rope_kv, rows, scan, searchsorted, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
 use rmx_core::backend::{
-    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, LinalgOp, NormKind, QuantizeOp, ReduceOp,
-    RopeSpec, ScanOp, ScatterMode, UnaryOp,
+    ArgReduceOp, AttnMask, Backend, BinaryOp, ConvParams, LinalgOp, LinearWeight, NormKind,
+    QuantizeOp, ReduceOp, RopeSpec, ScanOp, ScatterMode, UnaryOp,
 };
 use rmx_core::{ArrayData, Device, Dtype, Result, Scalar};
 
@@ -410,6 +410,25 @@ impl Backend for CudaBackend {
             |g| fast::rope(g, x, offset, freqs, spec),
             |c| c.rope(x, offset, freqs, spec),
         )
+    }
+    fn swiglu_linear(&self, x: &ArrayData, weight: LinearWeight<'_>) -> Result<ArrayData> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        let native = match weight {
+            LinearWeight::Dense(w) => gemv::gemv_swiglu(gpu, x, w)?,
+            LinearWeight::Quantized {
+                w,
+                scales,
+                biases,
+                group_size,
+                bits,
+            } => qmm::quantized_swiglu(gpu, x, w, scales, biases, group_size, bits)?,
+        };
+        match native {
+            Some(y) => Ok(y),
+            // more rows: the product and the elementwise kernels
+            None => rmx_core::primitives::fast::swiglu::linear_then_swiglu(self, x, weight),
+        }
     }
     fn rope_kv_update(
         &self,

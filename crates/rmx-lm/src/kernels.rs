@@ -69,6 +69,32 @@ pub fn rope_kv_update(
     )?)
 }
 
+/// `silu(x G^T) * (x U^T)` through `layer`, whose rows are the gate's then the up
+/// projection's (`Linear::fuse_rows`), as one op; `None` (the caller makes the product and
+/// the gating) for a layer with a bias or whose arrays are not in `x`'s dtype.
+pub fn swiglu_linear(x: &Array, layer: &crate::layers::Linear) -> Result<Option<Array>> {
+    use crate::layers::Linear;
+    use fast::GatedWeight;
+    let weight = match layer {
+        Linear::Dense { weight, bias: None } if weight.dtype() == x.dtype() => {
+            GatedWeight::Dense(weight)
+        }
+        Linear::Quantized { q, bias: None }
+            if q.scales.dtype() == x.dtype() && q.biases.dtype() == x.dtype() =>
+        {
+            GatedWeight::Quantized {
+                w: &q.weight,
+                scales: &q.scales,
+                biases: &q.biases,
+                group_size: q.config.group_size,
+                bits: q.config.bits,
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(fast::swiglu_linear(x, weight)?))
+}
+
 /// SiLU-gated product `g * sigmoid(g) * u` as one fused elementwise node (what `compile`
 /// would make of the three ops): one kernel instead of three on a GPU, the same value bit
 /// for bit (each intermediate is rounded to the dtype as the separate ops store it).

@@ -129,6 +129,42 @@ fn rope_kv_update(
     })
 }
 
+/// `silu(x W_g^T) * (x W_u^T)` for `w = [W_g; W_u]` (gate rows first), dense or with
+/// `scales`/`biases` in MLX's affine format: an rmx extension (MLX has no such function),
+/// a gated feed-forward block's first half in one kernel for one row.
+#[pyfunction]
+#[pyo3(signature = (x, w, scales = None, biases = None, *, group_size = 64, bits = 4, stream = None))]
+fn swiglu_linear(
+    x: &Any<'_>,
+    w: &Any<'_>,
+    scales: Option<&Any<'_>>,
+    biases: Option<&Any<'_>>,
+    group_size: usize,
+    bits: usize,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyArray> {
+    let (x, w) = (arg_array(x)?, arg_array(w)?);
+    let (s, b) = (opt_array(scales)?, opt_array(biases)?);
+    on_stream(stream, || {
+        let weight = match (&s, &b) {
+            (Some(scales), Some(biases)) => f::GatedWeight::Quantized {
+                w: &w,
+                scales,
+                biases,
+                group_size,
+                bits,
+            },
+            (None, None) => f::GatedWeight::Dense(&w),
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "[swiglu_linear] scales and biases go together.",
+                ))
+            }
+        };
+        Ok(f::swiglu_linear(&x, weight).py()?.into())
+    })
+}
+
 #[pyfunction]
 #[pyo3(signature = (q, k, v, *, scale, mask = None, sinks = None, force_fused = false, stream = None))]
 #[allow(clippy::too_many_arguments)]
@@ -177,6 +213,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(layer_norm, &m)?)?;
     m.add_function(wrap_pyfunction!(rope, &m)?)?;
     m.add_function(wrap_pyfunction!(rope_kv_update, &m)?)?;
+    m.add_function(wrap_pyfunction!(swiglu_linear, &m)?)?;
     m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;
     crate::fast_cross_entropy::register(&m)?;
     crate::fast_gated_delta::register(&m)?;

@@ -393,6 +393,12 @@ pub trait Backend: Send + Sync {
     /// `offset + l`, the rotated keys and the values written into the caches at those
     /// positions (in place when a cache `is_donated_whole`). The default makes a RoPE per
     /// part and copies.
+    /// `silu(x W_g^T) * (x W_u^T)` for `W = [W_g; W_u]` (`ops::fast::swiglu_linear`), every
+    /// intermediate rounded to `x`'s dtype. The default makes the product, then the three
+    /// elementwise ops.
+    fn swiglu_linear(&self, x: &ArrayData, weight: LinearWeight<'_>) -> Result<ArrayData> {
+        crate::primitives::fast::swiglu::linear_then_swiglu(self, x, weight)
+    }
     fn rope_kv_update(
         &self,
         arrays: [&ArrayData; 3],
@@ -534,6 +540,21 @@ pub fn register_gpu_backend(backend: &'static dyn Backend) -> bool {
 /// The installed GPU backend, if any.
 pub fn gpu_backend() -> Option<&'static dyn Backend> {
     GPU_BACKEND.get().copied()
+}
+
+/// The weight of a linear layer `x @ W.T`: dense (`[N, K]`, of `x`'s dtype) or in MLX's
+/// affine format (packed `w` `[N, K * bits / 32]`, `scales` and `biases` `[N, K /
+/// group_size]` of `x`'s dtype).
+#[derive(Clone, Copy)]
+pub enum LinearWeight<'a> {
+    Dense(&'a ArrayData),
+    Quantized {
+        w: &'a ArrayData,
+        scales: &'a ArrayData,
+        biases: &'a ArrayData,
+        group_size: usize,
+        bits: usize,
+    },
 }
 
 /// The backend that runs ops placed on `device`.

@@ -10,6 +10,7 @@ use crate::primitives::fast::attention::{Attention, MaskKind};
 use crate::primitives::fast::norm::{AddRmsNorm, Norm};
 use crate::primitives::fast::rope::Rope;
 use crate::primitives::fast::rope_kv::RopeKvUpdate;
+use crate::primitives::fast::swiglu::SwigluLinear;
 use crate::shape::{broadcast_shapes, shape_str};
 
 use super::elementwise::astype;
@@ -466,4 +467,76 @@ pub fn scaled_dot_product_attention(
         has_sinks: sinks.is_some(),
     }
     .node(inputs))
+}
+
+/// The weight of `swiglu_linear`: `W = [W_g; W_u]` (`[2F, K]`, the gate rows first), dense
+/// or in MLX's affine format.
+#[derive(Clone, Copy)]
+pub enum GatedWeight<'a> {
+    Dense(&'a Array),
+    Quantized {
+        w: &'a Array,
+        scales: &'a Array,
+        biases: &'a Array,
+        group_size: usize,
+        bits: usize,
+    },
+}
+
+/// `silu(x W_g^T) * (x W_u^T)` (an rmx extension; MLX has none): a gated feed-forward
+/// block's first half from its stacked gate and up weights, `[..., K]` to `[..., F]`. Every
+/// intermediate is rounded to `x`'s dtype as the separate ops store it, so the value is the
+/// product, two slices, `sigmoid` and two `multiply`s bit for bit where the product sums
+/// in the same order (see `primitives::fast::swiglu`); one kernel on the GPU for a single
+/// row. Other dtypes and shapes take those ops (with their errors).
+pub fn swiglu_linear(x: &Array, weight: GatedWeight<'_>) -> Result<Array> {
+    let (w, rest, quantized) = match weight {
+        GatedWeight::Dense(w) => (w, vec![], None),
+        GatedWeight::Quantized {
+            w,
+            scales,
+            biases,
+            group_size,
+            bits,
+        } => (
+            w,
+            vec![scales.clone(), biases.clone()],
+            Some((group_size, bits)),
+        ),
+    };
+    let prim = SwigluLinear { quantized };
+    let mut inputs = vec![x.clone(), w.clone()];
+    inputs.extend(rest);
+    let k = x.shape().last().copied().unwrap_or(0);
+    let n = w.shape().first().copied().unwrap_or(0);
+    let fits = x.ndim() >= 1
+        && x.dtype().is_float()
+        && w.ndim() == 2
+        && n % 2 == 0
+        && match quantized {
+            None => w.dtype() == x.dtype() && w.shape()[1] == k,
+            Some((gs, bits)) => {
+                w.dtype() == Dtype::Uint32
+                    && (32 % bits == 0)
+                    && w.shape()[1] * 32 / bits == k
+                    && gs > 0
+                    && k % gs == 0
+                    && inputs[2..]
+                        .iter()
+                        .all(|a| a.dtype() == x.dtype() && a.shape() == [n, k / gs])
+            }
+        };
+    if !fits {
+        return prim.composite(&inputs);
+    }
+    let mut shape = x.shape().to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n / 2;
+    }
+    Ok(Array::from_op(
+        shape.into(),
+        x.dtype(),
+        std::sync::Arc::new(prim),
+        inputs,
+    ))
 }

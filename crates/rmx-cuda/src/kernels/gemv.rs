@@ -96,11 +96,16 @@ pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
 // block's {warps}) share a row, each
 // summing every split-th run, so narrow matrices with long rows still have enough warps
 // (and loads in flight) to stream the weight; their sums meet in shared memory.
-template <int ROWS>
+// GATED (`_1_gated`, swiglu_linear; split 1): the block's first half of warps take gate
+// rows, the second half the up rows n / 2 after them, and it writes silu(gate) * up.
+{swiglu}
+template <int ROWS, bool GATED = false>
 __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows, int split) {{
   __shared__ float part[{warps}][ROWS];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const i64 col = (i64)blockIdx.x * ({warps} / split) + warp / split;
+  const i64 f = (i64)blockIdx.x * ({warps} / 2) + warp % ({warps} / 2);
+  const i64 col = !GATED ? (i64)blockIdx.x * ({warps} / split) + warp / split
+                         : (f < n / 2 ? (warp < {warps} / 2 ? f : n / 2 + f) : n);
   const int piece = warp % split;
   const i64 vecs = k / {vec};
   // this warp's runs of the weight row stream into L2 while the kernel producing x
@@ -147,6 +152,18 @@ __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}
     for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
     acc[m] = a;
   }}
+  if (GATED) {{
+    __shared__ float gv[{warps}][ROWS];
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < ROWS; ++m) gv[warp][m] = acc[m];
+    __syncthreads();
+    if (lane != 0 || warp >= {warps} / 2 || f >= n / 2) return;
+#pragma unroll
+    for (int m = 0; m < ROWS; ++m)
+      if (m < rows) out[m * (n / 2) + f] = {name}_swiglu(gv[warp][m], gv[warp + {warps} / 2][m]);
+    return;
+  }}
   if (split > 1) {{
     if (lane == 0)
 #pragma unroll
@@ -173,6 +190,9 @@ __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}
 extern "C" __global__ void {name}(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split) {{
   {name}_body<{MAX_ROWS}>(w, x, out, n, k, ldw, rows, split);  // RMX_GRID_WAIT inside
 }}
+extern "C" __global__ void {name}_1_gated(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split) {{
+  {name}_body<1, true>(w, x, out, n, k, ldw, rows, split);  // RMX_GRID_WAIT inside
+}}
 // one row of x (decode): fewer registers, more warps resident
 extern "C" __global__ void {name}_1(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split) {{
   {name}_body<1>(w, x, out, n, k, ldw, rows, split);  // RMX_GRID_WAIT inside
@@ -182,6 +202,7 @@ extern "C" __global__ void {name}_1(const {s}* w, const {s}* x, {s}* out, i64 n,
             unpack_w = unpack16(dtype, "wv[u]", "wf")?,
             unpack_x = unpack16(dtype, "xv", "xf")?,
             st = t.store("a"),
+            swiglu = super::ops_c::swiglu_fn(&format!("{name}_swiglu"), &t)?,
         );
         Some(Kernel { name, src })
     })
@@ -203,6 +224,24 @@ fn split_for(n: usize, runs: usize) -> usize {
 /// is one transposed matrix with contiguous rows (`W.T` of a row-major `W`), aligned for
 /// 16-byte loads; `Ok(None)` otherwise (cuBLAS takes it).
 pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<ArrayData>> {
+    launch_gemv(gpu, a, b, false)
+}
+
+/// `silu(x W_g^T) * (x W_u^T)` for one row of `x` and `W = [W_g; W_u]` (`[2F, K]`, rows
+/// contiguous; `swiglu_linear`) by the `_1_gated` entry; `None` where it does not apply.
+pub fn gemv_swiglu(gpu: &'static Gpu, x: &ArrayData, w: &ArrayData) -> Result<Option<ArrayData>> {
+    if w.ndim() != 2 {
+        return Ok(None);
+    }
+    launch_gemv(gpu, x, &w.permuted(&[1, 0]), true)
+}
+
+fn launch_gemv(
+    gpu: &'static Gpu,
+    a: &ArrayData,
+    b: &ArrayData,
+    gated: bool,
+) -> Result<Option<ArrayData>> {
     if !matches!(a.dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16) || b.dtype != a.dtype {
         return Ok(None);
     }
@@ -221,6 +260,13 @@ pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<Ar
     if bm.strides[0] != 1 || ldw < k as isize || !(ldw as usize).is_multiple_of(vec) || n == 0 {
         return Ok(None);
     }
+    // the gated epilogue pairs whole warps: one row of x, one warp per feature (a decode
+    // step's gate/up product would take 2 per feature; the step replays ~1% slower at 1,
+    // session 14's tuning, while the gating saves a kernel)
+    let split = if gated { 1 } else { split_for(n, k / vec) };
+    if gated && (rows != 1 || !n.is_multiple_of(2) || tuning().warps < 2) {
+        return Ok(None);
+    }
     let (xp, wp) = (device_ptr(gpu, a)?, device_ptr(gpu, &bm)?);
     if !xp.is_multiple_of(16) || !wp.is_multiple_of(16) {
         return Ok(None);
@@ -229,15 +275,14 @@ pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<Ar
         return Ok(None);
     };
     let mut shape = a.shape.to_vec();
-    shape[nd - 1] = n;
+    shape[nd - 1] = if gated { n / 2 } else { n };
     let (out, optr) = alloc_output(gpu, a.dtype, &shape)?;
-    let entry = if rows == 1 {
-        format!("{}_1", kern.name)
-    } else {
-        kern.name.clone()
+    let entry = match (rows, gated) {
+        (_, true) => format!("{}_1_gated", kern.name),
+        (1, false) => format!("{}_1", kern.name),
+        _ => kern.name.clone(),
     };
     let f = gpu.kernel_in(&kern.name, &entry, || kern.src)?;
-    let split = split_for(n, k / vec);
     let (n64, k64, ld64, r32, s32) = (n as i64, k as i64, ldw as i64, rows as i32, split as i32);
     let mut bl = gpu.launch(&f);
     bl.arg(&wp)
@@ -248,10 +293,15 @@ pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<Ar
         .arg(&ld64)
         .arg(&r32)
         .arg(&s32);
-    let warps = tuning().warps;
+    let warps = tuning().warps as usize;
+    let blocks = if gated {
+        (n / 2).div_ceil(warps / 2)
+    } else {
+        n.div_ceil(warps / split)
+    };
     let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(warps as usize / split) as u32, 1, 1),
-        block_dim: (32 * warps, 1, 1),
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (32 * warps as u32, 1, 1),
         shared_mem_bytes: 0,
     };
     unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching gemv", e))?;

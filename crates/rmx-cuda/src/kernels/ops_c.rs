@@ -130,3 +130,23 @@ pub fn binary_expr(op: BinaryOp, t: &CType) -> Option<String> {
         _ => return None,
     })
 }
+
+/// A device function `{name}(float g, float u)` giving `silu(g) * u` stored as `t`: the
+/// values a product kernel stores (`g`, `u` rounded to `t`), then `sigmoid`, `g * sigmoid(g)`
+/// and the product with `u` each rounded as the separate ops store them (the SwiGLU
+/// epilogue of the matrix-vector kernels, equal to the unfused ops bit for bit).
+pub fn swiglu_fn(name: &str, t: &CType) -> Option<String> {
+    let sig = unary_expr(UnaryOp::Sigmoid, t)?;
+    let mul = binary_expr(BinaryOp::Multiply, t)?;
+    let rnd = |e: &str| t.load(&t.store(e));
+    Some(format!(
+        "__device__ __forceinline__ {s} {name}(float g_, float u_) {{\n  const {c} g = {rg}, u = {ru};\n  {c} sg; {{ const {c} x = g; sg = {rs}; }}\n  {c} gs; {{ const {c} a = g, b = sg; gs = {rm}; }}\n  const {c} a = gs, b = u;\n  return {st};\n}}\n",
+        s = t.store,
+        c = t.compute,
+        rg = rnd("g_"),
+        ru = rnd("u_"),
+        rs = rnd(&sig),
+        rm = rnd(&mul),
+        st = t.store(&mul),
+    ))
+}

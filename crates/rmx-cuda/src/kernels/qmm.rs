@@ -132,16 +132,26 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     // position; the activation it multiplies is pre-scaled by 2^-p, so each product is
     // the plain x * code. Activations are read in 16-byte runs (L1-resident), once per
     // run for all COLS features.
-    template <int ROWS, int COLS, int UNROLL>
+    // GATED (`_vec1_gated`, swiglu_linear): the warp's first COLS / 2 features are gate rows
+    // and the rest the up rows n / 2 after them; it writes silu(gate) * up.
+    {swiglu}
+    template <int ROWS, int COLS, int UNROLL, bool GATED = false>
     __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows) {{
       constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
       const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * COLS;
+      const i64 fo0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * (COLS / 2);
+      // the weight row of feature slot c (n when there is none)
+      auto colx = [&](int c) -> i64 {{
+        if (!GATED) return col0 + c < n ? col0 + c : n;
+        const i64 f = fo0 + c % (COLS / 2);
+        return f < n / 2 ? (c < COLS / 2 ? f : n / 2 + f) : n;
+      }};
       const i64 vecs = k / CODES, groups = k / group_size, words = k / PER;
       // the packed rows stream into L2 while the kernel producing x finishes (launch.rs)
-      if (lane < COLS && col0 + lane < n) RMX_PREFETCH_L2(w + (col0 + lane) * words, vecs * 16);
+      if (lane < COLS && colx(lane) < n) RMX_PREFETCH_L2(w + colx(lane) * words, vecs * 16);
       RMX_GRID_WAIT();
-      if (col0 >= n) return;
+      if (colx(0) >= n) return;
       float acc[ROWS][COLS] = {{}};
       for (i64 base = lane; base < vecs; base += 32 * UNROLL) {{
         uint4 wv[COLS][UNROLL];
@@ -150,7 +160,7 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
         for (int c = 0; c < COLS; ++c)
     #pragma unroll
           for (int u = 0; u < UNROLL; ++u) {{
-            const i64 i = base + 32 * u, col = col0 + c;
+            const i64 i = base + 32 * u, col = colx(c);
             if (i < vecs && col < n) {{
               const i64 g = col * groups + i * CODES / group_size;
               wv[c][u] = reinterpret_cast<const uint4*>(w + col * words)[i];
@@ -181,7 +191,7 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
             }}
     #pragma unroll
             for (int c = 0; c < COLS; ++c) {{
-              if (col0 + c >= n) continue;
+              if (colx(c) >= n) continue;
               const u32 q[4] = {{wv[c][u].x, wv[c][u].y, wv[c][u].z, wv[c][u].w}};
               float d = 0.f;
     #pragma unroll
@@ -199,16 +209,26 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       for (int m = 0; m < ROWS; ++m)
     #pragma unroll
         for (int c = 0; c < COLS; ++c) {{
-          if (m >= rows || col0 + c >= n) continue;
+          if (m >= rows || colx(c) >= n) continue;
           float a = acc[m][c];
           for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffff, a, o);
-          if (lane == 0) out[m * n + col0 + c] = {sta};
+          acc[m][c] = a;
+          if (!GATED && lane == 0) out[m * n + col0 + c] = {sta};
         }}
+      if (GATED && lane == 0)
+    #pragma unroll
+        for (int m = 0; m < ROWS; ++m)
+    #pragma unroll
+          for (int c = 0; c < COLS / 2; ++c)
+            if (m < rows && colx(c) < n) out[m * (n / 2) + fo0 + c] = {name}_swiglu(acc[m][c], acc[m][c + COLS / 2]);
     }}
     // the entries below wait in `_vec_body`, after its prefetch (launch.rs inserts a
     // wait into entries whose body does not name RMX_GRID_WAIT)
     extern "C" __global__ void {name}_vec1(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
       {name}_vec_body<1, {cols}, 1>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
+    }}
+    extern "C" __global__ void {name}_vec1_gated(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
+      {name}_vec_body<1, {cols}, 1, true>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
     extern "C" __global__ void {name}_vec1_pair(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
       {name}_vec_body<1, 2, 2>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
@@ -233,9 +253,94 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
             lsv = t.load("scales[g]"),
             lbv = t.load("biases[g]"),
             sta = t.store("a"),
+            swiglu = super::ops_c::swiglu_fn(&format!("{name}_swiglu"), &t)?,
         );
         Some(Kernel { name, src })
     })
+}
+
+/// A `_vec` entry of the 4-bit-style kernel over `grid_features` groups of columns (one
+/// warp each): pointers `[w, scales, biases, x, out]`, sizes `(n, k, group_size, rows)`.
+fn launch_vec(
+    gpu: &'static Gpu,
+    kern: &Kernel,
+    entry: &str,
+    ptrs: [u64; 5],
+    (n, k, group_size, rows): (usize, usize, usize, usize),
+    warps_needed: usize,
+) -> Result<()> {
+    let name = format!("{}{entry}", kern.name);
+    let f = gpu.kernel_in(&kern.name, &name, || kern.src.clone())?;
+    let mut bl = gpu.launch(&f);
+    for p in &ptrs {
+        bl.arg(p);
+    }
+    let (n64, k64, gs, r32) = (n as i64, k as i64, group_size as i64, rows as i32);
+    bl.arg(&n64).arg(&k64).arg(&gs).arg(&r32);
+    let cfg = LaunchConfig {
+        grid_dim: (warps_needed.div_ceil(gemv::WARPS as usize) as u32, 1, 1),
+        block_dim: (32 * gemv::WARPS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_vec", e))
+}
+
+/// `silu(x W_g^T) * (x W_u^T)` for one row of `x` and a packed `W = [W_g; W_u]`
+/// (`swiglu_linear`) by the `_vec1_gated` entry; `None` where it does not apply.
+#[allow(clippy::too_many_arguments)]
+pub fn quantized_swiglu(
+    gpu: &'static Gpu,
+    x: &ArrayData,
+    w: &ArrayData,
+    scales: &ArrayData,
+    biases: &ArrayData,
+    group_size: usize,
+    bits: usize,
+) -> Result<Option<ArrayData>> {
+    let nd = x.ndim();
+    let k = x.shape[nd - 1];
+    let rows = x.numel().checked_div(k).unwrap_or(0);
+    let fits = supported(bits)
+        && scales.dtype == x.dtype
+        && biases.dtype == x.dtype
+        && rows == 1
+        && w.ndim() == 2
+        && w.shape[0] % 2 == 0
+        && k.is_multiple_of(group_size)
+        && group_size.is_multiple_of(128 / bits);
+    let Some(kern) = qmv_kernel(bits, x.dtype).filter(|_| fits) else {
+        return Ok(None);
+    };
+    let (Some(xd), Some(wd), Some(s), Some(b)) = (
+        dense(gpu, x)?,
+        dense(gpu, w)?,
+        dense(gpu, scales)?,
+        dense(gpu, biases)?,
+    ) else {
+        return Ok(None);
+    };
+    let (xp, wp) = (device_ptr(gpu, &xd)?, device_ptr(gpu, &wd)?);
+    if !xp.is_multiple_of(16) || !wp.is_multiple_of(16) {
+        return Ok(None);
+    }
+    let n = wd.shape[0];
+    let mut shape = x.shape.to_vec();
+    shape[nd - 1] = n / 2;
+    let (out, optr) = alloc_output(gpu, x.dtype, &shape)?;
+    if out.numel() == 0 {
+        return Ok(Some(out));
+    }
+    let ptrs = [wp, device_ptr(gpu, &s)?, device_ptr(gpu, &b)?, xp, optr];
+    let warps = (n / 2).div_ceil(QMV_VEC_COLS / 2);
+    launch_vec(
+        gpu,
+        &kern,
+        "_vec1_gated",
+        ptrs,
+        (n, k, group_size, rows),
+        warps,
+    )?;
+    Ok(Some(out))
 }
 
 /// The float array of `w` (`[..., R, K * bits / 32]`), of `dtype`.
@@ -334,18 +439,15 @@ pub fn quantized_matmul(
                     (1, false) => "_vec1",
                     _ => "_vec",
                 };
-                let name = format!("{}{entry}", kern.name);
-                let f = gpu.kernel_in(&kern.name, &name, || kern.src)?;
-                let mut bl = gpu.launch(&f);
-                bl.arg(&wp).arg(&sp).arg(&bp).arg(&xp).arg(&optr);
-                let r32 = rows as i32;
-                bl.arg(&n64).arg(&k64).arg(&gs).arg(&r32);
-                let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(gemv::WARPS as usize * cols) as u32, 1, 1),
-                    block_dim: (32 * gemv::WARPS, 1, 1),
-                    shared_mem_bytes: 0,
-                };
-                unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_vec", e))?;
+                let ptrs = [wp, sp, bp, xp, optr];
+                launch_vec(
+                    gpu,
+                    &kern,
+                    entry,
+                    ptrs,
+                    (n, k, group_size, rows),
+                    n.div_ceil(cols),
+                )?;
                 return Ok(Some(out));
             }
             let f = gpu.kernel(&kern.name, || kern.src)?;

@@ -200,6 +200,12 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
+        // SiLU gating inside the gate/up product: one op (one kernel on a GPU for a token)
+        if let (Some(gu), false) = (&self.gate_up_proj, self.gelu) {
+            if let Some(hidden) = kernels::swiglu_linear(x, gu)? {
+                return self.down_proj.forward(&hidden);
+            }
+        }
         let (g, u) = match &self.gate_up_proj {
             Some(gu) => {
                 // (..., 2F): the two halves, as views
