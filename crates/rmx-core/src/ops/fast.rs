@@ -512,7 +512,7 @@ pub fn swiglu_linear(x: &Array, weight: GatedWeight<'_>) -> Result<Array> {
     let fits = x.ndim() >= 1
         && x.dtype().is_float()
         && w.ndim() == 2
-        && n % 2 == 0
+        && n.is_multiple_of(2)
         && match quantized {
             None => w.dtype() == x.dtype() && w.shape()[1] == k,
             Some((gs, bits)) => {

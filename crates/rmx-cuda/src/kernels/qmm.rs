@@ -305,7 +305,7 @@ pub fn quantized_swiglu(
         && biases.dtype == x.dtype
         && rows == 1
         && w.ndim() == 2
-        && w.shape[0] % 2 == 0
+        && w.shape[0].is_multiple_of(2)
         && k.is_multiple_of(group_size)
         && group_size.is_multiple_of(128 / bits);
     let Some(kern) = qmv_kernel(bits, x.dtype).filter(|_| fits) else {

@@ -116,7 +116,11 @@ pub fn linear_then_swiglu<B: Backend + ?Sized>(
     // `a` with `batch` prepended as broadcast (stride 0) axes
     let over_batch = |a: &ArrayData| {
         let shape: Vec<usize> = batch.iter().chain(a.shape.iter()).copied().collect();
-        let strides: Vec<isize> = batch.iter().map(|_| 0).chain(a.strides.iter().copied()).collect();
+        let strides: Vec<isize> = batch
+            .iter()
+            .map(|_| 0)
+            .chain(a.strides.iter().copied())
+            .collect();
         a.view(shape.into(), strides.into(), a.offset)
     };
     let y = match weight {
