@@ -7,7 +7,7 @@
 //! (lower right), as on the CPU.
 
 use super::elementwise::{generated, launch_config, row_contiguous as dense, Kernel};
-use super::prelude::{ctype, tag, PRELUDE};
+use super::prelude::{ctype, tag, CType, PRELUDE};
 use crate::device::{driver_err, Gpu, BLOCK_COUNTERS};
 use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::LaunchConfig;
@@ -15,11 +15,29 @@ use rmx_core::backend::{AttnMask, RopeSpec};
 use rmx_core::dtype::finfo;
 use rmx_core::{ArrayData, Dtype, Result};
 
+/// The C statements rotating pair `j` (`j < half`) of row `xr` into `orow` at position
+/// `t + {offset}`: shared by `rope` and `rope_kv_update`, so the two give the same bits.
+/// Needs `freqs`, `log_step`, `scale`, `trad`, `half` in scope; `t` the compute type.
+pub fn rotate_pair(t: &CType, offset: &str) -> String {
+    let c = t.compute;
+    format!(
+        r#"const double inv = freqs ? 1.0 / (double)freqs[j] : exp((double)j * log_step);
+        const double theta = fmod(((double)t + (double){offset}) * scale * inv, 6.283185307179586);
+        float sn, cs; sincosf((float)theta, &sn, &cs);
+        const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
+        const {c} a = {la}, b = {lb};
+        orow[ia] = {sa}; orow[ib] = {sb};"#,
+        la = t.load("xr[ia]"),
+        lb = t.load("xr[ib]"),
+        sa = t.store(&format!("a * ({c})cs - b * ({c})sn")),
+        sb = t.store(&format!("a * ({c})sn + b * ({c})cs")),
+    )
+}
+
 pub fn rope_kernel(dtype: Dtype) -> Option<Kernel> {
     generated(format!("rope_kernel {:?}", (dtype,)), || {
         let t = ctype(dtype).filter(|t| t.float)?;
         let name = format!("rope_{}", tag(dtype));
-        let c = t.compute;
         let src = format!(
             r#"{PRELUDE}
     extern "C" __global__ void {name}(const {s}* x, {s}* out, const i32* offs, const float* freqs,
@@ -35,20 +53,12 @@ pub fn rope_kernel(dtype: Dtype) -> Option<Kernel> {
         const {s}* xr = x + row * d; {s}* orow = out + row * d;
         if (j >= half) {{ orow[half + j] = xr[half + j]; continue; }}
         const i64 t = row % t_len, o = by_batch ? row / per_batch_rows : 0;
-        const double inv = freqs ? 1.0 / (double)freqs[j] : exp((double)j * log_step);
-        const double theta = fmod(((double)t + (double)offs[o]) * scale * inv, 6.283185307179586);
-        float sn, cs; sincosf((float)theta, &sn, &cs);
-        const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
-        const {c} a = {la}, b = {lb};
-        orow[ia] = {sa}; orow[ib] = {sb};
+        {rotate}
       }}
     }}
     "#,
             s = t.store,
-            la = t.load("xr[ia]"),
-            lb = t.load("xr[ib]"),
-            sa = t.store(&format!("a * ({c})cs - b * ({c})sn")),
-            sb = t.store(&format!("a * ({c})sn + b * ({c})cs")),
+            rotate = rotate_pair(&t, "offs[o]"),
         );
         Some(Kernel { name, src })
     })

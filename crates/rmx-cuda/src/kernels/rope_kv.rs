@@ -17,7 +17,6 @@ pub fn rope_kv_kernel(dtype: Dtype) -> Option<Kernel> {
     generated(format!("rope_kv_kernel {dtype:?}"), || {
         let t = ctype(dtype).filter(|t| t.float)?;
         let name = format!("rope_kv_{}", tag(dtype));
-        let c = t.compute;
         let src = format!(
             r#"{PRELUDE}{CHECKED}
     // x [B, L, hq + 2 hkv, d] (strides xs0, xs1, xs2; features contiguous); q [B, hq, L, d],
@@ -32,33 +31,29 @@ pub fn rope_kv_kernel(dtype: Dtype) -> Option<Kernel> {
       const i64 heads = hq + 2 * hkv, per_row = d - half, n = bsz * l * heads * per_row;
       for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {{
         const i64 j = i % per_row, row = i / per_row, h = row % heads, tl = row / heads;
-        const i64 t = tl % l, b = tl / l;
-        const {s}* xr = x + b * xs0 + t * xs1 + h * xs2;
+        const i64 t = tl % l, bi = tl / l;
+        const {s}* xr = x + bi * xs0 + t * xs1 + h * xs2;
         {s}* orow;
         if (h < hq) {{
-          orow = q + ((b * hq + h) * l + t) * d;
+          orow = q + ((bi * hq + h) * l + t) * d;
         }} else {{
           i64 p = (i64)offs[0] + t;
           if (!wrap_index(p, size, err, {SCATTER}, 2)) continue;
           const bool key = h < hq + hkv;
-          orow = (key ? kc : vc) + ((b * hkv + (key ? h - hq : h - hq - hkv)) * size + p) * d;
+          orow = (key ? kc : vc) + ((bi * hkv + (key ? h - hq : h - hq - hkv)) * size + p) * d;
         }}
         if (j >= half) {{ orow[half + j] = xr[half + j]; continue; }}
-        const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
-        if (h >= hq + hkv) {{ orow[ia] = xr[ia]; orow[ib] = xr[ib]; continue; }}
-        const double inv = freqs ? 1.0 / (double)freqs[j] : exp((double)j * log_step);
-        const double theta = fmod(((double)t + (double)offs[0]) * scale * inv, 6.283185307179586);
-        float sn, cs; sincosf((float)theta, &sn, &cs);
-        const {c} a = {la}, bv = {lb};
-        orow[ia] = {sa}; orow[ib] = {sb};
+        if (h >= hq + hkv) {{
+          const i64 ia = trad ? 2 * j : j, ib = trad ? 2 * j + 1 : j + half;
+          orow[ia] = xr[ia]; orow[ib] = xr[ib];
+          continue;
+        }}
+        {rotate}
       }}
     }}
     "#,
             s = t.store,
-            la = t.load("xr[ia]"),
-            lb = t.load("xr[ib]"),
-            sa = t.store(&format!("a * ({c})cs - bv * ({c})sn")),
-            sb = t.store(&format!("a * ({c})sn + bv * ({c})cs")),
+            rotate = super::fast::rotate_pair(&t, "offs[0]"),
         );
         Some(Kernel { name, src })
     })
