@@ -81,14 +81,15 @@ pub fn rope_kv_update(
     if !fits {
         return Ok(None);
     }
-    let (Some(offset), Some(freqs)) = (
-        dense(gpu, offset)?,
-        freqs
-            .map(|f| dense(gpu, f))
-            .transpose()?
-            .map_or(Some(None), |f| f.map(Some)),
-    ) else {
+    let Some(offset) = dense(gpu, offset)? else {
         return Ok(None);
+    };
+    let freqs = match freqs {
+        Some(f) => match dense(gpu, f)? {
+            Some(f) => Some(f),
+            None => return Ok(None),
+        },
+        None => None,
     };
     // the caches themselves when donated, else fresh dense copies to write into
     let writable = |c: &ArrayData| -> Result<Option<ArrayData>> {
