@@ -422,6 +422,51 @@ def test_swiglu_linear(dtype, bits, rows, k, f):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("bits", [None, 4, 8])
+@pytest.mark.parametrize("rows,k,f", [(1, 256, 48), (1, 2048, 8192), (1, 2048, 16384), (3, 256, 40)])
+@pytest.mark.parametrize("residual,swiglu", [(True, False), (False, True), (True, True)])
+def test_rms_norm_linear(dtype, bits, rows, k, f, residual, swiglu):
+    """rmx's pre-norm block entry: for one row the matrix-vector kernels' `_norm` entries
+    make the RMS norm inside the product's blocks (more rows: the norm kernel, then the
+    product). The residual sum h equals the GPU's add bit for bit; the product agrees with
+    the GPU's norm-then-product within the dtype's rounding (the blocks add the squares in
+    another order than the norm kernel), and with the CPU's."""
+    x = rand((rows, k), dtype, -1, 1, seed=51)
+    r = rand((rows, k), dtype, -1, 1, seed=52) if residual else None
+    nw = rand((k,), dtype, 0.5, 1.5, seed=53)
+    w = rand((f, k), "float32", -0.2, 0.2, seed=54)
+    q = None
+    if bits is not None:
+        wq, sc, bi = mx.quantize(w, group_size=64, bits=bits, stream=mx.cpu)
+        q = (wq, sc.astype(dt(dtype), stream=mx.cpu), bi.astype(dt(dtype), stream=mx.cpu), 64, bits)
+    w = w.astype(dt(dtype), stream=mx.cpu)
+    ws = (w,) if q is None else q[:3]
+
+    def fused(x, r, s):
+        out = mx.fast.rms_norm_linear(x, nw, 1e-5, *ws, residual=r, swiglu=swiglu,
+                                      group_size=64, bits=bits or 4, stream=s)
+        return out if r is not None else (x, out)
+
+    def separate(x, r, s):
+        h = x if r is None else mx.add(x, r, stream=s)
+        n = mx.fast.rms_norm(h, nw, 1e-5, stream=s)
+        if swiglu:
+            return h, swiglu_definition(n, w, q, s)
+        if q is None:
+            return h, mx.matmul(n, w.T, stream=s)
+        return h, mx.quantized_matmul(n, *q[:3], transpose=True, group_size=64, bits=bits, stream=s)
+
+    g = on_gpu_natively(fused, x, r)
+    assert g[1].shape == (rows, f // 2 if swiglu else f) and g[1].dtype == x.dtype
+    sep = separate(x, r, mx.gpu)
+    np.testing.assert_array_equal(host(g[0]), host(sep[0]))
+    rtol, atol = TOL[dtype]
+    np.testing.assert_allclose(host(g[1]), host(sep[1]), rtol=rtol * 8, atol=atol * 16)
+    np.testing.assert_allclose(host(g[1]), host(fused(x, r, mx.cpu)[1]), rtol=rtol * 8,
+                               atol=atol * 16)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("traditional", [False, True])
 def test_rope_kv_update(dtype, traditional):
     """rmx's fused decode-step RoPE and cache writes: one kernel, the CPU's values within

@@ -19,8 +19,8 @@ pub mod memory;
 
 use device::{the_gpu, Gpu};
 use kernels::{
-    arg_reduce, conv, elementwise, fast, fft, fp8, fused, gemv, indexing, linalg, matmul, qmm,
-    quantize, random, reduce, rope_kv, rows, scan, searchsorted, sort,
+    arg_reduce, conv, elementwise, fast, fft, fp8, fused, gemv, indexing, linalg, matmul,
+    norm_linear, qmm, quantize, random, reduce, rope_kv, rows, scan, searchsorted, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
@@ -428,6 +428,31 @@ impl Backend for CudaBackend {
             Some(y) => Ok(y),
             // more rows: the product and the elementwise kernels
             None => rmx_core::primitives::fast::swiglu::linear_then_swiglu(self, x, weight),
+        }
+    }
+    fn rms_norm_linear(
+        &self,
+        x: &ArrayData,
+        residual: Option<&ArrayData>,
+        norm_weight: &ArrayData,
+        eps: f32,
+        weight: LinearWeight<'_>,
+        gated: bool,
+    ) -> Result<(Option<ArrayData>, ArrayData)> {
+        let gpu = the_gpu()?;
+        gpu.bind()?;
+        match norm_linear::rms_norm_linear(gpu, x, residual, norm_weight, eps, weight, gated)? {
+            Some(out) => Ok(out),
+            // more rows: the norm kernel, then the product
+            None => rmx_core::primitives::fast::norm_linear::norm_then_linear(
+                self,
+                x,
+                residual,
+                norm_weight,
+                eps,
+                weight,
+                gated,
+            ),
         }
     }
     fn rope_kv_update(

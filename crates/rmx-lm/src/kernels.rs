@@ -69,30 +69,55 @@ pub fn rope_kv_update(
     )?)
 }
 
-/// `silu(x G^T) * (x U^T)` through `layer`, whose rows are the gate's then the up
-/// projection's (`Linear::fuse_rows`), as one op; `None` (the caller makes the product and
-/// the gating) for a layer with a bias or whose arrays are not in `x`'s dtype.
-pub fn swiglu_linear(x: &Array, layer: &crate::layers::Linear) -> Result<Option<Array>> {
+/// `layer`'s weight for the fused ops when it has no bias and its arrays are in `dtype`.
+fn fast_weight(layer: &crate::layers::Linear, dtype: Dtype) -> Option<fast::Weight<'_>> {
     use crate::layers::Linear;
-    use fast::GatedWeight;
-    let weight = match layer {
-        Linear::Dense { weight, bias: None } if weight.dtype() == x.dtype() => {
-            GatedWeight::Dense(weight)
+    match layer {
+        Linear::Dense { weight, bias: None } if weight.dtype() == dtype => {
+            Some(fast::Weight::Dense(weight))
         }
         Linear::Quantized { q, bias: None }
-            if q.scales.dtype() == x.dtype() && q.biases.dtype() == x.dtype() =>
+            if q.scales.dtype() == dtype && q.biases.dtype() == dtype =>
         {
-            GatedWeight::Quantized {
+            Some(fast::Weight::Quantized {
                 w: &q.weight,
                 scales: &q.scales,
                 biases: &q.biases,
                 group_size: q.config.group_size,
                 bits: q.config.bits,
-            }
+            })
         }
-        _ => return Ok(None),
+        _ => None,
+    }
+}
+
+/// `silu(x G^T) * (x U^T)` through `layer`, whose rows are the gate's then the up
+/// projection's (`Linear::fuse_rows`), as one op; `None` (the caller makes the product and
+/// the gating) for a layer with a bias or whose arrays are not in `x`'s dtype.
+pub fn swiglu_linear(x: &Array, layer: &crate::layers::Linear) -> Result<Option<Array>> {
+    match fast_weight(layer, x.dtype()) {
+        Some(weight) => Ok(Some(fast::swiglu_linear(x, weight)?)),
+        None => Ok(None),
+    }
+}
+
+/// A pre-norm block's entry as one op: `h' = h + branch` (or `h`), then `layer` applied
+/// to `norm(h')` (with the SwiGLU gating when `gated`); returns `(h', y)`. `None` (the
+/// caller makes the norm and the product) where `swiglu_linear` would be `None`.
+pub fn rms_norm_linear(
+    h: &Array,
+    branch: Option<&Array>,
+    norm: &crate::layers::RmsNorm,
+    layer: &crate::layers::Linear,
+    gated: bool,
+) -> Result<Option<(Array, Array)>> {
+    let Some(weight) = fast_weight(layer, h.dtype()) else {
+        return Ok(None);
     };
-    Ok(Some(fast::swiglu_linear(x, weight)?))
+    let nw = ops::astype(&norm.weight, h.dtype())?;
+    Ok(Some(fast::rms_norm_linear(
+        h, branch, &nw, norm.eps, weight, gated,
+    )?))
 }
 
 /// SiLU-gated product `g * sigmoid(g) * u` as one fused elementwise node (what `compile`

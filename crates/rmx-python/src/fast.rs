@@ -129,6 +129,30 @@ fn rope_kv_update(
     })
 }
 
+/// The weight of a fused linear op: dense `w`, or packed `w` with `scales` and `biases`.
+fn weight_of<'a>(
+    op: &str,
+    w: &'a Array,
+    scales: &'a Option<Array>,
+    biases: &'a Option<Array>,
+    group_size: usize,
+    bits: usize,
+) -> PyResult<f::Weight<'a>> {
+    match (scales, biases) {
+        (Some(scales), Some(biases)) => Ok(f::Weight::Quantized {
+            w,
+            scales,
+            biases,
+            group_size,
+            bits,
+        }),
+        (None, None) => Ok(f::Weight::Dense(w)),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "[{op}] scales and biases go together."
+        ))),
+    }
+}
+
 /// `silu(x W_g^T) * (x W_u^T)` for `w = [W_g; W_u]` (gate rows first), dense or with
 /// `scales`/`biases` in MLX's affine format: an rmx extension (MLX has no such function),
 /// a gated feed-forward block's first half in one kernel for one row.
@@ -146,23 +170,44 @@ fn swiglu_linear(
     let (x, w) = (arg_array(x)?, arg_array(w)?);
     let (s, b) = (opt_array(scales)?, opt_array(biases)?);
     on_stream(stream, || {
-        let weight = match (&s, &b) {
-            (Some(scales), Some(biases)) => f::GatedWeight::Quantized {
-                w: &w,
-                scales,
-                biases,
-                group_size,
-                bits,
-            },
-            (None, None) => f::GatedWeight::Dense(&w),
-            _ => {
-                return Err(pyo3::exceptions::PyValueError::new_err(
-                    "[swiglu_linear] scales and biases go together.",
-                ))
-            }
-        };
+        let weight = weight_of("swiglu_linear", &w, &s, &b, group_size, bits)?;
         Ok(f::swiglu_linear(&x, weight).py()?.into())
     })
+}
+
+/// `rms_norm(h, norm_weight, eps) @ w.T` (or, with `swiglu=True`, `swiglu_linear` of the
+/// normalized `h`), where `h = x + residual` when a residual is given and `x` otherwise:
+/// an rmx extension (MLX has no such function), a pre-norm block's entry in one kernel
+/// for one row. Returns the product, or `(h, product)` with a residual.
+#[pyfunction]
+#[pyo3(signature = (x, norm_weight, eps, w, scales = None, biases = None, *, residual = None, swiglu = false, group_size = 64, bits = 4, stream = None))]
+#[allow(clippy::too_many_arguments)]
+fn rms_norm_linear(
+    py: Python<'_>,
+    x: &Any<'_>,
+    norm_weight: &Any<'_>,
+    eps: f32,
+    w: &Any<'_>,
+    scales: Option<&Any<'_>>,
+    biases: Option<&Any<'_>>,
+    residual: Option<&Any<'_>>,
+    swiglu: bool,
+    group_size: usize,
+    bits: usize,
+    stream: Option<&Any<'_>>,
+) -> PyResult<PyObject> {
+    let (x, nw, w) = (arg_array(x)?, arg_array(norm_weight)?, arg_array(w)?);
+    let (s, b, r) = (opt_array(scales)?, opt_array(biases)?, opt_array(residual)?);
+    let (h, y) = on_stream(stream, || {
+        let weight = weight_of("rms_norm_linear", &w, &s, &b, group_size, bits)?;
+        Ok(f::rms_norm_linear(&x, r.as_ref(), &nw, eps, weight, swiglu).py()?)
+    })?;
+    let y = PyArray::from(y).into_pyobject(py)?.into_any().unbind();
+    if r.is_none() {
+        return Ok(y);
+    }
+    let h = PyArray::from(h).into_pyobject(py)?.into_any().unbind();
+    Ok(pyo3::types::PyTuple::new(py, [h, y])?.into_any().unbind())
 }
 
 #[pyfunction]
@@ -214,6 +259,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rope, &m)?)?;
     m.add_function(wrap_pyfunction!(rope_kv_update, &m)?)?;
     m.add_function(wrap_pyfunction!(swiglu_linear, &m)?)?;
+    m.add_function(wrap_pyfunction!(rms_norm_linear, &m)?)?;
     m.add_function(wrap_pyfunction!(scaled_dot_product_attention, &m)?)?;
     crate::fast_cross_entropy::register(&m)?;
     crate::fast_gated_delta::register(&m)?;

@@ -399,6 +399,29 @@ pub trait Backend: Send + Sync {
     fn swiglu_linear(&self, x: &ArrayData, weight: LinearWeight<'_>) -> Result<ArrayData> {
         crate::primitives::fast::swiglu::linear_then_swiglu(self, x, weight)
     }
+    /// The RMS norm of `h` (`x`, or `x + residual` rounded to the dtype), times
+    /// `norm_weight`, then `n @ W^T` or, `gated`, `swiglu_linear(n, W)`
+    /// (`ops::fast::rms_norm_linear`); returns `h` when there is a residual. The default
+    /// makes the norm kernel, then the product.
+    fn rms_norm_linear(
+        &self,
+        x: &ArrayData,
+        residual: Option<&ArrayData>,
+        norm_weight: &ArrayData,
+        eps: f32,
+        weight: LinearWeight<'_>,
+        gated: bool,
+    ) -> Result<(Option<ArrayData>, ArrayData)> {
+        crate::primitives::fast::norm_linear::norm_then_linear(
+            self,
+            x,
+            residual,
+            norm_weight,
+            eps,
+            weight,
+            gated,
+        )
+    }
     fn rope_kv_update(
         &self,
         arrays: [&ArrayData; 3],

@@ -8,6 +8,7 @@ use crate::dtype::{promote_types, result_type, Dtype};
 use crate::error::Result;
 use crate::primitives::fast::attention::{Attention, MaskKind};
 use crate::primitives::fast::norm::{AddRmsNorm, Norm};
+use crate::primitives::fast::norm_linear::RmsNormLinear;
 use crate::primitives::fast::rope::Rope;
 use crate::primitives::fast::rope_kv::RopeKvUpdate;
 use crate::primitives::fast::swiglu::SwigluLinear;
@@ -469,10 +470,10 @@ pub fn scaled_dot_product_attention(
     .node(inputs))
 }
 
-/// The weight of `swiglu_linear`: `W = [W_g; W_u]` (`[2F, K]`, the gate rows first), dense
-/// or in MLX's affine format.
+/// The weight of the fused linear ops (`swiglu_linear`, `rms_norm_linear`): `W` (`[N, K]`),
+/// dense or in MLX's affine format.
 #[derive(Clone, Copy)]
-pub enum GatedWeight<'a> {
+pub enum Weight<'a> {
     Dense(&'a Array),
     Quantized {
         w: &'a Array,
@@ -483,60 +484,180 @@ pub enum GatedWeight<'a> {
     },
 }
 
+impl<'a> Weight<'a> {
+    /// The weight from its arrays (`[w]` or `[w, scales, biases]`, as `parts` lists them).
+    pub(crate) fn from_parts(a: &'a [Array], quantized: Option<(usize, usize)>) -> Weight<'a> {
+        match quantized {
+            None => Weight::Dense(&a[0]),
+            Some((group_size, bits)) => Weight::Quantized {
+                w: &a[0],
+                scales: &a[1],
+                biases: &a[2],
+                group_size,
+                bits,
+            },
+        }
+    }
+
+    /// The arrays (`[w]` or `[w, scales, biases]`) and the quantization.
+    fn parts(&self) -> (Vec<Array>, Option<(usize, usize)>) {
+        match *self {
+            Weight::Dense(w) => (vec![w.clone()], None),
+            Weight::Quantized {
+                w,
+                scales,
+                biases,
+                group_size,
+                bits,
+            } => (
+                vec![w.clone(), scales.clone(), biases.clone()],
+                Some((group_size, bits)),
+            ),
+        }
+    }
+
+    /// Whether the fused kernels take this weight for `x` (`[..., K]`, floating): `[N, K]`
+    /// of `x`'s dtype, or packed `[N, K * bits / 32]` with scales and biases
+    /// `[N, K / group_size]` of `x`'s dtype; `N` even where the rows are gate/up pairs.
+    fn fits(&self, x: &Array, pairs: bool) -> bool {
+        let (arrays, quantized) = self.parts();
+        let w = &arrays[0];
+        let k = x.shape().last().copied().unwrap_or(0);
+        let n = w.shape().first().copied().unwrap_or(0);
+        x.ndim() >= 1
+            && x.dtype().is_float()
+            && w.ndim() == 2
+            && (!pairs || n.is_multiple_of(2))
+            && match quantized {
+                None => w.dtype() == x.dtype() && w.shape()[1] == k,
+                Some((gs, bits)) => {
+                    w.dtype() == Dtype::Uint32
+                        && bits > 0
+                        && (32 % bits == 0)
+                        && w.shape()[1] * 32 / bits == k
+                        && gs > 0
+                        && k % gs == 0
+                        && arrays[1..]
+                            .iter()
+                            .all(|a| a.dtype() == x.dtype() && a.shape() == [n, k / gs])
+                }
+            }
+    }
+
+    /// Output features.
+    fn rows(&self) -> usize {
+        let w = match self {
+            Weight::Dense(w) | Weight::Quantized { w, .. } => w,
+        };
+        w.shape().first().copied().unwrap_or(0)
+    }
+}
+
+/// `x @ W^T` through `matmul` (dense) or `quantized_matmul` (affine, transposed).
+pub fn linear(x: &Array, weight: Weight<'_>) -> Result<Array> {
+    match weight {
+        Weight::Dense(w) => super::matmul(x, &super::transpose(w, None)?),
+        Weight::Quantized {
+            w,
+            scales,
+            biases,
+            group_size,
+            bits,
+        } => super::quantized::quantized_matmul(
+            x,
+            w,
+            scales,
+            Some(biases),
+            true,
+            Some(group_size as i64),
+            Some(bits as i64),
+            "affine",
+        ),
+    }
+}
+
+/// `x`'s shape with the last axis `n`.
+fn with_last(x: &Array, n: usize) -> crate::shape::Shape {
+    let mut shape = x.shape().to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    shape.into()
+}
+
 /// `silu(x W_g^T) * (x W_u^T)` (an rmx extension; MLX has none): a gated feed-forward
 /// block's first half from its stacked gate and up weights, `[..., K]` to `[..., F]`. Every
 /// intermediate is rounded to `x`'s dtype as the separate ops store it, so the value is the
 /// product, two slices, `sigmoid` and two `multiply`s bit for bit where the product sums
 /// in the same order (see `primitives::fast::swiglu`); one kernel on the GPU for a single
 /// row. Other dtypes and shapes take those ops (with their errors).
-pub fn swiglu_linear(x: &Array, weight: GatedWeight<'_>) -> Result<Array> {
-    let (w, rest, quantized) = match weight {
-        GatedWeight::Dense(w) => (w, vec![], None),
-        GatedWeight::Quantized {
-            w,
-            scales,
-            biases,
-            group_size,
-            bits,
-        } => (
-            w,
-            vec![scales.clone(), biases.clone()],
-            Some((group_size, bits)),
-        ),
-    };
+pub fn swiglu_linear(x: &Array, weight: Weight<'_>) -> Result<Array> {
+    let (arrays, quantized) = weight.parts();
     let prim = SwigluLinear { quantized };
-    let mut inputs = vec![x.clone(), w.clone()];
-    inputs.extend(rest);
-    let k = x.shape().last().copied().unwrap_or(0);
-    let n = w.shape().first().copied().unwrap_or(0);
-    let fits = x.ndim() >= 1
-        && x.dtype().is_float()
-        && w.ndim() == 2
-        && n.is_multiple_of(2)
-        && match quantized {
-            None => w.dtype() == x.dtype() && w.shape()[1] == k,
-            Some((gs, bits)) => {
-                w.dtype() == Dtype::Uint32
-                    && (32 % bits == 0)
-                    && w.shape()[1] * 32 / bits == k
-                    && gs > 0
-                    && k % gs == 0
-                    && inputs[2..]
-                        .iter()
-                        .all(|a| a.dtype() == x.dtype() && a.shape() == [n, k / gs])
-            }
-        };
-    if !fits {
+    let mut inputs = vec![x.clone()];
+    inputs.extend(arrays);
+    if !weight.fits(x, true) {
         return prim.composite(&inputs);
     }
-    let mut shape = x.shape().to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = n / 2;
-    }
     Ok(Array::from_op(
-        shape.into(),
+        with_last(x, weight.rows() / 2),
         x.dtype(),
         std::sync::Arc::new(prim),
         inputs,
     ))
+}
+
+/// `(h, y)` with `h = x + residual` (or `x`), `n = rms_norm(h, norm_weight, eps)` and
+/// `y = n @ W^T`, or `swiglu_linear(n, W)` when `gated` (an rmx extension; MLX has none):
+/// a pre-norm block's entry in one op, one kernel on the GPU for a single row (the norm
+/// is made inside the product). Every intermediate is rounded to `x`'s dtype as the
+/// separate ops store it; on the GPU the norm's sum of squares is added in another order
+/// than the norm kernel's, so `y` agrees with the separate ops within a rounding of the
+/// normalized input. Other dtypes and shapes take the separate ops (with their errors).
+pub fn rms_norm_linear(
+    x: &Array,
+    residual: Option<&Array>,
+    norm_weight: &Array,
+    eps: f32,
+    weight: Weight<'_>,
+    gated: bool,
+) -> Result<(Array, Array)> {
+    let (arrays, quantized) = weight.parts();
+    let prim = RmsNormLinear {
+        eps,
+        residual: residual.is_some(),
+        gated,
+        quantized,
+    };
+    let mut inputs = vec![x.clone()];
+    inputs.extend(residual.cloned());
+    inputs.push(norm_weight.clone());
+    inputs.extend(arrays);
+    let k = x.shape().last().copied().unwrap_or(0);
+    let fits = weight.fits(x, gated)
+        && residual.is_none_or(|r| r.shape() == x.shape() && r.dtype() == x.dtype())
+        && norm_weight.ndim() == 1
+        && norm_weight.size() == k
+        && norm_weight.dtype() == x.dtype();
+    if !fits {
+        let mut out = prim.composite(&inputs)?;
+        let y = out.pop().expect("the product");
+        return Ok((out.pop().unwrap_or_else(|| x.clone()), y));
+    }
+    let n = if gated {
+        weight.rows() / 2
+    } else {
+        weight.rows()
+    };
+    let y_spec = (with_last(x, n), x.dtype());
+    let prim = std::sync::Arc::new(prim);
+    if residual.is_none() {
+        let y = Array::from_op(y_spec.0, y_spec.1, prim, inputs);
+        return Ok((x.clone(), y));
+    }
+    let h_spec = (x.shape().into(), x.dtype());
+    let mut out = Array::from_multi_op(vec![h_spec, y_spec], prim, inputs);
+    let y = out.pop().expect("two outputs");
+    let h = out.pop().expect("two outputs");
+    Ok((h, y))
 }

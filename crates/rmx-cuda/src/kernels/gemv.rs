@@ -6,6 +6,7 @@
 //! used, so enough loads are in flight to stream the weight; f32 accumulation.
 
 use super::elementwise::{generated, Kernel};
+use super::norm_linear::Prologue;
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
@@ -98,9 +99,12 @@ pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
 // (and loads in flight) to stream the weight; their sums meet in shared memory.
 // GATED (`_1_gated`, swiglu_linear; split 1): the block's first half of warps take gate
 // rows, the second half the up rows n / 2 after them, and it writes silu(gate) * up.
+// NORM (`_norm` entries, rms_norm_linear; one row): x is the row before its RMS norm; the
+// block stages the normalized row in shared memory (norm_linear.rs) and reads it there.
 {swiglu}
-template <int ROWS, bool GATED = false>
-__device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows, int split) {{
+{stage}
+template <int ROWS, bool GATED = false, bool NORM = false>
+__device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}* x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows, int split, const {s}* r = nullptr, const {s}* nw = nullptr, {s}* hout = nullptr, float eps = 0.f) {{
   __shared__ float part[{warps}][ROWS];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const i64 f = (i64)blockIdx.x * ({warps} / 2) + warp % ({warps} / 2);
@@ -114,7 +118,13 @@ __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}
     const i64 per = vecs / split, first = piece * per, count = piece == split - 1 ? vecs - first : per;
     RMX_PREFETCH_L2(w + col * ldw + first * {vec}, count * 16);
   }}
+  if (NORM && blockIdx.x == 0 && threadIdx.x == 32) RMX_PREFETCH_L2(nw, k * sizeof({s}));
   RMX_GRID_WAIT();
+  if (NORM) {{
+    extern __shared__ uint4 {name}_staged[];
+    {name}_stage(x, r, nw, hout, reinterpret_cast<{s}*>({name}_staged), k, eps);
+    x = reinterpret_cast<const {s}*>({name}_staged);
+  }}
   const uint4* wr = reinterpret_cast<const uint4*>(w + col * ldw);
   float acc[ROWS] = {{}};
   const i64 stride = 32 * split;
@@ -197,12 +207,19 @@ extern "C" __global__ void {name}_1_gated(const {s}* w, const {s}* x, {s}* out, 
 extern "C" __global__ void {name}_1(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split) {{
   {name}_body<1>(w, x, out, n, k, ldw, rows, split);  // RMX_GRID_WAIT inside
 }}
+extern "C" __global__ void {name}_1_norm(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split, const {s}* r, const {s}* nw, {s}* hout, float eps) {{
+  {name}_body<1, false, true>(w, x, out, n, k, ldw, rows, split, r, nw, hout, eps);  // RMX_GRID_WAIT inside
+}}
+extern "C" __global__ void {name}_1_gated_norm(const {s}* w, const {s}* x, {s}* out, i64 n, i64 k, i64 ldw, int rows, int split, const {s}* r, const {s}* nw, {s}* hout, float eps) {{
+  {name}_body<1, true, true>(w, x, out, n, k, ldw, rows, split, r, nw, hout, eps);  // RMX_GRID_WAIT inside
+}}
 "#,
             s = t.store,
             unpack_w = unpack16(dtype, "wv[u]", "wf")?,
             unpack_x = unpack16(dtype, "xv", "xf")?,
             st = t.store("a"),
             swiglu = super::ops_c::swiglu_fn(&format!("{name}_swiglu"), &t)?,
+            stage = super::norm_linear::stage_fn(&format!("{name}_stage"), &t),
         );
         Some(Kernel { name, src })
     })
@@ -224,7 +241,7 @@ fn split_for(n: usize, runs: usize) -> usize {
 /// is one transposed matrix with contiguous rows (`W.T` of a row-major `W`), aligned for
 /// 16-byte loads; `Ok(None)` otherwise (cuBLAS takes it).
 pub fn gemv(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<ArrayData>> {
-    launch_gemv(gpu, a, b, false)
+    launch_gemv(gpu, a, b, false, None)
 }
 
 /// `silu(x W_g^T) * (x W_u^T)` for one row of `x` and `W = [W_g; W_u]` (`[2F, K]`, rows
@@ -233,14 +250,17 @@ pub fn gemv_swiglu(gpu: &'static Gpu, x: &ArrayData, w: &ArrayData) -> Result<Op
     if w.ndim() != 2 {
         return Ok(None);
     }
-    launch_gemv(gpu, x, &w.permuted(&[1, 0]), true)
+    launch_gemv(gpu, x, &w.permuted(&[1, 0]), true, None)
 }
 
-fn launch_gemv(
+/// `a @ b` (or its gated form) by the kernel, `None` where it does not apply; with a
+/// `norm` (`rms_norm_linear`, one row) `a` is the row before its norm.
+pub(crate) fn launch_gemv(
     gpu: &'static Gpu,
     a: &ArrayData,
     b: &ArrayData,
     gated: bool,
+    norm: Option<Prologue>,
 ) -> Result<Option<ArrayData>> {
     if !matches!(a.dtype, Dtype::Float32 | Dtype::Float16 | Dtype::Bfloat16) || b.dtype != a.dtype {
         return Ok(None);
@@ -264,7 +284,10 @@ fn launch_gemv(
     // step's gate/up product would take 2 per feature; the step replays ~1% slower at 1,
     // session 14's tuning, while the gating saves a kernel)
     let split = if gated { 1 } else { split_for(n, k / vec) };
-    if gated && (rows != 1 || !n.is_multiple_of(2) || tuning().warps < 2) {
+    if (gated || norm.is_some()) && rows != 1 {
+        return Ok(None);
+    }
+    if gated && (!n.is_multiple_of(2) || tuning().warps < 2) {
         return Ok(None);
     }
     let (xp, wp) = (device_ptr(gpu, a)?, device_ptr(gpu, &bm)?);
@@ -281,7 +304,7 @@ fn launch_gemv(
         (_, true) => format!("{}_1_gated", kern.name),
         (1, false) => format!("{}_1", kern.name),
         _ => kern.name.clone(),
-    };
+    } + if norm.is_some() { "_norm" } else { "" };
     let f = gpu.kernel_in(&kern.name, &entry, || kern.src)?;
     let (n64, k64, ld64, r32, s32) = (n as i64, k as i64, ldw as i64, rows as i32, split as i32);
     let mut bl = gpu.launch(&f);
@@ -293,6 +316,9 @@ fn launch_gemv(
         .arg(&ld64)
         .arg(&r32)
         .arg(&s32);
+    if let Some(p) = &norm {
+        bl.arg(&p.residual).arg(&p.weight).arg(&p.h_out).arg(&p.eps);
+    }
     let warps = tuning().warps as usize;
     let blocks = if gated {
         (n / 2).div_ceil(warps / 2)
@@ -302,7 +328,7 @@ fn launch_gemv(
     let cfg = LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
         block_dim: (32 * warps as u32, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: norm.map_or(0, |p| p.smem),
     };
     unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching gemv", e))?;
     Ok(Some(out))

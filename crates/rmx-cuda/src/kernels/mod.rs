@@ -13,6 +13,7 @@ pub mod gemv;
 pub mod indexing;
 pub mod linalg;
 pub mod matmul;
+pub mod norm_linear;
 pub mod ops_c;
 pub mod prelude;
 pub mod qmm;

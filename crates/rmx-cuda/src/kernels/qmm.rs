@@ -6,6 +6,7 @@
 use super::elementwise::{generated, launch_config, row_contiguous as dense, Kernel};
 use super::gemv::{self, as_matrix};
 use super::matmul;
+use super::norm_linear::Prologue;
 use super::prelude::{ctype, tag, PRELUDE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
@@ -134,9 +135,12 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     // run for all COLS features.
     // GATED (`_vec1_gated`, swiglu_linear): the warp's first COLS / 2 features are gate rows
     // and the rest the up rows n / 2 after them; it writes silu(gate) * up.
+    // NORM (`_norm` entries, rms_norm_linear; one row): x is the row before its RMS norm;
+    // the block stages the normalized row in shared memory (norm_linear.rs).
     {swiglu}
-    template <int ROWS, int COLS, int UNROLL, bool GATED = false>
-    __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* __restrict__ x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows) {{
+    {stage}
+    template <int ROWS, int COLS, int UNROLL, bool GATED = false, bool NORM = false>
+    __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows, const {s}* r = nullptr, const {s}* nw = nullptr, {s}* hout = nullptr, float eps = 0.f) {{
       constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
       const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * COLS;
@@ -150,7 +154,13 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
       const i64 vecs = k / CODES, groups = k / group_size, words = k / PER;
       // the packed rows stream into L2 while the kernel producing x finishes (launch.rs)
       if (lane < COLS && colx(lane) < n) RMX_PREFETCH_L2(w + colx(lane) * words, vecs * 16);
+      if (NORM && blockIdx.x == 0 && threadIdx.x == 32) RMX_PREFETCH_L2(nw, k * sizeof({s}));
       RMX_GRID_WAIT();
+      if (NORM) {{
+        extern __shared__ uint4 {name}_staged[];
+        {name}_stage(x, r, nw, hout, reinterpret_cast<{s}*>({name}_staged), k, eps);
+        x = reinterpret_cast<const {s}*>({name}_staged);
+      }}
       if (colx(0) >= n) return;
       float acc[ROWS][COLS] = {{}};
       for (i64 base = lane; base < vecs; base += 32 * UNROLL) {{
@@ -233,6 +243,15 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     extern "C" __global__ void {name}_vec1_pair(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
       {name}_vec_body<1, 2, 2>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
+    extern "C" __global__ void {name}_vec1_norm(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows, const {s}* r, const {s}* nw, {s}* hout, float eps) {{
+      {name}_vec_body<1, {cols}, 1, false, true>(w, scales, biases, x, out, n, k, group_size, rows, r, nw, hout, eps);  // RMX_GRID_WAIT inside
+    }}
+    extern "C" __global__ void {name}_vec1_gated_norm(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows, const {s}* r, const {s}* nw, {s}* hout, float eps) {{
+      {name}_vec_body<1, {cols}, 1, true, true>(w, scales, biases, x, out, n, k, group_size, rows, r, nw, hout, eps);  // RMX_GRID_WAIT inside
+    }}
+    extern "C" __global__ void {name}_vec1_pair_norm(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows, const {s}* r, const {s}* nw, {s}* hout, float eps) {{
+      {name}_vec_body<1, 2, 2, false, true>(w, scales, biases, x, out, n, k, group_size, rows, r, nw, hout, eps);  // RMX_GRID_WAIT inside
+    }}
     extern "C" __global__ void {name}_vec(const u32* w, const {s}* scales, const {s}* biases, const {s}* x, {s}* out, i64 n, i64 k, i64 group_size, int rows) {{
       {name}_vec_body<{rows_max}, {cols}, {unroll}>(w, scales, biases, x, out, n, k, group_size, rows);  // RMX_GRID_WAIT inside
     }}
@@ -254,13 +273,15 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
             lbv = t.load("biases[g]"),
             sta = t.store("a"),
             swiglu = super::ops_c::swiglu_fn(&format!("{name}_swiglu"), &t)?,
+            stage = super::norm_linear::stage_fn(&format!("{name}_stage"), &t),
         );
         Some(Kernel { name, src })
     })
 }
 
 /// A `_vec` entry of the 4-bit-style kernel over `grid_features` groups of columns (one
-/// warp each): pointers `[w, scales, biases, x, out]`, sizes `(n, k, group_size, rows)`.
+/// warp each): pointers `[w, scales, biases, x, out]`, sizes `(n, k, group_size, rows)`;
+/// with a `norm`, the entry's `_norm` form.
 fn launch_vec(
     gpu: &'static Gpu,
     kern: &Kernel,
@@ -268,8 +289,10 @@ fn launch_vec(
     ptrs: [u64; 5],
     (n, k, group_size, rows): (usize, usize, usize, usize),
     warps_needed: usize,
+    norm: Option<Prologue>,
 ) -> Result<()> {
-    let name = format!("{}{entry}", kern.name);
+    let suffix = if norm.is_some() { "_norm" } else { "" };
+    let name = format!("{}{entry}{suffix}", kern.name);
     let f = gpu.kernel_in(&kern.name, &name, || kern.src.clone())?;
     let mut bl = gpu.launch(&f);
     for p in &ptrs {
@@ -277,10 +300,13 @@ fn launch_vec(
     }
     let (n64, k64, gs, r32) = (n as i64, k as i64, group_size as i64, rows as i32);
     bl.arg(&n64).arg(&k64).arg(&gs).arg(&r32);
+    if let Some(p) = &norm {
+        bl.arg(&p.residual).arg(&p.weight).arg(&p.h_out).arg(&p.eps);
+    }
     let cfg = LaunchConfig {
         grid_dim: (warps_needed.div_ceil(gemv::WARPS as usize) as u32, 1, 1),
         block_dim: (32 * gemv::WARPS, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: norm.map_or(0, |p| p.smem),
     };
     unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_vec", e))
 }
@@ -297,6 +323,20 @@ pub fn quantized_swiglu(
     group_size: usize,
     bits: usize,
 ) -> Result<Option<ArrayData>> {
+    qmv_one_row(gpu, x, [w, scales, biases], (group_size, bits), true, None)
+}
+
+/// `x @ W^T` (or, `gated`, its SwiGLU of gate/up row pairs) for one row of `x` and a
+/// packed `W` (`[w, scales, biases]`) by a one-row `_vec1` entry, with the norm prologue
+/// when `norm` is given (`rms_norm_linear`); `None` where it does not apply.
+pub(crate) fn qmv_one_row(
+    gpu: &'static Gpu,
+    x: &ArrayData,
+    [w, scales, biases]: [&ArrayData; 3],
+    (group_size, bits): (usize, usize),
+    gated: bool,
+    norm: Option<Prologue>,
+) -> Result<Option<ArrayData>> {
     let nd = x.ndim();
     let k = x.shape[nd - 1];
     let rows = x.numel().checked_div(k).unwrap_or(0);
@@ -305,7 +345,7 @@ pub fn quantized_swiglu(
         && biases.dtype == x.dtype
         && rows == 1
         && w.ndim() == 2
-        && w.shape[0].is_multiple_of(2)
+        && (!gated || w.shape[0].is_multiple_of(2))
         && k.is_multiple_of(group_size)
         && group_size.is_multiple_of(128 / bits);
     let Some(kern) = qmv_kernel(bits, x.dtype).filter(|_| fits) else {
@@ -325,20 +365,26 @@ pub fn quantized_swiglu(
     }
     let n = wd.shape[0];
     let mut shape = x.shape.to_vec();
-    shape[nd - 1] = n / 2;
+    shape[nd - 1] = if gated { n / 2 } else { n };
     let (out, optr) = alloc_output(gpu, x.dtype, &shape)?;
     if out.numel() == 0 {
         return Ok(Some(out));
     }
     let ptrs = [wp, device_ptr(gpu, &s)?, device_ptr(gpu, &b)?, xp, optr];
-    let warps = (n / 2).div_ceil(QMV_VEC_COLS / 2);
+    // the shapes `quantized_matmul` picks for one row (see QMV_PAIR_BELOW)
+    let (entry, warps) = match (gated, n < QMV_PAIR_BELOW) {
+        (true, _) => ("_vec1_gated", (n / 2).div_ceil(QMV_VEC_COLS / 2)),
+        (false, true) => ("_vec1_pair", n.div_ceil(2)),
+        (false, false) => ("_vec1", n.div_ceil(QMV_VEC_COLS)),
+    };
     launch_vec(
         gpu,
         &kern,
-        "_vec1_gated",
+        entry,
         ptrs,
         (n, k, group_size, rows),
         warps,
+        norm,
     )?;
     Ok(Some(out))
 }
@@ -447,6 +493,7 @@ pub fn quantized_matmul(
                     ptrs,
                     (n, k, group_size, rows),
                     n.div_ceil(cols),
+                    None,
                 )?;
                 return Ok(Some(out));
             }

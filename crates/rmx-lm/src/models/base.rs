@@ -111,30 +111,8 @@ impl Attention {
         let rope =
             |x: &Array| kernels::rope(x, &self.rope_freqs, self.rope_dims, self.adjacent, &offset);
         let (q, k, v) = match &self.qkv_proj {
-            // q and k heads are neighbours in the fused product: one RoPE over both (one
-            // kernel instead of two; each head's rotation is the same either way)
             Some(qkv) if self.q_norm.is_none() && self.k_norm.is_none() => {
-                let (hq, hkv) = (self.num_heads as i64, self.num_kv_heads as i64);
-                let d = self.head_dim as i64;
-                let all = ops::reshape(&qkv.forward(x)?, &[b, l, hq + 2 * hkv, -1])?;
-                // a fixed decode step: RoPE and both cache writes in one op
-                let heads = (self.num_heads, self.num_kv_heads);
-                let fused = cache.update_fixed_with(all.dtype(), |kc, vc, pos| {
-                    let (f, dims) = (&self.rope_freqs, self.rope_dims);
-                    kernels::rope_kv_update(&all, kc, vc, heads, f, dims, self.adjacent, pos)
-                })?;
-                if let Some(out) = fused {
-                    return Ok(out);
-                }
-                let part = |from: i64, n: i64| -> Result<Array> {
-                    let p = ops::slice(&all, &[0, 0, from, 0], &[b, l, from + n, d], None)?;
-                    Ok(ops::transpose(&p, Some(&[0, 2, 1, 3]))?)
-                };
-                let qk = rope(&part(0, hq + hkv)?)?;
-                let q = ops::slice(&qk, &[0, 0, 0, 0], &[b, hq, l, d], None)?;
-                let k = ops::slice(&qk, &[0, hq, 0, 0], &[b, hq + hkv, l, d], None)?;
-                let (keys, values) = cache.update(&k, &part(hq + hkv, hkv)?)?;
-                return Ok((q, keys, values));
+                return self.heads_from_qkv(&qkv.forward(x)?, cache);
             }
             Some(qkv) => {
                 // (B, L, Hq + 2 Hkv, D), split along the heads (views)
@@ -164,6 +142,65 @@ impl Attention {
         let (q, k) = (rope(&q)?, rope(&k)?);
         let (keys, values) = cache.update(&k, &v)?;
         Ok((q, keys, values))
+    }
+
+    /// `project` from the fused q|k|v product `y` (B, L, (Hq + 2 Hkv) D) of a layer
+    /// without q/k norms.
+    fn heads_from_qkv(&self, y: &Array, cache: &mut KvCache) -> Result<(Array, Array, Array)> {
+        let (b, l) = (y.shape()[0] as i64, y.shape()[1] as i64);
+        let (hq, hkv) = (self.num_heads as i64, self.num_kv_heads as i64);
+        let d = self.head_dim as i64;
+        let all = ops::reshape(y, &[b, l, hq + 2 * hkv, -1])?;
+        // a fixed decode step: RoPE and both cache writes in one op
+        let heads = (self.num_heads, self.num_kv_heads);
+        let fused = cache.update_fixed_with(all.dtype(), |kc, vc, pos| {
+            let (f, dims) = (&self.rope_freqs, self.rope_dims);
+            kernels::rope_kv_update(&all, kc, vc, heads, f, dims, self.adjacent, pos)
+        })?;
+        if let Some(out) = fused {
+            return Ok(out);
+        }
+        // q and k heads are neighbours in the fused product: one RoPE over both (one
+        // kernel instead of two; each head's rotation is the same either way)
+        let part = |from: i64, n: i64| -> Result<Array> {
+            let p = ops::slice(&all, &[0, 0, from, 0], &[b, l, from + n, d], None)?;
+            Ok(ops::transpose(&p, Some(&[0, 2, 1, 3]))?)
+        };
+        let offset = cache.rope_offset()?;
+        let qk = kernels::rope(
+            &part(0, hq + hkv)?,
+            &self.rope_freqs,
+            self.rope_dims,
+            self.adjacent,
+            &offset,
+        )?;
+        let q = ops::slice(&qk, &[0, 0, 0, 0], &[b, hq, l, d], None)?;
+        let k = ops::slice(&qk, &[0, hq, 0, 0], &[b, hq + hkv, l, d], None)?;
+        let (keys, values) = cache.update(&k, &part(hq + hkv, hkv)?)?;
+        Ok((q, keys, values))
+    }
+
+    /// The block from its input before `norm`: the residual stream `h` and the previous
+    /// block's output `branch` not yet added. Returns `(h + branch, attention output)`; the
+    /// add, the norm and the q|k|v product are one op where `rms_norm_linear` applies.
+    pub fn forward_prenorm(
+        &self,
+        h: &Array,
+        branch: Option<&Array>,
+        norm: &RmsNorm,
+        cache: &mut KvCache,
+    ) -> Result<(Array, Array)> {
+        if let (Some(qkv), None, None) = (&self.qkv_proj, &self.q_norm, &self.k_norm) {
+            if let Some((h, y)) = kernels::rms_norm_linear(h, branch, norm, qkv, false)? {
+                let (q, keys, values) = self.heads_from_qkv(&y, cache)?;
+                let o =
+                    kernels::attention(&q, &keys, &values, self.scale, true, cache.fixed_mask())?;
+                return Ok((h, self.output(&o)?));
+            }
+        }
+        let (h, normed) = norm.forward_residual(h, branch)?;
+        let a = self.forward(&normed, cache)?;
+        Ok((h, a))
     }
 
     /// The heads' outputs (B, Hq, L, D) -> (B, L, hidden) through `o_proj`.
@@ -227,6 +264,25 @@ impl Mlp {
             kernels::silu_mul(&g, &u)?
         };
         self.down_proj.forward(&hidden)
+    }
+
+    /// The block from its input before `norm` (see `Attention::forward_prenorm`): returns
+    /// `(h + branch, output)`; the add, the norm and the gated gate/up product are one op
+    /// where `rms_norm_linear` applies.
+    pub fn forward_prenorm(
+        &self,
+        h: &Array,
+        branch: Option<&Array>,
+        norm: &RmsNorm,
+    ) -> Result<(Array, Array)> {
+        if let (Some(gu), false) = (&self.gate_up_proj, self.gelu) {
+            if let Some((h, hidden)) = kernels::rms_norm_linear(h, branch, norm, gu, true)? {
+                return Ok((h, self.down_proj.forward(&hidden)?));
+            }
+        }
+        let (h, normed) = norm.forward_residual(h, branch)?;
+        let y = self.forward(&normed)?;
+        Ok((h, y))
     }
 }
 

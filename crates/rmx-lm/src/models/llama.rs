@@ -6,6 +6,7 @@ use super::LanguageModel;
 use crate::cache::KvCache;
 use crate::config::ModelArgs;
 use crate::error::Result;
+use crate::kernels;
 use crate::layers::{Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
 use rmx_core::Array;
@@ -73,24 +74,32 @@ impl LanguageModel for Llama {
         let mut h = self
             .embed_tokens
             .forward(tokens, crate::layers::compute_dtype())?;
-        // each block's MLP output is added to the residual stream by the next norm, in
-        // the same kernel (`forward_residual`)
+        // each block's output is added to the residual stream by the next block's norm;
+        // on a GPU the add, the norm and the block's first product are one kernel
+        // (`forward_prenorm`, `fast::rms_norm_linear`)
         let mut mlp_out: Option<Array> = None;
         for (layer, c) in self.layers.iter().zip(cache.iter_mut()) {
-            let (r, normed) = layer
-                .input_layernorm
-                .forward_residual(&h, mlp_out.as_ref())?;
-            let a = layer.self_attn.forward(&normed, c)?;
-            let (r, normed) = layer
-                .post_attention_layernorm
-                .forward_residual(&r, Some(&a))?;
-            mlp_out = Some(layer.mlp.forward(&normed)?);
+            let (r, a) =
+                layer
+                    .self_attn
+                    .forward_prenorm(&h, mlp_out.as_ref(), &layer.input_layernorm, c)?;
+            let (r, m) =
+                layer
+                    .mlp
+                    .forward_prenorm(&r, Some(&a), &layer.post_attention_layernorm)?;
+            mlp_out = Some(m);
             h = r;
         }
-        let (_, h) = self.norm.forward_residual(&h, mlp_out.as_ref())?;
-        match &self.lm_head {
-            Some(head) => head.forward(&h),
-            None => self.embed_tokens.as_linear(&h),
+        let head = match &self.lm_head {
+            Some(head) => head,
+            None => &self.embed_tokens.0,
+        };
+        if let Some((_, logits)) =
+            kernels::rms_norm_linear(&h, mlp_out.as_ref(), &self.norm, head, false)?
+        {
+            return Ok(logits);
         }
+        let (_, h) = self.norm.forward_residual(&h, mlp_out.as_ref())?;
+        head.forward(&h)
     }
 }

@@ -1,11 +1,12 @@
 //! The fused `fast` primitives (MLX's `mx.fast`): `Norm` (rms_norm, layer_norm), `AddRmsNorm`
-//! (an rmx extension), `Rope`, `RopeKvUpdate` and `SwigluLinear` (rmx extensions)
-//! and `Attention`. Each evaluates through one backend kernel and keeps its composite
+//! (an rmx extension), `Rope`, `RopeKvUpdate`, `SwigluLinear` and `RmsNormLinear` (rmx
+//! extensions) and `Attention`. Each evaluates through one backend kernel and keeps its composite
 //! definition (the same function from ordinary ops, as MLX's fallback writes it), which
 //! the derivative and vmap rules that have no cheaper form differentiate or vectorize.
 
 pub mod attention;
 pub mod norm;
+pub mod norm_linear;
 pub mod rope;
 pub mod rope_kv;
 pub mod swiglu;

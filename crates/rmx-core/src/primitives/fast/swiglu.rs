@@ -24,20 +24,8 @@ pub struct SwigluLinear {
 impl SwigluLinear {
     /// The definition from ordinary ops.
     pub fn composite(&self, p: &[Array]) -> Result<Array> {
-        let x = &p[0];
-        let y = match self.quantized {
-            None => ops::matmul(x, &ops::transpose(&p[1], None)?)?,
-            Some((gs, bits)) => ops::quantized::quantized_matmul(
-                x,
-                &p[1],
-                &p[2],
-                Some(&p[3]),
-                true,
-                Some(gs as i64),
-                Some(bits as i64),
-                "affine",
-            )?,
-        };
+        let weight = ops::fast::Weight::from_parts(&p[1..], self.quantized);
+        let y = ops::fast::linear(&p[0], weight)?;
         let shape: Vec<i64> = y.shape().iter().map(|&d| d as i64).collect();
         let (nd, f) = (shape.len(), shape[shape.len() - 1] / 2);
         let (mut lo, mut hi) = (vec![0i64; nd], shape.clone());
@@ -92,11 +80,10 @@ impl Primitive for SwigluLinear {
     crate::primitive_common!();
 }
 
-/// `Backend::swiglu_linear` from the backend's own product and elementwise kernels: the
-/// trait's default, and a backend's fallback. `x` `[..., K]`; the weight has `2F` rows. The
-/// product is made as `ops::matmul` / `quantized_matmul` make it (the weight broadcast over
-/// `x`'s batch axes), so the value is theirs bit for bit.
-pub fn linear_then_swiglu<B: Backend + ?Sized>(
+/// `x @ W^T` (`x` `[..., K]`, `W` with `N` rows, dense or affine-quantized) as
+/// `ops::matmul` / `quantized_matmul` make it (the weight broadcast over `x`'s batch axes),
+/// so the value is theirs bit for bit; a 1-d `x` gives `[N]`.
+pub fn linear_product<B: Backend + ?Sized>(
     b: &B,
     x: &ArrayData,
     weight: LinearWeight<'_>,
@@ -141,6 +128,22 @@ pub fn linear_then_swiglu<B: Backend + ?Sized>(
             true,
         )?,
     };
+    Ok(if one_d {
+        let n = y.shape[1];
+        y.view(vec![n].into(), vec![y.strides[1]].into(), y.offset)
+    } else {
+        y
+    })
+}
+
+/// `Backend::swiglu_linear` from the backend's own product and elementwise kernels: the
+/// trait's default, and a backend's fallback. `x` `[..., K]`; the weight has `2F` rows.
+pub fn linear_then_swiglu<B: Backend + ?Sized>(
+    b: &B,
+    x: &ArrayData,
+    weight: LinearWeight<'_>,
+) -> Result<ArrayData> {
+    let y = linear_product(b, x, weight)?;
     let nd = y.ndim();
     let f = y.shape[nd - 1] / 2;
     let half = |at: usize| {
@@ -155,10 +158,5 @@ pub fn linear_then_swiglu<B: Backend + ?Sized>(
     let (g, u) = (half(0), half(f));
     let s = b.unary(UnaryOp::Sigmoid, &g, x.dtype)?;
     let t = b.binary(BinaryOp::Multiply, &g, &s, x.dtype)?;
-    let o = b.binary(BinaryOp::Multiply, &t, &u, x.dtype)?;
-    Ok(if one_d {
-        o.view(vec![f].into(), vec![o.strides[1]].into(), o.offset)
-    } else {
-        o
-    })
+    b.binary(BinaryOp::Multiply, &t, &u, x.dtype)
 }
