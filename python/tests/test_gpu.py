@@ -519,10 +519,13 @@ def test_rope_kv_update(dtype, traditional):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("shape", [(1, 8, 2, 1, 9, 64), (2, 4, 4, 7, 7, 32),
                                    (1, 6, 3, 12, 5, 80), (1, 4, 1, 1, 300, 128),
-                                   (2, 32, 8, 1, 1000, 64)])
+                                   (2, 32, 8, 1, 1000, 64), (1, 32, 8, 1, 256, 64),
+                                   (1, 6, 2, 2, 77, 72), (1, 4, 2, 1, 64, 36)])
 def test_sdpa(dtype, shape):
     """Single-query rows with many keys split them over blocks, the last block of a row
-    merging the parts (its counter reset for the next call: each case runs six calls)."""
+    merging the parts (its counter reset for the next call: each case runs seven calls);
+    key rows in 16-byte runs take the entry with a key per lane (d = 36 in bfloat16 and
+    float16 the other). A row whose every key is masked averages the values, as the CPU."""
     b, hq, hkv, lq, lk, d = shape
     q = rand((b, hq, lq, d), dtype, -1, 1, seed=43)
     k = rand((b, hkv, lk, d), dtype, -1, 1, seed=44)
@@ -541,6 +544,8 @@ def test_sdpa(dtype, shape):
                                                           stream=s),
         lambda q, s: mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, sinks=sinks,
                                                           stream=s),
+        lambda q, s: mx.fast.scaled_dot_product_attention(
+            q, k, v, scale=scale, mask=mx.zeros((lq, lk), mx.bool_), stream=s),
         lambda q, s: mx.fast.scaled_dot_product_attention(
             q.transpose(0, 2, 1, 3).transpose(0, 2, 1, 3), k[..., ::-1, :], v, scale=scale,
             mask="causal", stream=s),

@@ -111,6 +111,11 @@ pub fn rms_norm_linear(
     layer: &crate::layers::Linear,
     gated: bool,
 ) -> Result<Option<(Array, Array)>> {
+    // `RMX_LM_FUSE_NORM=0` keeps the norm a kernel of its own (for measuring)
+    static FUSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*FUSE.get_or_init(|| std::env::var("RMX_LM_FUSE_NORM").map_or(true, |v| v != "0")) {
+        return Ok(None);
+    }
     let Some(weight) = fast_weight(layer, h.dtype()) else {
         return Ok(None);
     };

@@ -83,9 +83,10 @@ pub fn unpack16(dtype: Dtype, src: &str, dst: &str) -> Option<String> {
     })
 }
 
-/// The dense kernel for `dtype` (f32, f16 or bf16).
-pub fn gemv_kernel(dtype: Dtype) -> Option<Kernel> {
-    let Tuning { warps, unroll, .. } = tuning();
+/// The dense kernel for `dtype` (f32, f16 or bf16) with `warps` warps per block
+/// (`tuning().warps`; `_norm` entries use larger blocks).
+fn gemv_kernel_with(dtype: Dtype, warps: u32) -> Option<Kernel> {
+    let unroll = tuning().unroll;
     generated(format!("gemv_kernel {dtype:?} {warps} {unroll}"), || {
         let t = ctype(dtype)?;
         let vec = 16 / dtype.size();
@@ -282,19 +283,25 @@ pub(crate) fn launch_gemv(
     }
     // the gated epilogue pairs whole warps: one row of x, one warp per feature (a decode
     // step's gate/up product would take 2 per feature; the step replays ~1% slower at 1,
-    // session 14's tuning, while the gating saves a kernel)
-    let split = if gated { 1 } else { split_for(n, k / vec) };
+    // session 14's tuning, while the gating saves a kernel). A `_norm` entry's block is
+    // larger (norm_linear.rs), its rows split as the plain kernel's.
+    let warps = norm.map_or(tuning().warps, |_| super::norm_linear::norm_warps().0);
+    let split = if gated {
+        1
+    } else {
+        split_for(n, k / vec).min(warps as usize)
+    };
     if (gated || norm.is_some()) && rows != 1 {
         return Ok(None);
     }
-    if gated && (!n.is_multiple_of(2) || tuning().warps < 2) {
+    if gated && (!n.is_multiple_of(2) || warps < 2) {
         return Ok(None);
     }
     let (xp, wp) = (device_ptr(gpu, a)?, device_ptr(gpu, &bm)?);
     if !xp.is_multiple_of(16) || !wp.is_multiple_of(16) {
         return Ok(None);
     }
-    let Some(kern) = gemv_kernel(a.dtype) else {
+    let Some(kern) = gemv_kernel_with(a.dtype, warps) else {
         return Ok(None);
     };
     let mut shape = a.shape.to_vec();
@@ -319,7 +326,7 @@ pub(crate) fn launch_gemv(
     if let Some(p) = &norm {
         bl.arg(&p.residual).arg(&p.weight).arg(&p.h_out).arg(&p.eps);
     }
-    let warps = tuning().warps as usize;
+    let warps = warps as usize;
     let blocks = if gated {
         (n / 2).div_ceil(warps / 2)
     } else {
@@ -336,8 +343,15 @@ pub(crate) fn launch_gemv(
 
 #[cfg(test)]
 pub fn all_kernels() -> Vec<Kernel> {
+    let norm = super::norm_linear::norm_warps().0;
     [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16]
         .into_iter()
-        .filter_map(gemv_kernel)
+        .flat_map(|d| {
+            [
+                gemv_kernel_with(d, tuning().warps),
+                gemv_kernel_with(d, norm),
+            ]
+        })
+        .flatten()
         .collect()
 }

@@ -143,8 +143,9 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
     __device__ __forceinline__ void {name}_vec_body(const u32* __restrict__ w, const {s}* __restrict__ scales, const {s}* __restrict__ biases, const {s}* x, {s}* __restrict__ out, i64 n, i64 k, i64 group_size, int rows, const {s}* r = nullptr, const {s}* nw = nullptr, {s}* hout = nullptr, float eps = 0.f) {{
       constexpr int PER = 32 / {bits}, CHUNK = 23 / {bits}, CODES = {codes};
       const int lane = threadIdx.x & 31;
-      const i64 col0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * COLS;
-      const i64 fo0 = ((i64)blockIdx.x * {warps} + (threadIdx.x >> 5)) * (COLS / 2);
+      // warps per block: set at launch (`_norm` entries take larger blocks)
+      const i64 warp0 = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+      const i64 col0 = warp0 * COLS, fo0 = warp0 * (COLS / 2);
       // the weight row of feature slot c (n when there is none)
       auto colx = [&](int c) -> i64 {{
         if (!GATED) return col0 + c < n ? col0 + c : n;
@@ -264,7 +265,6 @@ pub fn qmv_kernel(bits: usize, dtype: Dtype) -> Option<Kernel> {
             codes = 128 / bits,
             unroll = QMV_VEC_UNROLL,
             rows_max = QMV_MAX_ROWS,
-            warps = gemv::WARPS,
             xvec = 16 / dtype.size(),
             xruns = 128 / bits * dtype.size() / 16,
             cols = QMV_VEC_COLS,
@@ -303,9 +303,10 @@ fn launch_vec(
     if let Some(p) = &norm {
         bl.arg(&p.residual).arg(&p.weight).arg(&p.h_out).arg(&p.eps);
     }
+    let block = norm.map_or(gemv::WARPS, |_| super::norm_linear::norm_warps().1);
     let cfg = LaunchConfig {
-        grid_dim: (warps_needed.div_ceil(gemv::WARPS as usize) as u32, 1, 1),
-        block_dim: (32 * gemv::WARPS, 1, 1),
+        grid_dim: (warps_needed.div_ceil(block as usize) as u32, 1, 1),
+        block_dim: (32 * block, 1, 1),
         shared_mem_bytes: norm.map_or(0, |p| p.smem),
     };
     unsafe { bl.launch(cfg) }.map_err(|e| driver_err("launching qmv_vec", e))
