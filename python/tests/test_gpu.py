@@ -462,8 +462,12 @@ def test_rms_norm_linear(dtype, bits, rows, k, f, residual, swiglu):
     np.testing.assert_array_equal(host(g[0]), host(sep[0]))
     rtol, atol = TOL[dtype]
     np.testing.assert_allclose(host(g[1]), host(sep[1]), rtol=rtol * 8, atol=atol * 16)
-    np.testing.assert_allclose(host(g[1]), host(fused(x, r, mx.cpu)[1]), rtol=rtol * 8,
-                               atol=atol * 16)
+    # against the CPU both the squares and the product sum in other orders: float32
+    # outputs near zero (cancelling sums of 2048 terms) differ by more than atol * 16, so
+    # the bound also scales with the output's magnitude (~100 float32 ulps of its largest)
+    c = host(fused(x, r, mx.cpu)[1])
+    np.testing.assert_allclose(host(g[1]), c, rtol=rtol * 8,
+                               atol=atol * 16 + 1e-5 * np.abs(c).max())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
@@ -523,9 +527,8 @@ def test_rope_kv_update(dtype, traditional):
                                    (1, 6, 2, 2, 77, 72), (1, 4, 2, 1, 64, 36)])
 def test_sdpa(dtype, shape):
     """Single-query rows with many keys split them over blocks, the last block of a row
-    merging the parts (its counter reset for the next call: each case runs seven calls);
-    key rows in 16-byte runs take the entry with a key per lane (d = 36 in bfloat16 and
-    float16 the other). A row whose every key is masked averages the values, as the CPU."""
+    merging the parts (its counter reset for the next call: each case runs seven calls).
+    A row whose every key is masked averages the values, as the CPU."""
     b, hq, hkv, lq, lk, d = shape
     q = rand((b, hq, lq, d), dtype, -1, 1, seed=43)
     k = rand((b, hkv, lk, d), dtype, -1, 1, seed=44)

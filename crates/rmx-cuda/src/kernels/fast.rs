@@ -125,19 +125,6 @@ const WARPS: u32 = 4;
 const SPLIT_ROWS: usize = 264;
 const _: () = assert!(SPLIT_ROWS <= BLOCK_COUNTERS);
 
-/// Keys per block of the attention kernel's `_keys` entry (32 per warp per turn):
-/// `RMX_ATTN_KEYS_PER_BLOCK` overrides it (for measuring).
-fn keys_per_block() -> usize {
-    static K: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *K.get_or_init(|| {
-        std::env::var("RMX_ATTN_KEYS_PER_BLOCK")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&k: &usize| k >= 1)
-            .unwrap_or(128)
-    })
-}
-
 /// Mask kinds of the attention kernel.
 const NO_MASK: i32 = 0;
 const CAUSAL: i32 = 1;
@@ -160,22 +147,11 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
             let src = format!(
                 r#"{PRELUDE}
     #define PL {PER_LANE}
-    #define {name}_PARAMS const {s}* q, const {s}* k, const {s}* v, const {ms}* mask, \
-        const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv, \
-        i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2, \
-        i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest, i64 chunk, \
-        {c}* part_o, {c}* part_ml, unsigned* counters
-    #define {name}_ARGS q, k, v, mask, sinks, out, hq, rep, lq, lk, d, dv, qs0, qs1, qs2, ks0, \
-        ks1, ks2, vs0, vs1, vs2, ms0, ms1, ms2, ms3, mask_kind, scale, lowest, chunk, part_o, \
-        part_ml, counters
-    // KEYS (`_keys`, decode): a warp takes 32 keys at once, one per lane: each lane reads
-    // its key's row (16-byte runs) and makes its score alone, the warp makes the 32 keys'
-    // softmax update with two reductions, then every lane adds the 32 value rows to its
-    // features. Without KEYS a warp walks its keys one after another, the lanes splitting
-    // the features (a dependent chain of loads, shuffles and exps per key). The scores
-    // and the merge are the same expressions either way; only the order of sums differs.
-    template <bool KEYS>
-    __device__ __forceinline__ void {name}_body({name}_PARAMS) {{
+    extern "C" __global__ void {name}(const {s}* q, const {s}* k, const {s}* v, const {ms}* mask,
+        const {s}* sinks, {s}* out, i64 hq, i64 rep, i64 lq, i64 lk, i64 d, i64 dv,
+        i64 qs0, i64 qs1, i64 qs2, i64 ks0, i64 ks1, i64 ks2, i64 vs0, i64 vs1, i64 vs2,
+        i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} scale, {c} lowest, i64 chunk,
+        {c}* part_o, {c}* part_ml, unsigned* counters) {{
       const i64 row = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
       const i64 j0 = split * chunk, j1 = j0 + chunk < lk ? j0 + chunk : lk;
       const i64 qi = row % lq, h = (row / lq) % hq, bi = row / lq / hq, kh = h / rep;
@@ -193,63 +169,18 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
       {c} m = -INFINITY, l = 0;
       if (sinks && warp == 0 && split == 0) {{ m = {lsink}; l = 1; }}
       const i64 last = qi + lk - lq;  // causal: the last visible key
-      // the score of key j after the mask (lowest where masked, as the CPU)
-      auto masked = [&](i64 j, {c} sc) -> {c} {{
-        if (mask_kind == {CAUSAL}) {{ if (j > last) sc = lowest; }}
-        else if (mask_kind != {NO_MASK}) {{
-          const {ms} mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
-          if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
-          else sc += ({c}){lmask};
-        }}
-        return sc;
-      }};
-      if (KEYS) {{
-        constexpr int V = 16 / sizeof({s});
-        __shared__ {c} qsh[32 * PL];
-        for (i64 dd = threadIdx.x; dd < d; dd += blockDim.x) qsh[dd] = {lq_} * scale;
-        __syncthreads();
-        for (i64 jb = j0 + 32 * warp; jb < j1; jb += 32 * {WARPS}) {{
-          const i64 j = jb + lane;
-          {c} sc = -INFINITY;
-          if (j < j1) {{
-            const uint4* kr = reinterpret_cast<const uint4*>(kb + j * ks2);
-            sc = 0;
-    #pragma unroll 8
-            for (i64 r = 0; r < d / V; ++r) {{
-              union {{ uint4 u; {s} e[V]; }} kv;
-              kv.u = kr[r];
-    #pragma unroll
-              for (int e = 0; e < V; ++e) sc += qsh[r * V + e] * {lke};
-            }}
-            sc = masked(j, sc);
-          }}
-          {c} mx = sc;
-          for (int o = 16; o > 0; o >>= 1) {{ const {c} t = __shfl_xor_sync(0xffffffff, mx, o); mx = t > mx ? t : mx; }}
-          const {c} mn = mx > m ? mx : m;
-          if (mn == -INFINITY) continue;
-          const {c} alpha = {exp}(m - mn), p = sc == -INFINITY ? ({c})0 : {exp}(sc - mn);
-          {c} ps = p;
-          for (int o = 16; o > 0; o >>= 1) ps += __shfl_xor_sync(0xffffffff, ps, o);
-          l = l * alpha + ps; m = mn;
-    #pragma unroll
-          for (int e = 0; e < PL; ++e) acc[e] *= alpha;
-          const int n = j1 - jb < 32 ? (int)(j1 - jb) : 32;
-    #pragma unroll 8
-          for (int t = 0; t < n; ++t) {{
-            const {c} pt = __shfl_sync(0xffffffff, p, t);
-            const {s}* vr = vb + (jb + t) * vs2;
-    #pragma unroll
-            for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < dv) acc[e] += pt * {lv}; }}
-          }}
-        }}
-      }} else
       for (i64 j = j0 + warp; j < j1; j += {WARPS}) {{
         const {s}* kr = kb + j * ks2;
         {c} sc = 0;
     #pragma unroll
         for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < d) sc += qv[e] * {lk_}; }}
         for (int o = 16; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffff, sc, o);
-        sc = masked(j, sc);
+        if (mask_kind == {CAUSAL}) {{ if (j > last) sc = lowest; }}
+        else if (mask_kind != {NO_MASK}) {{
+          const {ms} mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
+          if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
+          else sc += ({c}){lmask};
+        }}
         const {c} mn = sc > m ? sc : m;
         if (mn == -INFINITY) continue;
         const {c} alpha = {exp}(m - mn), p = {exp}(sc - mn);
@@ -308,15 +239,12 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
       }}
       if (threadIdx.x == 0) counters[row] = 0;
     }}
-    extern "C" __global__ void {name}({name}_PARAMS) {{ {name}_body<false>({name}_ARGS); }}
-    extern "C" __global__ void {name}_keys({name}_PARAMS) {{ {name}_body<true>({name}_ARGS); }}
     "#,
                 s = t.store,
                 ms = mt.store,
                 lq_ = t.load("qr[dd]"),
                 lk_ = t.load("kr[dd]"),
                 lv = t.load("vr[dd]"),
-                lke = t.load("kv.e[e]"),
                 lsink = t.load("sinks[h]"),
                 lmask = mt.load("mv"),
                 so = t.store("o / L"),
@@ -395,37 +323,9 @@ pub fn attention(
         Some(s) => device_ptr(gpu, s)?,
         None => 0,
     };
+    let f = gpu.kernel_in(&name, &name, || src)?;
     let dims = [hq, hq / hkv, lq, lk, d, dv].map(|x| x as i64);
     let (qs, ks, vs) = (strides3(&q), strides3(&k), strides3(&v));
-    // Few query rows (decode): split the keys over several blocks per row; the last block
-    // of a row to finish merges them (one kernel: a separate merge kernel cost ~4 us per
-    // layer). A warp walks its keys one after another (a dependent chain of loads,
-    // shuffles and exps), so chunks are short: 16 keys per block, 4 per warp (on an H200 a
-    // 256-key decode step took 31 us per layer at 128 keys per block, 10.6 at 32; the work
-    // is ~1 us of bandwidth).
-    //
-    // The `_keys` entry (a key per lane, see the kernel) needs 16-byte runs of key rows; it
-    // takes `keys_per_block()` keys per block.
-    let rows = b * hq * lq;
-    let run = 16 / q.dtype.size();
-    let runs_aligned = kp.is_multiple_of(16)
-        && d.is_multiple_of(run)
-        && ks.iter().all(|&s| (s as usize).is_multiple_of(run));
-    let split_keys = rows < SPLIT_ROWS && lk >= 32;
-    let keys_entry = split_keys && runs_aligned;
-    let per_block = if keys_entry { keys_per_block() } else { 16 };
-    let splits = if split_keys {
-        lk.div_ceil(per_block).min(2112usize.div_ceil(rows)).max(1)
-    } else {
-        1
-    };
-    let chunk = lk.div_ceil(splits) as i64;
-    let entry = if keys_entry {
-        format!("{name}_keys")
-    } else {
-        name.clone()
-    };
-    let f = gpu.kernel_in(&name, &entry, || src)?;
     let mut bld = gpu.launch(&f);
     bld.arg(&qp).arg(&kp).arg(&vp).arg(&mp).arg(&sp).arg(&optr);
     for x in &dims {
@@ -441,6 +341,19 @@ pub fn attention(
     } else {
         bld.arg(&scale).arg(&lowest32);
     }
+    // Few query rows (decode): split the keys over several blocks per row; the last block
+    // of a row to finish merges them (one kernel: a separate merge kernel cost ~4 us per
+    // layer). A warp walks its keys one after another (a dependent chain of loads,
+    // shuffles and exps), so chunks are short: 16 keys per block, 4 per warp (on an H200 a
+    // 256-key decode step took 31 us per layer at 128 keys per block, 10.6 at 32; the work
+    // is ~1 us of bandwidth).
+    let rows = b * hq * lq;
+    let splits = if rows < SPLIT_ROWS && lk >= 32 {
+        lk.div_ceil(16).min(2112usize.div_ceil(rows)).max(1)
+    } else {
+        1
+    };
+    let chunk = lk.div_ceil(splits) as i64;
     let wide = if q.dtype == Dtype::Float64 { 8 } else { 4 };
     let partials = if splits > 1 {
         let o = crate::memory::DeviceAlloc::new(gpu, rows * splits * dv * wide)?;

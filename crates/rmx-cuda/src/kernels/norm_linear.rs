@@ -48,15 +48,15 @@ pub fn stage_fn(name: &str, t: &CType) -> String {
         r#"
 union {name}_run {{ uint4 v; {s} e[16 / sizeof({s})]; }};
 __device__ __forceinline__ void {name}(const {s}* __restrict__ x, const {s}* __restrict__ r, const {s}* __restrict__ nw, {s}* __restrict__ hout, {s}* xs, i64 k, float eps) {{
-  constexpr int V = 16 / sizeof({s}), CACHE = 4;
+  constexpr int V = 16 / sizeof({s}), CACHE = {cache};
   __shared__ float red[32];
   const i64 runs = k / V;
   const uint4 *x4 = reinterpret_cast<const uint4*>(x), *r4 = reinterpret_cast<const uint4*>(r), *w4 = reinterpret_cast<const uint4*>(nw);
   uint4* xs4 = reinterpret_cast<uint4*>(xs);
   // rows of up to CACHE runs per thread stay in registers, every load (x, the residual
   // and the weight) issued before any is used; longer rows pass through shared memory
-  const bool cached = runs <= (i64)CACHE * blockDim.x;
-  {name}_run hc[CACHE], rc[CACHE], wc[CACHE];
+  const bool cached = CACHE > 0 && runs <= (i64)CACHE * blockDim.x;
+  {name}_run hc[CACHE > 0 ? CACHE : 1], rc[CACHE > 0 ? CACHE : 1], wc[CACHE > 0 ? CACHE : 1];
   {c} ss = 0;
   if (cached) {{
 #pragma unroll
@@ -129,7 +129,22 @@ __device__ __forceinline__ void {name}(const {s}* __restrict__ x, const {s}* __r
 "#,
         lh = l("hx.e[e]"),
         lhu = l("hc[u].e[e]"),
+        cache = stage_cache(),
     )
+}
+
+/// 16-byte runs of the row each thread holds in registers while staging (rows longer
+/// than that pass through shared memory); `RMX_NORM_STAGE_CACHE` overrides it (0: always
+/// through shared memory; for measuring).
+fn stage_cache() -> usize {
+    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *C.get_or_init(|| {
+        std::env::var("RMX_NORM_STAGE_CACHE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&c: &usize| c <= 8)
+            .unwrap_or(4)
+    })
 }
 
 /// Warps per block of the `_norm` entries, dense then quantized: every block stages the
@@ -138,7 +153,7 @@ __device__ __forceinline__ void {name}(const {s}* __restrict__ x, const {s}* __r
 pub fn norm_warps() -> (u32, u32) {
     static W: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     *W.get_or_init(|| {
-        let default = (16, 8);
+        let default = (4, 4);
         let Ok(v) = std::env::var("RMX_NORM_WARPS") else {
             return default;
         };
