@@ -48,50 +48,27 @@ pub fn stage_fn(name: &str, t: &CType) -> String {
         r#"
 union {name}_run {{ uint4 v; {s} e[16 / sizeof({s})]; }};
 __device__ __forceinline__ void {name}(const {s}* __restrict__ x, const {s}* __restrict__ r, const {s}* __restrict__ nw, {s}* __restrict__ hout, {s}* xs, i64 k, float eps) {{
-  constexpr int V = 16 / sizeof({s}), CACHE = {cache};
+  constexpr int V = 16 / sizeof({s});
   __shared__ float red[32];
   const i64 runs = k / V;
-  const uint4 *x4 = reinterpret_cast<const uint4*>(x), *r4 = reinterpret_cast<const uint4*>(r), *w4 = reinterpret_cast<const uint4*>(nw);
   uint4* xs4 = reinterpret_cast<uint4*>(xs);
-  // rows of up to CACHE runs per thread stay in registers, every load (x, the residual
-  // and the weight) issued before any is used; longer rows pass through shared memory
-  const bool cached = CACHE > 0 && runs <= (i64)CACHE * blockDim.x;
-  {name}_run hc[CACHE > 0 ? CACHE : 1], rc[CACHE > 0 ? CACHE : 1], wc[CACHE > 0 ? CACHE : 1];
+  // (holding the row in registers instead of passing it through shared memory was
+  // measured on an H200: a Llama-1B bf16 decode step 751 tok/s against 779 this way,
+  // the dense kernel's registers doubling)
   {c} ss = 0;
-  if (cached) {{
+  for (i64 i = threadIdx.x; i < runs; i += blockDim.x) {{
+    {name}_run hx;
+    hx.v = reinterpret_cast<const uint4*>(x)[i];
+    if (r) {{
+      {name}_run rx;
+      rx.v = reinterpret_cast<const uint4*>(r)[i];
 #pragma unroll
-    for (int u = 0; u < CACHE; ++u) {{
-      const i64 i = threadIdx.x + (i64)u * blockDim.x;
-      if (i < runs) {{ hc[u].v = x4[i]; wc[u].v = w4[i]; if (r) rc[u].v = r4[i]; }}
+      for (int e = 0; e < V; ++e) hx.e[e] = {add};
+      if (blockIdx.x == 0) reinterpret_cast<uint4*>(hout)[i] = hx.v;
     }}
 #pragma unroll
-    for (int u = 0; u < CACHE; ++u) {{
-      const i64 i = threadIdx.x + (i64)u * blockDim.x;
-      if (i >= runs) continue;
-      if (r) {{
-        {name}_run& hx = hc[u]; const {name}_run& rx = rc[u];
-#pragma unroll
-        for (int e = 0; e < V; ++e) hx.e[e] = {add};
-        if (blockIdx.x == 0) reinterpret_cast<uint4*>(hout)[i] = hx.v;
-      }}
-#pragma unroll
-      for (int e = 0; e < V; ++e) {{ const {c} v = {lhu}; ss += v * v; }}
-    }}
-  }} else {{
-    for (i64 i = threadIdx.x; i < runs; i += blockDim.x) {{
-      {name}_run hx;
-      hx.v = x4[i];
-      if (r) {{
-        {name}_run rx;
-        rx.v = r4[i];
-#pragma unroll
-        for (int e = 0; e < V; ++e) hx.e[e] = {add};
-        if (blockIdx.x == 0) reinterpret_cast<uint4*>(hout)[i] = hx.v;
-      }}
-#pragma unroll
-      for (int e = 0; e < V; ++e) {{ const {c} v = {lh}; ss += v * v; }}
-      xs4[i] = hx.v;
-    }}
+    for (int e = 0; e < V; ++e) {{ const {c} v = {lh}; ss += v * v; }}
+    xs4[i] = hx.v;
   }}
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffff, ss, o);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -104,51 +81,25 @@ __device__ __forceinline__ void {name}(const {s}* __restrict__ x, const {s}* __r
   }}
   __syncthreads();
   const {c} rstd = 1 / sqrtf(red[0] / ({c})k + ({c})eps);
-  if (cached) {{
+  for (i64 i = threadIdx.x; i < runs; i += blockDim.x) {{
+    {name}_run hx, wx;
+    hx.v = xs4[i];
+    wx.v = reinterpret_cast<const uint4*>(nw)[i];
 #pragma unroll
-    for (int u = 0; u < CACHE; ++u) {{
-      const i64 i = threadIdx.x + (i64)u * blockDim.x;
-      if (i >= runs) continue;
-      {name}_run& hx = hc[u]; const {name}_run& wx = wc[u];
-#pragma unroll
-      for (int e = 0; e < V; ++e) hx.e[e] = {scaled};
-      xs4[i] = hx.v;
-    }}
-  }} else {{
-    for (i64 i = threadIdx.x; i < runs; i += blockDim.x) {{
-      {name}_run hx, wx;
-      hx.v = xs4[i];
-      wx.v = w4[i];
-#pragma unroll
-      for (int e = 0; e < V; ++e) hx.e[e] = {scaled};
-      xs4[i] = hx.v;
-    }}
+    for (int e = 0; e < V; ++e) hx.e[e] = {scaled};
+    xs4[i] = hx.v;
   }}
   __syncthreads();
 }}
 "#,
         lh = l("hx.e[e]"),
-        lhu = l("hc[u].e[e]"),
-        cache = stage_cache(),
     )
 }
 
-/// 16-byte runs of the row each thread holds in registers while staging (rows longer
-/// than that pass through shared memory); `RMX_NORM_STAGE_CACHE` overrides it (0: always
-/// through shared memory; for measuring).
-fn stage_cache() -> usize {
-    static C: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *C.get_or_init(|| {
-        std::env::var("RMX_NORM_STAGE_CACHE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&c: &usize| c <= 8)
-            .unwrap_or(4)
-    })
-}
-
-/// Warps per block of the `_norm` entries, dense then quantized: every block stages the
-/// whole row, so fewer and larger blocks than the plain kernels' stage it fewer times.
+/// Warps per block of the `_norm` entries, dense then quantized: the plain kernels' 4.
+/// Every block stages the whole row, but larger blocks were no faster on an H200 (a
+/// Llama-1B decode step with the register-held staging variant, tok/s: bf16 776 at 8
+/// warps, 756 at 16, 751 at 4; 4-bit 857 at 8, 859 at 2, 876-884 at 4).
 /// `RMX_NORM_WARPS=dense,quantized` overrides them (for measuring).
 pub fn norm_warps() -> (u32, u32) {
     static W: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
