@@ -98,8 +98,9 @@ fn gemv_kernel_with(dtype: Dtype, warps: u32) -> Option<Kernel> {
 // block's {warps}) share a row, each
 // summing every split-th run, so narrow matrices with long rows still have enough warps
 // (and loads in flight) to stream the weight; their sums meet in shared memory.
-// GATED (`_1_gated`, swiglu_linear; split 1): the block's first half of warps take gate
-// rows, the second half the up rows n / 2 after them, and it writes silu(gate) * up.
+// GATED (`_1_gated`, swiglu_linear): the block's first half of warps take gate rows, the
+// second half the up rows n / 2 after them (each row `split` warps, as the plain kernel
+// splits it), and it writes silu(gate) * up.
 // NORM (`_norm` entries, rms_norm_linear; one row): x is the row before its RMS norm; the
 // block stages the normalized row in shared memory (norm_linear.rs) and reads it there.
 {swiglu}
@@ -108,7 +109,9 @@ template <int ROWS, bool GATED = false, bool NORM = false>
 __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}* x, {s}* __restrict__ out, i64 n, i64 k, i64 ldw, int rows, int split, const {s}* r = nullptr, const {s}* nw = nullptr, {s}* hout = nullptr, float eps = 0.f) {{
   __shared__ float part[{warps}][ROWS];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const i64 f = (i64)blockIdx.x * ({warps} / 2) + warp % ({warps} / 2);
+  // gated: feature f's gate row in the first half of the warps, its up row in the second
+  const int half = warp % ({warps} / 2);
+  const i64 f = (i64)blockIdx.x * ({warps} / 2 / split) + half / split;
   const i64 col = !GATED ? (i64)blockIdx.x * ({warps} / split) + warp / split
                          : (f < n / 2 ? (warp < {warps} / 2 ? f : n / 2 + f) : n);
   const int piece = warp % split;
@@ -169,10 +172,15 @@ __device__ __forceinline__ void {name}_body(const {s}* __restrict__ w, const {s}
 #pragma unroll
       for (int m = 0; m < ROWS; ++m) gv[warp][m] = acc[m];
     __syncthreads();
-    if (lane != 0 || warp >= {warps} / 2 || f >= n / 2) return;
+    if (lane != 0 || warp >= {warps} / 2 || piece != 0 || f >= n / 2) return;
 #pragma unroll
-    for (int m = 0; m < ROWS; ++m)
-      if (m < rows) out[m * (n / 2) + f] = {name}_swiglu(gv[warp][m], gv[warp + {warps} / 2][m]);
+    for (int m = 0; m < ROWS; ++m) {{
+      if (m >= rows) continue;
+      // each row's pieces added in the plain kernel's order
+      float g = 0.f, u = 0.f;
+      for (int p = 0; p < split; ++p) {{ g += gv[warp + p][m]; u += gv[warp + {warps} / 2 + p][m]; }}
+      out[m * (n / 2) + f] = {name}_swiglu(split > 1 ? g : gv[warp][m], split > 1 ? u : gv[warp + {warps} / 2][m]);
+    }}
     return;
   }}
   if (split > 1) {{
@@ -281,16 +289,11 @@ pub(crate) fn launch_gemv(
     if bm.strides[0] != 1 || ldw < k as isize || !(ldw as usize).is_multiple_of(vec) || n == 0 {
         return Ok(None);
     }
-    // the gated epilogue pairs whole warps: one row of x, one warp per feature (a decode
-    // step's gate/up product would take 2 per feature; the step replays ~1% slower at 1,
-    // session 14's tuning, while the gating saves a kernel). A `_norm` entry's block is
-    // larger (norm_linear.rs), its rows split as the plain kernel's.
+    // rows split over warps as the plain kernel splits them (gated: the gate/up rows, so
+    // the gated value is the separate product's, gated); a `_norm` entry's block size may
+    // differ (norm_linear.rs)
     let warps = norm.map_or(tuning().warps, |_| super::norm_linear::norm_warps().0);
-    let split = if gated {
-        1
-    } else {
-        split_for(n, k / vec).min(warps as usize)
-    };
+    let split = split_for(n, k / vec).min(warps as usize / (1 + gated as usize));
     if (gated || norm.is_some()) && rows != 1 {
         return Ok(None);
     }
@@ -328,7 +331,7 @@ pub(crate) fn launch_gemv(
     }
     let warps = warps as usize;
     let blocks = if gated {
-        (n / 2).div_ceil(warps / 2)
+        (n / 2).div_ceil(warps / 2 / split)
     } else {
         n.div_ceil(warps / split)
     };
@@ -343,15 +346,12 @@ pub(crate) fn launch_gemv(
 
 #[cfg(test)]
 pub fn all_kernels() -> Vec<Kernel> {
-    let norm = super::norm_linear::norm_warps().0;
+    // the `_norm` entries' block size when it differs from the plain kernel's
+    let mut warps = vec![tuning().warps];
+    warps.extend(Some(super::norm_linear::norm_warps().0).filter(|w| !warps.contains(w)));
     [Dtype::Float32, Dtype::Float16, Dtype::Bfloat16]
         .into_iter()
-        .flat_map(|d| {
-            [
-                gemv_kernel_with(d, tuning().warps),
-                gemv_kernel_with(d, norm),
-            ]
-        })
+        .flat_map(|d| warps.iter().map(move |&w| gemv_kernel_with(d, w)))
         .flatten()
         .collect()
 }

@@ -4,8 +4,8 @@
 //! output `[..., F]`. Every intermediate is rounded to `x`'s dtype as the separate ops store
 //! it (the products, `sigmoid(g)`, `g * sigmoid(g)`), so the value equals a matmul, two
 //! slices and three elementwise ops bit for bit where the product sums in the same order
-//! (on the GPU the dense gated kernel may not split a row as the plain one does; then they
-//! agree within the product's rounding). One kernel on the GPU for one row (decode)
+//! (on the GPU the dense gated kernel splits a row over at most 2 warps, the plain one up
+//! to 4; otherwise alike). One kernel on the GPU for one row (decode)
 //! instead of a product and a gating kernel; derivatives and vmap go through the definition.
 
 use crate::array::{Array, ArrayData};
