@@ -200,7 +200,7 @@ fn rms_norm_linear(
     let (s, b, r) = (opt_array(scales)?, opt_array(biases)?, opt_array(residual)?);
     let (h, y) = on_stream(stream, || {
         let weight = weight_of("rms_norm_linear", &w, &s, &b, group_size, bits)?;
-        Ok(f::rms_norm_linear(&x, r.as_ref(), &nw, eps, weight, swiglu).py()?)
+        f::rms_norm_linear(&x, r.as_ref(), &nw, eps, weight, swiglu).py()
     })?;
     let y = PyArray::from(y).into_pyobject(py)?.into_any().unbind();
     if r.is_none() {

@@ -84,7 +84,12 @@ impl Attention {
 
     /// x (B, L, hidden) -> (B, L, hidden), appending this step's keys/values to `cache`.
     pub fn forward(&self, x: &Array, cache: &mut KvCache) -> Result<Array> {
-        let (q, keys, values) = self.project(x, cache)?;
+        let heads = self.project(x, cache)?;
+        self.attend(heads, cache)
+    }
+
+    /// Attention of `project`'s queries over its keys and values, through `o_proj`.
+    fn attend(&self, (q, keys, values): (Array, Array, Array), cache: &KvCache) -> Result<Array> {
         let o = kernels::attention(&q, &keys, &values, self.scale, true, cache.fixed_mask())?;
         self.output(&o)
     }
@@ -192,10 +197,8 @@ impl Attention {
     ) -> Result<(Array, Array)> {
         if let (Some(qkv), None, None) = (&self.qkv_proj, &self.q_norm, &self.k_norm) {
             if let Some((h, y)) = kernels::rms_norm_linear(h, branch, norm, qkv, false)? {
-                let (q, keys, values) = self.heads_from_qkv(&y, cache)?;
-                let o =
-                    kernels::attention(&q, &keys, &values, self.scale, true, cache.fixed_mask())?;
-                return Ok((h, self.output(&o)?));
+                let heads = self.heads_from_qkv(&y, cache)?;
+                return Ok((h, self.attend(heads, cache)?));
             }
         }
         let (h, normed) = norm.forward_residual(h, branch)?;
