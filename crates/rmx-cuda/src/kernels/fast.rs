@@ -170,32 +170,24 @@ pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kerne
       if (sinks && warp == 0 && split == 0) {{ m = {lsink}; l = 1; }}
       const i64 last = qi + lk - lq;  // causal: the last visible key
       for (i64 j = j0 + warp; j < j1; j += {WARPS}) {{
-        // the key row, the value row and the mask entry are loaded together: one memory
-        // round trip per key instead of three one after another
         const {s}* kr = kb + j * ks2;
-        const {s}* vr = vb + j * vs2;
-        {c} kx[PL], vx[PL];
-    #pragma unroll
-        for (int e = 0; e < PL; ++e) {{
-          const i64 dd = lane + 32 * e;
-          kx[e] = dd < d ? {lk_} : ({c})0;
-          vx[e] = dd < dv ? {lv} : ({c})0;
-        }}
-        {ms} mv = 0;
-        if (mask_kind == {BOOL_MASK} || mask_kind == {ADD_MASK}) mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
         {c} sc = 0;
     #pragma unroll
-        for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < d) sc += qv[e] * kx[e]; }}
+        for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < d) sc += qv[e] * {lk_}; }}
         for (int o = 16; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffff, sc, o);
         if (mask_kind == {CAUSAL}) {{ if (j > last) sc = lowest; }}
-        else if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
-        else if (mask_kind == {ADD_MASK}) sc += ({c}){lmask};
+        else if (mask_kind != {NO_MASK}) {{
+          const {ms} mv = mask[bi * ms0 + h * ms1 + qi * ms2 + j * ms3];
+          if (mask_kind == {BOOL_MASK}) {{ if (!mv) sc = lowest; }}
+          else sc += ({c}){lmask};
+        }}
         const {c} mn = sc > m ? sc : m;
         if (mn == -INFINITY) continue;
         const {c} alpha = {exp}(m - mn), p = {exp}(sc - mn);
         l = l * alpha + p; m = mn;
+        const {s}* vr = vb + j * vs2;
     #pragma unroll
-        for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < dv) acc[e] = acc[e] * alpha + p * vx[e]; }}
+        for (int e = 0; e < PL; ++e) {{ const i64 dd = lane + 32 * e; if (dd < dv) acc[e] = acc[e] * alpha + p * {lv}; }}
       }}
       __shared__ {c} sm[{WARPS}], sl[{WARPS}], sacc[{WARPS}][32 * PL];
       if (lane == 0) {{ sm[warp] = m; sl[warp] = l; }}
