@@ -15,6 +15,41 @@ use super::batching::Batched;
 use crate::array::Array;
 use crate::error::Result;
 
+/// `vjp`, `jvp` and `vmap` of a fused primitive through its definition from ordinary ops,
+/// the method `$definition(&self, &[Array]) -> Result<Vec<Array>>` (one array per output):
+/// the rules of the rmx extensions, which have no cheaper form.
+macro_rules! rules_from_definition {
+    ($definition:ident) => {
+        fn vjp(
+            &self,
+            p: &[$crate::array::Array],
+            ct: &[$crate::array::Array],
+            argnums: &[usize],
+            _o: &[$crate::array::Array],
+        ) -> $crate::error::Result<Vec<$crate::array::Array>> {
+            $crate::primitives::fast::multi_composite_vjp(&|x| self.$definition(x), p, ct, argnums)
+        }
+        fn jvp(
+            &self,
+            p: &[$crate::array::Array],
+            t: &[$crate::array::Array],
+            argnums: &[usize],
+            _o: &[$crate::array::Array],
+        ) -> $crate::error::Result<Vec<$crate::array::Array>> {
+            $crate::primitives::fast::multi_composite_jvp(&|x| self.$definition(x), p, t, argnums)
+        }
+        fn vmap(
+            &self,
+            x: &[$crate::array::Array],
+            ax: &[Option<usize>],
+            _out: &[$crate::primitive::OutputSpec],
+        ) -> $crate::error::Result<$crate::primitives::batching::Batched> {
+            $crate::primitives::fast::multi_composite_vmap(&|y| self.$definition(y), x, ax)
+        }
+    };
+}
+pub(crate) use rules_from_definition;
+
 /// A composite definition: the primitive's inputs to its one output.
 pub(crate) type Composite<'a> = &'a dyn Fn(&[Array]) -> Result<Array>;
 /// A composite definition of a primitive with several outputs.

@@ -193,20 +193,6 @@ impl Primitive for AddRmsNorm {
         let (h, y) = b.add_rms_norm(&inputs[0], &inputs[1], inputs.get(2), self.eps)?;
         Ok(vec![h, y])
     }
-    fn vjp(
-        &self,
-        p: &[Array],
-        ct: &[Array],
-        argnums: &[usize],
-        _o: &[Array],
-    ) -> Result<Vec<Array>> {
-        super::multi_composite_vjp(&|x| self.composite(x), p, ct, argnums)
-    }
-    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        super::multi_composite_jvp(&|x| self.composite(x), p, t, argnums)
-    }
-    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
-        super::multi_composite_vmap(&|y| self.composite(y), x, ax)
-    }
+    super::rules_from_definition!(composite);
     crate::primitive_common!();
 }

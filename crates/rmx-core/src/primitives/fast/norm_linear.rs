@@ -13,7 +13,6 @@ use crate::backend::{Backend, LinearWeight, NormKind};
 use crate::error::Result;
 use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
-use crate::primitives::batching::Batched;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RmsNormLinear {
@@ -90,21 +89,7 @@ impl Primitive for RmsNormLinear {
             _ => vec![y],
         })
     }
-    fn vjp(
-        &self,
-        p: &[Array],
-        ct: &[Array],
-        argnums: &[usize],
-        _o: &[Array],
-    ) -> Result<Vec<Array>> {
-        super::multi_composite_vjp(&|x| self.composite(x), p, ct, argnums)
-    }
-    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        super::multi_composite_jvp(&|x| self.composite(x), p, t, argnums)
-    }
-    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
-        super::multi_composite_vmap(&|y| self.composite(y), x, ax)
-    }
+    super::rules_from_definition!(composite);
     crate::primitive_common!();
 }
 

@@ -13,7 +13,6 @@ use crate::backend::{Backend, BinaryOp, LinearWeight, UnaryOp};
 use crate::error::Result;
 use crate::ops;
 use crate::primitive::{OutputSpec, Primitive};
-use crate::primitives::batching::Batched;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwigluLinear {
@@ -34,6 +33,11 @@ impl SwigluLinear {
         (lo[nd - 1], hi[nd - 1]) = (f, 2 * f);
         let u = ops::slice(&y, &lo, &hi, None)?;
         ops::multiply(&ops::multiply(&g, &ops::sigmoid(&g)?)?, &u)
+    }
+
+    /// `composite` as the list of the primitive's outputs.
+    fn definition(&self, p: &[Array]) -> Result<Vec<Array>> {
+        Ok(vec![self.composite(p)?])
     }
 
     fn weight<'a>(&self, p: &'a [ArrayData]) -> LinearWeight<'a> {
@@ -62,21 +66,7 @@ impl Primitive for SwigluLinear {
     ) -> Result<Vec<ArrayData>> {
         Ok(vec![b.swiglu_linear(&inputs[0], self.weight(inputs))?])
     }
-    fn vjp(
-        &self,
-        p: &[Array],
-        ct: &[Array],
-        argnums: &[usize],
-        _o: &[Array],
-    ) -> Result<Vec<Array>> {
-        super::composite_vjp(&|x| self.composite(x), p, ct, argnums)
-    }
-    fn jvp(&self, p: &[Array], t: &[Array], argnums: &[usize], _o: &[Array]) -> Result<Vec<Array>> {
-        super::composite_jvp(&|x| self.composite(x), p, t, argnums)
-    }
-    fn vmap(&self, x: &[Array], ax: &[Option<usize>], _out: &[OutputSpec]) -> Result<Batched> {
-        super::multi_composite_vmap(&|y| Ok(vec![self.composite(y)?]), x, ax)
-    }
+    super::rules_from_definition!(definition);
     crate::primitive_common!();
 }
 
