@@ -14,7 +14,7 @@ cp "$TARGET/release/rmx-lm" "$DEST/rmx-lm"
 grep -o '(target/[^)]*\|([^)]*/release/deps/[^)]*' /tmp/gpu_pack_tests.log | tr -d '(' | while read -r t; do
   cp "$t" "$DEST/bin/"
 done
-cp python/tests/test_gpu*.py python/tests/gpu_util.py bench/cuda.py bench/streams.py bench/make_random_llama.py scripts/gpu_run.sh "$DEST/"
+cp python/tests/test_gpu*.py python/tests/gpu_util.py bench/cuda.py bench/cuda_models.py bench/streams.py bench/make_random_llama.py scripts/gpu_run.sh "$DEST/"
 strip "$DEST"/bin/* "$DEST/rmx-lm" "$DEST/_rmx.abi3.so"
 # the carry limit is 64 MiB: the big CPU-vs-GPU test binary stays here, the rest is gzipped
 rm -f "$DEST"/bin/gpu_matches_cpu-*

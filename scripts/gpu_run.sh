@@ -36,6 +36,8 @@ if [ ! -d /tmp/site-cuda ] && ls /tmp/mlxc/mlxcuda.part.* >/dev/null 2>&1; then
 fi
 MLX_ARG=""; [ -d /tmp/site-cuda ] && MLX_ARG="--mlx-site /tmp/site-cuda"
 PYTHONPATH=$PWD/python python3 "$PACK/cuda.py" ${BENCH_ARGS:-} $MLX_ARG
+echo "== decoder layer and MLP training step (rmx, torch, JAX, MLX)"
+PYTHONPATH=$PWD/python python3 "$PACK/cuda_models.py" $MLX_ARG
 if [ "${GPU_STREAMS:-1}" = 1 ]; then
   echo "== streams: MLP training loop, async_eval against eval (GPU default device)"
   PYTHONPATH=$PWD/python python3 "$PACK/streams.py" --steps 50 --repeats 5

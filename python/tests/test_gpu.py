@@ -247,6 +247,29 @@ def test_softmax_and_norms(dtype):
         np.testing.assert_allclose(host(g), host(c), rtol=rtol * 4, atol=atol * 4)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [1, 3, 8, 31, 130, 1000, 1024, 1025, 4096, 8192, 8200, 20000])
+def test_softmax_row_lengths(dtype, n):
+    """Every spread of a row (a warp or a block per row, vector or scalar reads, rows past
+    the register limit) against the CPU; also rows starting off a 16-byte boundary, and rows
+    holding -inf, +inf and NaN."""
+    rows = max(1, min(37, 300_000 // n))
+    x = rand((rows, n), dtype, -8, 8, seed=n)
+    views = [x, x[1:], x[:, :-1]] if rows > 1 and n > 1 else [x]
+    special = np.array(rand((3, n), dtype, -8, 8, seed=n + 1).astype(mx.float32))
+    special[0, -1] = np.inf
+    special[1, 0] = np.nan
+    special[2, :] = -np.inf
+    views.append(mx.array(special).astype(dt(dtype)))
+    for v in views:
+        g, c = both(lambda x, s: mx.softmax(x, axis=-1, stream=s), v)
+        assert g.dtype == c.dtype and g.shape == c.shape
+        rtol, atol = TOL[dtype]
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 4, atol=atol * 4)
+        np.testing.assert_array_equal(np.isnan(host(g)), np.isnan(host(c)))
+    on_gpu_natively(lambda x, s: mx.softmax(x, axis=-1, stream=s), x)
+
+
 def test_host_fallback_families_match():
     """Families without a CUDA kernel yet run on the host; results are identical."""
     x = rand((8, 16), "float32", -3, 3, seed=17)
@@ -552,6 +575,38 @@ def test_sdpa(dtype, shape):
         g, c = both(fn, q)
         rtol, atol = TOL[dtype]
         np.testing.assert_allclose(host(g), host(c), rtol=rtol * 8, atol=atol * 8 + 1e-5)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape", [(1, 32, 8, 64, 64, 128), (2, 8, 8, 3, 9000, 64),
+                                   (1, 4, 4, 100, 100, 64), (1, 2, 1, 33, 500, 96),
+                                   (2, 4, 2, 50, 20, 32)])
+def test_sdpa_many_query_rows(dtype, shape):
+    """Prompt-sized attention (the scores through cuBLAS, `attention_gemm.rs`): GQA,
+    key rows past the register limit (9000), more queries than keys under the causal
+    mask (rows seeing no key average the values), per-head and broadcast masks, strided
+    and transposed inputs; each against the CPU."""
+    b, hq, hkv, lq, lk, d = shape
+    q = rand((b, hq, lq, d), dtype, -1, 1, seed=53)
+    k = rand((b, hkv, lk, d), dtype, -1, 1, seed=54)
+    v = rand((b, hkv, lk, d), dtype, -1, 1, seed=55)
+    bmask = mx.array(np.random.default_rng(56).random((b, hq, lq, lk)) > 0.5)
+    amask = rand((1, 1, lq, lk), dtype, -3, 0, seed=57)
+    scale = d ** -0.5
+    sdpa = mx.fast.scaled_dot_product_attention
+    for fn in [
+        lambda q, s: sdpa(q, k, v, scale=scale, stream=s),
+        lambda q, s: sdpa(q, k, v, scale=scale, mask="causal", stream=s),
+        lambda q, s: sdpa(q, k, v, scale=scale, mask=bmask, stream=s),
+        lambda q, s: sdpa(q, k, v, scale=scale, mask=amask, stream=s),
+        lambda q, s: sdpa(q.transpose(0, 2, 1, 3).transpose(0, 2, 1, 3) * 2, k[..., ::-1, :],
+                          v[:, :, ::-1], scale=scale, mask="causal", stream=s),
+    ]:
+        g, c = both(fn, q)
+        assert g.shape == c.shape and g.dtype == c.dtype
+        rtol, atol = TOL[dtype]
+        np.testing.assert_allclose(host(g), host(c), rtol=rtol * 8, atol=atol * 8 + 1e-5)
+    on_gpu_natively(lambda q, s: sdpa(q, k, v, scale=scale, mask="causal", stream=s), q)
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

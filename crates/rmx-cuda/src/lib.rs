@@ -20,7 +20,7 @@ pub mod memory;
 use device::{the_gpu, Gpu};
 use kernels::{
     arg_reduce, conv, elementwise, fast, fft, fp8, fused, gemv, indexing, linalg, matmul,
-    norm_linear, qmm, quantize, random, reduce, rope_kv, rows, scan, searchsorted, sort,
+    norm_linear, qmm, quantize, random, reduce, rope_kv, rows, scan, searchsorted, softmax, sort,
 };
 use rmx_core::allocator::{Buffer, Residency};
 use rmx_core::backend::cpu::CpuBackend;
@@ -286,7 +286,7 @@ impl Backend for CudaBackend {
         )
     }
     fn softmax(&self, x: &ArrayData) -> Result<ArrayData> {
-        native_or_host(&[x], |g| rows::softmax(g, x), |c| c.softmax(x))
+        native_or_host(&[x], |g| softmax::softmax(g, x), |c| c.softmax(x))
     }
     fn random_bits(&self, keys: &ArrayData, shape: &[usize], width: usize) -> Result<ArrayData> {
         native_or_host(

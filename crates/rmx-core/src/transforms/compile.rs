@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::primitive::{OutputSpec, Primitive};
 use crate::primitives::autodiff::Placeholder;
 use crate::primitives::fused::{Arg, Fused, FusedKind, FusedOp};
+use crate::primitives::views::Broadcast;
 use crate::shape::Shape;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -259,28 +260,51 @@ fn record(placeholders: &[Array], outputs: &[Array]) -> CompiledGraph {
     }
 }
 
-/// A hashable identity for an operand, used by CSE: scalar constants that are already
-/// computed compare by dtype and bytes; other constants by identity.
+/// A hashable identity for an operand, used by CSE: constants holding one value (a
+/// scalar, or a scalar broadcast to a shape) compare by dtype, shape and the value's
+/// bytes; other constants by identity. A traced `x * 1.0001` broadcasts its scalar outside
+/// the traced graph, so without the splat case a 1000-op chain's fused node took 1000
+/// distinct constant inputs.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum RefKey {
     Input(usize),
-    Scalar(Dtype, Vec<u8>),
+    Splat(Dtype, Vec<usize>, Vec<u8>),
     Const(usize),
     Step(usize, usize),
+}
+
+/// The one value `a` holds everywhere, as bytes: a computed single-element array, a
+/// computed array of stride-0 axes, or a broadcast of one of those.
+fn splat_bytes(a: &Array) -> Option<Vec<u8>> {
+    if a.is_evaluated() {
+        if a.size() == 1 {
+            return a.to_bytes().ok();
+        }
+        let d = a.data().ok()?;
+        if d.numel() == 0 || d.strides.iter().any(|&s| s != 0) {
+            return None;
+        }
+        d.buffer.make_resident(crate::Device::CPU).ok()?;
+        let size = d.dtype.size();
+        let start = d.offset * size;
+        return d
+            .buffer
+            .as_bytes()
+            .get(start..start + size)
+            .map(<[u8]>::to_vec);
+    }
+    a.primitive()?.as_any().downcast_ref::<Broadcast>()?;
+    splat_bytes(a.inputs().first()?)
 }
 
 fn ref_key(r: &Ref) -> RefKey {
     match r {
         Ref::Input(i) => RefKey::Input(*i),
         Ref::Step(s, k) => RefKey::Step(*s, *k),
-        Ref::Const(a) => {
-            if a.size() == 1 && a.is_evaluated() {
-                if let Ok(bytes) = a.to_bytes() {
-                    return RefKey::Scalar(a.dtype(), bytes);
-                }
-            }
-            RefKey::Const(a.id())
-        }
+        Ref::Const(a) => match splat_bytes(a) {
+            Some(bytes) => RefKey::Splat(a.dtype(), a.shape().to_vec(), bytes),
+            None => RefKey::Const(a.id()),
+        },
     }
 }
 

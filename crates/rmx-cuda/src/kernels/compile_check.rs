@@ -6,7 +6,8 @@ use super::elementwise::{
 };
 use super::prelude::PRELUDE;
 use super::reduce::reduce_kernel;
-use super::rows::{norm_kernel, softmax_kernel, BLOCK_REDUCE};
+use super::rows::{norm_kernel, BLOCK_REDUCE};
+use super::softmax::{softmax_kernel, softmax_rows_kernel, spread, ROW_REDUCE};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use rmx_core::backend::{BinaryOp, ReduceOp, UnaryOp};
 use rmx_core::Dtype;
@@ -96,11 +97,21 @@ fn generated_kernels_compile() {
             ks.extend(reduce_kernel(op, dt, out, true));
         }
         ks.extend(softmax_kernel(dt));
+        for (n, vector) in [
+            (8192, true),
+            (8192, false),
+            (1000, true),
+            (130, false),
+            (3, true),
+            (128, true),
+        ] {
+            ks.extend(spread(dt, n, vector).and_then(|s| softmax_rows_kernel(dt, s)));
+        }
         ks.extend(norm_kernel(dt == Dtype::Float16, dt));
     }
     ks.sort_by(|a, b| a.name.cmp(&b.name));
     ks.dedup_by(|a, b| a.name == b.name);
-    compile(&ks);
+    compile_sharing(&ks, &[ROW_REDUCE]);
 }
 
 #[test]
@@ -111,6 +122,7 @@ fn indexing_kernels_compile() {
     let mut ks = super::indexing::all_kernels();
     ks.extend(super::rope_kv::all_kernels());
     compile_sharing(&ks, &[super::indexing::CHECKED]);
+    compile_sharing(&super::attention_gemm::all_kernels(), &[ROW_REDUCE]);
 }
 
 #[test]

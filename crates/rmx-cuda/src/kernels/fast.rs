@@ -1,6 +1,7 @@
 //! The fast ops of LLM layers: rotary embedding and fused attention.
 //!
-//! Attention is one block per (batch, head, query row) with four warps; each warp walks
+//! Attention over many query rows goes through cuBLAS (`attention_gemm.rs`); otherwise
+//! (decode, attention sinks) it is one block per (batch, head, query row) with four warps; each warp walks
 //! every fourth key with an online softmax (lanes split the head dimension), then the
 //! warps' partial results are merged. The (Lq, Lk) scores never exist in memory. Masked
 //! bool entries score the dtype's lowest finite value and causal alignment is MLX's
@@ -126,10 +127,10 @@ const SPLIT_ROWS: usize = 264;
 const _: () = assert!(SPLIT_ROWS <= BLOCK_COUNTERS);
 
 /// Mask kinds of the attention kernel.
-const NO_MASK: i32 = 0;
-const CAUSAL: i32 = 1;
-const BOOL_MASK: i32 = 2;
-const ADD_MASK: i32 = 3;
+pub(super) const NO_MASK: i32 = 0;
+pub(super) const CAUSAL: i32 = 1;
+pub(super) const BOOL_MASK: i32 = 2;
+pub(super) const ADD_MASK: i32 = 3;
 
 pub fn attention_kernel(dtype: Dtype, mask_dtype: Option<Dtype>) -> Option<Kernel> {
     generated(
@@ -297,6 +298,13 @@ pub fn attention(
     let (Some(q), Some(k), Some(v)) = (last_dense(q)?, last_dense(k)?, last_dense(v)?) else {
         return Ok(None);
     };
+    if sinks.is_none() && b * hq * lq * lk > 0 {
+        let through_products =
+            super::attention_gemm::attention_gemm(gpu, &q, &k, &v, mask, mask_kind, scale)?;
+        if through_products.is_some() {
+            return Ok(through_products);
+        }
+    }
     let sinks = match sinks {
         Some(s) => dense(gpu, s)?,
         None => None,

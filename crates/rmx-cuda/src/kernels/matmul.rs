@@ -103,19 +103,36 @@ pub struct GemmOperand {
 /// `batch` column-major products `C (m x n) = op(A) (m x k) op(B) (k x n)` in `dtype`
 /// (cuBLAS's `cublasGemmStridedBatchedEx`); `c` is never transposed. False when cuBLAS
 /// has no such type or a size exceeds its 32-bit arguments.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm(
     gpu: &'static Gpu,
     dtype: Dtype,
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     a: &GemmOperand,
     b: &GemmOperand,
     c: &GemmOperand,
     batch: usize,
 ) -> Result<bool> {
-    let Some((dt, compute)) = gemm_types(dtype) else {
+    gemm_scaled(gpu, (dtype, dtype), dims, (a, b, c), batch, 1.0)
+}
+
+/// `gemm` computing `C = alpha op(A) op(B)`, with `C` of its own dtype (`dtypes`: the
+/// operands', then `C`'s): halves with a float32 `C` keep the accumulator's precision.
+pub fn gemm_scaled(
+    gpu: &'static Gpu,
+    (dtype, c_dtype): (Dtype, Dtype),
+    (m, n, k): (usize, usize, usize),
+    (a, b, c): (&GemmOperand, &GemmOperand, &GemmOperand),
+    batch: usize,
+    alpha: f32,
+) -> Result<bool> {
+    let (Some((dt, compute)), Some((ct, _))) = (gemm_types(dtype), gemm_types(c_dtype)) else {
         return Ok(false);
     };
+    if dtype != c_dtype
+        && (compute != cublasComputeType_t::CUBLAS_COMPUTE_32F || c_dtype != Dtype::Float32)
+    {
+        return Ok(false);
+    }
     let fits = |v: i64| v >= 0 && v <= i32::MAX as i64;
     if ![m as i64, n as i64, k as i64, batch as i64, a.ld, b.ld, c.ld]
         .into_iter()
@@ -131,8 +148,8 @@ pub fn gemm(
         }
     };
     // 1 and 0 in the scaling type: f64, complex (two f32) or f32
-    let (alpha64, beta64) = (1f64, 0f64);
-    let (alpha_c, beta_c) = ([1f32, 0.0], [0f32, 0.0]);
+    let (alpha64, beta64) = (alpha as f64, 0f64);
+    let (alpha_c, beta_c) = ([alpha, 0.0], [0f32, 0.0]);
     let (alpha, beta): (*const c_void, *const c_void) = match dtype {
         Dtype::Float64 => (&alpha64 as *const f64 as _, &beta64 as *const f64 as _),
         _ => (alpha_c.as_ptr() as _, beta_c.as_ptr() as _),
@@ -158,7 +175,7 @@ pub fn gemm(
             b.batch_stride,
             beta,
             c.ptr as *mut c_void,
-            dt,
+            ct,
             c.ld as i32,
             c.batch_stride,
             batch as i32,
@@ -176,20 +193,39 @@ pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<
     }
     let nd = a.ndim();
     let (m, k, n) = (a.shape[nd - 2], a.shape[nd - 1], b.shape[nd - 1]);
+    if m > 0 && n > 0 && k > 0 {
+        // a few rows against a weight's transpose (decode): the matrix-vector kernel
+        if let Some(out) = super::gemv::gemv(gpu, a, b)? {
+            return Ok(Some(out));
+        }
+    }
+    product(gpu, a, b, a.dtype, 1.0)
+}
+
+/// `alpha · a @ b` (same-shaped batch dims) through cuBLAS into a new array of
+/// `out_dtype` (`a`'s dtype, or float32 from halves).
+pub fn product(
+    gpu: &'static Gpu,
+    a: &ArrayData,
+    b: &ArrayData,
+    out_dtype: Dtype,
+    alpha: f32,
+) -> Result<Option<ArrayData>> {
+    if gemm_types(a.dtype).is_none() {
+        return Ok(None);
+    }
+    let nd = a.ndim();
+    let (m, k, n) = (a.shape[nd - 2], a.shape[nd - 1], b.shape[nd - 1]);
     let mut out_shape = a.shape.to_vec();
     out_shape[nd - 1] = n;
     let batch: usize = a.shape[..nd - 2].iter().product();
     if m == 0 || n == 0 || batch == 0 {
-        return Ok(Some(alloc_output(gpu, a.dtype, &out_shape)?.0));
+        return Ok(Some(alloc_output(gpu, out_dtype, &out_shape)?.0));
     }
     if k == 0 {
         return Ok(Some(super::elementwise::fill_bits(
-            gpu, 0, a.dtype, &out_shape,
+            gpu, 0, out_dtype, &out_shape,
         )?));
-    }
-    // a few rows against a weight's transpose (decode): the matrix-vector kernel
-    if let Some(out) = super::gemv::gemv(gpu, a, b)? {
-        return Ok(Some(out));
     }
     if [m, n, k, batch].iter().any(|&v| v > i32::MAX as usize) {
         return Ok(None);
@@ -197,7 +233,7 @@ pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<
     let (Some((oa, _keep_a)), Some((ob, _keep_b))) = (operand(gpu, a)?, operand(gpu, b)?) else {
         return Ok(None);
     };
-    let (out, optr) = alloc_output(gpu, a.dtype, &out_shape)?;
+    let (out, optr) = alloc_output(gpu, out_dtype, &out_shape)?;
     // row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ: the operands go in swapped
     let c = GemmOperand {
         ptr: optr,
@@ -205,7 +241,8 @@ pub fn matmul(gpu: &'static Gpu, a: &ArrayData, b: &ArrayData) -> Result<Option<
         ld: n as i64,
         batch_stride: (m * n) as i64,
     };
-    if !gemm(gpu, a.dtype, (n, m, k), &ob, &oa, &c, batch)? {
+    let dtypes = (a.dtype, out_dtype);
+    if !gemm_scaled(gpu, dtypes, (n, m, k), (&ob, &oa, &c), batch, alpha)? {
         return Ok(None);
     }
     Ok(Some(out))

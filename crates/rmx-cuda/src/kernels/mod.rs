@@ -1,6 +1,7 @@
 //! CUDA C kernels, generated per op and dtype and compiled by NVRTC on first use.
 
 pub mod arg_reduce;
+pub mod attention_gemm;
 pub mod complex;
 pub mod complex_reduce;
 pub mod conv;
@@ -24,6 +25,7 @@ pub mod rope_kv;
 pub mod rows;
 pub mod scan;
 pub mod searchsorted;
+pub mod softmax;
 pub mod sort;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Row kernels over the last axis: softmax and the RMS / layer norms. One block per row;
+//! Row kernels over the last axis: the RMS / layer norms (softmax: `softmax.rs`). One block per row;
 //! statistics in float (double for float64), combined with warp shuffles.
 
 use super::elementwise::{generated, row_contiguous, Kernel};
@@ -9,7 +9,7 @@ use cudarc::driver::LaunchConfig;
 use rmx_core::backend::NormKind;
 use rmx_core::{ArrayData, Dtype, Result};
 
-const BLOCK: u32 = 256;
+pub(super) const BLOCK: u32 = 256;
 
 pub const BLOCK_REDUCE: &str = r#"
 template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v, F f, C* sh, C ident) {
@@ -30,21 +30,21 @@ template <typename C, typename F> __device__ __forceinline__ C block_reduce(C v,
 
 /// A row kernel's launch: the fresh output, device addresses of the dense-row input and the
 /// output, the row length and the number of rows.
-struct RowJob {
+pub(super) struct RowJob {
     /// The dense-row input (a fresh copy when `x` was strided). Held until the launch:
     /// dropped earlier, its device memory went back to the pool, and an upload queued
     /// before the kernel (a norm's weight) could reuse it: the first row then read the
     /// weight (`test_fast.py::test_vmap_vs_loop[rms_x]` on the GPU).
-    _input: ArrayData,
-    out: ArrayData,
-    optr: u64,
-    xptr: u64,
-    n: usize,
-    rows: usize,
+    pub _input: ArrayData,
+    pub out: ArrayData,
+    pub optr: u64,
+    pub xptr: u64,
+    pub n: usize,
+    pub rows: usize,
 }
 
 /// `None` when `x` cannot be put in dense rows.
-fn row_job(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<RowJob>> {
+pub(super) fn row_job(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<RowJob>> {
     let Some(x) = row_contiguous(gpu, x)? else {
         return Ok(None);
     };
@@ -62,75 +62,12 @@ fn row_job(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<RowJob>> {
     }))
 }
 
-fn row_config(rows: usize) -> LaunchConfig {
+pub(super) fn row_config(rows: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (rows.clamp(1, 1 << 20) as u32, 1, 1),
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-/// Softmax over rows of a floating dtype.
-pub fn softmax_kernel(dtype: Dtype) -> Option<Kernel> {
-    generated(format!("softmax_kernel {:?}", (dtype,)), || {
-        let t = ctype(dtype).filter(|t| t.float)?;
-        let name = format!("softmax_{}", tag(dtype));
-        let src = {
-            let c = t.compute;
-            let exp = t.math("exp");
-            let ld = t.load("xr[j]");
-            format!(
-                r#"{PRELUDE}{BLOCK_REDUCE}
-        extern "C" __global__ void {name}(const {s}* x, {s}* out, i64 rows, i64 n) {{
-          __shared__ {c} sh[32];
-          auto mx = [](C_ a, C_ b) {{ return (is_nan(a) || a > b) ? a : b; }};
-          auto add = [](C_ a, C_ b) {{ return a + b; }};
-          for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
-        const {s}* xr = x + r * n; {s}* orow = out + r * n;
-        {c} m = -INFINITY;
-        for (i64 j = threadIdx.x; j < n; j += blockDim.x) m = mx(m, {ld});
-        m = block_reduce(m, mx, sh, ({c})-INFINITY);
-        {c} sum = 0;
-        for (i64 j = threadIdx.x; j < n; j += blockDim.x) sum += {exp}({ld} - m);
-        sum = block_reduce(sum, add, sh, ({c})0);
-        {c} inv = 1 / sum;
-        for (i64 j = threadIdx.x; j < n; j += blockDim.x) orow[j] = {st};
-          }}
-        }}
-        "#,
-                s = t.store,
-                st = t.store(&format!("{exp}({ld} - m) * inv")),
-            )
-            .replace("C_", c)
-        };
-        Some(Kernel { name, src })
-    })
-}
-
-pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
-    let Some(Kernel { name, src }) = softmax_kernel(x.dtype) else {
-        return Ok(None);
-    };
-    let Some(RowJob {
-        _input,
-        out,
-        optr,
-        xptr,
-        n,
-        rows,
-    }) = row_job(gpu, x)?
-    else {
-        return Ok(None);
-    };
-    if rows == 0 {
-        return Ok(Some(out));
-    }
-    let f = gpu.kernel(&name, || src)?;
-    let (r64, n64) = (rows as i64, n as i64);
-    let mut b = gpu.launch(&f);
-    b.arg(&xptr).arg(&optr).arg(&r64).arg(&n64);
-    unsafe { b.launch(row_config(rows)) }.map_err(|e| driver_err("launching softmax", e))?;
-    Ok(Some(out))
 }
 
 /// RMS (`rms`) or layer norm over rows of a floating dtype, with optional weight and bias.
