@@ -99,6 +99,28 @@ def test_binary_floats_broadcast_and_views(op, dtype):
     assert_close(g, c, dtype, f"{op} {dtype} scalar")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int32", "uint8"])
+def test_row_and_column_broadcasts(dtype):
+    """A row repeated over rows (a bias), one value per row, and a transposed view,
+    eager and inside a compiled (fused) function; equal to the CPU bit for bit."""
+    x = rand((70, 130), dtype, 0, 50, seed=5)
+    row = rand((130,), dtype, 0, 50, seed=6)
+    col = rand((70, 1), dtype, 0, 50, seed=7)
+    xt = rand((130, 70), dtype, 0, 50, seed=8).T  # strided: the generic path beside them
+    for fn in [lambda x, s: mx.add(x, row, stream=s),
+               lambda x, s: mx.maximum(x, col, stream=s),
+               lambda x, s: mx.add(mx.add(x, row, stream=s), col, stream=s),
+               lambda x, s: mx.add(xt, row, stream=s)]:
+        g, c = both(fn, x)
+        np.testing.assert_array_equal(host(g), host(c))
+    f = mx.compile(lambda x, r, c: (x + r) * 2 - c)
+    with mx.stream(mx.gpu):
+        g = f(x, row, col)
+    with mx.stream(mx.cpu):
+        c = f(x, row, col)
+    np.testing.assert_array_equal(host(g), host(c))
+
+
 @pytest.mark.parametrize("dtype", INTS)
 @pytest.mark.parametrize("op", INT_BINARY)
 def test_binary_integers(op, dtype):

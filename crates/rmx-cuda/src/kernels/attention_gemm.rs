@@ -39,39 +39,49 @@ const THREADS: u32 = 256;
 const HELD: usize = 32;
 
 /// The masked softmax from scores of `score` dtype to probabilities of `dtype`; `held`
-/// scores per thread in registers, or 0 for rows read three times.
+/// scores per thread in registers, read `w` at a time (16-byte vectors of scores when rows
+/// allow), or `held == 0` for rows read three times.
 pub fn masked_softmax_kernel(
     score: Dtype,
     dtype: Dtype,
     mask_dtype: Option<Dtype>,
     held: usize,
+    w: usize,
 ) -> Option<Kernel> {
     generated(
         format!(
             "masked_softmax_kernel {:?}",
-            (score, dtype, mask_dtype, held)
+            (score, dtype, mask_dtype, held, w)
         ),
         || {
             let (ts, t) = (ctype(score)?, ctype(dtype).filter(|t| t.float)?);
             let mt = ctype(mask_dtype.unwrap_or(dtype))?;
             let name = format!(
-                "masked_softmax_{}_{}_{}_e{held}",
+                "masked_softmax_{}_{}_{}_e{held}_w{w}",
                 tag(score),
                 tag(dtype),
                 mask_dtype.map_or("none", tag)
             );
             let (c, ms, ps) = (ts.compute, mt.store, t.store);
             let exp = ts.math("exp");
+            // W probabilities are stored as one word of W · size bytes
+            let word = match w * dtype.size() {
+                16 => "uint4",
+                8 => "uint2",
+                4 => "u32",
+                2 => "u16",
+                _ => "u8",
+            };
             let src = format!(
                 r#"{PRELUDE}{ROW_REDUCE}
 extern "C" __global__ void {name}(const {c}* __restrict__ s, {ps}* __restrict__ p, const {ms}* __restrict__ mask,
     i64 rows, i64 lq, i64 lk, i64 hq, i64 ms0, i64 ms1, i64 ms2, i64 ms3, int mask_kind, {c} lowest) {{
-  constexpr int E = {held};
+  constexpr int E = {held}, W = {w};
   __shared__ {c} sh[2][32];
   auto mx = []({c} a, {c} b) {{ return (is_nan(a) || a > b) ? a : b; }};
   auto add = []({c} a, {c} b) {{ return a + b; }};
   for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
-    const i64 qi = r % lq, h = (r / lq) % hq, bi = r / lq / hq;
+    const i64 qi = rem_of(r, lq), rh = quot_of(r, lq), h = rem_of(rh, hq), bi = quot_of(rh, hq);
     const i64 last = qi + lk - lq;  // causal: the last visible key
     const {c}* sr = s + r * lk; {ps}* pr = p + r * lk;
     const {ms}* mr = mask ? mask + bi * ms0 + h * ms1 + qi * ms2 : mask;
@@ -88,28 +98,45 @@ extern "C" __global__ void {name}(const {c}* __restrict__ s, {ps}* __restrict__ 
       // each load waited for the one before it
       {c} v[E > 0 ? E : 1];
 #pragma unroll
-      for (int k = 0; k < E; ++k) {{
-        const i64 j = (i64)k * blockDim.x + threadIdx.x;
-        v[k] = j < lk ? sr[j] : -INFINITY;
+      for (int k = 0; k < E / W; ++k) {{
+        const i64 j = ((i64)k * blockDim.x + threadIdx.x) * W;
+        if (j < lk) {{
+          union {{ {vin} u; {c} e[W]; }} t;
+          t.u = *(const {vin}*)(sr + j);
+#pragma unroll
+          for (int q = 0; q < W; ++q) v[k * W + q] = t.e[q];
+        }} else {{
+#pragma unroll
+          for (int q = 0; q < W; ++q) v[k * W + q] = -INFINITY;
+        }}
       }}
 #pragma unroll
-      for (int k = 0; k < E; ++k) {{
-        const i64 j = (i64)k * blockDim.x + threadIdx.x;
-        if (j < lk && mask_kind != {NO_MASK}) v[k] = masked(v[k], j);
-        m = mx(m, v[k]);
+      for (int k = 0; k < E / W; ++k) {{
+        const i64 j = ((i64)k * blockDim.x + threadIdx.x) * W;
+#pragma unroll
+        for (int q = 0; q < W; ++q) {{
+          if (j < lk && mask_kind != {NO_MASK}) v[k * W + q] = masked(v[k * W + q], j + q);
+          m = mx(m, v[k * W + q]);
+        }}
       }}
       m = row_reduce<{THREADS}>(m, mx, sh[0]);
 #pragma unroll
-      for (int k = 0; k < E; ++k) {{
-        const i64 j = (i64)k * blockDim.x + threadIdx.x;
-        if (j < lk) {{ v[k] = {exp}(v[k] - m); sum += v[k]; }}
+      for (int k = 0; k < E / W; ++k) {{
+        if (((i64)k * blockDim.x + threadIdx.x) * W >= lk) continue;
+#pragma unroll
+        for (int q = 0; q < W; ++q) {{ v[k * W + q] = {exp}(v[k * W + q] - m); sum += v[k * W + q]; }}
       }}
       sum = row_reduce<{THREADS}>(sum, add, sh[1]);
       const {c} inv = 1 / sum;
 #pragma unroll
-      for (int k = 0; k < E; ++k) {{
-        const i64 j = (i64)k * blockDim.x + threadIdx.x;
-        if (j < lk) pr[j] = {store_v};
+      for (int k = 0; k < E / W; ++k) {{
+        const i64 j = ((i64)k * blockDim.x + threadIdx.x) * W;
+        if (j < lk) {{
+          union {{ {word} u; {ps} e[W]; }} t;
+#pragma unroll
+          for (int q = 0; q < W; ++q) t.e[q] = {store_v};
+          *({word}*)(pr + j) = t.u;
+        }}
       }}
     }} else {{
       for (i64 j = threadIdx.x; j < lk; j += blockDim.x) m = mx(m, score(j));
@@ -124,8 +151,9 @@ extern "C" __global__ void {name}(const {c}* __restrict__ s, {ps}* __restrict__ 
   }}
 }}
 "#,
+                vin = if w == 1 { c } else { "uint4" },
                 lmask = mt.load("mr[j * ms3]"),
-                store_v = t.store("v[k] * inv"),
+                store_v = t.store("v[k * W + q] * inv"),
                 store_s = t.store(&format!("{exp}(score(j) - m) * inv")),
             );
             Some(Kernel { name, src })
@@ -172,12 +200,15 @@ pub fn attention_gemm(
         AttnMask::Array(m) => Some(m),
         _ => None,
     };
+    // rows of scores start 16-byte aligned when lk is a multiple of a vector
+    let lanes = 16 / score.size();
+    let w = if lk.is_multiple_of(lanes) { lanes } else { 1 };
     let held = match lk.div_ceil(THREADS as usize) {
-        e if e <= HELD => e.next_power_of_two(),
+        e if e <= HELD => e.max(w).next_power_of_two(),
         _ => 0,
     };
     let Some(Kernel { name, src }) =
-        masked_softmax_kernel(score, q.dtype, mask_arr.map(|m| m.dtype), held)
+        masked_softmax_kernel(score, q.dtype, mask_arr.map(|m| m.dtype), held, w)
     else {
         return Ok(None);
     };
@@ -269,9 +300,10 @@ pub fn all_kernels() -> Vec<Kernel> {
         (Dtype::Float32, Dtype::Float32),
         (Dtype::Float64, Dtype::Float64),
     ] {
+        let lanes = 16 / score.size();
         for mask in [None, Some(Dtype::Bool), Some(dtype)] {
-            for held in [0, 8] {
-                ks.extend(masked_softmax_kernel(score, dtype, mask, held));
+            for (held, w) in [(0, 1), (8, 1), (8, lanes)] {
+                ks.extend(masked_softmax_kernel(score, dtype, mask, held, w));
             }
         }
     }

@@ -18,6 +18,9 @@ __device__ __noinline__ i64 loc(const Layout& l, i64 i) {
   for (int d = l.ndim - 1; d >= 0; --d) { i64 n = l.shape[d]; o += (i % n) * l.strides[d]; i /= n; }
   return o;
 }
+// i % c and i / c in 32 bits when both fit (a 64-bit division is a long software routine)
+__device__ __forceinline__ i64 rem_of(i64 i, i64 c) { return ((i | c) >> 32) ? i % c : (i64)((u32)i % (u32)c); }
+__device__ __forceinline__ i64 quot_of(i64 i, i64 c) { return ((i | c) >> 32) ? i / c : (i64)((u32)i / (u32)c); }
 // NaN both ways as x86's F16C (MLX's CPU) converts it: sign and payload kept, quieted
 // (PTX cvt gives a positive canonical NaN)
 __device__ __forceinline__ float h2f(u16 h) {

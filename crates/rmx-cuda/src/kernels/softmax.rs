@@ -48,7 +48,11 @@ pub fn spread(dtype: Dtype, n: usize, vector: bool) -> Option<Spread> {
     let compute = if dtype == Dtype::Float64 { 8 } else { 4 };
     let most = HELD_BYTES / compute;
     let lanes = 16 / dtype.size();
-    let w = if vector && n.is_multiple_of(lanes) { lanes } else { 1 };
+    let w = if vector && n.is_multiple_of(lanes) {
+        lanes
+    } else {
+        1
+    };
     [1u32, 2, 4, 8, 16, 32, BLOCK].into_iter().find_map(|tpr| {
         let per = n.div_ceil(tpr as usize).max(w).next_power_of_two();
         let limit = if tpr < 32 { w.max(8) } else { most };
