@@ -174,16 +174,11 @@ def per_op_overhead(m, kind="scalar"):
     return timed(chain, m.synchronize, 20) / 100
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--mlx-site", default=None)
-    p.add_argument("--filter", default=None,
-                   help="only the workloads whose name contains this (no overhead rows)")
-    args = p.parse_args()
+def modules(mlx_site):
+    """rmx, and MLX's CUDA backend imported from `mlx_site` when given and usable."""
     mods = {"rmx": rmx}
-    if args.mlx_site:
-        sys.path.insert(0, args.mlx_site)
+    if mlx_site:
+        sys.path.insert(0, mlx_site)
         try:
             mlx = importlib.import_module("mlx.core")
             if mlx.is_available(mlx.gpu):
@@ -192,6 +187,17 @@ def main():
                 print("MLX imported but has no GPU; MLX column left out")
         except Exception as e:  # noqa: BLE001 - a missing MLX only drops its column
             print(f"MLX-CUDA not importable ({e}); MLX column left out")
+    return mods
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--mlx-site", default=None)
+    p.add_argument("--filter", default=None,
+                   help="only the workloads whose name contains this (no overhead rows)")
+    args = p.parse_args()
+    mods = modules(args.mlx_site)
     results = []
     for name, inputs, fn, tfn, nbytes, flops, reps in workloads(args.quick):
         if args.filter and args.filter not in name:

@@ -14,7 +14,6 @@ Each row: the median of 5 timed loops, each ending with a device synchronization
 """
 
 import argparse
-import importlib
 import math
 import os
 import sys
@@ -22,7 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cuda import timed  # noqa: E402
+from cuda import modules, timed  # noqa: E402
 
 import rmx.core as rmx  # noqa: E402
 
@@ -152,15 +151,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="d=1024, 512 tokens, MLP batch 64")
     args = p.parse_args()
     d, seq, batch = (1024, 512, 64) if args.quick else (D, SEQ, BATCH)
-    mods = {"rmx": rmx}
-    if args.mlx_site:
-        sys.path.insert(0, args.mlx_site)
-        try:
-            mlx = importlib.import_module("mlx.core")
-            if mlx.is_available(mlx.gpu):
-                mods["mlx"] = mlx
-        except Exception as e:  # noqa: BLE001 - a missing MLX only drops its column
-            print(f"MLX-CUDA not importable ({e})")
+    mods = modules(args.mlx_site)
     try:
         import torch
     except ImportError:

@@ -1,11 +1,13 @@
 //! Attention for many query rows (prompt processing, training) through cuBLAS: the scores
 //! `S = scale · Q Kᵀ` in float32 (float64 for float64 inputs), the mask and the softmax in
 //! one row kernel writing `P` in the input dtype, then `O = P V`. The one-row-per-block
-//! kernel of `fast.rs` walks the keys of each query row with CUDA cores; for a
-//! 2048-token prompt over 32 heads it took ~35 ms where these two products take
-//! ~0.15 ms. Masked scores are the dtype's lowest finite value and causal alignment is
-//! lower right, as in `fast.rs` and on the CPU. Grouped-query attention views each key
-//! head's `rep` query heads as one matrix of `rep · Lq` rows.
+//! kernel of `fast.rs` walks the keys of each query row with CUDA cores; for a causal
+//! 2048-token prompt over 32 heads of 128 it took ~35 ms, this path 0.69 ms on an H200
+//! (torch's flash attention: 0.09 ms). A decode step's 32 query heads take it too: it
+//! measured faster there than the row kernel (docs/BENCHMARKS.md, session 18). Masked
+//! scores are the dtype's lowest finite value and causal alignment is lower right, as in
+//! `fast.rs` and on the CPU. Grouped-query attention views each key head's `rep` query
+//! heads as one matrix of `rep · Lq` rows.
 
 use super::elementwise::{generated, row_contiguous as dense, Kernel};
 use super::fast::{ADD_MASK, BOOL_MASK, CAUSAL, NO_MASK};

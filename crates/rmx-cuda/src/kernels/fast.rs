@@ -1,9 +1,9 @@
 //! The fast ops of LLM layers: rotary embedding and fused attention.
 //!
-//! Attention over many query rows goes through cuBLAS (`attention_gemm.rs`); otherwise
-//! (decode, attention sinks) it is one block per (batch, head, query row) with four warps; each warp walks
-//! every fourth key with an online softmax (lanes split the head dimension), then the
-//! warps' partial results are merged. The (Lq, Lk) scores never exist in memory. Masked
+//! Attention from 16 query rows per batch element goes through cuBLAS
+//! (`attention_gemm.rs`); otherwise (and with attention sinks) it is one block per (batch,
+//! head, query row) with four warps; each warp walks every fourth key with an online
+//! softmax (lanes split the head dimension), then the warps' partial results are merged. The (Lq, Lk) scores never exist in memory. Masked
 //! bool entries score the dtype's lowest finite value and causal alignment is MLX's
 //! (lower right), as on the CPU.
 
