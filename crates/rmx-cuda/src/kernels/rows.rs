@@ -35,7 +35,7 @@ pub(super) struct RowJob {
     /// dropped earlier, its device memory went back to the pool, and an upload queued
     /// before the kernel (a norm's weight) could reuse it: the first row then read the
     /// weight (`test_fast.py::test_vmap_vs_loop[rms_x]` on the GPU).
-    pub _input: ArrayData,
+    _input: ArrayData,
     pub out: ArrayData,
     pub optr: u64,
     pub xptr: u64,

@@ -6,7 +6,7 @@
 
 use super::elementwise::{generated, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
-use super::rows::{row_config, row_job, RowJob, BLOCK, BLOCK_REDUCE};
+use super::rows::{row_config, row_job, BLOCK, BLOCK_REDUCE};
 use crate::device::{driver_err, Gpu};
 use cudarc::driver::LaunchConfig;
 use rmx_core::{ArrayData, Dtype, Result};
@@ -180,21 +180,15 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
     if softmax_kernel(x.dtype).is_none() {
         return Ok(None);
     }
-    let Some(RowJob {
-        _input,
-        out,
-        optr,
-        xptr,
-        n,
-        rows,
-    }) = row_job(gpu, x)?
-    else {
+    // the job holds the dense input until the launch (rows.rs)
+    let Some(job) = row_job(gpu, x)? else {
         return Ok(None);
     };
+    let (rows, n) = (job.rows, job.n);
     if rows == 0 {
-        return Ok(Some(out));
+        return Ok(Some(job.out));
     }
-    let aligned = (xptr | optr).is_multiple_of(16);
+    let aligned = (job.xptr | job.optr).is_multiple_of(16);
     let (kernel, config) = match spread(x.dtype, n, aligned) {
         Some(s) => {
             let per_block = (BLOCK / s.tpr) as usize;
@@ -214,9 +208,9 @@ pub fn softmax(gpu: &'static Gpu, x: &ArrayData) -> Result<Option<ArrayData>> {
     let f = gpu.kernel(&name, || src)?;
     let (r64, n64) = (rows as i64, n as i64);
     let mut b = gpu.launch(&f);
-    b.arg(&xptr).arg(&optr).arg(&r64).arg(&n64);
+    b.arg(&job.xptr).arg(&job.optr).arg(&r64).arg(&n64);
     unsafe { b.launch(config) }.map_err(|e| driver_err("launching softmax", e))?;
-    Ok(Some(out))
+    Ok(Some(job.out))
 }
 
 #[cfg(test)]
