@@ -195,6 +195,17 @@ def bars(rows):
         ok = None not in (m["rmx"], m["numpy"]) and m["numpy"] / m["rmx"] >= 2
         bar("exp(sin(x)*2+1)*x >= 2x faster than NumPy", ok,
             f"NumPy/rmx = {fmt_ratio(m['numpy'], m['rmx'])}")
+    if "chain" in med and "chain_compiled" in med:
+        plain, fused = med["chain"]["rmx"], med["chain_compiled"]["rmx"]
+        ok = None not in (plain, fused) and plain / fused >= 2
+        bar("issue 5: compiled chain >= 2x the uncompiled one", ok,
+            f"uncompiled/compiled = {fmt_ratio(plain, fused)}")
+        fused_rate, copy_rate = rates["chain_compiled"]["rmx"], rates["copy"]["numpy"]
+        if None not in (fused_rate, copy_rate):
+            # The floor: one read and one write of the input at the machine's copy bandwidth.
+            bar("issue 5: compiled chain within 1.3x of the 1-read+1-write floor",
+                copy_rate / fused_rate <= 1.3,
+                f"{copy_rate / fused_rate:.2f}x the floor ({fused_rate:.1f} vs {copy_rate:.1f} GB/s)")
     if "overhead" in rates:
         v = rates["overhead"]["rmx"]
         bar("per-op overhead < 1 us", v is not None and v < 1.0,

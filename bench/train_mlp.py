@@ -1,5 +1,6 @@
-"""Training-step benchmark (issue 3): value_and_grad + SGD on an MLP 784-512-512-10,
-batch 256, cross-entropy. One process, each library timed back to back after a warm-up, medians:
+"""Training-step benchmark (issues 3 and 5): value_and_grad + SGD on an MLP, cross-entropy;
+by default 784-512-512-10 at batch 256 (GEMM-bound), with `--mnist` the MLP of MLX's own
+MNIST example (mlx-examples/mnist: 2 hidden layers of 32, batch 256, SGD). One process, each library timed back to back after a warm-up, medians:
 
 - rmx   `value_and_grad` + SGD update, `eval` of the new parameters
 - MLX   the same code on mlx.core
@@ -9,7 +10,7 @@ batch 256, cross-entropy. One process, each library timed back to back after a w
 - rmx-compiled / mlx-compiled: the step under `compile` with the parameters as captured
   state (issue 5).
 
-    PYTHONPATH=python python3 bench/train_mlp.py [--steps 10] [--repeats 7]
+    PYTHONPATH=python python3 bench/train_mlp.py [--steps 10] [--repeats 7] [--mnist]
 """
 
 import argparse
@@ -152,7 +153,11 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="SGD steps per timed run")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--mnist", action="store_true",
+                    help="MLX's MNIST example MLP: 784-32-32-10, batch 256")
     args = ap.parse_args()
+    if args.mnist:
+        SIZES[:] = [784, 32, 32, 10]
 
     import mlx.core as mlx
     import rmx.core as rmx
@@ -171,7 +176,7 @@ def main():
         return lambda: [float(step()) for _ in range(args.steps)][-1]
 
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  nproc={os.cpu_count()}  load={os.getloadavg()[0]:.2f}  "
-          f"steps/run={args.steps}  repeats={args.repeats}")
+          f"steps/run={args.steps}  repeats={args.repeats}  MLP {'-'.join(map(str, SIZES))} batch {BATCH}")
     results, outputs = measure({k: run(s) for k, s in steppers.items()}, args.warmup, args.repeats)
     rate = {}
     for lib, r in results.items():
@@ -184,6 +189,9 @@ def main():
         for other in ("mlx", "numpy", "rmx-manual", "rmx-compiled", "mlx-compiled"):
             if other in rate:
                 print(f"rmx / {other:10s} = {rate['rmx'] / rate[other]:.2f}x")
+        for lib in ("rmx", "mlx"):
+            if f"{lib}-compiled" in rate:
+                print(f"{lib}: compiled / uncompiled = {rate[lib + '-compiled'] / rate[lib]:.2f}x")
         if "rmx-manual" in rate:
             print(f"grad overhead over the hand-written rmx backward: "
                   f"{(rate['rmx-manual'] / rate['rmx'] - 1) * 100:+.1f}%")

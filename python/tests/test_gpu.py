@@ -121,6 +121,50 @@ def test_row_and_column_broadcasts(dtype):
     np.testing.assert_array_equal(host(g), host(c))
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_power_by_small_integers(dtype):
+    """Squares and cubes are products on the GPU (GELU's x**3), other exponents powf:
+    special values and overflow as the CPU, values within the dtype's tolerance of float64,
+    eager equal to compiled."""
+    base = [0.0, -0.0, 1.5, -2.25, 3e-3, -7.0, 1e20, -1e20, 1e-30, np.inf, -np.inf, np.nan]
+    x = mx.array(base + list(np.random.default_rng(3).uniform(-9, 9, 100))).astype(dt(dtype))
+    for e in [2, 3, 2.0, 3.0, 3.5, 0.5, -2, 1]:
+        g, c = both(lambda x, s: mx.power(x, e, stream=s), x)
+        assert_close(g, c, dtype, f"x**{e} {dtype}")
+        with np.errstate(all="ignore"):
+            ref = np.power(host(x).astype(np.float64), float(e))
+        # special values and overflow exactly as the CPU: NaN, ±inf, signed zeros (a NaN's
+        # sign is not compared: x86 makes negative NaNs, CUDA positive ones)
+        gh, ch = host(g).astype(np.float64), host(c).astype(np.float64)
+        special = ~np.isfinite(ch) | (ch == 0)
+        np.testing.assert_array_equal(gh[special], ch[special], err_msg=f"x**{e}")
+        signed = special & ~np.isnan(ch)
+        np.testing.assert_array_equal(np.signbit(gh[signed]), np.signbit(ch[signed]))
+        finite = np.isfinite(ref) & np.isfinite(gh) & (np.abs(ref) > 1e-4)  # normal in f16
+        np.testing.assert_allclose(gh[finite], ref[finite], rtol=TOL[dtype][0], atol=0,
+                                   err_msg=f"x**{e}")
+    f = mx.compile(lambda x: 0.5 * x * (1 + mx.tanh(0.7978845608 * (x + 0.044715 * x**3))))
+    with mx.stream(mx.gpu):
+        fused = f(x)
+        eager = 0.5 * x * (1 + mx.tanh(0.7978845608 * (x + 0.044715 * x**3)))
+    np.testing.assert_array_equal(host(fused), host(eager))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "int8", "float64"])
+def test_copies_of_transposed_views(dtype):
+    """Row-major copies of views whose inner runs are whole 16-byte vectors (copied 16
+    bytes at a time) and of views whose runs, offsets or strides are not: equal to the
+    CPU's bit for bit."""
+    x = rand((4, 6, 5, 32), dtype, -50, 50, seed=9)
+    views = [x.transpose(0, 2, 1, 3), x[:, ::-1].transpose(0, 2, 1, 3), x[:, :, 1:4, :16],
+             x[..., 1:17], x[..., :12].transpose(1, 0, 2, 3), x[::2, :, ::-1],
+             x.transpose(0, 1, 3, 2)]
+    for i, v in enumerate(views):
+        g, c = both(lambda v, s: mx.reshape(v, (-1,), stream=s), v)
+        np.testing.assert_array_equal(host(g), host(c), err_msg=f"view {i}")
+        np.testing.assert_array_equal(host(g), host(v).reshape(-1), err_msg=f"view {i}")
+
+
 @pytest.mark.parametrize("dtype", INTS)
 @pytest.mark.parametrize("op", INT_BINARY)
 def test_binary_integers(op, dtype):
@@ -225,10 +269,11 @@ def test_matvec_against_a_weight_transpose(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("n", [2047, 2048, 2049, 5000])
+@pytest.mark.parametrize("n", [2047, 2048, 2049, 4096, 4097, 8192, 9000])
 def test_norms_of_wide_rows(dtype, n):
-    """Rows up to 8 elements per thread are held in registers, wider ones read twice: both
-    sides of the boundary (2048 for 256 threads), with and without weight and bias."""
+    """Rows up to 8 elements per thread are held in registers (256 threads, 512 for rows
+    past 2048), wider ones read twice: both sides of each block size's boundary, with
+    and without weight and bias."""
     x = rand((3, n), dtype, -4, 4, seed=n)
     w = rand((n,), dtype, -1, 1, seed=n + 1)
     bias = rand((n,), dtype, -1, 1, seed=n + 2)
@@ -502,10 +547,13 @@ def test_rms_norm_linear(dtype, bits, rows, k, f, residual, swiglu):
     sep = separate(x, r, mx.gpu)
     np.testing.assert_array_equal(host(g[0]), host(sep[0]))
     rtol, atol = TOL[dtype]
-    np.testing.assert_allclose(host(g[1]), host(sep[1]), rtol=rtol * 8, atol=atol * 16)
-    # against the CPU both the squares and the product sum in other orders: float32
-    # outputs near zero (cancelling sums of 2048 terms) differ by more than atol * 16, so
-    # the bound also scales with the output's magnitude (~100 float32 ulps of its largest)
+    # the norm kernel and the blocks add the squares in other orders, and so do the CPU's
+    # norm and product: float32 outputs near zero (cancelling sums of 2048 terms) differ by
+    # more than atol * 16, so the bound also scales with the output's magnitude (~100
+    # float32 ulps of its largest)
+    s = host(sep[1])
+    np.testing.assert_allclose(host(g[1]), s, rtol=rtol * 8,
+                               atol=atol * 16 + 1e-5 * np.abs(s).max())
     c = host(fused(x, r, mx.cpu)[1])
     np.testing.assert_allclose(host(g[1]), c, rtol=rtol * 8,
                                atol=atol * 16 + 1e-5 * np.abs(c).max())
@@ -629,6 +677,51 @@ def test_sdpa_many_query_rows(dtype, shape):
         rtol, atol = TOL[dtype]
         np.testing.assert_allclose(host(g), host(c), rtol=rtol * 8, atol=atol * 8 + 1e-5)
     on_gpu_natively(lambda q, s: sdpa(q, k, v, scale=scale, mask="causal", stream=s), q)
+
+
+def attention_f64(q, k, v, scale, causal):
+    """softmax(scale q kᵀ) v in float64 NumPy, GQA by repeating the key heads; causal
+    alignment lower right."""
+    q, k, v = (host(a).astype(np.float64) for a in (q, k, v))
+    rep = q.shape[1] // k.shape[1]
+    k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
+    s = scale * q @ np.swapaxes(k, -1, -2)
+    if causal:
+        lq, lk = s.shape[-2:]
+        s = np.where(np.arange(lk)[None, :] <= np.arange(lq)[:, None] + lk - lq, s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("shape", [(2, 8, 2, 130, 130), (1, 4, 4, 64, 300), (1, 2, 1, 17, 17)])
+def test_flash_attention(dtype, d, shape):
+    """Half-precision attention with head size 64 or 128, no mask or causal (the
+    tensor-core kernel, `flash_attention.rs`): query blocks and key tiles cut short,
+    GQA, a key cache longer than the prompt, queries as the usual transposed view of a
+    projection, large scores; against float64 NumPy and the CPU."""
+    b, hq, hkv, lq, lk = shape
+    scale = d ** -0.5
+    sdpa = mx.fast.scaled_dot_product_attention
+    # q as a model makes it: [b, l, h, d] transposed to [b, h, l, d] (strided, not copied)
+    q = rand((b, lq, hq, d), dtype, -1, 1, seed=60).transpose(0, 2, 1, 3)
+    k = rand((b, hkv, lk, d), dtype, -1, 1, seed=61)
+    v = rand((b, hkv, lk, d), dtype, -1, 1, seed=62)
+    for causal in (False, True):
+        for amp in (1, 12):  # 12: scores up to ~100, where an unshifted exp overflows
+            qa = q if amp == 1 else q * amp
+            g = sdpa(qa, k, v, scale=scale, mask="causal" if causal else None, stream=mx.gpu)
+            c = sdpa(qa, k, v, scale=scale, mask="causal" if causal else None, stream=mx.cpu)
+            ref = attention_f64(qa, k, v, scale, causal)
+            assert g.shape == (b, hq, lq, d) and g.dtype == qa.dtype
+            rtol, atol = TOL[dtype]
+            what = f"causal={causal} amp={amp}"
+            # outputs are below 1: a few units in the last place of the dtype at 0.5
+            tight = {"bfloat16": 8e-3, "float16": 1e-3}[dtype]
+            np.testing.assert_allclose(host(g), ref, rtol=tight, atol=tight, err_msg=what)
+            np.testing.assert_allclose(host(g), host(c), rtol=rtol * 8, atol=atol * 8,
+                                       err_msg=what)
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

@@ -6,7 +6,7 @@ use super::elementwise::{
 };
 use super::prelude::PRELUDE;
 use super::reduce::reduce_kernel;
-use super::rows::{norm_kernel, BLOCK_REDUCE};
+use super::rows::{norm_kernel, norm_rows_kernel, BLOCK_REDUCE};
 use super::softmax::{softmax_kernel, softmax_rows_kernel, spread, ROW_REDUCE};
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use rmx_core::backend::{BinaryOp, ReduceOp, UnaryOp};
@@ -47,6 +47,12 @@ fn compile_sharing(kernels: &[Kernel], shared: &[&str]) {
     };
     // as the device compiles them: with the grid-dependency wait inserted (launch.rs)
     let src = crate::launch::with_grid_dependency(&src);
+    // RMX_DUMP_KERNELS=dir writes each program's source there (for ptxas -v / SASS reading)
+    if let Some(dir) = std::env::var_os("RMX_DUMP_KERNELS") {
+        let name = kernels.first().map_or("empty", |k| k.name.as_str());
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.cu")), &src)
+            .expect("writing a kernel dump");
+    }
     if let Err(e) = compile_ptx_with_opts(&src, opts) {
         let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
         panic!("kernels {names:?} do not compile: {e:?}");
@@ -106,6 +112,9 @@ fn generated_kernels_compile() {
             (128, true),
         ] {
             ks.extend(spread(dt, n, vector).and_then(|s| softmax_rows_kernel(dt, s)));
+            for rms in [false, true] {
+                ks.extend(spread(dt, n, vector).and_then(|s| norm_rows_kernel(rms, dt, s)));
+            }
         }
         ks.extend(norm_kernel(dt == Dtype::Float16, dt));
     }
@@ -123,6 +132,10 @@ fn indexing_kernels_compile() {
     ks.extend(super::rope_kv::all_kernels());
     compile_sharing(&ks, &[super::indexing::CHECKED]);
     compile_sharing(&super::attention_gemm::all_kernels(), &[ROW_REDUCE]);
+    // one program each: the flash kernels define the same helpers and tile constants
+    for k in super::flash_attention::all_kernels() {
+        compile(&[k]);
+    }
 }
 
 #[test]

@@ -298,6 +298,13 @@ pub fn attention(
     let (Some(q), Some(k), Some(v)) = (last_dense(q)?, last_dense(k)?, last_dense(v)?) else {
         return Ok(None);
     };
+    if sinks.is_none() && b * hq * lq * lk > 0 && mask_arr.is_none() {
+        let causal = mask_kind == CAUSAL;
+        let flash = super::flash_attention::flash_attention(gpu, &q, &k, &v, causal, scale)?;
+        if flash.is_some() {
+            return Ok(flash);
+        }
+    }
     if sinks.is_none() && b * hq * lq * lk > 0 {
         let through_products =
             super::attention_gemm::attention_gemm(gpu, &q, &k, &v, mask, mask_kind, scale)?;

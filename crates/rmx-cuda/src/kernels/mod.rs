@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fast;
 pub mod fft;
+pub mod flash_attention;
 pub mod fp8;
 pub mod fused;
 pub mod gemv;

@@ -103,6 +103,7 @@ pub fn binary_expr(op: BinaryOp, t: &CType) -> Option<String> {
             Subtract => "(a - b)".into(),
             Multiply => "(a * b)".into(),
             Divide => "(a / b)".into(),
+            Power if t.compute == "float" => "pow_f32(a, b)".into(),
             Power => format!("{}(a, b)", f("pow")),
             Remainder => format!(
                 "([&]{{ auto r = {}(a, b); return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }}())",

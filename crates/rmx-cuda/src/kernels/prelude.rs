@@ -13,14 +13,34 @@ typedef unsigned int u32; typedef int i32;
 typedef unsigned long long u64; typedef long long i64;
 #define INFINITY (__int_as_float(0x7f800000))
 struct Layout { int ndim; int pad; i64 shape[8]; i64 strides[8]; };
-__device__ __noinline__ i64 loc(const Layout& l, i64 i) {
-  i64 o = 0;
-  for (int d = l.ndim - 1; d >= 0; --d) { i64 n = l.shape[d]; o += (i % n) * l.strides[d]; i /= n; }
-  return o;
-}
 // i % c and i / c in 32 bits when both fit (a 64-bit division is a long software routine)
 __device__ __forceinline__ i64 rem_of(i64 i, i64 c) { return ((i | c) >> 32) ? i % c : (i64)((u32)i % (u32)c); }
 __device__ __forceinline__ i64 quot_of(i64 i, i64 c) { return ((i | c) >> 32) ? i / c : (i64)((u32)i / (u32)c); }
+__device__ __noinline__ i64 loc(const Layout& l, i64 i) {
+  i64 o = 0;
+  for (int d = l.ndim - 1; d >= 0; --d) { const i64 n = l.shape[d]; const i64 q = quot_of(i, n); o += (i - q * n) * l.strides[d]; i = q; }
+  return o;
+}
+// element of a vector broadcast over a 2-d launch: read mode 3 (a row vector, `i % cols`)
+// or 4 (a column vector, `i / cols`); see elementwise.rs
+// (the 64-bit division stays out of line: inlined into every unrolled read it multiplied
+// NVRTC's compile time)
+__device__ __noinline__ i64 vec_index_wide(const Layout& l, int m, i64 i) { return m == 3 ? i % l.shape[1] : i / l.shape[1]; }
+__device__ __forceinline__ i64 vec_index(const Layout& l, int m, i64 i) {
+  const i64 c = l.shape[1];
+  if ((i | c) >> 32) return vec_index_wide(l, m, i);
+  const u32 q = (u32)i / (u32)c;
+  return m == 3 ? (i64)((u32)i - q * (u32)c) : (i64)q;
+}
+// powf with the exponents of polynomial formulas (GELU's x**3) by multiplication: the
+// exponent is a run-time constant, so the branch is uniform. Squares are exact products;
+// cubes are computed in double (x^2 exact there) and rounded once more: within 0.5 ulp
+// plus a double rounding, where powf is within 2 ulp and ~10x the instructions.
+__device__ __forceinline__ float pow_f32(float a, float b) {
+  if (b == 2.0f) return a * a;
+  if (b == 3.0f) { const double d = a; return (float)(d * d * d); }
+  return powf(a, b);
+}
 // NaN both ways as x86's F16C (MLX's CPU) converts it: sign and payload kept, quieted
 // (PTX cvt gives a positive canonical NaN)
 __device__ __forceinline__ float h2f(u16 h) {
