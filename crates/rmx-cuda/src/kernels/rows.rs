@@ -3,7 +3,7 @@
 
 use super::elementwise::{generated, row_contiguous, Kernel};
 use super::prelude::{ctype, tag, PRELUDE};
-use super::softmax::{spread, Spread, ROW_REDUCE};
+use super::softmax::{rows_loop_head, spread, vector_read, vector_write, Spread, ROW_REDUCE};
 use crate::device::{driver_err, Gpu};
 use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::LaunchConfig;
@@ -223,33 +223,14 @@ pub fn norm_rows_kernel(rms: bool, dtype: Dtype, s: Spread) -> Option<Kernel> {
                 format!("{{ const int q = 0; orow[j] = {}; }}", t.store(&value)),
             )
         } else {
-            let unpack = |src: &str, dst: &str| {
-                format!(
-                    "{{ union {{ uint4 u; {st} s[W]; }} t; t.u = *(const uint4*)({src} + j);
-#pragma unroll
-        for (int q = 0; q < W; ++q) {dst}[q] = {}; }}",
-                    t.load("t.s[q]")
-                )
-            };
             (
-                format!(
-                    "union {{ uint4 u; {st} s[W]; }} t; t.u = *(const uint4*)(xr + j);
-#pragma unroll
-        for (int q = 0; q < W; ++q) v[k * W + q] = {};",
-                    t.load("t.s[q]")
-                ),
+                vector_read(&t, "xr", "v[k * W + q]"),
                 format!(
                     "if (flags & 1) {} if (flags & 2) {}",
-                    unpack("wt", "wv"),
-                    unpack("bb", "bv")
+                    vector_read(&t, "wt", "wv[q]"),
+                    vector_read(&t, "bb", "bv[q]")
                 ),
-                format!(
-                    "union {{ uint4 u; {st} s[W]; }} t;
-#pragma unroll
-        for (int q = 0; q < W; ++q) t.s[q] = {};
-        *(uint4*)(orow + j) = t.u;",
-                    t.store(&value)
-                ),
+                vector_write(&t, &value),
             )
         };
         let stats = if rms {
@@ -270,6 +251,7 @@ pub fn norm_rows_kernel(rms: bool, dtype: Dtype, s: Spread) -> Option<Kernel> {
     for (int k = 0; k < E; ++k) if (((i64)(k / W) * TPR + lane) * W < len) {{ const {c} d = v[k] - mu; ss += d * d; }}
     ss = row_reduce<TPR>(ss, add, sh[1]);")
         };
+        let head = rows_loop_head(c, st, &load_x, "0");
         let src = format!(
             r#"{PRELUDE}{ROW_REDUCE}
 // flags: 1 weight, 2 bias (both contiguous)
@@ -277,24 +259,7 @@ extern "C" __global__ void {name}(const {st}* __restrict__ x, const {st}* __rest
   constexpr int TPR = {tpr}, E = {e}, W = {w};
   __shared__ {c} sh[2][32];
   auto add = []({c} a, {c} b) {{ return a + b; }};
-  const int lane = threadIdx.x % TPR, per_block = blockDim.x / TPR;
-  // block-uniform loop, as softmax's: rows past the end read and write nothing
-  for (i64 first = (i64)blockIdx.x * per_block; first < rows; first += (i64)gridDim.x * per_block) {{
-    const i64 r = first + threadIdx.x / TPR;
-    const i64 len = r < rows ? n : 0;
-    const {st}* xr = x + r * n; {st}* orow = out + r * n;
-    {c} v[E];
-#pragma unroll
-    for (int k = 0; k < E / W; ++k) {{
-      const i64 j = ((i64)k * TPR + lane) * W;
-      if (j < len) {{
-        {load_x}
-      }} else {{
-#pragma unroll
-        for (int q = 0; q < W; ++q) v[k * W + q] = 0;
-      }}
-    }}
-    {stats}
+{head}    {stats}
     const {c} rstd = 1 / {sqrt}(ss / ({c})n + ({c})eps);
 #pragma unroll
     for (int k = 0; k < E / W; ++k) {{

@@ -5,7 +5,7 @@
 //! the same `exp(x - max) / sum` arithmetic in every variant.
 
 use super::elementwise::{generated, Kernel};
-use super::prelude::{ctype, tag, PRELUDE};
+use super::prelude::{ctype, tag, CType, PRELUDE};
 use super::rows::{row_config, row_job, BLOCK, BLOCK_REDUCE};
 use crate::device::{driver_err, Gpu};
 use cudarc::driver::LaunchConfig;
@@ -75,16 +75,11 @@ pub fn softmax_rows_kernel(dtype: Dtype, s: Spread) -> Option<Kernel> {
             )
         } else {
             (
-                format!(
-                    "union {{ uint4 u; {st} s[W]; }} t; t.u = *(const uint4*)(xr + j);\n#pragma unroll\n        for (int q = 0; q < W; ++q) v[k * W + q] = {};",
-                    t.load("t.s[q]")
-                ),
-                format!(
-                    "union {{ uint4 u; {st} s[W]; }} t;\n#pragma unroll\n        for (int q = 0; q < W; ++q) t.s[q] = {};\n        *(uint4*)(orow + j) = t.u;",
-                    t.store("v[k * W + q] * inv")
-                ),
+                vector_read(&t, "xr", "v[k * W + q]"),
+                vector_write(&t, "v[k * W + q] * inv"),
             )
         };
+        let head = rows_loop_head(c, st, &load, "-INFINITY");
         let src = format!(
             r#"{PRELUDE}{ROW_REDUCE}
 extern "C" __global__ void {name}(const {st}* __restrict__ x, {st}* __restrict__ out, i64 rows, i64 n) {{
@@ -92,25 +87,7 @@ extern "C" __global__ void {name}(const {st}* __restrict__ x, {st}* __restrict__
   __shared__ {c} sh[2][32];
   auto mx = []({c} a, {c} b) {{ return (is_nan(a) || a > b) ? a : b; }};
   auto add = []({c} a, {c} b) {{ return a + b; }};
-  const int lane = threadIdx.x % TPR, per_block = blockDim.x / TPR;
-  // block-uniform loop: every lane of a warp reaches the shuffles, rows past the end
-  // (a warp's last groups) read nothing and write nothing
-  for (i64 first = (i64)blockIdx.x * per_block; first < rows; first += (i64)gridDim.x * per_block) {{
-    const i64 r = first + threadIdx.x / TPR;
-    const i64 len = r < rows ? n : 0;
-    const {st}* xr = x + r * n; {st}* orow = out + r * n;
-    {c} v[E];
-#pragma unroll
-    for (int k = 0; k < E / W; ++k) {{
-      const i64 j = ((i64)k * TPR + lane) * W;
-      if (j < len) {{
-        {load}
-      }} else {{
-#pragma unroll
-        for (int q = 0; q < W; ++q) v[k * W + q] = -INFINITY;
-      }}
-    }}
-    {c} m = v[0];
+{head}    {c} m = v[0];
 #pragma unroll
     for (int k = 1; k < E; ++k) m = mx(m, v[k]);
     m = row_reduce<TPR>(m, mx, sh[0]);
@@ -136,6 +113,52 @@ extern "C" __global__ void {name}(const {st}* __restrict__ x, {st}* __restrict__
         );
         Some(Kernel { name, src })
     })
+}
+
+/// A 16-byte vector of the row `src` at `j` into `dst` (indexed by `q`), converted to the
+/// compute type.
+pub(super) fn vector_read(t: &CType, src: &str, dst: &str) -> String {
+    format!(
+        "{{ union {{ uint4 u; {} s[W]; }} t; t.u = *(const uint4*)({src} + j);\n#pragma unroll\n        for (int q = 0; q < W; ++q) {dst} = {}; }}",
+        t.store,
+        t.load("t.s[q]")
+    )
+}
+
+/// `value` (of element `q`) for the 16-byte vector of `orow` at `j`, rounded to the dtype.
+pub(super) fn vector_write(t: &CType, value: &str) -> String {
+    format!(
+        "union {{ uint4 u; {} s[W]; }} t;\n#pragma unroll\n        for (int q = 0; q < W; ++q) t.s[q] = {};\n        *(uint4*)(orow + j) = t.u;",
+        t.store,
+        t.store(value)
+    )
+}
+
+/// The opening of a register-resident row kernel (spread `TPR`, `E`, `W` as constants):
+/// the block-uniform loop over rows (every lane of a warp reaches the shuffles; rows past
+/// the end, a warp's last groups, read and write nothing) defining `lane`, `r`, `len`,
+/// `xr`, `orow`, and the row's values read into `v[E]` by `load` at `j`, `pad` past the
+/// end. The caller closes the loop.
+pub(super) fn rows_loop_head(c: &str, st: &str, load: &str, pad: &str) -> String {
+    format!(
+        r#"  const int lane = threadIdx.x % TPR, per_block = blockDim.x / TPR;
+  for (i64 first = (i64)blockIdx.x * per_block; first < rows; first += (i64)gridDim.x * per_block) {{
+    const i64 r = first + threadIdx.x / TPR;
+    const i64 len = r < rows ? n : 0;
+    const {st}* xr = x + r * n; {st}* orow = out + r * n;
+    {c} v[E];
+#pragma unroll
+    for (int k = 0; k < E / W; ++k) {{
+      const i64 j = ((i64)k * TPR + lane) * W;
+      if (j < len) {{
+        {load}
+      }} else {{
+#pragma unroll
+        for (int q = 0; q < W; ++q) v[k * W + q] = {pad};
+      }}
+    }}
+"#
+    )
 }
 
 /// Softmax over rows too long for registers: three passes over the row in a block (the
