@@ -145,15 +145,19 @@ extern "C" __global__ void __launch_bounds__(NT) {name}(
         mma(s[2 * nn + 1], qf[kk], bf[2], bf[3]);
       }}
     }}
-    // scale (into log2 units) and mask; the row maximum over the quad sharing a row
+    // scale (into log2 units) and mask; the row maximum over the quad sharing a row. Only
+    // tiles crossing the keys' end or the block's causal edge have masked scores.
+    const bool edge = k0 + BK > lk || (causal && k0 + BK - 1 > q0 + diag);
     float mx0 = m0, mx1 = m1;
 #pragma unroll
     for (int n = 0; n < BK / 8; ++n) {{
 #pragma unroll
       for (int e = 0; e < 4; ++e) {{
-        const i64 key = k0 + n * 8 + 2 * t + (e & 1), row = e < 2 ? r0 : r1;
         float x = s[n][e] * scale_log2;
-        if (key >= lk || (causal && key > row + diag)) x = -3.0e38f;
+        if (edge) {{
+          const i64 key = k0 + n * 8 + 2 * t + (e & 1), row = e < 2 ? r0 : r1;
+          if (key >= lk || (causal && key > row + diag)) x = -3.0e38f;
+        }}
         s[n][e] = x;
       }}
       mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
