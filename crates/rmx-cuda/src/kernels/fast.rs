@@ -298,14 +298,16 @@ pub fn attention(
     let (Some(q), Some(k), Some(v)) = (last_dense(q)?, last_dense(k)?, last_dense(v)?) else {
         return Ok(None);
     };
-    if sinks.is_none() && b * hq * lq * lk > 0 && mask_arr.is_none() {
+    if sinks.is_none() && b * hq * lq * lk > 0 {
+        // tensor-core flash attention (half dtypes, no mask or causal), else cuBLAS products
         let causal = mask_kind == CAUSAL;
-        let flash = super::flash_attention::flash_attention(gpu, &q, &k, &v, causal, scale)?;
+        let flash = match mask_arr {
+            None => super::flash_attention::flash_attention(gpu, &q, &k, &v, causal, scale)?,
+            Some(_) => None,
+        };
         if flash.is_some() {
             return Ok(flash);
         }
-    }
-    if sinks.is_none() && b * hq * lq * lk > 0 {
         let through_products =
             super::attention_gemm::attention_gemm(gpu, &q, &k, &v, mask, mask_kind, scale)?;
         if through_products.is_some() {

@@ -19,17 +19,9 @@ use crate::memory::{alloc_output, device_ptr};
 use cudarc::driver::LaunchConfig;
 use rmx_core::{ArrayData, Dtype, Result};
 
-/// Warps per block by default (16 query rows each); `RMX_FLASH_WARPS` (4 or 8) overrides
-/// it for A/B runs.
-const WARPS: usize = 4;
-
-fn warps() -> usize {
-    static W: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *W.get_or_init(|| match std::env::var("RMX_FLASH_WARPS").ok().as_deref() {
-        Some("8") => 8,
-        _ => WARPS,
-    })
-}
+/// Query rows per block (16 per warp; 8 warps, 128 rows, measured no faster).
+const BQ: usize = 64;
+const THREADS: u32 = 128;
 
 /// Fewest query rows per head that take this kernel: with fewer, most of a block's rows
 /// are padding (a decode step's single row takes the products path).
@@ -40,9 +32,9 @@ fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("RMX_FLASH_ATTENTION").map_or(true, |v| v != "0"))
 }
 
-/// The kernel for head size `d` over `dtype` (bfloat16 or float16), `warps` warps a block.
-pub fn flash_kernel(dtype: Dtype, d: usize, warps: usize) -> Option<Kernel> {
-    generated(format!("flash_kernel {:?}", (dtype, d, warps)), || {
+/// The kernel for head size `d` over `dtype` (bfloat16 or float16).
+pub fn flash_kernel(dtype: Dtype, d: usize) -> Option<Kernel> {
+    generated(format!("flash_kernel {:?}", (dtype, d)), || {
         let mma_type = match dtype {
             Dtype::Bfloat16 => "bf16",
             Dtype::Float16 => "f16",
@@ -51,8 +43,7 @@ pub fn flash_kernel(dtype: Dtype, d: usize, warps: usize) -> Option<Kernel> {
         if d != 64 && d != 128 {
             return None;
         }
-        let name = format!("flash_attention_{}_d{d}_w{warps}", tag(dtype));
-        let (bq, threads) = (16 * warps, 32 * warps);
+        let name = format!("flash_attention_{}_d{d}", tag(dtype));
         let src = format!(
             r#"{PRELUDE}
 __device__ __forceinline__ u32 smem_addr(const void* p) {{
@@ -77,8 +68,8 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {{
   u32 r; asm("cvt.rn.{mma_type}x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r;
 }}
 
-constexpr int D = {d}, BQ = {bq}, BK = 64, LD = D + 8;  // shared rows padded by 16 bytes: no bank conflicts
-constexpr int NT = {threads};
+constexpr int D = {d}, BQ = {BQ}, BK = 64, LD = D + 8;  // shared rows padded by 16 bytes: no bank conflicts
+constexpr int NT = {THREADS};
 
 // keys k0 .. k0 + BK of one head into `sm` (row-major, LD apart)
 __device__ __forceinline__ void load_tile(u16* sm, const u16* base, i64 stride, i64 k0, i64 lk) {{
@@ -251,8 +242,7 @@ pub fn flash_attention(
     {
         return Ok(None);
     }
-    let warps = warps();
-    let Some(Kernel { name, src }) = flash_kernel(q.dtype, d, warps) else {
+    let Some(Kernel { name, src }) = flash_kernel(q.dtype, d) else {
         return Ok(None);
     };
     let (Some(qp), Some(kp), Some(vp)) = (
@@ -275,8 +265,8 @@ pub fn flash_attention(
     }
     bld.arg(&scale_log2).arg(&causal);
     let cfg = LaunchConfig {
-        grid_dim: (lq.div_ceil(16 * warps) as u32, hq as u32, b as u32),
-        block_dim: (32 * warps as u32, 1, 1),
+        grid_dim: (lq.div_ceil(BQ) as u32, hq as u32, b as u32),
+        block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     };
     unsafe { bld.launch(cfg) }.map_err(|e| driver_err("launching flash attention", e))?;
@@ -287,8 +277,6 @@ pub fn flash_attention(
 pub fn all_kernels() -> Vec<Kernel> {
     [Dtype::Bfloat16, Dtype::Float16]
         .into_iter()
-        .flat_map(|t| {
-            [(64, 4), (128, 4), (128, 8)].map(|(d, w)| flash_kernel(t, d, w).expect("a kernel"))
-        })
+        .flat_map(|t| [64, 128].map(|d| flash_kernel(t, d).expect("a kernel")))
         .collect()
 }

@@ -33,7 +33,7 @@ __device__ __forceinline__ i64 vec_index(const Layout& l, int m, i64 i) {
   return m == 3 ? (i64)((u32)i - q * (u32)c) : (i64)q;
 }
 // powf with the exponents of polynomial formulas (GELU's x**3) by multiplication: the
-// exponent is a run-time constant, so the branch is uniform. Squares are exact products;
+// exponent is usually one scalar, so the branch is uniform. Squares are exact products;
 // cubes are computed in double (x^2 exact there) and rounded once more: within 0.5 ulp
 // plus a double rounding, where powf is within 2 ulp and ~10x the instructions.
 __device__ __forceinline__ float pow_f32(float a, float b) {
