@@ -166,15 +166,24 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_C1: f32 = 0.693359375;
 const LN2_C2: f32 = -2.12194440e-4;
 
-/// Cephes expf.c minimax polynomial: exp(r) ~ 1 + r + r^2 * P(r), |r| <= ln2/2.
+/// Cephes expf.c minimax polynomial P, highest degree first: exp(r) ~ 1 + r + r^2 * P(r),
+/// |r| <= ln2/2.
+const EXP_POLY: [f32; 6] = [
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+];
+
 #[inline(always)]
 fn exp_poly<const F: bool>(r: f32) -> f32 {
-    let p = 1.9875691500e-4;
-    let p = mla::<F>(p, r, 1.3981999507e-3);
-    let p = mla::<F>(p, r, 8.3334519073e-3);
-    let p = mla::<F>(p, r, 4.1665795894e-2);
-    let p = mla::<F>(p, r, 1.6666665459e-1);
-    mla::<F>(p, r, 5.0000001201e-1)
+    let mut p = EXP_POLY[0];
+    for c in &EXP_POLY[1..] {
+        p = mla::<F>(p, r, *c);
+    }
+    p
 }
 
 /// Cody–Waite reduction: returns (n as f32, n as i32, r) with x = n*ln2 + r.
@@ -511,8 +520,15 @@ fn trig_select(s: f64, c: f64, q: u64) -> f32 {
 /// Without: f64 internally, max error ~0.5 ulp for |x| < 2e8 (see module docs beyond).
 #[inline(always)]
 pub fn sin_k<const F: bool>(x: f32) -> f32 {
+    sin_impl::<F, true>(x)
+}
+
+/// `sin_k`, with `CHECKED = false` leaving lanes with |x| >= `SINCOS_F32_LIMIT` (FMA) or
+/// ±inf garbage for the caller to recompute (`fix_huge_trig_args`): five vector ops fewer.
+#[inline(always)]
+fn sin_impl<const F: bool, const CHECKED: bool>(x: f32) -> f32 {
     let y = if F {
-        sincos_f32(x, 0)
+        sincos_f32::<CHECKED>(x, 0)
     } else {
         let (r, q) = trig_reduce::<F>(x);
         let z = r * r;
@@ -530,8 +546,14 @@ pub fn sin_k<const F: bool>(x: f32) -> f32 {
 /// |x| < 2e8.
 #[inline(always)]
 pub fn cos_k<const F: bool>(x: f32) -> f32 {
+    cos_impl::<F, true>(x)
+}
+
+/// `cos_k`, unchecked as `sin_impl`.
+#[inline(always)]
+fn cos_impl<const F: bool, const CHECKED: bool>(x: f32) -> f32 {
     if F {
-        return sincos_f32(x, 1);
+        return sincos_f32::<CHECKED>(x, 1);
     }
     let (r, q) = trig_reduce::<F>(x);
     let z = r * r;
@@ -566,9 +588,9 @@ const COSF: [f32; 4] = [
 /// points recompute larger arguments with libm (`fix_huge_trig_args`).
 pub const SINCOS_F32_LIMIT: f32 = 1.0e5;
 
-/// sin(x + `shift` * pi/2) for `shift` 0 (sin) or 1 (cos).
+/// sin(x + `shift` * pi/2) for `shift` 0 (sin) or 1 (cos); `CHECKED` as in `sin_impl`.
 #[inline(always)]
-fn sincos_f32(x: f32, shift: u32) -> f32 {
+fn sincos_f32<const CHECKED: bool>(x: f32, shift: u32) -> f32 {
     let t = x.mul_add(std::f32::consts::FRAC_2_PI, MAGIC);
     let q = t.to_bits().wrapping_add(shift);
     let j = t - MAGIC;
@@ -582,8 +604,8 @@ fn sincos_f32(x: f32, shift: u32) -> f32 {
     let e = (r1 - (rh - bb)) + (-ph - bb);
     let rl = (-j).mul_add(SC_P3, e - pl);
     // Beyond the limit (or for inf/NaN) use r = 0 (x * 0: NaN for inf/NaN): bounded, and the
-    // callers recompute those lanes.
-    let keep = absf(x) < SINCOS_F32_LIMIT;
+    // callers recompute those lanes. Unchecked, those lanes are left as they come.
+    let keep = !CHECKED || absf(x) < SINCOS_F32_LIMIT;
     let rh = if keep { rh } else { x * 0.0 };
     let rl = if keep { rl } else { 0.0 };
     let z = rh * rh;
@@ -845,6 +867,20 @@ pub fn ln_f64(x: f64) -> f64 {
 /// A unary f32 kernel usable with [`map_f32`].
 pub trait Kernel {
     fn eval<const F: bool>(x: f32) -> f32;
+
+    /// `out[i] = eval(inp[i])` in AVX-512 code. Kernels with a hand-written loop (exp)
+    /// override it, bit-identical to `eval::<true>`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F/VL/DQ/BW and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn map_avx512(inp: &[f32], out: &mut [f32])
+    where
+        Self: Sized,
+    {
+        map_loop::<Self, true>(inp, out)
+    }
 }
 
 macro_rules! kernels {
@@ -858,10 +894,48 @@ macro_rules! kernels {
     )*};
 }
 kernels! {
-    Exp => exp_k, Expm1 => expm1_k, Log => ln_k, Log1p => ln_1p_k, Log2 => log2_k,
-    Log10 => log10_k, Sin => sin_k, Cos => cos_k, Tan => tan_k, Tanh => tanh_k,
-    Sigmoid => sigmoid_k, Erf => erf_k,
+    Expm1 => expm1_k, Log => ln_k, Log1p => ln_1p_k, Log2 => log2_k,
+    Log10 => log10_k, Tan => tan_k, Tanh => tanh_k, Sigmoid => sigmoid_k, Erf => erf_k,
 }
+
+/// Marker for `exp_k`; its AVX-512 loop scales by `vscalefps` (`exp_avx512.rs`).
+pub struct Exp;
+impl Kernel for Exp {
+    #[inline(always)]
+    fn eval<const F: bool>(x: f32) -> f32 {
+        exp_k::<F>(x)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn map_avx512(inp: &[f32], out: &mut [f32]) {
+        unsafe { exp_avx512::map(inp, out) }
+    }
+}
+
+/// Marker for `sin_k`, unchecked: the slice maps leave lanes with huge or infinite
+/// arguments to `fix_huge_trig_args` (with `SIN_FIX`), which every caller runs.
+pub struct Sin;
+impl Kernel for Sin {
+    #[inline(always)]
+    fn eval<const F: bool>(x: f32) -> f32 {
+        sin_impl::<F, false>(x)
+    }
+}
+
+/// Marker for `cos_k`, unchecked as [`Sin`] (callers run `fix_huge_trig_args` with
+/// `COS_FIX`).
+pub struct Cos;
+impl Kernel for Cos {
+    #[inline(always)]
+    fn eval<const F: bool>(x: f32) -> f32 {
+        cos_impl::<F, false>(x)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[path = "exp_avx512.rs"]
+mod exp_avx512;
 
 /// Instruction-set level chosen by [`simd_level`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -948,7 +1022,7 @@ pub unsafe fn map_f32_avx2<K: Kernel>(inp: &[f32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
 pub unsafe fn map_f32_avx512<K: Kernel>(inp: &[f32], out: &mut [f32]) {
-    map_loop::<K, true>(inp, out)
+    unsafe { K::map_avx512(inp, out) }
 }
 
 /// `out[i] = K(inp[i])` for `i < min(len)` at the given level.
