@@ -4,7 +4,8 @@
 //! The portable kernel scales `p` by `2^n` in two steps (`2^n1 * 2^n2`, so that both factors
 //! are normal numbers and only the second product rounds): eight vector ops. `vscalefps`
 //! computes `p * 2^n` with one rounding, overflow to inf and gradual underflow included, in
-//! one: exp over 4096 cached values 0.43 -> 0.33 ns per value on one core of the 2-core Xeon.
+//! one: exp over 4096 cached values 0.43 -> 0.33 ns per value on one core of a 2-core Xeon
+//! (a standalone microbenchmark, not in the tree; `bench/run.py`'s exp rows measure it in place).
 
 use super::{exp_k, EXP_POLY, LN2_C1, LN2_C2, LOG2E, MAGIC};
 use std::arch::x86_64::*;
