@@ -30,6 +30,36 @@ impl<T> ConstPtr<T> {
     }
 }
 
+/// Asks the CPU to bring the cache lines of `bytes` bytes at `p` into L1 (a hint: it
+/// never faults, so `p` may point anywhere). For loops that stream through memory the
+/// hardware prefetchers alone do not keep busy enough (see `PREFETCH_BYTES`).
+#[inline(always)]
+pub fn prefetch_lines(p: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: prefetching is a hint and cannot fault; SSE is part of x86-64
+        let line = |a: *const u8| unsafe { _mm_prefetch::<_MM_HINT_T0>(a as *const i8) };
+        let mut off = 0;
+        while off < bytes {
+            line(p.wrapping_add(off));
+            off += 64;
+        }
+        if bytes > 0 {
+            // the last line, when `p` is not line-aligned
+            line(p.wrapping_add(bytes - 1));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, bytes);
+}
+
+/// How far ahead of its reads a streaming loop prefetches. On a 2-core Sapphire Rapids VM
+/// the 4-bit decode product read its weights at ~8 GB/s without it and ~17 GB/s with it
+/// (`rmx-lm benchmark` 59 -> 106 tok/s). 512 to 8192 bytes were measured (1 to 4 KiB alike),
+/// and the T1/T2 hints matched T0; NTA lost a third.
+pub const PREFETCH_BYTES: usize = 2048;
+
 /// Runs `f(start, end)` over `[0, n)`, split across threads when `n` is large.
 pub fn par_range(n: usize, f: impl Fn(usize, usize) + Sync) {
     let threads = rayon::current_num_threads().max(1);

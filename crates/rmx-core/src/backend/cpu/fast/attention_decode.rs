@@ -4,7 +4,7 @@
 //! share the kv head (scores, an exp pass, then `acc += p * V[j]`), and the partial
 //! (max, sum, unnormalized output) of the ranges are merged after. No packing, no tiles.
 
-use super::super::loops::{ConstPtr, SendPtr};
+use super::super::loops::{prefetch_lines, ConstPtr, SendPtr, PREFETCH_BYTES};
 use crate::array::ArrayData;
 use rayon::prelude::*;
 
@@ -164,8 +164,19 @@ fn task_partial(sh: &Shape, ops: Operands, task: usize) -> Partial {
     let queries: Vec<&[f32]> = (0..rep)
         .map(|r| row(qp, qs, bi, kh * rep + r, 0, d))
         .collect();
+    // rows this far ahead are prefetched (K and V rows are usually 256 bytes apart)
+    let ahead =
+        |s: &[isize], w: usize| PREFETCH_BYTES.div_ceil((s[2].unsigned_abs() * 4).max(w * 4));
+    let (k_ahead, v_ahead) = (ahead(ks, d), ahead(vs, dv));
+    let address = |p: &ConstPtr<f32>, s: &[isize], j: usize| {
+        let o = bi as isize * s[0] + kh as isize * s[1] + j as isize * s[2];
+        p.get().wrapping_offset(o) as *const u8
+    };
     let mut scores = vec![0f32; rep * n];
     for j in 0..n {
+        if j + k_ahead < n {
+            prefetch_lines(address(kp, ks, j0 + j + k_ahead), d * 4);
+        }
         let key = row(kp, ks, bi, kh, j0 + j, d);
         for (r, qr) in queries.iter().enumerate() {
             scores[r * n + j] = scale * dot(qr, key);
@@ -189,6 +200,9 @@ fn task_partial(sh: &Shape, ops: Operands, task: usize) -> Partial {
     }
     let mut acc = vec![0f32; rep * dv];
     for j in 0..n {
+        if j + v_ahead < n {
+            prefetch_lines(address(vp, vs, j0 + j + v_ahead), dv * 4);
+        }
         let val = row(vp, vs, bi, kh, j0 + j, dv);
         for r in 0..rep {
             let p = scores[r * n + j];
