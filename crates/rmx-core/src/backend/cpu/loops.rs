@@ -56,8 +56,9 @@ pub fn prefetch_lines(p: *const u8, bytes: usize) {
 
 /// How far ahead of its reads a streaming loop prefetches. On a 2-core Sapphire Rapids VM
 /// the 4-bit decode product read its weights at ~8 GB/s without it and ~17 GB/s with it
-/// (`rmx-lm benchmark` 59 -> 106 tok/s). 512 to 8192 bytes were measured (1 to 4 KiB alike),
-/// and the T1/T2 hints matched T0; NTA lost a third.
+/// (`rmx-lm benchmark` 59 -> 106 tok/s; the AVX2 kernel, forced on the same machine, 43 -> 90).
+/// 512 to 8192 bytes were measured (1 to 4 KiB alike), and the T1/T2 hints matched T0; NTA
+/// lost a third.
 pub const PREFETCH_BYTES: usize = 2048;
 
 /// Runs `f(start, end)` over `[0, n)`, split across threads when `n` is large.

@@ -225,6 +225,7 @@ mod avx512;
 /// accumulators against 8 consecutive values of each row of `x`; no unpacked buffer.
 #[cfg(target_arch = "x86_64")]
 mod fused {
+    use super::super::loops::{prefetch_lines, PREFETCH_BYTES};
     use super::super::quantized::words_per_group;
     use super::{Problem, SendPtr, DECODE_MAX_ROWS};
     use std::arch::x86_64::*;
@@ -301,8 +302,16 @@ mod fused {
                 }
             };
         }
+        // rows of codes this far ahead are prefetched (`PREFETCH_BYTES`)
+        let ahead = PREFETCH_BYTES.div_ceil(groups * wpg * 4);
         for row in r0..r1 {
             let wr = wp.add(row * groups * wpg);
+            if row + ahead < n {
+                prefetch_lines(
+                    wr.wrapping_add(ahead * groups * wpg) as *const u8,
+                    groups * wpg * 4,
+                );
+            }
             let mut tot = [_mm256_setzero_ps(); M];
             let mut bsum = [0f32; M];
             for g in 0..groups {
