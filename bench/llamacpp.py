@@ -176,12 +176,31 @@ def bench(gguf: str, p: int = 512, g: int = 128, threads: int = 2, reps: int = 3
     common = ["-m", gguf, "-t", str(threads), "-r", str(reps), "-o", "json"]
     cmds = [[exe, "-p", str(p), "-n", "0", *common],                      # pp{p}
             [exe, "-p", "0", "-n", str(g), "-d", f"0,{p}", *common]]      # tg{g}, tg{g} @ d{p}
+    return bench_cmds(cmds, p, g)
+
+
+def bench_cmds(cmds: list, p: int, g: int) -> dict:
+    """Runs the llama-bench commands `cmds` and parses their rows (see `bench`).
+
+    A run killed by a signal is retried with `--repack 0`: on a Sapphire Rapids VM this
+    llama.cpp's AMX path (part of its weight repacking, on by default) crashes in
+    `ggml_backend_amx_mul_mat`; with repacking off it runs its plain AVX-512 kernels. The
+    result's `cmds` show which commands were used."""
     rows = []
     for cmd in cmds:
         r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode < 0 and "--repack" not in cmd:
+            print(f"[llama.cpp] llama-bench died (signal {-r.returncode}); "
+                  "retrying every command with --repack 0", file=sys.stderr)
+            return bench_cmds([c + ["--repack", "0"] for c in cmds], p, g)
         if r.returncode != 0:
             raise RuntimeError(f"llama-bench failed ({r.returncode}):\n{r.stderr[-2000:]}")
         rows += json.loads(r.stdout)
+    return parse(rows, cmds, p, g)
+
+
+def parse(rows: list, cmds: list, p: int, g: int) -> dict:
+    """Medians of llama-bench's JSON rows: `pp`, `tg` (at depth p) and `tg_d0`."""
 
     def med(xs):
         xs = sorted(xs)

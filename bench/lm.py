@@ -171,7 +171,8 @@ def main():
     if ll:
         info = llama.build_info()
         ll_pp, ll_tg = ll.get("pp", nan), ll.get("tg", nan)
-        row(f"llama.cpp {info['llama_cpp_commit']} (llama-bench -t {a.t})", ll_pp, ll_tg, c_ll)
+        repack = " --repack 0" if "--repack" in ll["cmds"][0] else ""
+        row(f"llama.cpp {info['llama_cpp_commit']} (llama-bench -t {a.t}{repack})", ll_pp, ll_tg, c_ll)
         print(f"| rmx / llama.cpp | {rmx_pp / ll_pp:.2f}x | {rmx_tg / ll_tg:.2f}x | | |")
     if not a.no_mlx:
         print(f"| rmx / MLX | {rmx_pp / mlx_pp:.2f}x | {rmx_tg / mlx_tg:.2f}x | | |")
