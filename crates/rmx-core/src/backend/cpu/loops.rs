@@ -39,15 +39,10 @@ pub fn prefetch_lines(p: *const u8, bytes: usize) {
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: prefetching is a hint and cannot fault; SSE is part of x86-64
-        let line = |a: *const u8| unsafe { _mm_prefetch::<_MM_HINT_T0>(a as *const i8) };
-        let mut off = 0;
-        while off < bytes {
-            line(p.wrapping_add(off));
-            off += 64;
-        }
-        if bytes > 0 {
-            // the last line, when `p` is not line-aligned
-            line(p.wrapping_add(bytes - 1));
+        // every 64-byte line that `p..p + bytes` touches, once
+        let (start, end) = ((p as usize) & !63, (p as usize).saturating_add(bytes));
+        for a in (start..end).step_by(64) {
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(a as *const i8) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

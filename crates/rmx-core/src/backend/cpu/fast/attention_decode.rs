@@ -156,10 +156,14 @@ fn task_partial(sh: &Shape, ops: Operands, task: usize) -> Partial {
     let (bi, kh, sp) = (task / (hkv * splits), (task / splits) % hkv, task % splits);
     let (j0, j1) = (sp * per, ((sp + 1) * per).min(lk));
     let n = j1.saturating_sub(j0);
-    // SAFETY: every offset below is inside the operands' shapes and strides.
-    let row = |p: &ConstPtr<f32>, s: &[isize], i0: usize, i1: usize, j: usize, w: usize| unsafe {
+    // the element (i0, i1, j, 0) of an operand
+    let address = |p: &ConstPtr<f32>, s: &[isize], i0: usize, i1: usize, j: usize| {
         let o = i0 as isize * s[0] + i1 as isize * s[1] + j as isize * s[2];
-        std::slice::from_raw_parts(p.get().offset(o), w)
+        p.get().wrapping_offset(o)
+    };
+    // SAFETY: every row read below is inside the operands' shapes and strides.
+    let row = |p: &ConstPtr<f32>, s: &[isize], i0: usize, i1: usize, j: usize, w: usize| unsafe {
+        std::slice::from_raw_parts(address(p, s, i0, i1, j), w)
     };
     let queries: Vec<&[f32]> = (0..rep)
         .map(|r| row(qp, qs, bi, kh * rep + r, 0, d))
@@ -168,14 +172,13 @@ fn task_partial(sh: &Shape, ops: Operands, task: usize) -> Partial {
     let ahead =
         |s: &[isize], w: usize| PREFETCH_BYTES.div_ceil((s[2].unsigned_abs() * 4).max(w * 4));
     let (k_ahead, v_ahead) = (ahead(ks, d), ahead(vs, dv));
-    let address = |p: &ConstPtr<f32>, s: &[isize], j: usize| {
-        let o = bi as isize * s[0] + kh as isize * s[1] + j as isize * s[2];
-        p.get().wrapping_offset(o) as *const u8
-    };
     let mut scores = vec![0f32; rep * n];
     for j in 0..n {
         if j + k_ahead < n {
-            prefetch_lines(address(kp, ks, j0 + j + k_ahead), d * 4);
+            prefetch_lines(
+                address(kp, ks, bi, kh, j0 + j + k_ahead) as *const u8,
+                d * 4,
+            );
         }
         let key = row(kp, ks, bi, kh, j0 + j, d);
         for (r, qr) in queries.iter().enumerate() {
@@ -201,7 +204,10 @@ fn task_partial(sh: &Shape, ops: Operands, task: usize) -> Partial {
     let mut acc = vec![0f32; rep * dv];
     for j in 0..n {
         if j + v_ahead < n {
-            prefetch_lines(address(vp, vs, j0 + j + v_ahead), dv * 4);
+            prefetch_lines(
+                address(vp, vs, bi, kh, j0 + j + v_ahead) as *const u8,
+                dv * 4,
+            );
         }
         let val = row(vp, vs, bi, kh, j0 + j, dv);
         for r in 0..rep {
