@@ -37,11 +37,10 @@ pub unsafe fn map(inp: &[f32], out: &mut [f32]) {
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
 unsafe fn exp16(x: __m512) -> __m512 {
     let set = _mm512_set1_ps;
-    // the clamps: comparisons with NaN are false, so NaN passes through
-    let hi = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, set(89.0));
-    let xc = _mm512_mask_blend_ps(hi, x, set(89.0));
-    let lo = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(xc, set(-104.0));
-    let xc = _mm512_mask_blend_ps(lo, xc, set(-104.0));
+    // the clamps: `vminps a, b` is `a < b ? a : b`, so with the constant first a NaN
+    // `x` passes through, as in `exp_k`
+    let xc = _mm512_min_ps(set(89.0), x);
+    let xc = _mm512_max_ps(set(-104.0), xc);
     // round_magic(x * log2 e), then the Cody-Waite reduction (exp_reduce)
     let t = _mm512_add_ps(_mm512_mul_ps(xc, set(LOG2E)), set(MAGIC));
     let n = _mm512_sub_ps(t, set(MAGIC));

@@ -47,7 +47,7 @@
 //!
 //! | fn | max ulp | | fn | max ulp |
 //! |---|---|---|---|---|
-//! | exp | 0.99 / 1.01 | | sin, cos | 0.501 (\|x\| < 2e8) / 0.776 (\|x\| < 1e5) |
+//! | exp | 0.99 / 1.01 | | sin, cos | 0.501 (\|x\| < 2e8) / 1.49 (\|x\| < 1e5) |
 //! | | | | tan | 0.501 (\|x\| < 2e8) |
 //! | expm1 | 1.55 / 1.43 | | tanh | 2.40 |
 //! | log | 0.89 / 0.86 | | sigmoid | 2.40 |
@@ -59,10 +59,11 @@
 //! underflow and out-of-domain NaN follow libm; the tests check this.
 //!
 //! * `sin`/`cos` **with FMA** work in f32 (16 lanes per AVX-512 vector, twice the f64
-//!   kernels'): `x - j pi/2` with a 3-part f32 pi/2, the first product exact by FMA and
-//!   the second's rounding error recovered, so the reduced argument is a float-float
-//!   `rh + rl` for `|x| < 1e5` (`SINCOS_F32_LIMIT`); beyond it the slice entry points
-//!   recompute with libm (`fix_huge_trig_args`). 10M-element `sin`: 5.2 -> 3.1 ms.
+//!   kernels'): `x - j pi/2` with a 3-part f32 pi/2, the first product exact by FMA, for
+//!   `|x| < 1e5` (`SINCOS_F32_LIMIT`); beyond it the slice entry points recompute with
+//!   libm (`fix_huge_trig_args`). 10M-element `sin`: 5.2 -> 3.1 ms (f64 -> f32), and
+//!   about 15 of 40 vector ops fewer since the reduced argument is one f32 (1.49 ulp,
+//!   as MLX's own `sin`, instead of 0.78 with a float-float argument).
 //! * `sin`/`cos` without FMA, and `tan`, reduce the argument in **f64** with a 3-part Cody–Waite
 //!   constant whose first two parts have 26 bits, so `j*P1` and `j*P2` are exact for
 //!   `|x| < 2e8`; there the result is within 1 ulp (practically correctly rounded).
@@ -86,8 +87,7 @@
 //!   error of `1+x` (Fast2Sum) back into `f`.
 //! * `sin`, `cos`, `tan`: argument reduction (see above) and the minimax polynomials of
 //!   FreeBSD msun `k_sinf.c` / `k_cosf.c` (Bruce D. Evans, errors < 2^-37.5 / 2^-34 on
-//!   `[-pi/4, pi/4]`), in f64, or rounded to f32 for the f32 kernels (which apply the
-//!   correction `rl` and split `1 - z/2` off as `k_cosf` does); `tan = sin/cos` (or
+//!   `[-pi/4, pi/4]`), in f64, or rounded to f32 for the f32 kernels; `tan = sin/cos` (or
 //!   `-cos/sin`) in f64.
 //! * `tanh(x) = e / (e + 2)` with `e = expm1(2|x|)`, exact algebra, sign restored.
 //! * `sigmoid(x) = 1/(1+e)` for `x >= 0`, `e/(1+e)` for `x < 0`, `e = exp(-|x|)`, so
@@ -516,7 +516,7 @@ fn trig_select(s: f64, c: f64, q: u64) -> f32 {
     y as f32
 }
 
-/// sin(x). With FMA: all-f32 (`sincos_f32`), max error 0.78 ulp for |x| < 1e5.
+/// sin(x). With FMA: all-f32 (`sincos_f32`), max error 1.49 ulp for |x| < 1e5.
 /// Without: f64 internally, max error ~0.5 ulp for |x| < 2e8 (see module docs beyond).
 #[inline(always)]
 pub fn sin_k<const F: bool>(x: f32) -> f32 {
@@ -542,7 +542,7 @@ fn sin_impl<const F: bool, const CHECKED: bool>(x: f32) -> f32 {
     }
 }
 
-/// cos(x). With FMA: all-f32, max error 0.78 ulp for |x| < 1e5; without: ~0.5 ulp for
+/// cos(x). With FMA: all-f32, max error 1.49 ulp for |x| < 1e5; without: ~0.5 ulp for
 /// |x| < 2e8.
 #[inline(always)]
 pub fn cos_k<const F: bool>(x: f32) -> f32 {
@@ -561,8 +561,9 @@ fn cos_impl<const F: bool, const CHECKED: bool>(x: f32) -> f32 {
 }
 
 // --- sin / cos in f32 (FMA only) -------------------------------------------------------
-// Twice the lanes of the f64 kernels: 16 per AVX-512 vector. The reduced argument is
-// carried as a float-float `rh + rl`; all 2^32 inputs below 1e5: max 0.776 ulp.
+// Twice the lanes of the f64 kernels: 16 per AVX-512 vector. One f32 reduced argument
+// and both polynomials with a single rounding at their last FMA: all 2^32 inputs below
+// 1e5, max 1.49 ulp (MLX's and NumPy's AVX-512 `sin` measure 1.48 and 1.41 ulp).
 
 /// pi/2 = SC_P1 + SC_P2 + SC_P3 (+ 1.1e-23), each the f32 nearest to what is left.
 const SC_P1: f32 = 1.5707963705062866; // 0x3fc90fdb
@@ -575,10 +576,9 @@ const SINF: [f32; 4] = [
     -1.98393348360966317347e-4_f64 as f32,
     2.7183114939898219064e-6_f64 as f32,
 ];
-/// FreeBSD k_cosf.c coefficients (see `cos_poly`): `C0 + 1/2` (C0 is a hair above -1/2;
-/// the -1/2 is applied exactly), then C1..C3, rounded to f32.
+/// FreeBSD k_cosf.c coefficients C0..C3 (see `cos_poly`) rounded to f32.
 const COSF: [f32; 4] = [
-    (-4.99999997251031003120e-1_f64 + 0.5) as f32,
+    -4.99999997251031003120e-1_f64 as f32,
     4.16666233237390631894e-2_f64 as f32,
     -1.38867637746099294692e-3_f64 as f32,
     2.43904487962774090654e-5_f64 as f32,
@@ -589,39 +589,32 @@ const COSF: [f32; 4] = [
 pub const SINCOS_F32_LIMIT: f32 = 1.0e5;
 
 /// sin(x + `shift` * pi/2) for `shift` 0 (sin) or 1 (cos); `CHECKED` as in `sin_impl`.
+///
+/// The reduced argument `r = x - j pi/2` is one f32 (the float-float `rh + rl` of an
+/// earlier version cost 15 more vector ops for 0.78 ulp): its last two FMAs round, which
+/// with the final rounding of each polynomial bounds the error at 1.49 ulp.
 #[inline(always)]
 fn sincos_f32<const CHECKED: bool>(x: f32, shift: u32) -> f32 {
     let t = x.mul_add(std::f32::consts::FRAC_2_PI, MAGIC);
     let q = t.to_bits().wrapping_add(shift);
     let j = t - MAGIC;
-    // x - j pi/2 as rh + rl: the first step is exact, the second's rounding error is
-    // recovered (TwoProduct of j*P2 by FMA, TwoSum of r1 - j*P2).
-    let r1 = (-j).mul_add(SC_P1, x);
-    let ph = j * SC_P2;
-    let pl = j.mul_add(SC_P2, -ph);
-    let rh = r1 - ph;
-    let bb = rh - r1;
-    let e = (r1 - (rh - bb)) + (-ph - bb);
-    let rl = (-j).mul_add(SC_P3, e - pl);
+    let r = (-j).mul_add(SC_P1, x);
+    let r = (-j).mul_add(SC_P2, r);
+    let r = (-j).mul_add(SC_P3, r);
     // Beyond the limit (or for inf/NaN) use r = 0 (x * 0: NaN for inf/NaN): bounded, and the
     // callers recompute those lanes. Unchecked, those lanes are left as they come.
     let keep = !CHECKED || absf(x) < SINCOS_F32_LIMIT;
-    let rh = if keep { rh } else { x * 0.0 };
-    let rl = if keep { rl } else { 0.0 };
-    let z = rh * rh;
-    // sin(rh + rl) = sin rh + rl cos rh ~ rh + rh z ps(z) + rl (1 - z/2)
+    let r = if keep { r } else { x * 0.0 };
+    let z = r * r;
+    // sin r ~ r + r z ps(z); cos r ~ 1 + z pc(z), each rounded once by its last FMA.
     let ps = z.mul_add(SINF[3], SINF[2]);
     let ps = z.mul_add(ps, SINF[1]);
     let ps = z.mul_add(ps, SINF[0]);
-    let s = rh.mul_add(z * ps, (rl * z).mul_add(-0.5, rl)) + rh;
-    // cos(rh + rl) = cos rh - rl sin rh ~ 1 - z/2 + z pc(z) - rl rh. `w = 1 - z/2` and
-    // its rounding error are split off first, so the big term is rounded once (k_cosf).
+    let s = (r * z).mul_add(ps, r);
     let pc = z.mul_add(COSF[3], COSF[2]);
     let pc = z.mul_add(pc, COSF[1]);
     let pc = z.mul_add(pc, COSF[0]);
-    let hz = 0.5 * z;
-    let w = 1.0 - hz;
-    let c = w + (((1.0 - w) - hz) + z.mul_add(pc, -(rl * rh)));
+    let c = z.mul_add(pc, 1.0);
     let y = if q & 1 == 0 { s } else { c };
     f32::from_bits(y.to_bits() ^ ((q & 2) << 30))
 }
