@@ -5,8 +5,8 @@
 //!   `w` split across threads. Per group, the packed values are unpacked once into an L1
 //!   buffer and each row of `x` adds `scale * dot(q, x_g) + bias * sum(x_g)`, with the
 //!   per-group sums of `x` computed up front. The dot runs at AVX-512 / AVX2+FMA width
-//!   when the CPU has it (run-time dispatch, as `fast_math`); with AVX-512, 4- and 8-bit
-//!   codes take the kernels of `qmm_avx512.rs` instead.
+//!   when the CPU has it (run-time dispatch, as `fast_math`); 4- and 8-bit codes take
+//!   the kernels of `qmm_avx512.rs` (AVX-512) or `qmm_avx2.rs` (AVX2 + FMA) instead.
 //! - **tiles** (more rows, or `transpose=false`): a block of `w` (rows, or group-aligned
 //!   columns) is dequantized into an f32 scratch tile and multiplied by `gemm`; blocks are
 //!   split across threads, so the dequantized matrix never exists whole.
@@ -189,18 +189,19 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
         });
         return;
     }
-    // per-group sums of x, for the bias term of the kernels below
-    let xsum: Vec<f32> = p.x.chunks_exact(gs).map(|c| c.iter().sum()).collect();
     #[cfg(target_arch = "x86_64")]
-    if level != SimdLevel::Baseline && fused::supported(p) {
+    if level != SimdLevel::Baseline && avx2::supported(p) {
+        let x = avx2::arrange_x(p);
         (0..tasks).into_par_iter().for_each(|t| {
             let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
             // SAFETY: the CPU has AVX2+FMA (level); each task writes only its own output
             // columns r0..r1 of y (m x n).
-            unsafe { fused::rows(p, r0, r1, &xsum, y) };
+            unsafe { avx2::rows(p, &x, r0, r1, y) };
         });
         return;
     }
+    // per-group sums of x, for the bias term of the generic kernel below
+    let xsum: Vec<f32> = p.x.chunks_exact(gs).map(|c| c.iter().sum()).collect();
     (0..tasks).into_par_iter().for_each(|t| {
         let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
         let mut acc = [0f32; DECODE_MAX_ROWS];
@@ -219,132 +220,9 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
 #[path = "qmm_avx512.rs"]
 mod avx512;
 
-/// Fused unpack + dot for 4- and 8-bit codes (AVX2 + FMA): eight codes at a time are
-/// expanded straight into a vector register (4-bit: one word broadcast to 8 lanes and
-/// shifted by `4 * lane`; 8-bit: 8 bytes zero-extended) and multiplied into per-group
-/// accumulators against 8 consecutive values of each row of `x`; no unpacked buffer.
 #[cfg(target_arch = "x86_64")]
-mod fused {
-    use super::super::loops::{prefetch_lines, PREFETCH_BYTES};
-    use super::super::quantized::words_per_group;
-    use super::{Problem, SendPtr, DECODE_MAX_ROWS};
-    use std::arch::x86_64::*;
-
-    /// Shapes this kernel handles (the rest take the generic path).
-    pub fn supported(p: &Problem) -> bool {
-        (p.bits == 4 || p.bits == 8)
-            && p.group_size.is_multiple_of(16)
-            && p.k.is_multiple_of(p.group_size)
-            && p.m >= 1
-            && p.m <= DECODE_MAX_ROWS
-    }
-
-    /// Output columns `r0..r1` of `y` (m x n).
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `supported(p)` must hold; `r1 <= p.n`; no other
-    /// thread may write columns `r0..r1` of `y`.
-    pub unsafe fn rows(p: &Problem, r0: usize, r1: usize, xsum: &[f32], y: &SendPtr<f32>) {
-        // blocks of 8 rows of w (16 KiB of 4-bit words at k = 4096, L1-resident) times
-        // blocks of at most 4 rows of x, so the accumulators stay in registers
-        let mut rb = r0;
-        while rb < r1 {
-            let re = (rb + 8).min(r1);
-            let mut mi0 = 0;
-            while mi0 < p.m {
-                let mb = (p.m - mi0).min(4);
-                match (mb, p.bits) {
-                    (1, 4) => rows_m::<1, 4>(p, mi0, rb, re, xsum, y),
-                    (2, 4) => rows_m::<2, 4>(p, mi0, rb, re, xsum, y),
-                    (3, 4) => rows_m::<3, 4>(p, mi0, rb, re, xsum, y),
-                    (4, 4) => rows_m::<4, 4>(p, mi0, rb, re, xsum, y),
-                    (1, 8) => rows_m::<1, 8>(p, mi0, rb, re, xsum, y),
-                    (2, 8) => rows_m::<2, 8>(p, mi0, rb, re, xsum, y),
-                    (3, 8) => rows_m::<3, 8>(p, mi0, rb, re, xsum, y),
-                    (4, 8) => rows_m::<4, 8>(p, mi0, rb, re, xsum, y),
-                    _ => unreachable!(),
-                }
-                mi0 += mb;
-            }
-            rb = re;
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_m<const M: usize, const BITS: usize>(
-        p: &Problem,
-        mi0: usize,
-        r0: usize,
-        r1: usize,
-        xsum: &[f32],
-        y: &SendPtr<f32>,
-    ) {
-        let (k, n, gs) = (p.k, p.n, p.group_size);
-        let groups = k / gs;
-        let wpg = words_per_group(gs, BITS);
-        // every read below stays inside these checked ranges
-        assert!(r1 <= n && mi0 + M <= p.m);
-        assert!(p.x.len() >= p.m * k && xsum.len() >= p.m * groups);
-        assert!(p.w.len() >= n * groups * wpg);
-        assert!(p.s.len() >= n * groups && p.b.len() >= n * groups);
-        let (xp, wp) = (p.x.as_ptr(), p.w.as_ptr());
-        let shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-        let mask = _mm256_set1_epi32(0xF);
-        // 8 codes as f32, starting at code `c` (a multiple of 8) of the row at `wr`
-        macro_rules! load {
-            ($wr:expr, $c:expr) => {
-                if BITS == 4 {
-                    let wv = _mm256_set1_epi32(*$wr.add($c / 8) as i32);
-                    _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(wv, shifts), mask))
-                } else {
-                    let b = _mm_loadl_epi64($wr.add($c / 4) as *const __m128i);
-                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))
-                }
-            };
-        }
-        // rows of codes this far ahead are prefetched (`PREFETCH_BYTES`)
-        let ahead = PREFETCH_BYTES.div_ceil(groups * wpg * 4);
-        for row in r0..r1 {
-            let wr = wp.add(row * groups * wpg);
-            if row + ahead < n {
-                prefetch_lines(
-                    wr.wrapping_add(ahead * groups * wpg) as *const u8,
-                    groups * wpg * 4,
-                );
-            }
-            let mut tot = [_mm256_setzero_ps(); M];
-            let mut bsum = [0f32; M];
-            for g in 0..groups {
-                let (sc, bi) = (p.s[row * groups + g], p.b[row * groups + g]);
-                let mut da = [_mm256_setzero_ps(); M];
-                let mut db = [_mm256_setzero_ps(); M];
-                let base = g * gs;
-                let mut c = base;
-                while c < base + gs {
-                    let (q0, q1) = (load!(wr, c), load!(wr, c + 8));
-                    for mi in 0..M {
-                        let xr = xp.add((mi0 + mi) * k + c);
-                        da[mi] = _mm256_fmadd_ps(q0, _mm256_loadu_ps(xr), da[mi]);
-                        db[mi] = _mm256_fmadd_ps(q1, _mm256_loadu_ps(xr.add(8)), db[mi]);
-                    }
-                    c += 16;
-                }
-                let vs = _mm256_set1_ps(sc);
-                for mi in 0..M {
-                    tot[mi] = _mm256_fmadd_ps(vs, _mm256_add_ps(da[mi], db[mi]), tot[mi]);
-                    bsum[mi] += bi * xsum[(mi0 + mi) * groups + g];
-                }
-            }
-            for mi in 0..M {
-                let v = tot[mi];
-                let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-                let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-                let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-                *y.get().add((mi0 + mi) * n + row) = _mm_cvtss_f32(h) + bsum[mi];
-            }
-        }
-    }
-}
+#[path = "qmm_avx2.rs"]
+mod avx2;
 
 /// # Safety
 /// Calls a `target_feature` function only when `level` says the CPU has it.
