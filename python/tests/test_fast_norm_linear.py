@@ -4,6 +4,8 @@ the stacked gate/up product, dense or affine-quantized. Checked against MLX's de
 from its own ops, bit for bit against rmx's own ops (the CPU evaluates the same kernels);
 shapes the primitive does not take fall back to the ops; derivatives and vmap."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -66,10 +68,13 @@ def test_dense_is_the_norm_then_the_product(dt, shape, residual, swiglu):
         np.testing.assert_array_equal(np.array(a.astype(rx.float32)), np.array(b.astype(rx.float32)))
 
 
-@pytest.mark.parametrize("dt", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dt,sdt", [("float32", "float32"), ("bfloat16", "bfloat16"),
+                                     ("float32", "float16"), ("float32", "bfloat16")])
 @pytest.mark.parametrize("bits,group_size", [(4, 64), (8, 32), (2, 128), (3, 64)])
 @pytest.mark.parametrize("swiglu", [False, True])
-def test_quantized_is_the_norm_then_the_product(dt, bits, group_size, swiglu):
+def test_quantized_is_the_norm_then_the_product(dt, sdt, bits, group_size, swiglu):
+    """Scales of `x`'s dtype, or half-precision ones with float32 `x` (a GGUF model's):
+    one RMSNormLinear node either way."""
     rx = get_rmx()
     g = np.random.default_rng(74)
     d = getattr(rx, dt)
@@ -77,9 +82,13 @@ def test_quantized_is_the_norm_then_the_product(dt, bits, group_size, swiglu):
     nw = rx.array(g.uniform(0.5, 1.5, 256).astype(np.float32)).astype(d)
     w = rx.array(g.standard_normal((2 * 40, 256)).astype(np.float32) * 0.2)
     wq, sc, bi = rx.quantize(w, group_size=group_size, bits=bits)
-    q = (wq, sc.astype(d), bi.astype(d), group_size, bits)
+    q = (wq, sc.astype(getattr(rx, sdt)), bi.astype(getattr(rx, sdt)), group_size, bits)
     got, exp = fused(rx, x, r, nw, None, swiglu, q), definition(rx, x, r, nw, None, swiglu, q)
     assert got[1].shape == (1, 40 if swiglu else 80) and got[1].dtype == d
+    dot = io.StringIO()
+    rx.export_to_dot(dot, got[1])
+    # codes that do not tile a 32-bit word (3 bits) take the separate ops
+    assert ("RMSNormLinear" in dot.getvalue()) == (32 % bits == 0)
     for a, b in zip(got, exp):
         np.testing.assert_array_equal(np.array(a.astype(rx.float32)), np.array(b.astype(rx.float32)))
     # the float64 definition over the dequantized weight

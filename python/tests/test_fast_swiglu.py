@@ -3,6 +3,8 @@ from stacked gate and up weights, dense or affine-quantized, against MLX's defin
 ops and bit for bit against rmx's own ops; shapes the primitive does not take fall back to
 the ops; derivatives and vmap."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -41,17 +43,24 @@ def test_dense_swiglu_is_the_product_and_the_gating(dt, shape):
                                   np.array(definition(rx, xr, wr).astype(rx.float32)))
 
 
-@pytest.mark.parametrize("dt", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dt,sdt", [("float32", "float32"), ("bfloat16", "bfloat16"),
+                                     ("float32", "float16"), ("float32", "bfloat16")])
 @pytest.mark.parametrize("bits,group_size", [(4, 64), (8, 32), (2, 128), (3, 64)])
-def test_quantized_swiglu_is_the_product_and_the_gating(dt, bits, group_size):
+def test_quantized_swiglu_is_the_product_and_the_gating(dt, sdt, bits, group_size):
+    """Scales of `x`'s dtype, or half-precision ones with float32 `x` (a GGUF model's):
+    one SwiGLULinear node either way."""
     rx = get_rmx()
     g = np.random.default_rng(62)
     x = rx.array(g.standard_normal((1, 256)).astype(np.float32)).astype(getattr(rx, dt))
     w = rx.array(g.standard_normal((2 * 40, 256)).astype(np.float32) * 0.2)
     wq, sc, bi = rx.quantize(w, group_size=group_size, bits=bits)
-    q = (wq, sc.astype(x.dtype), bi.astype(x.dtype), group_size, bits)
+    q = (wq, sc.astype(getattr(rx, sdt)), bi.astype(getattr(rx, sdt)), group_size, bits)
     got, exp = fused(rx, x, None, q), definition(rx, x, None, q)
     assert got.shape == (1, 40) and got.dtype == x.dtype
+    dot = io.StringIO()
+    rx.export_to_dot(dot, got)
+    # codes that do not tile a 32-bit word (3 bits) take the separate ops
+    assert ("SwiGLULinear" in dot.getvalue()) == (32 % bits == 0)
     np.testing.assert_array_equal(np.array(got.astype(rx.float32)), np.array(exp.astype(rx.float32)))
     # the float64 definition over the dequantized weight (MLX's CPU quantized_matmul in
     # bfloat16 rounds differently from its float32 one, so the reference is NumPy's)

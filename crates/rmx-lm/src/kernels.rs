@@ -69,15 +69,18 @@ pub fn rope_kv_update(
     )?)
 }
 
-/// `layer`'s weight for the fused ops when it has no bias and its arrays are in `dtype`.
+/// `layer`'s weight for the fused ops when it has no bias and its arrays are in `dtype`
+/// (or its scales in half precision, for f32 activations).
 fn fast_weight(layer: &crate::layers::Linear, dtype: Dtype) -> Option<fast::Weight<'_>> {
     use crate::layers::Linear;
     match layer {
         Linear::Dense { weight, bias: None } if weight.dtype() == dtype => {
             Some(fast::Weight::Dense(weight))
         }
+        // half-precision scales with f32 activations are kept so on the CPU (`layers.rs`)
         Linear::Quantized { q, bias: None }
-            if q.scales.dtype() == dtype && q.biases.dtype() == dtype =>
+            if q.scales.dtype() == q.biases.dtype()
+                && (q.scales.dtype() == dtype || dtype == Dtype::Float32) =>
         {
             Some(fast::Weight::Quantized {
                 w: &q.weight,

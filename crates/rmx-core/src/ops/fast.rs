@@ -518,7 +518,8 @@ impl<'a> Weight<'a> {
 
     /// Whether the fused kernels take this weight for `x` (`[..., K]`, floating): `[N, K]`
     /// of `x`'s dtype, or packed `[N, K * bits / 32]` with scales and biases
-    /// `[N, K / group_size]` of `x`'s dtype; `N` even where the rows are gate/up pairs.
+    /// `[N, K / group_size]` (`affine_params_fit`); `N` even where the rows are gate/up
+    /// pairs.
     fn fits(&self, x: &Array, pairs: bool) -> bool {
         let (arrays, quantized) = self.parts();
         let w = &arrays[0];
@@ -537,9 +538,8 @@ impl<'a> Weight<'a> {
                         && w.shape()[1] * 32 / bits == k
                         && gs > 0
                         && k % gs == 0
-                        && arrays[1..]
-                            .iter()
-                            .all(|a| a.dtype() == x.dtype() && a.shape() == [n, k / gs])
+                        && arrays[1..].iter().all(|a| a.shape() == [n, k / gs])
+                        && affine_params_fit(x.dtype(), arrays[1].dtype(), arrays[2].dtype())
                 }
             }
     }
@@ -551,6 +551,15 @@ impl<'a> Weight<'a> {
         };
         w.shape().first().copied().unwrap_or(0)
     }
+}
+
+/// Scales and biases the fused ops take: of `x`'s dtype, or both f16 or both bf16 with f32
+/// `x` (a GGUF or MLX checkpoint's half-precision scales, which the CPU's decode kernels
+/// read as they are). Either way the output has `x`'s dtype, as `quantized_matmul` gives.
+fn affine_params_fit(x: Dtype, scales: Dtype, biases: Dtype) -> bool {
+    scales == biases
+        && (scales == x
+            || (x == Dtype::Float32 && matches!(scales, Dtype::Float16 | Dtype::Bfloat16)))
 }
 
 /// `x @ W^T` through `matmul` (dense) or `quantized_matmul` (affine, transposed).

@@ -29,7 +29,8 @@ struct Problem<'a> {
     s: &'a [f32],
     b: &'a [f32],
     /// Half-precision scales and biases (f16 or bf16 bits) read as they are, instead of
-    /// `s`/`b` (then empty): only the AVX-512 decode kernel takes them (`half_scales_ok`).
+    /// `s`/`b` (then empty): only the AVX-512 and AVX2 decode kernels take them
+    /// (`half_scales_ok`).
     half: Option<(Dtype, &'a [u16], &'a [u16])>,
     m: usize,
     n: usize,
@@ -127,7 +128,7 @@ pub fn quantized_matmul(
 }
 
 /// Whether the decode kernel reads these f16/bf16 scales and biases as they are (AVX-512
-/// only), which spares a cast per call and half the scale bytes per token.
+/// or AVX2 kernels), which spares a cast per call and half the scale bytes per token.
 fn half_scales_ok(
     scales: &ArrayData,
     biases: &ArrayData,
@@ -151,7 +152,11 @@ fn half_scales_ok(
 pub fn decode_reads_half_scales(group_size: usize, bits: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        simd_level() == SimdLevel::Avx512 && avx512::codes_supported(group_size, bits)
+        match simd_level() {
+            SimdLevel::Avx512 => avx512::codes_supported(group_size, bits),
+            SimdLevel::Avx2Fma => avx2::codes_supported(group_size, bits),
+            SimdLevel::Baseline => false,
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -22,14 +22,20 @@ use std::arch::x86_64::*;
 
 /// Shapes these kernels handle (the rest take the generic path).
 pub fn supported(p: &Problem) -> bool {
-    (p.bits == 4 || p.bits == 8)
-        && p.half.is_none()
-        && (chunk_codes(p.bits).is_multiple_of(p.group_size)
-            || p.group_size.is_multiple_of(chunk_codes(p.bits)))
-        && p.group_size >= 8
+    codes_supported(p.group_size, p.bits)
         && p.k.is_multiple_of(p.group_size)
         && p.m >= 1
         && p.m <= DECODE_MAX_ROWS
+}
+
+/// Code widths and group sizes these kernels read (f32, f16 or bf16 scales alike), on a
+/// CPU with F16C besides AVX2 + FMA (every AVX2 CPU has it).
+pub fn codes_supported(group_size: usize, bits: usize) -> bool {
+    (bits == 4 || bits == 8)
+        && (chunk_codes(bits).is_multiple_of(group_size)
+            || group_size.is_multiple_of(chunk_codes(bits)))
+        && group_size >= 8
+        && std::arch::is_x86_feature_detected!("f16c")
 }
 
 /// Codes per chunk (8 words).
@@ -109,12 +115,15 @@ fn check(p: &Problem, x: &ArrangedX, mi0: usize, m: usize, r1: usize) {
     assert!(r1 <= p.n && mi0 + m <= p.m && x.values.len() >= p.m * kp);
     assert!(x.group_sums.len() >= p.m * groups);
     assert!(p.w.len() >= p.n * p.k * p.bits / 32);
-    assert!(p.s.len() >= p.n * groups && p.b.len() >= p.n * groups);
+    match p.half {
+        Some((_, s, b)) => assert!(s.len() >= p.n * groups && b.len() >= p.n * groups),
+        None => assert!(p.s.len() >= p.n * groups && p.b.len() >= p.n * groups),
+    }
 }
 
 /// A lane mask for `_mm256_maskload_*`: the first `count` lanes set.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn first_lanes(count: usize) -> __m256i {
     let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), idx)
@@ -122,7 +131,7 @@ unsafe fn first_lanes(count: usize) -> __m256i {
 
 /// Code `J` of every word as `q * 2^code_shift(BITS, J)` in f32; `hi` is `words >> 16`.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn code<const BITS: usize, const J: usize>(words: __m256i, hi: __m256i) -> __m256 {
     // written so that no instance shifts by 32 or more, even those never called
     let (src, at) = if (BITS * J) % 32 >= 16 {
@@ -134,9 +143,89 @@ unsafe fn code<const BITS: usize, const J: usize>(words: __m256i, hi: __m256i) -
     _mm256_cvtepi32_ps(_mm256_and_si256(src, mask))
 }
 
+/// Scales or biases of a problem: f32 values, or f16 / bf16 bits read as they are.
+#[derive(Clone, Copy)]
+enum Params {
+    F32(*const f32),
+    F16(*const u16),
+    Bf16(*const u16),
+}
+
+impl Params {
+    /// Scales and biases of `p`.
+    fn of(p: &Problem) -> (Params, Params) {
+        match p.half {
+            Some((crate::dtype::Dtype::Float16, s, b)) => {
+                (Params::F16(s.as_ptr()), Params::F16(b.as_ptr()))
+            }
+            Some((_, s, b)) => (Params::Bf16(s.as_ptr()), Params::Bf16(b.as_ptr())),
+            None => (Params::F32(p.s.as_ptr()), Params::F32(p.b.as_ptr())),
+        }
+    }
+
+    /// # Safety
+    /// `i` stays inside the array (as `pointer::add`).
+    unsafe fn add(self, i: usize) -> Params {
+        match self {
+            Params::F32(p) => Params::F32(p.add(i)),
+            Params::F16(p) => Params::F16(p.add(i)),
+            Params::Bf16(p) => Params::Bf16(p.add(i)),
+        }
+    }
+
+    /// The first `N` values (1, 2, 4 or 8) as f32 in the low lanes; the other lanes are
+    /// unspecified.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load<const N: usize>(self) -> __m256 {
+        let halves = |h: *const u16| match N {
+            1 => _mm_cvtsi32_si128(*h as i32),
+            2 => _mm_cvtsi32_si128((h as *const i32).read_unaligned()),
+            4 => _mm_loadl_epi64(h as *const __m128i),
+            _ => _mm_loadu_si128(h as *const __m128i),
+        };
+        match self {
+            Params::F32(p) => match N {
+                1 => _mm256_broadcast_ss(&*p),
+                2 => _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd(p as *const f64))),
+                4 => _mm256_castps128_ps256(_mm_loadu_ps(p)),
+                _ => _mm256_loadu_ps(p),
+            },
+            Params::F16(h) => _mm256_cvtph_ps(halves(h)),
+            Params::Bf16(h) => bf16_to_f32(halves(h)),
+        }
+    }
+
+    /// The first `count` (< 8) values as f32, zeros after them; reads nothing past them.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load_first(self, count: usize) -> __m256 {
+        match self {
+            Params::F32(p) => _mm256_maskload_ps(p, first_lanes(count)),
+            Params::F16(h) | Params::Bf16(h) => {
+                let mut part = [0u16; 8];
+                std::ptr::copy_nonoverlapping(h, part.as_mut_ptr(), count);
+                let v = _mm_loadu_si128(part.as_ptr() as *const __m128i);
+                match self {
+                    Params::F16(_) => _mm256_cvtph_ps(v),
+                    _ => bf16_to_f32(v),
+                }
+            }
+        }
+    }
+}
+
+/// Eight bf16 values (bits) as f32, exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bf16_to_f32(v: __m128i) -> __m256 {
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(v)))
+}
+
 /// Where a chunk's scales come from: the chunk's first group and how its lanes map onto
-/// groups (a chunk starts on a group boundary or lies inside one group: `supported`). Full chunks read their groups with one plain load (1, 2, 4 or 8 groups); a
-/// row's last chunk, if it holds fewer words, reads with a mask so it stays in the row.
+/// groups (a chunk starts on a group boundary or lies inside one group: `supported`).
+/// Full chunks read their groups with one plain load (1, 2, 4 or 8 groups); a row's last
+/// chunk, if it holds fewer words, reads only the groups it has.
 struct ChunkScales {
     first_group: Vec<usize>,
     groups_per_chunk: usize,
@@ -144,7 +233,7 @@ struct ChunkScales {
 }
 
 impl ChunkScales {
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn new(p: &Problem, chunks: usize) -> ChunkScales {
         let (per_word, c, gs) = (32 / p.bits, chunk_codes(p.bits), p.group_size);
         let mut lanes = [0i32; 8];
@@ -159,21 +248,20 @@ impl ChunkScales {
     }
 
     /// The per-lane scales of chunk `ch` of the row whose scales start at `sp`; `full`:
-    /// the chunk holds 8 words and whole groups (every chunk but perhaps a row's last).
+    /// the chunk holds 8 words (every chunk but perhaps a row's last).
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn get(&self, sp: *const f32, ch: usize, full: bool, groups: usize) -> __m256 {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn get(&self, sp: Params, ch: usize, full: bool, groups: usize) -> __m256 {
         let g0 = *self.first_group.get_unchecked(ch);
         let at = sp.add(g0);
         let loaded = match (full, self.groups_per_chunk) {
-            (true, 1) => return _mm256_broadcast_ss(&*at),
-            (true, 2) => _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd(at as *const f64))),
-            (true, 4) => _mm256_castps128_ps256(_mm_loadu_ps(at)),
-            (true, 8) => _mm256_loadu_ps(at),
-            _ => {
-                let count = self.groups_per_chunk.min(groups - g0);
-                _mm256_maskload_ps(at, first_lanes(count))
-            }
+            // an f32 scale loads broadcast already; the others go through the permute
+            (true, 1) if matches!(at, Params::F32(_)) => return at.load::<1>(),
+            (true, 1) => at.load::<1>(),
+            (true, 2) => at.load::<2>(),
+            (true, 4) => at.load::<4>(),
+            (true, 8) => at.load::<8>(),
+            _ => at.load_first(self.groups_per_chunk.min(groups - g0)),
         };
         _mm256_permutevar8x32_ps(loaded, self.lane_group)
     }
@@ -181,17 +269,20 @@ impl ChunkScales {
 
 /// `sum_g b[g] * xs[g]` over `groups` values.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn bias_dot(b: *const f32, xs: *const f32, groups: usize) -> __m256 {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bias_dot(b: Params, xs: *const f32, groups: usize) -> __m256 {
     let mut acc = _mm256_setzero_ps();
     let mut g = 0;
     while g + 8 <= groups {
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(b.add(g)), _mm256_loadu_ps(xs.add(g)), acc);
+        acc = _mm256_fmadd_ps(b.add(g).load::<8>(), _mm256_loadu_ps(xs.add(g)), acc);
         g += 8;
     }
     if g < groups {
         let m = first_lanes(groups - g);
-        let (vb, vx) = (_mm256_maskload_ps(b.add(g), m), _mm256_maskload_ps(xs.add(g), m));
+        let (vb, vx) = (
+            b.add(g).load_first(groups - g),
+            _mm256_maskload_ps(xs.add(g), m),
+        );
         acc = _mm256_fmadd_ps(vb, vx, acc);
     }
     acc
@@ -199,7 +290,7 @@ unsafe fn bias_dot(b: *const f32, xs: *const f32, groups: usize) -> __m256 {
 
 /// Rows `mi0..mi0 + M` of `x` against rows `r0..r1` of `w`, with `CHAINS` independent
 /// FMA chains per row of `x` inside a chunk (FMA latency, not throughput, binds one row).
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows_m<const M: usize, const BITS: usize, const CHAINS: usize>(
     p: &Problem,
     x: &ArrangedX,
@@ -217,6 +308,7 @@ unsafe fn rows_m<const M: usize, const BITS: usize, const CHAINS: usize>(
     let xsp = x.group_sums.as_ptr().add(mi0 * groups);
     let chunks = kp / c;
     let scales = ChunkScales::new(p, chunks);
+    let (sv, bv) = Params::of(p);
     // a row's last chunk may hold fewer words (and groups) than a full one
     let tail_words = words_per_row - (chunks - 1) * 8;
     let tail_mask = first_lanes(tail_words);
@@ -229,7 +321,7 @@ unsafe fn rows_m<const M: usize, const BITS: usize, const CHAINS: usize>(
                 words_per_row * 4,
             );
         }
-        let sp = p.s.as_ptr().add(row * groups);
+        let sp = sv.add(row * groups);
         let mut acc = [_mm256_setzero_ps(); M];
         for ch in 0..chunks {
             let wp = wr.add(ch * 8) as *const i32;
@@ -269,7 +361,7 @@ unsafe fn rows_m<const M: usize, const BITS: usize, const CHAINS: usize>(
                 acc[mi] = _mm256_fmadd_ps(vs, dot, acc[mi]);
             }
         }
-        let bp = p.b.as_ptr().add(row * groups);
+        let bp = bv.add(row * groups);
         for mi in 0..M {
             let v = _mm256_add_ps(acc[mi], bias_dot(bp, xsp.add(mi * groups), groups));
             let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
