@@ -221,6 +221,33 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
     });
 }
 
+/// The rows of `x` in the order the SIMD decode kernels read them: a chunk is `lanes`
+/// words of `w`, lane `l` = word `l`, and code `j` of every word meets `x` at position
+/// `chunk * lanes * P + j * lanes + l` (`P = 32 / bits` codes per word), multiplied by
+/// `code_scale[j]`; each row is zero-padded to `padded_k` values.
+#[cfg(target_arch = "x86_64")]
+fn interleave_x(p: &Problem, lanes: usize, padded_k: usize, code_scale: &[f32]) -> Vec<f32> {
+    let per_word = 32 / p.bits;
+    let c = lanes * per_word;
+    let mut values = vec![0f32; p.m * padded_k];
+    // no divisions per element: this runs on every call, and for a decode-sized
+    // product it is a noticeable share of the kernel's time
+    for (src, dst) in p.x.chunks_exact(p.k).zip(values.chunks_exact_mut(padded_k)) {
+        for (lane, word) in src.chunks(per_word).enumerate() {
+            let (chunk, l) = (lane / lanes, lane % lanes);
+            let out = &mut dst[chunk * c + l..];
+            for ((&v, o), sc) in word
+                .iter()
+                .zip(out.iter_mut().step_by(lanes))
+                .zip(code_scale)
+            {
+                *o = v * sc;
+            }
+        }
+    }
+    values
+}
+
 #[cfg(target_arch = "x86_64")]
 #[path = "qmm_avx512.rs"]
 mod avx512;

@@ -62,24 +62,16 @@ pub struct ArrangedX {
 }
 
 pub fn arrange_x(p: &Problem) -> ArrangedX {
-    let per_word = 32 / p.bits;
-    let c = chunk_codes(p.bits);
-    let kp = padded_k(p);
     let groups = p.k / p.group_size;
-    let scale: Vec<f32> = (0..per_word)
+    let scale: Vec<f32> = (0..32 / p.bits)
         .map(|j| (-code_shift(p.bits, j) as f32).exp2())
         .collect();
-    let mut values = vec![0f32; p.m * kp];
+    let values = super::interleave_x(p, 8, padded_k(p), &scale);
     let mut group_sums = vec![0f32; p.m * groups];
-    let rows = p.x.chunks_exact(p.k).zip(values.chunks_exact_mut(kp));
-    for ((src, dst), sums) in rows.zip(group_sums.chunks_exact_mut(groups)) {
-        for (lane, word) in src.chunks(per_word).enumerate() {
-            let (chunk, l) = (lane / 8, lane % 8);
-            let out = &mut dst[chunk * c + l..];
-            for (j, &v) in word.iter().enumerate() {
-                out[j * 8] = v * scale[j];
-            }
-        }
+    for (src, sums) in
+        p.x.chunks_exact(p.k)
+            .zip(group_sums.chunks_exact_mut(groups))
+    {
         for (sum, g) in sums.iter_mut().zip(src.chunks_exact(p.group_size)) {
             *sum = g.iter().sum();
         }
@@ -353,17 +345,17 @@ unsafe fn rows_m<const M: usize, const BITS: usize, const CHAINS: usize>(
             step!(5);
             step!(6);
             step!(7);
-            for mi in 0..M {
-                let mut dot = part[mi][0];
-                for pc in &part[mi][1..] {
+            for (a, pa) in acc.iter_mut().zip(&part) {
+                let mut dot = pa[0];
+                for pc in &pa[1..] {
                     dot = _mm256_add_ps(dot, *pc);
                 }
-                acc[mi] = _mm256_fmadd_ps(vs, dot, acc[mi]);
+                *a = _mm256_fmadd_ps(vs, dot, *a);
             }
         }
         let bp = bv.add(row * groups);
-        for mi in 0..M {
-            let v = _mm256_add_ps(acc[mi], bias_dot(bp, xsp.add(mi * groups), groups));
+        for (mi, a) in acc.iter().enumerate() {
+            let v = _mm256_add_ps(*a, bias_dot(bp, xsp.add(mi * groups), groups));
             let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
             let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
             let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));

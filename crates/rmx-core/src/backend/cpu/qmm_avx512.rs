@@ -61,22 +61,16 @@ pub struct ArrangedX {
 
 pub fn arrange_x(p: &Problem) -> ArrangedX {
     let per_word = 32 / p.bits;
-    let c = chunk_codes(p.bits);
     let kp = padded_k(p);
     let lanes_per_row = kp / per_word;
-    let mut values = vec![0f32; p.m * kp];
+    let values = super::interleave_x(p, 16, kp, &[1.0; 8]);
     let mut lane_sums = vec![0f32; p.m * lanes_per_row];
-    // no divisions per element: this runs on every call, and for a decode-sized
-    // product it is a noticeable share of the kernel's time
-    let rows = p.x.chunks_exact(p.k).zip(values.chunks_exact_mut(kp));
-    for ((src, dst), sums) in rows.zip(lane_sums.chunks_exact_mut(lanes_per_row)) {
-        for (lane, (word, sum)) in src.chunks(per_word).zip(sums.iter_mut()).enumerate() {
-            let (chunk, l) = (lane / 16, lane % 16);
-            let out = &mut dst[chunk * c + l..];
-            for (j, &v) in word.iter().enumerate() {
-                out[j * 16] = v;
-                *sum += v;
-            }
+    for (src, sums) in
+        p.x.chunks_exact(p.k)
+            .zip(lane_sums.chunks_exact_mut(lanes_per_row))
+    {
+        for (word, sum) in src.chunks(per_word).zip(sums.iter_mut()) {
+            *sum = word.iter().sum();
         }
     }
     ArrangedX { values, lane_sums }
