@@ -6,7 +6,8 @@
 //!   buffer and each row of `x` adds `scale * dot(q, x_g) + bias * sum(x_g)`, with the
 //!   per-group sums of `x` computed up front. The dot runs at AVX-512 / AVX2+FMA width
 //!   when the CPU has it (run-time dispatch, as `fast_math`); 4- and 8-bit codes take
-//!   the kernels of `qmm_avx512.rs` (AVX-512) or `qmm_avx2.rs` (AVX2 + FMA) instead.
+//!   the kernels of `qmm_vnni.rs` (AVX-512 VNNI: integer dot products against `x` split
+//!   into two bytes per value), `qmm_avx512.rs` (AVX-512) or `qmm_avx2.rs` (AVX2 + FMA).
 //! - **tiles** (more rows, or `transpose=false`): a block of `w` (rows, or group-aligned
 //!   columns) is dequantized into an f32 scratch tile and multiplied by `gemm`; blocks are
 //!   split across threads, so the dequantized matrix never exists whole.
@@ -184,6 +185,18 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
     let rows_per_task = p.n.div_ceil(threads * 8).clamp(16, 256);
     let tasks = p.n.div_ceil(rows_per_task);
     #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 && avx512::supported(p) && vnni::available() {
+        if let Some(x) = vnni::arrange_x(p) {
+            (0..tasks).into_par_iter().for_each(|t| {
+                let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
+                // SAFETY: the CPU has AVX-512 F/BW/VL (level) and VNNI (available); each
+                // task writes only its own output columns r0..r1 of y (m x n).
+                unsafe { vnni::rows(p, &x, r0, r1, y) };
+            });
+            return;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 && avx512::supported(p) {
         let x = avx512::arrange_x(p);
         (0..tasks).into_par_iter().for_each(|t| {
@@ -255,6 +268,10 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 #[path = "qmm_avx2.rs"]
 mod avx2;
+
+#[cfg(target_arch = "x86_64")]
+#[path = "qmm_vnni.rs"]
+mod vnni;
 
 /// # Safety
 /// Calls a `target_feature` function only when `level` says the CPU has it.
