@@ -314,6 +314,38 @@ def test_qmm_decode_kernels(m_rows, bits, gs, k, sdt):
     assert str(got.dtype).endswith("float32")
 
 
+@pytest.mark.parametrize("case", ["nan", "inf", "tiny", "subnormal", "huge", "outlier", "zeros"])
+@pytest.mark.parametrize("bits", [4, 8])
+def test_qmm_decode_kernels_special_x(case, bits):
+    """Rows of `x` the integer decode kernel (qmm_vnni.rs) splits into bytes per block of
+    32 values, or hands to the float kernel: non-finite values propagate, blocks too small
+    to scale, huge magnitudes, one outlier per block (the others keep float32 precision
+    relative to it), all-zero blocks."""
+    k = 256
+    wq, s, b = weights(qshape(40, k, 32, bits), "float32", seed=bits + 3)
+    x = rand((2, k), seed=7).astype(np.float32)
+    if case == "nan":
+        x[1, 5] = np.nan
+    elif case == "inf":
+        x[0, 100] = np.inf
+    elif case == "tiny":
+        x[:, :32] *= 1e-33  # one block below 2^-100
+    elif case == "subnormal":
+        x[:, 64:96] = 1e-40
+    elif case == "huge":
+        x *= 1e30
+    elif case == "outlier":
+        x[:, ::32] = 3e3
+    else:
+        x[:, 32:96] = 0.0
+    scale = float(np.abs(x[np.isfinite(x)]).max())
+    tol = 2e-4 * max(scale, 1.0) if case in ("huge", "outlier") else 2e-4
+    check(lambda m, x, w, s, b: m.quantized_matmul(x, w, s, b, True, 32, bits),
+          A(x), wq, s, b, rtol=2e-4, atol=tol,
+          np_fn=lambda x, w, s, b: np_qmm(x, w.astype(np.uint32), s, b, 32, bits, True),
+          np_rtol=2e-4, np_atol=tol)
+
+
 def test_qmm_shapes():
     wq, s, b = weights(qshape(32, 128, 64, 4), "float32", seed=14)
     tol = dict(rtol=2e-4, atol=2e-4)

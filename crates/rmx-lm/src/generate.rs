@@ -172,6 +172,10 @@ pub fn generate(
         ));
     }
     let mut sampler = Sampler::new(opts.sampler.clone())?;
+    let total = (used + prompt.len() + opts.max_tokens).min(context);
+    for c in cache.iter_mut() {
+        c.reserve(total)?;
+    }
     let t0 = Instant::now();
     let mut logits = prefill(model, prompt, cache, opts.prefill_step)?;
     let prompt_time = t0.elapsed().as_secs_f64();

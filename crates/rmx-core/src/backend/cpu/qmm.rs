@@ -70,7 +70,14 @@ pub fn quantized_matmul(
         unsafe { std::slice::from_raw_parts_mut(out.ptr_mut::<f32>(), out.numel()).fill(0.0) };
     } else if out.numel() > 0 {
         let x = f32_contiguous(x)?;
-        let half = half_scales_ok(scales, biases, m, group_size, bits, transpose);
+        // the decode kernels fold codes and biases into sums of x (q * x, bias * sum(x)),
+        // where a zero code against an infinity gives NaN; dequantizing first (the tiles)
+        // gives MLX's result, w * inf = ±inf
+        let finite = unsafe { std::slice::from_raw_parts(x.ptr::<f32>(), x.numel()) }
+            .iter()
+            .all(|v| v.is_finite());
+        let use_decode = transpose && m <= DECODE_MAX_ROWS && finite;
+        let half = use_decode && half_scales_ok(scales, biases, m, group_size, bits, transpose);
         let (s, b) = if half {
             (scales.clone(), biases.clone())
         } else {
@@ -114,7 +121,7 @@ pub fn quantized_matmul(
                 }
             };
             let y = SendPtr(unsafe { out.ptr_mut::<f32>().add(bi * m * n) });
-            if transpose && m <= DECODE_MAX_ROWS {
+            if use_decode {
                 decode(&p, &y);
             } else {
                 tiles(&p, &y);
@@ -186,7 +193,8 @@ fn decode(p: &Problem, y: &SendPtr<f32>) {
     let tasks = p.n.div_ceil(rows_per_task);
     #[cfg(target_arch = "x86_64")]
     if level == SimdLevel::Avx512 && avx512::supported(p) && vnni::available() {
-        if let Some(x) = vnni::arrange_x(p) {
+        // SAFETY: the CPU has AVX-512 F/BW/VL (level).
+        if let Some(x) = unsafe { vnni::arrange_x(p) } {
             (0..tasks).into_par_iter().for_each(|t| {
                 let (r0, r1) = (t * rows_per_task, ((t + 1) * rows_per_task).min(p.n));
                 // SAFETY: the CPU has AVX-512 F/BW/VL (level) and VNNI (available); each
