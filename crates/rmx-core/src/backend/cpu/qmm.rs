@@ -7,7 +7,7 @@
 //!   per-group sums of `x` computed up front. The dot runs at AVX-512 / AVX2+FMA width
 //!   when the CPU has it (run-time dispatch, as `fast_math`); 4- and 8-bit codes take
 //!   the kernels of `qmm_vnni.rs` (AVX-512 VNNI: integer dot products against `x` split
-//!   into two bytes per value), `qmm_avx512.rs` (AVX-512) or `qmm_avx2.rs` (AVX2 + FMA).
+//!   into three bytes per value), `qmm_avx512.rs` (AVX-512) or `qmm_avx2.rs` (AVX2 + FMA).
 //! - **tiles** (more rows, or `transpose=false`): a block of `w` (rows, or group-aligned
 //!   columns) is dequantized into an f32 scratch tile and multiplied by `gemm`; blocks are
 //!   split across threads, so the dequantized matrix never exists whole.

@@ -37,7 +37,8 @@ const X_BLOCK: usize = 32;
 /// Bytes per value of `x`.
 const PARTS: usize = 3;
 
-/// Whether the CPU has the instructions (on top of `SimdLevel::Avx512`).
+/// Whether the CPU has the instructions (on top of `SimdLevel::Avx512`);
+/// `RMX_QMM_VNNI=0` turns these kernels off, to compare with the float ones.
 pub fn available() -> bool {
     use std::sync::atomic::{AtomicU8, Ordering};
     static HAS: AtomicU8 = AtomicU8::new(0); // 0 = not probed yet
