@@ -269,6 +269,32 @@ fn interleave_x(p: &Problem, lanes: usize, padded_k: usize, code_scale: &[f32]) 
     values
 }
 
+/// `rows_m::<M, BITS>` over the rows of `x` in blocks of up to four (the AVX-512 kernels'
+/// `rows`): 4- or 8-bit codes, `M` rows of `x` per pass over `w`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! rows_by_four {
+    ($rows_m:ident, $p:expr, $x:expr, $r0:expr, $r1:expr, $y:expr) => {{
+        let mut mi0 = 0;
+        while mi0 < $p.m {
+            let mb = ($p.m - mi0).min(4);
+            match (mb, $p.bits) {
+                (1, 4) => $rows_m::<1, 4>($p, $x, mi0, $r0, $r1, $y),
+                (2, 4) => $rows_m::<2, 4>($p, $x, mi0, $r0, $r1, $y),
+                (3, 4) => $rows_m::<3, 4>($p, $x, mi0, $r0, $r1, $y),
+                (4, 4) => $rows_m::<4, 4>($p, $x, mi0, $r0, $r1, $y),
+                (1, 8) => $rows_m::<1, 8>($p, $x, mi0, $r0, $r1, $y),
+                (2, 8) => $rows_m::<2, 8>($p, $x, mi0, $r0, $r1, $y),
+                (3, 8) => $rows_m::<3, 8>($p, $x, mi0, $r0, $r1, $y),
+                (4, 8) => $rows_m::<4, 8>($p, $x, mi0, $r0, $r1, $y),
+                _ => unreachable!(),
+            }
+            mi0 += mb;
+        }
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+use rows_by_four;
+
 #[cfg(target_arch = "x86_64")]
 #[path = "qmm_avx512.rs"]
 mod avx512;

@@ -82,22 +82,7 @@ pub fn arrange_x(p: &Problem) -> ArrangedX {
 /// The CPU must have AVX-512 F/BW/VL; `supported(p)` must hold; `r1 <= p.n`; no other
 /// thread may write columns `r0..r1` of `y`.
 pub unsafe fn rows(p: &Problem, x: &ArrangedX, r0: usize, r1: usize, y: &SendPtr<f32>) {
-    let mut mi0 = 0;
-    while mi0 < p.m {
-        let mb = (p.m - mi0).min(4);
-        match (mb, p.bits) {
-            (1, 4) => rows_m::<1, 4>(p, x, mi0, r0, r1, y),
-            (2, 4) => rows_m::<2, 4>(p, x, mi0, r0, r1, y),
-            (3, 4) => rows_m::<3, 4>(p, x, mi0, r0, r1, y),
-            (4, 4) => rows_m::<4, 4>(p, x, mi0, r0, r1, y),
-            (1, 8) => rows_m::<1, 8>(p, x, mi0, r0, r1, y),
-            (2, 8) => rows_m::<2, 8>(p, x, mi0, r0, r1, y),
-            (3, 8) => rows_m::<3, 8>(p, x, mi0, r0, r1, y),
-            (4, 8) => rows_m::<4, 8>(p, x, mi0, r0, r1, y),
-            _ => unreachable!(),
-        }
-        mi0 += mb;
-    }
+    super::rows_by_four!(rows_m, p, x, r0, r1, y);
 }
 
 /// Every read below stays inside the ranges this checks.
@@ -114,9 +99,9 @@ fn check(p: &Problem, x: &ArrangedX, mi0: usize, m: usize, r1: usize) {
 }
 
 /// Half-precision scales of `p`: (0 = none, 1 = f16, 2 = bf16, their bits).
-type Half = (u8, *const u16, *const u16);
+pub(super) type Half = (u8, *const u16, *const u16);
 
-fn half_scales(p: &Problem) -> Half {
+pub(super) fn half_scales(p: &Problem) -> Half {
     match p.half {
         Some((crate::dtype::Dtype::Float16, s, b)) => (1, s.as_ptr(), b.as_ptr()),
         Some((_, s, b)) => (2, s.as_ptr(), b.as_ptr()),
@@ -127,7 +112,7 @@ fn half_scales(p: &Problem) -> Half {
 /// The half-precision values (`kind` as in `Half`) at `h` selected by `m`, as f32.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn load_half(kind: u8, h: *const u16, m: __mmask16) -> __m512 {
+pub(super) unsafe fn load_half(kind: u8, h: *const u16, m: __mmask16) -> __m512 {
     let bits = _mm256_maskz_loadu_epi16(m, h as *const i16);
     if kind == 1 {
         _mm512_cvtph_ps(bits)

@@ -173,22 +173,7 @@ pub unsafe fn arrange_x(p: &Problem) -> Option<ArrangedX> {
 /// The CPU must have AVX-512 F/BW/VL and VNNI; `qmm_avx512::supported(p)` must hold;
 /// `r1 <= p.n`; no other thread may write columns `r0..r1` of `y`.
 pub unsafe fn rows(p: &Problem, x: &ArrangedX, r0: usize, r1: usize, y: &SendPtr<f32>) {
-    let mut mi0 = 0;
-    while mi0 < p.m {
-        let mb = (p.m - mi0).min(4);
-        match (mb, p.bits) {
-            (1, 4) => rows_m::<1, 4>(p, x, mi0, r0, r1, y),
-            (2, 4) => rows_m::<2, 4>(p, x, mi0, r0, r1, y),
-            (3, 4) => rows_m::<3, 4>(p, x, mi0, r0, r1, y),
-            (4, 4) => rows_m::<4, 4>(p, x, mi0, r0, r1, y),
-            (1, 8) => rows_m::<1, 8>(p, x, mi0, r0, r1, y),
-            (2, 8) => rows_m::<2, 8>(p, x, mi0, r0, r1, y),
-            (3, 8) => rows_m::<3, 8>(p, x, mi0, r0, r1, y),
-            (4, 8) => rows_m::<4, 8>(p, x, mi0, r0, r1, y),
-            _ => unreachable!(),
-        }
-        mi0 += mb;
-    }
+    super::rows_by_four!(rows_m, p, x, r0, r1, y);
 }
 
 /// Every read below stays inside the ranges this checks.
@@ -206,7 +191,8 @@ fn check(p: &Problem, x: &ArrangedX, mi0: usize, m: usize, r1: usize) {
 }
 
 /// The `count` (at most 16) scales or biases from flat group index `at` as f32 (lanes past
-/// `count` get 0): f32 from `full`, else the f16 (`kind` 1) or bf16 (2) bits at `half`.
+/// `count` get 0): f32 from `full`, else the half-precision bits at `half` (`kind` as in
+/// `qmm_avx512::Half`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn load_groups(
@@ -217,13 +203,10 @@ unsafe fn load_groups(
     count: usize,
 ) -> __m512 {
     let m: __mmask16 = ((1u32 << count) - 1) as u16;
-    match kind {
-        0 => _mm512_maskz_loadu_ps(m, full.add(at)),
-        1 => _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, half.add(at) as *const i16)),
-        _ => {
-            let bits = _mm256_maskz_loadu_epi16(m, half.add(at) as *const i16);
-            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
-        }
+    if kind == 0 {
+        _mm512_maskz_loadu_ps(m, full.add(at))
+    } else {
+        super::avx512::load_half(kind, half.add(at), m)
     }
 }
 
@@ -249,11 +232,7 @@ unsafe fn rows_m<const M: usize, const BITS: usize>(
         *g = (per_lane * l / gs) as i32;
     }
     let lane_group = _mm512_loadu_si512(lanes.as_ptr() as *const _);
-    let (kind, hs, hb) = match p.half {
-        Some((crate::dtype::Dtype::Float16, s, b)) => (1u8, s.as_ptr(), b.as_ptr()),
-        Some((_, s, b)) => (2u8, s.as_ptr(), b.as_ptr()),
-        None => (0u8, std::ptr::null(), std::ptr::null()),
-    };
+    let (kind, hs, hb) = super::avx512::half_scales(p);
     let xb = x.bytes.as_ptr().add(mi0 * PARTS * kp);
     let xscale = x.lane_scale.as_ptr().add(mi0 * chunks * 16);
     let xsum = x.lane_sums.as_ptr().add(mi0 * chunks * 16);
