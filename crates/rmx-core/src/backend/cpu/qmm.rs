@@ -73,10 +73,11 @@ pub fn quantized_matmul(
         // the decode kernels fold codes and biases into sums of x (q * x, bias * sum(x)),
         // where a zero code against an infinity gives NaN; dequantizing first (the tiles)
         // gives MLX's result, w * inf = ±inf
-        let finite = unsafe { std::slice::from_raw_parts(x.ptr::<f32>(), x.numel()) }
-            .iter()
-            .all(|v| v.is_finite());
-        let use_decode = transpose && m <= DECODE_MAX_ROWS && finite;
+        let use_decode = transpose
+            && m <= DECODE_MAX_ROWS
+            && unsafe { std::slice::from_raw_parts(x.ptr::<f32>(), x.numel()) }
+                .iter()
+                .all(|v| v.is_finite());
         let half = use_decode && half_scales_ok(scales, biases, m, group_size, bits, transpose);
         let (s, b) = if half {
             (scales.clone(), biases.clone())
@@ -267,6 +268,17 @@ fn interleave_x(p: &Problem, lanes: usize, padded_k: usize, code_scale: &[f32]) 
         }
     }
     values
+}
+
+/// The packed codes, scales and biases the SIMD decode kernels read are all there.
+#[cfg(target_arch = "x86_64")]
+fn check_weights(p: &Problem) {
+    let groups = p.k / p.group_size;
+    assert!(p.w.len() >= p.n * p.k * p.bits / 32);
+    match p.half {
+        Some((_, s, b)) => assert!(s.len() >= p.n * groups && b.len() >= p.n * groups),
+        None => assert!(p.s.len() >= p.n * groups && p.b.len() >= p.n * groups),
+    }
 }
 
 /// `rows_m::<M, BITS>` over the rows of `x` in blocks of up to four (the AVX-512 kernels'

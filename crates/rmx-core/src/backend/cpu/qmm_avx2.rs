@@ -106,11 +106,7 @@ fn check(p: &Problem, x: &ArrangedX, mi0: usize, m: usize, r1: usize) {
     let kp = padded_k(p);
     assert!(r1 <= p.n && mi0 + m <= p.m && x.values.len() >= p.m * kp);
     assert!(x.group_sums.len() >= p.m * groups);
-    assert!(p.w.len() >= p.n * p.k * p.bits / 32);
-    match p.half {
-        Some((_, s, b)) => assert!(s.len() >= p.n * groups && b.len() >= p.n * groups),
-        None => assert!(p.s.len() >= p.n * groups && p.b.len() >= p.n * groups),
-    }
+    super::check_weights(p);
 }
 
 /// A lane mask for `_mm256_maskload_*`: the first `count` lanes set.

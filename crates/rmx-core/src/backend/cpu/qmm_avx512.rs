@@ -43,12 +43,12 @@ pub fn codes_supported(group_size: usize, bits: usize) -> bool {
 }
 
 /// Codes per chunk (16 words).
-fn chunk_codes(bits: usize) -> usize {
+pub(super) fn chunk_codes(bits: usize) -> usize {
     16 * 32 / bits
 }
 
 /// Row length of `arrange_x`'s output: `k` rounded up to whole chunks.
-fn padded_k(p: &Problem) -> usize {
+pub(super) fn padded_k(p: &Problem) -> usize {
     p.k.div_ceil(chunk_codes(p.bits)) * chunk_codes(p.bits)
 }
 
@@ -87,15 +87,10 @@ pub unsafe fn rows(p: &Problem, x: &ArrangedX, r0: usize, r1: usize, y: &SendPtr
 
 /// Every read below stays inside the ranges this checks.
 fn check(p: &Problem, x: &ArrangedX, mi0: usize, m: usize, r1: usize) {
-    let groups = p.k / p.group_size;
     let kp = padded_k(p);
     assert!(r1 <= p.n && mi0 + m <= p.m && x.values.len() >= p.m * kp);
     assert!(x.lane_sums.len() >= p.m * kp * p.bits / 32);
-    assert!(p.w.len() >= p.n * p.k * p.bits / 32);
-    match p.half {
-        Some((_, s, b)) => assert!(s.len() >= p.n * groups && b.len() >= p.n * groups),
-        None => assert!(p.s.len() >= p.n * groups && p.b.len() >= p.n * groups),
-    }
+    super::check_weights(p);
 }
 
 /// Half-precision scales of `p`: (0 = none, 1 = f16, 2 = bf16, their bits).

@@ -29,6 +29,7 @@
 //!   `vpdpbusd` per 64 codes.
 
 use super::super::loops::{prefetch_lines, PREFETCH_BYTES};
+use super::avx512::{chunk_codes, padded_k};
 use super::{Problem, SendPtr};
 use std::arch::x86_64::*;
 
@@ -54,16 +55,6 @@ pub fn available() -> bool {
     }
 }
 
-/// Codes per chunk (16 words).
-fn chunk_codes(bits: usize) -> usize {
-    16 * 32 / bits
-}
-
-/// Row length of the arranged `x`: `k` rounded up to whole chunks.
-fn padded_k(p: &Problem) -> usize {
-    p.k.div_ceil(chunk_codes(p.bits)) * chunk_codes(p.bits)
-}
-
 /// `x` as the kernel reads it (see the module docs), per row of `x`:
 /// - `bytes`: per chunk, the `hi`, `mid` and `lo` bytes (`3 * padded_k` per row); for
 ///   4-bit codes each part is the chunk's even positions then its odd ones;
@@ -76,7 +67,7 @@ pub struct ArrangedX {
     lane_sums: Vec<f32>,
 }
 
-/// `None` when `x` holds a non-finite value or a block too small to scale (module docs).
+/// `None` when a block is too small to scale (module docs).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL (so the loops below vectorize and round in one
@@ -101,7 +92,7 @@ pub unsafe fn arrange_x(p: &Problem) -> Option<ArrangedX> {
         }
         for (blk, xs) in src.chunks(X_BLOCK).enumerate() {
             let amax = xs.iter().fold(0f32, |a, &v| a.max(v.abs()));
-            if !amax.is_finite() || xs.iter().any(|v| v.is_nan()) {
+            if !amax.is_finite() {
                 return None; // not reached: non-finite x takes the tiles
             }
             if amax == 0.0 {
@@ -178,16 +169,11 @@ pub unsafe fn rows(p: &Problem, x: &ArrangedX, r0: usize, r1: usize, y: &SendPtr
 
 /// Every read below stays inside the ranges this checks.
 fn check(p: &Problem, x: &ArrangedX, mi0: usize, m: usize, r1: usize) {
-    let groups = p.k / p.group_size;
     let kp = padded_k(p);
     let chunks = kp / chunk_codes(p.bits);
     assert!(r1 <= p.n && mi0 + m <= p.m && x.bytes.len() >= p.m * PARTS * kp);
     assert!(x.lane_scale.len() >= p.m * chunks * 16 && x.lane_sums.len() >= p.m * chunks * 16);
-    assert!(p.w.len() >= p.n * p.k * p.bits / 32);
-    match p.half {
-        Some((_, s, b)) => assert!(s.len() >= p.n * groups && b.len() >= p.n * groups),
-        None => assert!(p.s.len() >= p.n * groups && p.b.len() >= p.n * groups),
-    }
+    super::check_weights(p);
 }
 
 /// The `count` (at most 16) scales or biases from flat group index `at` as f32 (lanes past
